@@ -3,3 +3,4 @@
 //! See `ARCHITECTURE.md` for the codemap and the invariants.
 
 pub mod protocol;
+pub mod group_coordinator;
