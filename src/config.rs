@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServeArgs {
     /// Configuration file: TOML when the name ends in `.toml`, Java `.properties` otherwise
-    /// (Kafka's `server.properties` works as is).
+    /// (Kafka's `server.properties` works as is; read as ISO-8859-1 with `\uXXXX` escapes, like
+    /// Java's `Properties.load`). Nested TOML tables join their keys with `.`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Property `listeners`, e.g. `PLAINTEXT://127.0.0.1:9092`.
@@ -49,39 +50,54 @@ pub enum ConfigError {
     /// The configuration file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file named by `--config`.
         path: PathBuf,
+        /// The I/O error (or invalid UTF-8 in a TOML file).
         #[source]
         source: std::io::Error,
     },
     /// The TOML file is not valid TOML.
     #[error("cannot parse TOML config file {path}: {source}")]
     Toml {
+        /// The file named by `--config`.
         path: PathBuf,
+        /// The TOML parser's error, with line and column.
         #[source]
         source: toml::de::Error,
     },
     /// The `.properties` file is not valid Java properties syntax.
     #[error("cannot parse properties config file {path}: {source}")]
     Properties {
+        /// The file named by `--config`.
         path: PathBuf,
+        /// The properties parser's error, with line number.
         #[source]
         source: java_properties::PropertiesError,
     },
     /// A `--set` argument without `=`, or with an empty key.
     #[error("invalid --set argument `{argument}`: expected key=value")]
-    SetArgument { argument: String },
+    SetArgument {
+        /// The argument as given.
+        argument: String,
+    },
     /// A property name that is neither a Kafka property Ringtail supports nor one of ours.
     #[error("unknown property `{name}` (value `{value}`, from {origin})")]
     UnknownProperty {
+        /// The property name as given.
         name: String,
+        /// Its value as given.
         value: String,
+        /// Where it came from: the config file, the command line or topic configs.
         origin: String,
     },
     /// A known property with a value that does not parse or is out of range.
     #[error("invalid value `{value}` for property `{name}`: {reason}")]
     InvalidValue {
+        /// The property's Kafka name.
         name: String,
+        /// The refused value as given.
         value: String,
+        /// What is accepted, e.g. `must be in [14, 2147483647]`.
         reason: String,
     },
 }
@@ -293,11 +309,11 @@ impl BrokerConfig {
         if let Some(path) = file {
             let origin = format!("config file {}", path.display());
             for (name, value) in read_config_file(path)? {
-                layers.set(&name, &value, &origin)?;
+                layers.set(0, &name, &value, &origin)?;
             }
         }
-        for (name, value) in overrides {
-            layers.set(name, value, "command line")?;
+        for (index, (name, value)) in overrides.iter().enumerate() {
+            layers.set(index + 1, name, value, "command line")?;
         }
         Self::from_layers(layers)
     }
@@ -752,15 +768,30 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("ringtail.partition.cache.bytes", Some("4194304")),
 ];
 
-/// Values set by the sources, by canonical name; later `set` calls win.
+/// Values set by the sources, by canonical name. A later source wins; within one source
+/// (the config file) the canonical name wins over its alias whatever the order, as in Kafka
+/// (`log.dirs` over `log.dir`, `node.id` over `broker.id`).
 #[derive(Default)]
 struct Layers {
-    values: BTreeMap<&'static str, String>,
+    values: BTreeMap<&'static str, LayerValue>,
     set_by_user: BTreeSet<&'static str>,
 }
 
+struct LayerValue {
+    value: String,
+    source: usize,
+    via_alias: bool,
+}
+
 impl Layers {
-    fn set(&mut self, name: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+    /// Records `name = value` from source number `source` (higher numbers win).
+    fn set(
+        &mut self,
+        source: usize,
+        name: &str,
+        value: &str,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
         let name = name.trim();
         let Some(property) = BROKER_PROPERTIES
             .iter()
@@ -772,14 +803,27 @@ impl Layers {
                 origin: origin.to_string(),
             });
         };
-        self.values.insert(property.name, value.trim().to_string());
+        let via_alias = property.name != name;
+        let keep_old = self
+            .values
+            .get(property.name)
+            .is_some_and(|old| old.source == source && via_alias && !old.via_alias);
+        if !keep_old {
+            let value = value.trim().to_string();
+            let new = LayerValue {
+                value,
+                source,
+                via_alias,
+            };
+            self.values.insert(property.name, new);
+        }
         self.set_by_user.insert(property.name);
         Ok(())
     }
 
     /// The set value, else the default; `None` when neither exists.
     fn value(&self, name: &'static str) -> Option<&str> {
-        self.values.get(name).map(String::as_str).or_else(|| {
+        self.values.get(name).map(|v| v.value.as_str()).or_else(|| {
             BROKER_PROPERTIES
                 .iter()
                 .find(|p| p.name == name)
@@ -1241,6 +1285,18 @@ mod tests {
             "broker.id=5\nlog.dir=/x\n",
             &[],
             Ok(&[("node.id", "5"), ("broker.id", "5"), ("log.dirs", "/x")]),
+        );
+        check(
+            ".properties",
+            "log.dirs=/canonical\nlog.dir=/alias\nbroker.id=9\nnode.id=8\n",
+            &[("log.dir", "/set")],
+            Ok(&[("log.dirs", "/set"), ("node.id", "8")]),
+        );
+        check(
+            ".properties",
+            "log.dirs=/canonical\nlog.dir=/alias\n",
+            &[],
+            Ok(&[("log.dirs", "/canonical"), ("log.dir", "/canonical")]),
         );
         check(
             ".properties",
