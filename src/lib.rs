@@ -2,5 +2,13 @@
 //!
 //! See `ARCHITECTURE.md` for the codemap and the invariants.
 
-pub mod protocol;
+pub mod config;
 pub mod group_coordinator;
+pub mod log;
+pub mod metadata;
+pub mod network;
+pub mod partition;
+pub mod protocol;
+pub mod replica_manager;
+pub mod request_handler;
+pub mod shard;
