@@ -65,6 +65,7 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: TcpListener) {
 type PendingResponse = LocalBoxFuture<'static, Response>;
 
 async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option<SocketAddr>) {
+    let peer_addr = peer;
     let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
     let (mut reader, mut writer) = stream.split();
     let queue_depth = (ctx.config.queued_max_requests.max(1) as usize).min(MAX_QUEUED_RESPONSES);
@@ -110,7 +111,7 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
                 break;
             }
         };
-        let pending = request_handler::dispatch(&ctx, frame).await;
+        let pending = request_handler::dispatch(&ctx, frame, peer_addr).await;
         let close = matches!(pending, request_handler::Dispatched::Close(_));
         let future: PendingResponse = match pending {
             request_handler::Dispatched::Respond(future) => future,

@@ -26,6 +26,7 @@ use glommio::channels::shared_channel::{
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::BrokerConfig;
+use crate::group_coordinator::{GroupCoordinator, GroupSettings};
 use crate::metadata::{MetadataImage, TopicStore};
 use crate::replica_manager::ReplicaManager;
 
@@ -82,6 +83,8 @@ pub struct ShardContext {
     pub shard_count: usize,
     pub config: Arc<BrokerConfig>,
     pub replica_manager: ReplicaManager,
+    /// Consumer groups whose `__consumer_offsets` partition this shard owns.
+    pub group_coordinator: GroupCoordinator,
     /// Only on shard 0: the single writer of topic metadata.
     pub topic_store: Option<RefCell<TopicStore>>,
     metadata: RefCell<(u64, Arc<MetadataImage>)>,
@@ -347,6 +350,12 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
         shard_id,
         shard_count: start.shard_count,
         replica_manager: ReplicaManager::new(shard_id, start.config.clone()),
+        group_coordinator: GroupCoordinator::new(
+            shard_id,
+            start.shard_count,
+            group_settings(&start.config),
+            start.config.log_dir().to_path_buf(),
+        ),
         config: start.config.clone(),
         topic_store: start.store.map(RefCell::new),
         metadata: RefCell::new((0, start.image.clone())),
@@ -365,6 +374,9 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
     for receiver in receivers.into_iter().flatten() {
         glommio::spawn_local(receive_loop(ctx.clone(), receiver)).detach();
     }
+    if let Err(e) = ctx.group_coordinator.load().await {
+        return Err(fail(format!("loading __consumer_offsets: {e}")));
+    }
     let listener = match crate::network::bind(&ctx.config) {
         Ok(listener) => listener,
         Err(e) => return Err(fail(e.to_string())),
@@ -382,9 +394,22 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
     }
     accept.cancel().await;
     tracing::info!(shard = shard_id, "shutting down: closing partitions");
+    ctx.group_coordinator.shutdown().await;
     let result = ctx.replica_manager.shutdown().await;
     CONTEXT.with(|c| *c.borrow_mut() = None);
     result.map_err(|e| e.to_string())
+}
+
+/// The group coordinator's settings from the broker's `group.*` and `offsets.*` properties.
+fn group_settings(config: &BrokerConfig) -> GroupSettings {
+    GroupSettings {
+        group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+        group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+        group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        offsets_retention_ms: config.offsets_retention_minutes as i64 * 60 * 1000,
+        ..GroupSettings::default()
+    }
 }
 
 async fn receive_loop(ctx: Rc<ShardContext>, receiver: ConnectedReceiver<ShardTask>) {

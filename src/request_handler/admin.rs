@@ -74,6 +74,12 @@ pub async fn create_topic(
         .map_err(|e| CreateTopicError::InvalidConfig(e.to_string()))?;
     crate::metadata::validate_topic_name(name)
         .map_err(|e| CreateTopicError::InvalidName(e.to_string()))?;
+    if name == crate::metadata::CONSUMER_OFFSETS_TOPIC {
+        // Its partitions are the group coordinators' logs, not replica-manager partitions.
+        return Err(CreateTopicError::InvalidName(format!(
+            "{name} is kept by the group coordinator"
+        )));
+    }
     if validate_only {
         return match ctx.metadata().topic(name) {
             Some(_) => Err(CreateTopicError::Exists),

@@ -24,6 +24,19 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeConfigs => (1, DescribeConfigsRequest::VERSIONS.max),
         ApiKey::DescribeCluster => (0, DescribeClusterRequest::VERSIONS.max),
         ApiKey::InitProducerId => (0, InitProducerIdRequest::VERSIONS.max),
+        // Group APIs (KIP-896 minimums: OffsetCommit v2+, OffsetFetch v1+). ConsumerGroupHeartbeat
+        // (KIP-848) is not advertised: only the classic protocol is implemented.
+        ApiKey::FindCoordinator => (0, FindCoordinatorRequest::VERSIONS.max),
+        ApiKey::JoinGroup => (0, JoinGroupRequest::VERSIONS.max),
+        ApiKey::SyncGroup => (0, SyncGroupRequest::VERSIONS.max),
+        ApiKey::Heartbeat => (0, HeartbeatRequest::VERSIONS.max),
+        ApiKey::LeaveGroup => (0, LeaveGroupRequest::VERSIONS.max),
+        ApiKey::OffsetCommit => (2, OffsetCommitRequest::VERSIONS.max),
+        ApiKey::OffsetFetch => (1, OffsetFetchRequest::VERSIONS.max),
+        ApiKey::ListGroups => (0, ListGroupsRequest::VERSIONS.max),
+        ApiKey::DescribeGroups => (0, DescribeGroupsRequest::VERSIONS.max),
+        ApiKey::DeleteGroups => (0, DeleteGroupsRequest::VERSIONS.max),
+        ApiKey::OffsetDelete => (0, OffsetDeleteRequest::VERSIONS.max),
         _ => return None,
     };
     Some(range)

@@ -13,10 +13,12 @@
 mod admin;
 mod api_versions;
 mod fetch;
+pub mod group;
 mod list_offsets;
 mod metadata;
 mod produce;
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -47,12 +49,13 @@ pub enum Dispatched {
 /// Kafka's UNSUPPORTED_VERSION error code.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 
-/// Decodes `frame` (the bytes after the size prefix) and starts handling it.
+/// Decodes `frame` (the bytes after the size prefix) and starts handling it. `peer` is the
+/// client's address (JoinGroup records it for DescribeGroups).
 ///
 /// The part of Produce handling that must follow request order (validation, offset
 /// assignment) runs before this returns; everything else runs in the returned future, which
 /// the connection awaits in order.
-pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes) -> Dispatched {
+pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes, peer: Option<SocketAddr>) -> Dispatched {
     if frame.len() < 8 {
         return Dispatched::Close(format!("request of {} bytes has no header", frame.len()));
     }
@@ -130,6 +133,27 @@ pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes) -> Dispatched {
         ApiKey::DescribeConfigs => handle!(DescribeConfigsRequest, admin::describe_configs),
         ApiKey::DescribeCluster => handle!(DescribeClusterRequest, admin::describe_cluster),
         ApiKey::InitProducerId => handle!(InitProducerIdRequest, admin::init_producer_id),
+        ApiKey::FindCoordinator => handle!(FindCoordinatorRequest, group::handle_find_coordinator),
+        ApiKey::JoinGroup => {
+            let request = match decode::<JoinGroupRequest>(&mut body, version, api_key) {
+                Ok(request) => request,
+                Err(reason) => return Dispatched::Close(reason),
+            };
+            let client_id = header.client_id.clone();
+            Dispatched::Respond(Box::pin(async move {
+                let response = group::handle_join_group(ctx, request, version, client_id, peer).await;
+                encode_frame(api_key, version, correlation_id, &response)
+            }))
+        }
+        ApiKey::SyncGroup => handle!(SyncGroupRequest, group::handle_sync_group),
+        ApiKey::Heartbeat => handle!(HeartbeatRequest, group::handle_heartbeat),
+        ApiKey::LeaveGroup => handle!(LeaveGroupRequest, group::handle_leave_group),
+        ApiKey::OffsetCommit => handle!(OffsetCommitRequest, group::handle_offset_commit),
+        ApiKey::OffsetFetch => handle!(OffsetFetchRequest, group::handle_offset_fetch),
+        ApiKey::ListGroups => handle!(ListGroupsRequest, group::handle_list_groups),
+        ApiKey::DescribeGroups => handle!(DescribeGroupsRequest, group::handle_describe_groups),
+        ApiKey::DeleteGroups => handle!(DeleteGroupsRequest, group::handle_delete_groups),
+        ApiKey::OffsetDelete => handle!(OffsetDeleteRequest, group::handle_offset_delete),
         other => {
             let _ = header;
             Dispatched::Close(format!("API {other:?} is not handled"))
