@@ -218,7 +218,9 @@ pub fn encode_batch(records: &[CoordinatorRecord], timestamp_ms: i64) -> Result<
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: delta as i64,
-            sequence: -1,
+            // The encoder keeps records in one batch while `offset - sequence` is constant;
+            // this keeps the batch's base sequence at -1 (no producer id) as Kafka writes it.
+            sequence: delta as i32 - 1,
             timestamp: timestamp_ms,
             key: Some(record.encode_key()?),
             value: record.encode_value()?,
@@ -603,7 +605,10 @@ mod tests {
             group_record(),
         ];
         let batch = encode_batch(&records, 1_700_000_000_000).expect("encode");
-        crate::protocol::record_batch::validate_batch(&batch, 1 << 20).expect("valid batch");
+        let header = crate::protocol::record_batch::validate_batch(&batch, 1 << 20).expect("valid batch");
+        assert_eq!(header.record_count, 3, "one batch holds every record");
+        assert_eq!(header.base_sequence, -1);
+        assert_eq!(header.producer_id, -1);
         let decoded = decode_batches(batch.freeze()).expect("decode");
         assert_eq!(decoded, records);
     }
