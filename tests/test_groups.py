@@ -163,7 +163,7 @@ while not stopping:
     try:
         consumer.commit(message=message, asynchronous=False)
     except KafkaException:
-        pass
+        print("uncommitted", message.partition(), message.offset(), flush=True)
 consumer.close()
 """
 
@@ -184,7 +184,7 @@ while not stopping:
             try:
                 consumer.commit({tp: OffsetAndMetadata(message.offset + 1, "", -1)})
             except Exception:
-                pass
+                print("uncommitted", message.partition, message.offset, flush=True)
 consumer.close()
 """
 
@@ -207,7 +207,7 @@ async def main():
                 try:
                     await consumer.commit({tp: message.offset + 1})
                 except Exception:
-                    pass
+                    print("uncommitted", message.partition, message.offset, flush=True)
     await consumer.stop()
 asyncio.run(main())
 """
@@ -224,13 +224,13 @@ class Member:
 
     def __init__(self, client, broker, group, topic, log_dir):
         self.lines = []
+        self.uncommitted = set()  # records whose commit failed (a rebalance was under way)
         self.log = open(log_dir / f"{client}-{len(os.listdir(log_dir))}.stderr", "wb")
         if client == "kcat":
             command = ["kcat", "-q", "-b", broker.bootstrap, "-G", group, topic,
-                       "-f", "%p %o\\n", "-o", "beginning", "-u",
+                       "-f", "%p %o\\n", "-X", "auto.offset.reset=earliest", "-u",
                        "-X", f"session.timeout.ms={SESSION_TIMEOUT_MS}",
-                       "-X", "heartbeat.interval.ms=500",
-                       "-X", "auto.commit.interval.ms=100"]
+                       "-X", "heartbeat.interval.ms=500"]
         else:
             command = [sys.executable, "-c", textwrap.dedent(MEMBER_SCRIPTS[client]),
                        broker.bootstrap, group, topic]
@@ -244,6 +244,8 @@ class Member:
             parts = line.split()
             if len(parts) == 2:
                 self.lines.append((int(parts[0]), int(parts[1])))
+            elif len(parts) == 3 and parts[0] == b"uncommitted":
+                self.uncommitted.add((int(parts[1]), int(parts[2])))
 
     def terminate(self):
         self.process.send_signal(signal.SIGTERM)
@@ -269,10 +271,11 @@ def test_members_leave_and_die_survivors_continue_from_commits(group_broker, cli
             return len({r for m in members for r in m.lines})
 
         def quiet(expected):
-            # Everything read, and commits (per record, or every 100 ms for kcat) are done.
+            # Everything read, and the commits are done: per record, or by kcat's auto-commit
+            # (librdkafka 2.0.2 under kcat 1.7 commits about every 5 s whatever the interval).
             harness.wait_until(lambda: read_count() >= expected, 120,
                                message=f"{expected} records read ({read_count()} so far)")
-            time.sleep(1.5)
+            time.sleep(6.0 if client == "kcat" else 1.5)
 
         produce(group_broker, topic, 300)
         quiet(300)
@@ -289,9 +292,17 @@ def test_members_leave_and_die_survivors_continue_from_commits(group_broker, cli
         assert len(distinct) == 900, f"records lost: read {len(distinct)} of 900"
         expected = {(p, o) for p in range(PARTITIONS) for o in range(150)}
         assert distinct == expected
-        duplicates = len(all_reads) - len(distinct)
-        # At most one uncommitted record per partition of the killed member may be re-read.
-        assert duplicates <= PARTITIONS, f"{duplicates} records read twice"
+        # Only the uncommitted tail may be read twice: records whose commit failed during a
+        # rebalance, and at most one record per partition of the killed member (read, printed,
+        # then killed before its commit).
+        uncommitted = set().union(*(m.uncommitted for m in members))
+        counts = {}
+        for record in all_reads:
+            counts[record] = counts.get(record, 0) + 1
+        reread = {r for r, n in counts.items() if n > 1} - uncommitted
+        where = [(i, sorted(r for r in reread if r in set(m.lines))[:8]) for i, m in enumerate(members)]
+        assert len(reread) <= PARTITIONS, f"{len(reread)} committed records read twice: {where}"
+        assert all(counts[r] <= 2 for r in reread)
     finally:
         for member in members:
             if member.process.poll() is None:
