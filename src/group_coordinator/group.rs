@@ -560,20 +560,27 @@ impl GroupMetadata {
     }
 }
 
-/// Topics of a `ConsumerProtocolSubscription` (version i16, then the v0+ topic array), `None`
-/// when the bytes do not decode.
+/// Topics of a `ConsumerProtocolSubscription` (version i16, then the topic array, the same in
+/// every version 0-3), `None` when the bytes do not decode. Parsed by hand so that a hostile
+/// array length cannot make us allocate: each topic needs at least its 2-byte length.
 fn decode_subscription_topics(metadata: &Bytes) -> Option<Vec<String>> {
-    use kafka_protocol::messages::ConsumerProtocolSubscription;
-    use kafka_protocol::protocol::Decodable;
-    if metadata.len() < 2 {
+    let bytes: &[u8] = metadata;
+    let count = i32::from_be_bytes(bytes.get(2..6)?.try_into().ok()?);
+    let mut rest = &bytes[6..];
+    if count < 0 || count as usize > rest.len() / 2 {
         return None;
     }
-    let mut buf = metadata.clone();
-    let version = i16::from_be_bytes([buf[0], buf[1]]);
-    bytes::Buf::advance(&mut buf, 2);
-    let version = version.clamp(0, 3);
-    let subscription = ConsumerProtocolSubscription::decode(&mut buf, version).ok()?;
-    Some(subscription.topics.iter().map(|t| t.to_string()).collect())
+    let mut topics = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let length = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+        if length < 0 {
+            return None;
+        }
+        let name = rest.get(2..2 + length as usize)?;
+        topics.push(std::str::from_utf8(name).ok()?.to_owned());
+        rest = &rest[2 + length as usize..];
+    }
+    Some(topics)
 }
 
 #[cfg(test)]
@@ -665,5 +672,7 @@ mod tests {
         assert_eq!(topics, vec!["orders".to_string(), "payments".to_string()]);
         assert_eq!(decode_subscription_topics(&Bytes::from_static(b"\x00")), None);
         assert_eq!(decode_subscription_topics(&Bytes::from_static(b"\x00\x00\x00\x05ab")), None);
+        assert_eq!(decode_subscription_topics(&Bytes::from_static(b"ra\x7f\xff\xff\xffmeta")), None);
+        assert_eq!(decode_subscription_topics(&Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x09ab")), None);
     }
 }
