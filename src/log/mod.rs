@@ -386,26 +386,38 @@ impl Log {
         let now = now_ms();
         let deleted: Vec<Rc<LogSegment>> = {
             let mut segments = self.segments.borrow_mut();
-            let mut excess_bytes = if retention_bytes >= 0 {
-                segments.iter().map(|s| s.size_bytes() as i64).sum::<i64>() - retention_bytes
-            } else {
+            let candidates = &segments[..segments.len() - 1];
+            // Pass 1, retention.ms: the oldest segments whose largest timestamp is too old.
+            let by_time = if retention_ms < 0 {
                 0
+            } else {
+                candidates
+                    .iter()
+                    .take_while(|s| {
+                        let largest = s
+                            .max_timestamp_and_offset()
+                            .map_or(s.state().created_ms, |(t, _)| t);
+                        now - largest > retention_ms
+                    })
+                    .count()
             };
-            let mut count = 0;
-            for segment in segments.iter().take(segments.len() - 1) {
-                let largest_timestamp = segment
-                    .max_timestamp_and_offset()
-                    .map_or(segment.state().created_ms, |(t, _)| t);
-                let by_time = retention_ms >= 0 && now - largest_timestamp > retention_ms;
-                let by_size =
-                    retention_bytes >= 0 && excess_bytes - segment.size_bytes() as i64 >= 0;
-                if !by_time && !by_size {
-                    break;
+            // Pass 2, retention.bytes: then the oldest segments whose removal keeps size >= limit.
+            let mut by_size = 0;
+            if retention_bytes >= 0 {
+                let mut excess = segments[by_time..]
+                    .iter()
+                    .map(|s| s.size_bytes() as i64)
+                    .sum::<i64>()
+                    - retention_bytes;
+                for segment in &candidates[by_time..] {
+                    if excess - (segment.size_bytes() as i64) < 0 {
+                        break;
+                    }
+                    excess -= segment.size_bytes() as i64;
+                    by_size += 1;
                 }
-                excess_bytes -= segment.size_bytes() as i64;
-                count += 1;
             }
-            segments.drain(..count).collect()
+            segments.drain(..by_time + by_size).collect()
         };
         if deleted.is_empty() {
             return Ok(0);
