@@ -365,9 +365,11 @@ impl LogSegment {
             if position >= size {
                 return Ok(None);
             }
-            let want = (size - position)
-                .min((max_bytes.max(RECORD_BATCH_HEADER_BYTES) + skip_slack_bytes) as u64)
-                as usize;
+            let want = (size - position).min(
+                max_bytes
+                    .max(RECORD_BATCH_HEADER_BYTES)
+                    .saturating_add(skip_slack_bytes) as u64,
+            ) as usize;
             let data = self.read_at(position, want).await?;
             let mut local = 0usize;
             while data.len() - local.min(data.len()) >= RECORD_BATCH_HEADER_BYTES {

@@ -477,3 +477,145 @@ fn flush_runs_alongside_append() {
         assert_eq!(log.log_end_offset(), 4);
     });
 }
+
+#[test]
+fn batches_larger_than_scan_and_read_windows() {
+    use std::os::unix::fs::FileExt;
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-9");
+        let log = Log::open(path.clone(), config(1 << 24, 4096), false)
+            .await
+            .expect("open");
+        let small = append(&log, vec![batch(1, 0, 10)]).await;
+        let big = append(&log, vec![batch(3, 0, 100_000)]).await; // > SCAN_CHUNK_BYTES
+        let tail = append(&log, vec![batch(1, 0, 10)]).await;
+        assert!(big.len() > 2 * segment::SCAN_CHUNK_BYTES);
+        assert_eq!(
+            &log.read(1, 100, 5).await.unwrap()[..],
+            &big[..],
+            "KIP-74 big batch"
+        );
+        assert_eq!(&log.read(0, 100, 5).await.unwrap()[..], &small[..]);
+        assert_eq!(&log.read(4, usize::MAX, 5).await.unwrap()[..], &tail[..]);
+        drop(log); // crash with a torn copy of the big batch after the tail
+        let log_file = path.join("00000000000000000000.log");
+        let logical = (small.len() + big.len() + tail.len()) as u64;
+        let mut torn = batch(3, 0, 100_000);
+        set_base_offset(&mut torn, 5);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log_file)
+            .unwrap();
+        file.write_all_at(&torn[..torn.len() - 1], logical).unwrap();
+        drop(file);
+        let log = Log::open(path.clone(), config(1 << 24, 4096), true)
+            .await
+            .expect("recover");
+        assert_eq!(log.log_end_offset(), 5);
+        assert_eq!(file_len(&log_file), logical);
+        let all = [small, big, tail].concat();
+        assert_eq!(&log.read(0, usize::MAX, 5).await.unwrap()[..], &all[..]);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn roll_by_segment_ms_uses_batch_timestamps() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            segment_ms: 1000,
+            ..config(1 << 20, 4096)
+        };
+        let log = Log::open(dir.path().join("t-10"), cfg, false)
+            .await
+            .expect("open");
+        for (timestamp, segments) in [
+            (10_000, 1),
+            (10_900, 1),
+            (11_000, 1),
+            (11_001, 2),
+            (11_500, 2),
+            (12_002, 3),
+        ] {
+            append(&log, vec![batch(1, timestamp, 10)]).await;
+            assert_eq!(log.segment_count(), segments, "after timestamp {timestamp}");
+        }
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn truncated_middle_segment_drops_later_segments() {
+    use std::os::unix::fs::FileExt;
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-11");
+        let one = batch(2, 0, 100).len() as u64;
+        let log = Log::open(path.clone(), config(one * 2, 4096), false)
+            .await
+            .expect("open");
+        append_many(&log, 6, 2, 100).await; // segments 0, 4, 8
+        log.close().await.expect("close");
+        drop(log);
+        std::fs::remove_file(path.join("00000000000000000004.index")).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.join("00000000000000000004.log"))
+            .unwrap();
+        file.write_all_at(&[0xee], one + 80).unwrap(); // corrupt the second batch of segment 4
+        drop(file);
+        let log = Log::open(path.clone(), config(one * 2, 4096), true)
+            .await
+            .expect("recover");
+        assert_eq!(log.log_end_offset(), 6);
+        assert_eq!(log.segment_count(), 2);
+        assert!(!path.join("00000000000000000008.log").exists());
+        let more = append(&log, vec![batch(1, 0, 10)]).await;
+        assert_eq!(&log.read(6, 1 << 20, 7).await.unwrap()[..], &more[..]);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn reads_interleave_with_appends() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::rc::Rc::new(
+            Log::open(dir.path().join("t-12"), config(1 << 16, 128), false)
+                .await
+                .unwrap(),
+        );
+        let writer = {
+            let log = log.clone();
+            glommio::spawn_local(async move { append_many(&log, 200, 2, 300).await })
+        };
+        let mut reads = 0;
+        while log.log_end_offset() < 400 {
+            let end = log.log_end_offset();
+            if end > 0 {
+                let offset = (reads * 7) % end;
+                let bytes = log.read(offset, 1000, end).await.expect("read");
+                let mut iter = crate::protocol::record_batch::BatchIter::with_crc(&bytes);
+                let first = iter.next().expect("at least one batch").1;
+                assert!(first.base_offset <= offset && offset <= first.last_offset());
+                assert!(iter.all(|(_, h)| h.next_offset() <= end));
+                assert!(iter.error().is_none());
+                reads += 1;
+            }
+            glommio::yield_if_needed().await;
+            glommio::executor().yield_task_queue_now().await;
+        }
+        let batches = writer.await;
+        assert!(reads > 0, "reads ran while appends were in flight");
+        assert!(log.segment_count() > 1);
+        for (i, batch) in batches.iter().enumerate() {
+            assert_eq!(
+                &log.read(2 * i as i64 + 1, 1, 400).await.unwrap()[..],
+                &batch[..]
+            );
+        }
+        log.close().await.expect("close");
+    });
+}
