@@ -619,3 +619,51 @@ fn reads_interleave_with_appends() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn clean_reopen_scans_only_the_tail_and_survives_a_wrong_index() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-13");
+        let cfg = config(1 << 20, 200);
+        let log = Log::open(path.clone(), cfg.clone(), false)
+            .await
+            .expect("open");
+        let batches = append_many(&log, 12, 2, 150).await;
+        log.close().await.expect("close");
+        drop(log);
+        let index = path.join("00000000000000000000.index");
+        let original = std::fs::read(&index).unwrap();
+        assert!(original.len() >= 16, "several index entries");
+
+        let log = Log::open(path.clone(), cfg.clone(), false)
+            .await
+            .expect("reopen");
+        assert!(
+            !log.active_segment().state().indexes_dirty,
+            "indexes trusted, tail scanned"
+        );
+        assert_eq!(log.log_end_offset(), 24);
+        log.close().await.expect("close");
+        drop(log);
+
+        // A well-formed index whose last entry names the wrong offset for its position.
+        let mut wrong = original.clone();
+        let last = wrong.len() - 8;
+        let relative = i32::from_be_bytes(wrong[last..last + 4].try_into().unwrap());
+        wrong[last..last + 4].copy_from_slice(&(relative + 1).to_be_bytes());
+        std::fs::write(&index, &wrong).unwrap();
+        let log = Log::open(path.clone(), cfg, false)
+            .await
+            .expect("reopen with wrong index");
+        assert_eq!(log.log_end_offset(), 24);
+        for (i, batch) in batches.iter().enumerate() {
+            assert_eq!(
+                &log.read(2 * i as i64, 1, 24).await.unwrap()[..],
+                &batch[..]
+            );
+        }
+        log.close().await.expect("close");
+        assert_eq!(std::fs::read(&index).unwrap(), original, "index rewritten");
+    });
+}
