@@ -320,8 +320,13 @@ async fn scan_segment(
         };
         let mut stop = None;
         for (local, header) in iter.by_ref() {
-            if let Some(reason) = batch_problem(&header, state.next_offset, position + local as u64)
-            {
+            let problem = batch_problem(
+                &header,
+                &state,
+                base_offset_of(&state),
+                position + local as u64,
+            );
+            if let Some(reason) = problem {
                 stop = Some(reason);
                 break;
             }
@@ -373,6 +378,11 @@ async fn scan_segment(
     })
 }
 
+/// The segment base offset, recovered from the indexes' base (both indexes share it).
+fn base_offset_of(state: &SegmentState) -> i64 {
+    state.offset_index.base_offset()
+}
+
 /// Bookkeeping of a segment with no batches: the starting point of a full scan.
 fn empty_state(base_offset: i64, config: &LogConfig) -> SegmentState {
     SegmentState {
@@ -419,6 +429,7 @@ async fn tail_scan_state(
     if first.base_offset != base_offset
         || indexed.last_offset() != last_entry.offset
         || indexed.last_offset_delta < 0
+        || indexed.base_offset < base_offset
     {
         return Ok(None);
     }
@@ -439,9 +450,17 @@ async fn tail_scan_state(
 }
 
 /// Why a well-framed batch cannot be kept at `position`, if it cannot: wrong magic, negative
-/// `last_offset_delta`, a `record_count` that disagrees, a base offset that is not `expected`,
-/// or an end beyond `i32::MAX` (index positions are `i32`).
-fn batch_problem(header: &RecordBatchHeader, expected: i64, position: u64) -> Option<String> {
+/// `last_offset_delta`, a `record_count` that disagrees, a base offset that is not the expected
+/// next offset, an end beyond `i32::MAX` (index positions and relative offsets are `i32`), or a
+/// loaded time index that contradicts it. Checked before `record_batch`, whose assertions
+/// must never see bytes from disk they would reject.
+fn batch_problem(
+    header: &RecordBatchHeader,
+    state: &SegmentState,
+    base_offset: i64,
+    position: u64,
+) -> Option<String> {
+    let expected = state.next_offset;
     if header.magic != MAGIC_V2 {
         return Some(format!("magic {}", header.magic));
     }
@@ -461,6 +480,20 @@ fn batch_problem(header: &RecordBatchHeader, expected: i64, position: u64) -> Op
     }
     if position + header.size_bytes() as u64 > i32::MAX as u64 {
         return Some("segment larger than i32::MAX bytes".to_string());
+    }
+    if header.last_offset() - base_offset > i32::MAX as i64 {
+        return Some(format!(
+            "offset {} too far from base {base_offset}",
+            header.last_offset()
+        ));
+    }
+    // A time index loaded from disk must not name a later offset than a batch that beats its
+    // largest timestamp (only possible when the file is wrong; the caller then rebuilds).
+    let time_entry_offset = state.time_index.last_entry().map_or(-1, |e| e.offset);
+    if header.max_timestamp > state.max_timestamp && header.last_offset() < time_entry_offset {
+        return Some(format!(
+            "time index names offset {time_entry_offset} past a larger timestamp"
+        ));
     }
     None
 }
