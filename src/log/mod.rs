@@ -135,8 +135,10 @@ pub struct Log {
     log_start_offset: Cell<i64>,
     log_end_offset: Cell<i64>,
     closed: Cell<bool>,
-    /// True when a segment file was created or deleted since the directory was last synced.
-    dir_dirty: Cell<bool>,
+    /// Segment files created or deleted so far (directory entries to make durable).
+    dir_changes: Cell<u64>,
+    /// Value of `dir_changes` that the last finished directory fsync covered.
+    dir_changes_synced: Cell<u64>,
 }
 
 impl Log {
@@ -160,7 +162,8 @@ impl Log {
             log_start_offset: Cell::new(log_start_offset),
             log_end_offset: Cell::new(log_end_offset),
             closed: Cell::new(false),
-            dir_dirty: Cell::new(true),
+            dir_changes: Cell::new(1),
+            dir_changes_synced: Cell::new(0),
         })
     }
 
@@ -236,10 +239,7 @@ impl Log {
         for segment in &segments {
             segment.flush().await?;
         }
-        if self.dir_dirty.replace(false) {
-            self.sync_dir().await?;
-        }
-        Ok(())
+        self.sync_dir().await
     }
 
     /// Whole batches starting with the batch that contains `offset`, at most `max_bytes` total
@@ -432,7 +432,7 @@ impl Log {
             "log start offset beyond log end"
         );
         self.log_start_offset.set(new_start);
-        self.dir_dirty.set(true);
+        self.dir_changes.set(self.dir_changes.get() + 1);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), "deleting segment by retention");
             segment.delete_files().await?;
@@ -492,12 +492,18 @@ impl Log {
         active.seal().await?;
         let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &self.config).await?);
         self.segments.borrow_mut().push(segment.clone());
-        self.dir_dirty.set(true);
+        self.dir_changes.set(self.dir_changes.get() + 1);
         tracing::debug!(path = %segment.log_path().display(), "rolled new segment");
         Ok(segment)
     }
 
+    /// fsync of the directory when segment files were created or deleted since the last one
+    /// finished; covers every change made before the call.
     async fn sync_dir(&self) -> Result<(), LogError> {
+        let target = self.dir_changes.get();
+        if self.dir_changes_synced.get() >= target {
+            return Ok(());
+        }
         let dir = glommio::io::Directory::open(&self.dir)
             .await
             .map_err(|e| LogError::io("open_dir", &self.dir, e))?;
@@ -506,7 +512,10 @@ impl Log {
             .map_err(|e| LogError::io("fsync_dir", &self.dir, e))?;
         dir.close()
             .await
-            .map_err(|e| LogError::io("close_dir", &self.dir, e))
+            .map_err(|e| LogError::io("close_dir", &self.dir, e))?;
+        self.dir_changes_synced
+            .set(self.dir_changes_synced.get().max(target));
+        Ok(())
     }
 }
 
