@@ -1,1 +1,45 @@
-fn main() {}
+//! The `ringtail` binary: `ringtail serve` runs the broker.
+
+use clap::{Parser, Subcommand};
+use ringtail::config::{BrokerConfig, ServeArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "ringtail",
+    version,
+    about = "A thread-per-core Kafka-protocol broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (defaults: PLAINTEXT://127.0.0.1:9092, data in ./data).
+    Serve(ServeArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+    };
+    if let Err(e) = result {
+        eprintln!("ringtail: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = BrokerConfig::from_args(args)?;
+    ringtail::shard::run(config)?;
+    Ok(())
+}
