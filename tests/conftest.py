@@ -12,7 +12,8 @@ import pytest
 
 import harness
 
-PANIC = re.compile(r"panicked at|RUST_BACKTRACE|stack backtrace")
+# A Rust panic, or an abort such as "memory allocation of N bytes failed".
+PANIC = re.compile(r"panicked at|memory allocation of \d+ bytes failed|stack backtrace:")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -31,7 +32,7 @@ def _check_no_panic(broker):
     match = PANIC.search(text)
     if match:
         start = max(0, match.start() - 2000)
-        pytest.fail(f"broker log shows a panic:\n{text[start:match.start() + 3000]}")
+        pytest.fail(f"broker log shows a panic or abort:\n{text[start:match.start() + 3000]}")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from confluent_kafka import Producer
 import harness
 
 ROUNDS = 5
-MAX_MESSAGES = 200_000
+MAX_MESSAGES = 400_000  # a bound only: the rate limit keeps the producer busy across the crash
 FLUSH_TIMEOUT_S = 90
 
 
@@ -44,6 +44,7 @@ class Writer(threading.Thread):
         self.topic = topic
         self.seed = seed
         self.value_bytes = rng.randrange(8, 2000)
+        self.rate_per_s = rng.choice([2_000, 10_000, 40_000])
         self.config = {
             "bootstrap.servers": bootstrap,
             "acks": "all",
@@ -73,15 +74,18 @@ class Writer(threading.Thread):
 
     def run(self):
         producer = Producer(self.config)
+        started = time.monotonic()
         try:
             while not self.stop_event.is_set() and self.produced < MAX_MESSAGES:
+                due = int((time.monotonic() - started) * self.rate_per_s) + 1
+                if self.produced >= due:
+                    producer.poll(0.001)  # serves delivery reports, paces the loop
+                    continue
                 try:
                     producer.produce(self.topic, value=self.value(self.produced),
                                      key=b"%d" % (self.produced % 64),
                                      on_delivery=self.on_delivery)
                     self.produced += 1
-                    if self.produced % 100 == 0:
-                        producer.poll(0)
                 except BufferError:
                     producer.poll(0.05)
             self.not_flushed = producer.flush(FLUSH_TIMEOUT_S)
@@ -110,7 +114,7 @@ def test_sigkill_keeps_every_acknowledged_record(start_broker, seed):
     down_for_s = rng.uniform(0.0, 1.0)
     run_after_restart_s = rng.uniform(0.2, 1.5)
     print(f"shards={shards} partitions={partitions} config={writer.config} "
-          f"value_bytes={writer.value_bytes} kill_after_s={kill_after_s:.3f} "
+          f"value_bytes={writer.value_bytes} rate_per_s={writer.rate_per_s} kill_after_s={kill_after_s:.3f} "
           f"down_for_s={down_for_s:.3f} run_after_restart_s={run_after_restart_s:.3f}")
 
     writer.start()
@@ -118,7 +122,7 @@ def test_sigkill_keeps_every_acknowledged_record(start_broker, seed):
         harness.wait_until(lambda: writer.acked or writer.failure, 30,
                            message="the first acknowledgement")
         time.sleep(kill_after_s)
-        acked_at_kill = len(writer.acked)
+        acked_at_kill, produced_at_kill = len(writer.acked), writer.produced
         broker.kill()
         time.sleep(down_for_s)
         broker.start()
@@ -127,7 +131,8 @@ def test_sigkill_keeps_every_acknowledged_record(start_broker, seed):
         writer.stop_event.set()
         writer.join(FLUSH_TIMEOUT_S + 30)
     assert not writer.is_alive(), "producer thread did not finish"
-    print(f"produced={writer.produced} acked={len(writer.acked)} acked_at_kill={acked_at_kill} "
+    print(f"produced={writer.produced} acked={len(writer.acked)} "
+          f"produced_at_kill={produced_at_kill} acked_at_kill={acked_at_kill} "
           f"errors={len(writer.errors)} not_flushed={writer.not_flushed}")
 
     by_partition = harness.read_all_confluent(broker, topic, partitions, timeout_s=180,
