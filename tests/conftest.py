@@ -12,10 +12,6 @@ import pytest
 
 import harness
 
-# A Rust panic, or an abort such as "memory allocation of N bytes failed".
-PANIC = re.compile(r"panicked at|memory allocation of \d+ bytes failed|stack backtrace:")
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -28,11 +24,9 @@ def pytest_runtest_makereport(item, call):
 
 
 def _check_no_panic(broker):
-    text = broker.log_text()
-    match = PANIC.search(text)
-    if match:
-        start = max(0, match.start() - 2000)
-        pytest.fail(f"broker log shows a panic or abort:\n{text[start:match.start() + 3000]}")
+    found = harness.panic_in(broker.log_text())
+    if found:
+        pytest.fail(f"broker log shows a panic or abort:\n{found}")
 
 
 @pytest.fixture
@@ -61,7 +55,8 @@ def broker(start_broker):
 
 @pytest.fixture(scope="module")
 def module_broker_factory(tmp_path_factory, request):
-    """Like start_broker, but the brokers live for the whole module."""
+    """Like start_broker, but the brokers live for the whole module. The module checks the log
+    for panics itself, per test (see `panic_in`), so that the right test fails."""
     started = []
 
     def start(shards=1, settings=None):
@@ -74,5 +69,3 @@ def module_broker_factory(tmp_path_factory, request):
     yield start
     for broker in started:
         broker.close()
-    for broker in started:
-        _check_no_panic(broker)

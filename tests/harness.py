@@ -23,6 +23,8 @@ STOP_TIMEOUT_S = 20.0
 LOG_TAIL_LINES = 80
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A Rust panic, or an abort such as "memory allocation of N bytes failed".
+PANIC = re.compile(r"panicked at|memory allocation of \d+ bytes failed|stack backtrace:")
 
 # Brokers that are running right now, so a failing test can show their log tails.
 ACTIVE_BROKERS = []
@@ -46,6 +48,14 @@ def free_port():
 
 def available_cpus():
     return len(os.sched_getaffinity(0))
+
+
+def panic_in(log_text):
+    """The log around the first panic or abort in `log_text`, or None."""
+    match = PANIC.search(log_text)
+    if match is None:
+        return None
+    return log_text[max(0, match.start() - 1500):match.start() + 3000]
 
 
 def unique_topic(prefix):

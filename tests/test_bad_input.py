@@ -7,6 +7,7 @@ the broker process is alive. One broker serves the whole module, so the cases al
 """
 
 import struct
+import time
 
 import pytest
 
@@ -46,6 +47,7 @@ class Checker:
     def __init__(self, broker):
         self.broker = broker
         self.counter = 0
+        self.log_start = len(broker.log_text())
         self.bystander = wire.Connection(broker.bootstrap)  # opened before the bad input
         self.before = self._latest_offsets(self.bystander)
 
@@ -61,8 +63,15 @@ class Checker:
             after = self._latest_offsets(fresh)
         assert after == self.before, f"bad input changed log end offsets: {self.before} -> {after}"
 
+    def assert_alive(self):
+        """The process is alive and has not panicked or aborted since this case began."""
+        time.sleep(0.2)  # give a crash caused by the last bytes sent the time to happen
+        found = harness.panic_in(self.broker.log_text()[self.log_start:])
+        assert found is None, f"the broker panicked or aborted:\n{found}"
+        assert self.broker.alive(), "the broker process exited (see its log below)"
+
     def assert_still_serving(self):
-        assert self.broker.alive(), "broker process died"
+        self.assert_alive()
         self.assert_nothing_appended()
         with wire.Connection(self.broker.bootstrap) as fresh:
             for connection, name in ((fresh, "fresh"), (self.bystander, "bystander")):
@@ -117,12 +126,14 @@ def test_frame_over_socket_request_max_bytes_closes_connection(bad_input_broker,
     with wire.Connection(bad_input_broker.bootstrap) as connection:
         connection.send_raw(wire.int32(2_000_000))
         assert connection.wait_closed(timeout_s=10), "connection not closed for an oversized frame"
+    checker.assert_alive()
 
 
 def test_negative_frame_size_closes_connection(bad_input_broker, checker):
     with wire.Connection(bad_input_broker.bootstrap) as connection:
         connection.send_raw(wire.int32(-5) + b"\x00" * 16)
         assert connection.wait_closed(timeout_s=10), "connection not closed for a negative size"
+    checker.assert_alive()
 
 
 @pytest.mark.parametrize("case", ["header", "produce_body", "list_offsets_body"])
@@ -144,6 +155,7 @@ def test_garbage_body_closes_connection(bad_input_broker, checker, case):
     with wire.Connection(bad_input_broker.bootstrap) as connection:
         connection.send_frame(payload)
         assert connection.wait_closed(timeout_s=10), f"connection not closed for garbage ({case})"
+    checker.assert_alive()
 
 
 def test_unknown_api_key_closes_connection(bad_input_broker, checker):
@@ -151,6 +163,7 @@ def test_unknown_api_key_closes_connection(bad_input_broker, checker):
     with wire.Connection(bad_input_broker.bootstrap) as connection:
         connection.send_raw(connection.request_bytes(9999, 0, b"\x00" * 8))
         assert connection.wait_closed(timeout_s=10), "connection not closed for API key 9999"
+    checker.assert_alive()
 
 
 def test_api_versions_newer_than_supported_gets_v0_response(bad_input_broker, checker):
