@@ -5,8 +5,10 @@ Everything here is bounded in time: starting waits at most `START_TIMEOUT_S`, st
 (see conftest.py).
 """
 
+import atexit
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -28,6 +30,14 @@ PANIC = re.compile(r"panicked at|memory allocation of \d+ bytes failed|stack bac
 
 # Brokers that are running right now, so a failing test can show their log tails.
 ACTIVE_BROKERS = []
+
+
+@atexit.register
+def _kill_leftover_brokers():
+    """If pytest exits without running teardown (e.g. interrupted), no broker outlives it."""
+    for broker in list(ACTIVE_BROKERS):
+        if broker.alive():
+            os.kill(broker.process.pid, signal.SIGKILL)
 
 
 def ringtail_bin():
@@ -56,6 +66,15 @@ def panic_in(log_text):
     if match is None:
         return None
     return log_text[max(0, match.start() - 1500):match.start() + 3000]
+
+
+def test_seed(name):
+    """A seed for a randomised test: $RINGTAIL_TEST_SEED if set, else a fresh one. Printed, so
+    a failing run can be replayed with RINGTAIL_TEST_SEED=<seed>."""
+    configured = os.environ.get("RINGTAIL_TEST_SEED")
+    seed = int(configured) if configured else random.SystemRandom().randrange(1 << 32)
+    print(f"{name}: seed={seed} (replay with RINGTAIL_TEST_SEED={seed})")
+    return seed
 
 
 def unique_topic(prefix):

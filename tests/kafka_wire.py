@@ -276,15 +276,23 @@ class RecordBatch:
         self.raw = raw
 
 
-def parse_record_batches(data):
-    """Parses a Fetch `records` field. A truncated last batch (allowed by Kafka) is dropped."""
+def parse_record_batches(data, whole_batches_only=False):
+    """Parses a Fetch `records` field. A truncated last batch (allowed by Kafka) is dropped, or
+    with `whole_batches_only` (Ringtail's promise) is an error."""
     batches = []
     reader = Reader(data or b"")
-    while reader.remaining() >= 12:
+    while reader.remaining() > 0:
+        if reader.remaining() < 12:
+            if whole_batches_only:
+                raise ProtocolError(f"{reader.remaining()} trailing bytes after the last batch")
+            break
         start = reader.position
         base_offset = reader.int64()
         length = reader.int32()
         if reader.remaining() < length:
+            if whole_batches_only:
+                raise ProtocolError(f"partial batch at offset {base_offset}: {length} bytes "
+                                    f"announced, {reader.remaining()} present")
             break  # partial batch at the end of the response
         body = Reader(reader.take(length))
         body.int32()  # partition leader epoch

@@ -104,8 +104,7 @@ def assert_read_back(broker, topic, partitions, messages, delivered):
 @pytest.mark.parametrize("codec", CODECS)
 def test_acks_all_100k_messages_round_trip(broker, codec):
     topic = harness.create_topic(broker, harness.unique_topic(f"confluent-{codec}"), PARTITIONS)
-    seed = random.randrange(1 << 32)
-    print(f"seed={seed}")
+    seed = harness.test_seed(f"confluent {codec}")
     messages = make_messages(MESSAGES, seed, codec)
     delivered = produce_all(broker, topic, messages, {
         "acks": "all", "compression.type": codec, "linger.ms": 5})

@@ -56,8 +56,7 @@ def test_kcat_metadata_lists_broker_and_topics(broker):
 
 def test_kcat_produce_and_consume_10000_keyed_messages(broker):
     topic = harness.create_topic(broker, harness.unique_topic("kcat"), PARTITIONS)
-    seed = random.randrange(1 << 32)
-    print(f"seed={seed}")
+    seed = harness.test_seed("kcat produce/consume")
     rng = random.Random(seed)
     produced = []
     for i in range(MESSAGES):

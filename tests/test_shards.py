@@ -126,3 +126,40 @@ def test_eight_partitions_over_two_shards(start_broker):
     finally:
         for connection in by_shard.values():
             connection.close()
+
+
+@pytest.mark.timeout(120)
+def test_pipelined_requests_are_answered_in_order(start_broker):
+    """Kafka answers requests on one connection in the order they were sent, also when a slow
+    one (acks=-1 produce to partitions of both shards, a long-poll fetch) comes before fast ones
+    (ApiVersions)."""
+    broker = start_broker(shards=2)
+    topic = harness.create_topic(broker, harness.unique_topic("pipeline"), PARTITIONS)
+    for shard, connection in connections_on_both_shards(broker).items():
+        with connection:
+            produce_body = wire.string(None) + wire.int16(-1) + wire.int32(30000) + wire.array(
+                [topic], lambda name: wire.string(name) + wire.array(
+                    list(range(PARTITIONS)), lambda p: wire.int32(p) + wire.bytes_(
+                        wire.record_batch([Record(b"pipelined %d" % p)]))))
+            fetch_at_end_body = (wire.int32(-1) + wire.int32(300) + wire.int32(1_000_000)
+                                 + wire.int32(1 << 20) + wire.int8(0) + wire.array(
+                                     [topic], lambda name: wire.string(name) + wire.array(
+                                         [0], lambda p: wire.int32(p) + wire.int64(0)
+                                         + wire.int32(1 << 20))))
+            requests = [
+                (wire.PRODUCE, 3, produce_body),
+                (wire.API_VERSIONS, 0, b""),
+                (wire.FETCH, 4, fetch_at_end_body),
+                (wire.API_VERSIONS, 1, b""),
+                (wire.METADATA, 1, wire.array([topic], wire.string)),
+                (wire.LIST_OFFSETS, 1, wire.int32(-1) + wire.array(
+                    [topic], lambda name: wire.string(name) + wire.array(
+                        list(range(PARTITIONS)), lambda p: wire.int32(p) + wire.int64(-1)))),
+                (wire.API_VERSIONS, 2, b""),
+            ]
+            first_id = connection.correlation_id + 1
+            connection.send_raw(b"".join(connection.request_bytes(key, version, body)
+                                         for key, version, body in requests))
+            answered = [wire.Reader(connection.recv_frame()).int32() for _ in requests]
+            assert answered == list(range(first_id, first_id + len(requests))), \
+                f"responses out of order on a shard-{shard} connection"
