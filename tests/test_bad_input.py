@@ -47,6 +47,7 @@ class Checker:
     def __init__(self, broker):
         self.broker = broker
         self.counter = 0
+        self.failed = False
         self.log_start = len(broker.log_text())
         self.bystander = wire.Connection(broker.bootstrap)  # opened before the bad input
         self.before = self._latest_offsets(self.bystander)
@@ -67,10 +68,15 @@ class Checker:
         """The process is alive and has not panicked or aborted since this case began."""
         time.sleep(0.2)  # give a crash caused by the last bytes sent the time to happen
         found = harness.panic_in(self.broker.log_text()[self.log_start:])
-        assert found is None, f"the broker panicked or aborted:\n{found}"
-        assert self.broker.alive(), "the broker process exited (see its log below)"
+        if found or not self.broker.alive():
+            self.failed = True  # reported once, here; teardown does not repeat it
+            pytest.fail(f"the broker panicked or aborted:\n{found}" if found
+                        else "the broker process exited (see its log below)")
 
     def assert_still_serving(self):
+        if self.failed:
+            self.bystander.close()
+            return
         self.assert_alive()
         self.assert_nothing_appended()
         with wire.Connection(self.broker.bootstrap) as fresh:
