@@ -321,12 +321,18 @@ impl Partition {
                 high_watermark,
             });
         }
-        let records = if offset == high_watermark {
-            Bytes::new()
-        } else if let Some(cached) = self.cache.borrow().read(offset, max_bytes, high_watermark) {
-            cached
-        } else {
-            self.log.read(offset, max_bytes, high_watermark).await?
+        if offset == high_watermark {
+            return Ok(FetchRead {
+                records: Bytes::new(),
+                high_watermark,
+                log_start_offset,
+            });
+        }
+        // The cache borrow must end before the await below: the writer task pushes meanwhile.
+        let cached = self.cache.borrow().read(offset, max_bytes, high_watermark);
+        let records = match cached {
+            Some(cached) => cached,
+            None => self.log.read(offset, max_bytes, high_watermark).await?,
         };
         Ok(FetchRead {
             records,

@@ -135,8 +135,10 @@ pub struct Log {
     log_start_offset: Cell<i64>,
     log_end_offset: Cell<i64>,
     closed: Cell<bool>,
-    /// True when a segment file was created or deleted since the directory was last synced.
-    dir_dirty: Cell<bool>,
+    /// Segment files created or deleted so far (directory entries to make durable).
+    dir_changes: Cell<u64>,
+    /// Value of `dir_changes` that the last finished directory fsync covered.
+    dir_changes_synced: Cell<u64>,
 }
 
 impl Log {
@@ -160,7 +162,8 @@ impl Log {
             log_start_offset: Cell::new(log_start_offset),
             log_end_offset: Cell::new(log_end_offset),
             closed: Cell::new(false),
-            dir_dirty: Cell::new(true),
+            dir_changes: Cell::new(1),
+            dir_changes_synced: Cell::new(0),
         })
     }
 
@@ -236,10 +239,7 @@ impl Log {
         for segment in &segments {
             segment.flush().await?;
         }
-        if self.dir_dirty.replace(false) {
-            self.sync_dir().await?;
-        }
-        Ok(())
+        self.sync_dir().await
     }
 
     /// Whole batches starting with the batch that contains `offset`, at most `max_bytes` total
@@ -386,26 +386,38 @@ impl Log {
         let now = now_ms();
         let deleted: Vec<Rc<LogSegment>> = {
             let mut segments = self.segments.borrow_mut();
-            let mut excess_bytes = if retention_bytes >= 0 {
-                segments.iter().map(|s| s.size_bytes() as i64).sum::<i64>() - retention_bytes
-            } else {
+            let candidates = &segments[..segments.len() - 1];
+            // Pass 1, retention.ms: the oldest segments whose largest timestamp is too old.
+            let by_time = if retention_ms < 0 {
                 0
+            } else {
+                candidates
+                    .iter()
+                    .take_while(|s| {
+                        let largest = s
+                            .max_timestamp_and_offset()
+                            .map_or(s.state().created_ms, |(t, _)| t);
+                        now - largest > retention_ms
+                    })
+                    .count()
             };
-            let mut count = 0;
-            for segment in segments.iter().take(segments.len() - 1) {
-                let largest_timestamp = segment
-                    .max_timestamp_and_offset()
-                    .map_or(segment.state().created_ms, |(t, _)| t);
-                let by_time = retention_ms >= 0 && now - largest_timestamp > retention_ms;
-                let by_size =
-                    retention_bytes >= 0 && excess_bytes - segment.size_bytes() as i64 >= 0;
-                if !by_time && !by_size {
-                    break;
+            // Pass 2, retention.bytes: then the oldest segments whose removal keeps size >= limit.
+            let mut by_size = 0;
+            if retention_bytes >= 0 {
+                let mut excess = segments[by_time..]
+                    .iter()
+                    .map(|s| s.size_bytes() as i64)
+                    .sum::<i64>()
+                    - retention_bytes;
+                for segment in &candidates[by_time..] {
+                    if excess - (segment.size_bytes() as i64) < 0 {
+                        break;
+                    }
+                    excess -= segment.size_bytes() as i64;
+                    by_size += 1;
                 }
-                excess_bytes -= segment.size_bytes() as i64;
-                count += 1;
             }
-            segments.drain(..count).collect()
+            segments.drain(..by_time + by_size).collect()
         };
         if deleted.is_empty() {
             return Ok(0);
@@ -420,7 +432,7 @@ impl Log {
             "log start offset beyond log end"
         );
         self.log_start_offset.set(new_start);
-        self.dir_dirty.set(true);
+        self.dir_changes.set(self.dir_changes.get() + 1);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), "deleting segment by retention");
             segment.delete_files().await?;
@@ -480,12 +492,18 @@ impl Log {
         active.seal().await?;
         let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &self.config).await?);
         self.segments.borrow_mut().push(segment.clone());
-        self.dir_dirty.set(true);
+        self.dir_changes.set(self.dir_changes.get() + 1);
         tracing::debug!(path = %segment.log_path().display(), "rolled new segment");
         Ok(segment)
     }
 
+    /// fsync of the directory when segment files were created or deleted since the last one
+    /// finished; covers every change made before the call.
     async fn sync_dir(&self) -> Result<(), LogError> {
+        let target = self.dir_changes.get();
+        if self.dir_changes_synced.get() >= target {
+            return Ok(());
+        }
         let dir = glommio::io::Directory::open(&self.dir)
             .await
             .map_err(|e| LogError::io("open_dir", &self.dir, e))?;
@@ -494,7 +512,10 @@ impl Log {
             .map_err(|e| LogError::io("fsync_dir", &self.dir, e))?;
         dir.close()
             .await
-            .map_err(|e| LogError::io("close_dir", &self.dir, e))
+            .map_err(|e| LogError::io("close_dir", &self.dir, e))?;
+        self.dir_changes_synced
+            .set(self.dir_changes_synced.get().max(target));
+        Ok(())
     }
 }
 
