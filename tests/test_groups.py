@@ -493,3 +493,23 @@ def test_admin_list_describe_delete_groups(group_broker):
     assert "GROUP_ID_NOT_FOUND" in str(missing.value) or "does not exist" in str(missing.value)
     for consumer in consumers[2:]:
         consumer.close()
+
+
+def test_commit_to_unknown_topic_or_partition_is_rejected(group_broker):
+    topic = harness.create_topic(group_broker, harness.unique_topic("known"), 2)
+    consumer = Consumer(consumer_config(group_broker, harness.unique_topic("gunknown")))
+    try:
+        result = consumer.commit(offsets=[TopicPartition(topic, 0, 5),
+                                          TopicPartition(topic, 7, 5),
+                                          TopicPartition("no-such-topic-here", 0, 5)],
+                                 asynchronous=False)
+        errors = {(tp.topic, tp.partition): tp.error for tp in result}
+        assert errors[(topic, 0)] is None
+        for key in [(topic, 7), ("no-such-topic-here", 0)]:
+            assert errors[key] is not None and "UNKNOWN_TOPIC" in errors[key].name(), errors
+    except KafkaException as error:
+        # librdkafka may raise the first partition error instead of returning it.
+        assert "UNKNOWN_TOPIC" in str(error)
+    committed = consumer.committed([TopicPartition(topic, 0)], timeout=30)
+    assert committed[0].offset == 5
+    consumer.close()

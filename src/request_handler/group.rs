@@ -135,17 +135,51 @@ pub async fn handle_leave_group(ctx: Rc<ShardContext>, request: LeaveGroupReques
     .await
 }
 
-/// OffsetCommit v2-9 on the group's shard; answered once durable.
+/// OffsetCommit v2-9 on the group's shard; answered once durable. Partitions of topics or
+/// partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION here, as Kafka's `KafkaApis`
+/// answers them before the coordinator sees the request.
 pub async fn handle_offset_commit(
     ctx: Rc<ShardContext>,
-    request: OffsetCommitRequest,
+    mut request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let target = ctx.group_coordinator.shard_for(&request.group_id);
-    invoke_on(target, move |ctx| {
-        Box::pin(async move { ctx.group_coordinator.offset_commit(request, version).await })
-    })
-    .await
+    let metadata = ctx.metadata();
+    let mut unknown: Vec<offset_commit_response::OffsetCommitResponseTopic> = Vec::new();
+    for topic in request.topics.iter_mut() {
+        let known = metadata.topic(topic.name.as_str());
+        let (kept, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.partitions)
+            .into_iter()
+            .partition(|p| known.is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.partition_index)));
+        topic.partitions = kept;
+        if !missing.is_empty() {
+            unknown.push(
+                offset_commit_response::OffsetCommitResponseTopic::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(
+                        missing
+                            .iter()
+                            .map(|p| {
+                                offset_commit_response::OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+    }
+    request.topics.retain(|t| !t.partitions.is_empty());
+    let mut response = if request.topics.is_empty() {
+        OffsetCommitResponse::default()
+    } else {
+        let target = ctx.group_coordinator.shard_for(&request.group_id);
+        invoke_on(target, move |ctx| {
+            Box::pin(async move { ctx.group_coordinator.offset_commit(request, version).await })
+        })
+        .await
+    };
+    response.topics.extend(unknown);
+    response
 }
 
 /// OffsetDelete v0 on the group's shard.
