@@ -513,3 +513,37 @@ def test_commit_to_unknown_topic_or_partition_is_rejected(group_broker):
     committed = consumer.committed([TopicPartition(topic, 0)], timeout=30)
     assert committed[0].offset == 5
     consumer.close()
+
+
+@pytest.mark.timeout(240)
+def test_consumer_offsets_compacted_on_restart(start_broker):
+    broker = start_broker(shards=2, settings=GROUP_SETTINGS)
+    topic = harness.create_topic(broker, harness.unique_topic("compact"), PARTITIONS)
+    group = harness.unique_topic("gcompact")
+    consumer = Consumer(consumer_config(broker, group))
+    rounds = 2000  # 12,000 offset records for one group's __consumer_offsets partition
+    for i in range(rounds):
+        consumer.commit(offsets=[TopicPartition(topic, p, i * 10 + p) for p in range(PARTITIONS)],
+                        asynchronous=False)
+    consumer.close()
+    logs = lambda: sum(f.stat().st_size for d in broker.data_dir.glob("__consumer_offsets-*")
+                       for f in d.glob("*.log"))
+    before = logs()
+    broker.restart()
+    assert "compacting __consumer_offsets" in broker.log_text()
+    assert logs() < before / 100, (before, logs())
+    assert not list(broker.data_dir.glob("__consumer_offsets-*.compacting"))
+    assert not list(broker.data_dir.glob("__consumer_offsets-*.old"))
+    consumer = Consumer(consumer_config(broker, group))
+    committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)],
+                                   timeout=30)
+    consumer.close()
+    assert [tp.offset for tp in committed] == [(rounds - 1) * 10 + p for p in range(PARTITIONS)]
+    # And again after a crash: the compacted log replays the same offsets.
+    broker.kill()
+    broker.start()
+    consumer = Consumer(consumer_config(broker, group))
+    committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)],
+                                   timeout=30)
+    consumer.close()
+    assert [tp.offset for tp in committed] == [(rounds - 1) * 10 + p for p in range(PARTITIONS)]

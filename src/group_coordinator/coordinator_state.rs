@@ -233,6 +233,41 @@ impl CoordinatorState {
         None
     }
 
+    /// The live state of one `__consumer_offsets` partition as records: each group's metadata
+    /// (when it ever had members) followed by its committed offsets. Replaying them rebuilds
+    /// what replaying the whole log did (compaction).
+    pub fn snapshot_records(&self, partition: i32) -> Vec<CoordinatorRecord> {
+        let mut group_ids: Vec<&String> = self
+            .groups
+            .keys()
+            .filter(|id| offsets_partition_for(id, self.settings.offsets_topic_num_partitions) == partition)
+            .collect();
+        group_ids.sort();
+        let mut records = Vec::new();
+        for group_id in group_ids {
+            let group = &self.groups[group_id];
+            if group.protocol_type.is_some() || group.generation_id > 0 {
+                records.push(CoordinatorRecord::GroupMetadata {
+                    group: group_id.clone(),
+                    value: Some(group.to_value()),
+                });
+            }
+            let mut offsets: Vec<(&(String, i32), &OffsetCommitValue)> = group.offsets.iter().collect();
+            offsets.sort_by(|a, b| a.0.cmp(b.0));
+            for ((topic, partition), value) in offsets {
+                records.push(CoordinatorRecord::OffsetCommit {
+                    key: OffsetCommitKey {
+                        group: group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        records
+    }
+
     /// Applies one replayed record (Kafka's `GroupMetadataManager.doLoadGroupsAndOffsets`).
     pub fn replay(&mut self, record: CoordinatorRecord, now_ms: i64) {
         match record {

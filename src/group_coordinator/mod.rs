@@ -43,6 +43,10 @@ pub use storage::StoreError;
 
 /// Kafka's internal topic for offsets and group metadata.
 pub const OFFSETS_TOPIC_NAME: &str = "__consumer_offsets";
+/// A partition is compacted at load when it holds at least this many records ...
+pub const COMPACTION_MIN_RECORDS: usize = 10_000;
+/// ... and more than this many times the records of its live state.
+pub const COMPACTION_RATIO: usize = 2;
 /// How often the timer task checks deadlines, in milliseconds. Session timeouts are at least
 /// `group.min.session.timeout.ms` (6000 by default), so 100 ms is well within their precision.
 pub const GROUP_TICK_INTERVAL_MS: u64 = 100;
@@ -205,13 +209,20 @@ impl GroupCoordinator {
         for partition in partitions {
             let mut log = storage::PartitionLog::open(&self.inner.log_dir, partition).await?;
             let records = log.read_all().await?;
-            replayed += records.len();
+            let stored = records.len();
+            replayed += stored;
             let now = now_ms();
-            let mut state = self.inner.state.borrow_mut();
-            for record in records {
-                state.replay(record, now);
+            let snapshot = {
+                let mut state = self.inner.state.borrow_mut();
+                for record in records {
+                    state.replay(record, now);
+                }
+                state.snapshot_records(partition)
+            };
+            if stored >= COMPACTION_MIN_RECORDS && stored > COMPACTION_RATIO * snapshot.len() {
+                tracing::info!(partition, stored, live = snapshot.len(), "compacting __consumer_offsets");
+                log = log.rewrite(&self.inner.log_dir, &snapshot, now).await?;
             }
-            drop(state);
             logs.insert(partition, log);
         }
         self.inner.state.borrow_mut().set_loaded(true, now_ms());

@@ -543,3 +543,41 @@ fn partition_for_matches_kafka() {
         assert!(owned_offsets_partitions(shard_for_group(group, 50, 2), 2, 50).contains(&partition));
     }
 }
+
+#[test]
+fn snapshot_replays_to_the_same_state() {
+    let mut state = loaded(0);
+    let member = stable_single_member(&mut state, 0);
+    let value = |offset| OffsetCommitValue {
+        offset,
+        leader_epoch: 1,
+        metadata: format!("m{offset}"),
+        commit_timestamp: 7,
+    };
+    assert_eq!(state.validate_offset_commit("g", 1, &member, None, 0), Ok(()));
+    state.apply_offset_commit("g", vec![("t".into(), 0, value(10)), ("t".into(), 1, value(11))], 0);
+    assert_eq!(state.validate_offset_commit("solo", -1, "", None, 0), Ok(()));
+    state.apply_offset_commit("solo", vec![("u".into(), 3, value(12))], 0);
+    let partitions = [offsets_partition_for("g", 50), offsets_partition_for("solo", 50)];
+    let mut restored = loaded(0);
+    for partition in partitions.iter().collect::<std::collections::BTreeSet<_>>() {
+        for record in state.snapshot_records(*partition) {
+            restored.replay(record, 100);
+        }
+    }
+    for (group, topic, partition, offset) in [("g", "t", 0, 10), ("g", "t", 1, 11), ("solo", "u", 3, 12)] {
+        assert_eq!(
+            restored.fetch_offsets(group, Some(vec![(topic.into(), vec![partition])])),
+            Ok(vec![(topic.to_string(), vec![(partition, Some(value(offset)))])])
+        );
+    }
+    let group = restored.group("g").expect("restored");
+    assert_eq!((group.state, group.generation_id), (GroupState::Stable, 1));
+    assert_eq!(restored.heartbeat("g", 1, &member, None, 200), None);
+    // A standalone group has offsets only, no metadata record.
+    let solo = state.snapshot_records(offsets_partition_for("solo", 50));
+    assert!(solo
+        .iter()
+        .filter(|r| r.group() == "solo")
+        .all(|r| matches!(r, CoordinatorRecord::OffsetCommit { .. })));
+}
