@@ -101,6 +101,12 @@ pub fn context() -> Rc<ShardContext> {
     CONTEXT.with(|c| c.borrow().clone().expect("called on a shard thread"))
 }
 
+/// This thread's shard, or `None` off a shard thread and once the shard has shut down (tasks
+/// of still-open connections may run until the executor stops).
+fn try_context() -> Option<Rc<ShardContext>> {
+    CONTEXT.with(|c| c.borrow().clone())
+}
+
 impl ShardContext {
     /// The latest topic metadata this shard has seen.
     pub fn metadata(&self) -> Arc<MetadataImage> {
@@ -135,7 +141,10 @@ where
     R: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let ctx = context();
+    let Some(ctx) = try_context() else {
+        // Shutting down: the request is dropped with the executor; nothing will answer it.
+        return rx;
+    };
     let task: ShardTask = Box::new(move |ctx| {
         Box::pin(async move {
             let _ = tx.send(f(ctx).await);
@@ -161,8 +170,12 @@ where
     F: FnOnce(Rc<ShardContext>) -> LocalBoxFuture<'static, R> + Send + 'static,
     R: Send + 'static,
 {
-    if target == context().shard_id {
-        return f(context()).await;
+    let Some(ctx) = try_context() else {
+        // Shutting down: this task is dropped with its executor.
+        return futures::future::pending().await;
+    };
+    if target == ctx.shard_id {
+        return f(ctx).await;
     }
     match submit_to(target, f).await.await {
         Ok(result) => result,
