@@ -678,3 +678,417 @@ impl TailCache {
         Some(out.freeze())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::record_batch::BatchIter;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// Runs `future` on a fresh executor with little pinned memory (`ulimit -l` is small).
+    fn run<F: std::future::Future<Output = ()> + 'static>(
+        make: impl FnOnce() -> F + Send + 'static,
+    ) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(1 << 20)
+            .make()
+            .expect("executor")
+            .run(make());
+    }
+
+    fn config(cache_bytes: usize, log_append_time: bool) -> PartitionConfig {
+        PartitionConfig {
+            max_message_bytes: 4096,
+            log_append_time,
+            cache_bytes,
+            log: LogConfig {
+                segment_bytes: 1 << 16,
+                segment_ms: u64::MAX,
+                index_interval_bytes: 256,
+                segment_index_bytes: 1 << 16,
+            },
+        }
+    }
+
+    async fn open(dir: &std::path::Path, config: PartitionConfig, recover: bool) -> Rc<Partition> {
+        Partition::open(
+            "topic",
+            0,
+            Uuid::nil(),
+            dir.join("topic-0"),
+            config,
+            recover,
+        )
+        .await
+        .expect("open")
+    }
+
+    /// (producer_id, producer_epoch, base_sequence) of an idempotent producer.
+    type Producer = (i64, i16, i32);
+    const NO_PRODUCER: Producer = (-1, -1, -1);
+
+    /// A batch of `count` records with `value_bytes` values, as kafka-protocol's producer
+    /// encoder writes it; sequences wrap as `RecordBatchEncoder` computes them.
+    fn encode(count: usize, value_bytes: usize, producer: Producer, control: bool) -> BytesMut {
+        let (producer_id, producer_epoch, base_sequence) = producer;
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional: false,
+                control,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // Constant offset - sequence keeps the encoder to one batch; base_sequence -1
+                // for a non-idempotent producer.
+                sequence: base_sequence.wrapping_add(i as i32),
+                timestamp: 1_700_000_000_000 + i as i64,
+                key: Some(Bytes::from(format!("key-{i}"))),
+                value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
+        buf
+    }
+
+    fn batch(count: usize) -> BytesMut {
+        encode(count, 20, NO_PRODUCER, false)
+    }
+
+    fn idempotent(count: usize, producer: Producer) -> BytesMut {
+        encode(count, 20, producer, false)
+    }
+
+    fn new(base_offset: i64, last_offset: i64) -> Appended {
+        Appended::New {
+            base_offset,
+            last_offset,
+            log_append_time: -1,
+        }
+    }
+
+    /// Every batch of `bytes`, CRC-checked, with nothing left over.
+    fn batches(bytes: &[u8]) -> Vec<RecordBatchHeader> {
+        let mut iter = BatchIter::with_crc(bytes);
+        let headers: Vec<RecordBatchHeader> = iter.by_ref().map(|(_, h)| h).collect();
+        assert!(iter.error().is_none(), "{:?}", iter.error());
+        assert_eq!(iter.valid_bytes(), bytes.len(), "whole batches only");
+        headers
+    }
+
+    #[test]
+    fn append_assigns_contiguous_offsets_and_patches_base_offset() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(0, false), false).await;
+            let sent = [batch(3), batch(1), batch(5)];
+            let mut expected_base = 0;
+            for bytes in &sent {
+                let count = RecordBatchHeader::parse(bytes).unwrap().record_count as i64;
+                let appended = partition.append(bytes, 1).expect("append");
+                assert_eq!(appended, new(expected_base, expected_base + count - 1));
+                expected_base += count;
+            }
+            partition.wait_written(8).await.expect("written");
+            assert_eq!(partition.high_watermark(), 9);
+            let read = partition.read(0, 1 << 20).await.expect("read");
+            assert_eq!((read.high_watermark, read.log_start_offset), (9, 0));
+            let headers = batches(&read.records);
+            let bases: Vec<i64> = headers.iter().map(|h| h.base_offset).collect();
+            assert_eq!(bases, vec![0, 3, 4]);
+            // Only base_offset differs from what the producer sent (it was 0 in each).
+            let mut position = 0;
+            for (bytes, header) in sent.iter().zip(&headers) {
+                let stored = &read.records[position..position + header.size_bytes()];
+                assert_eq!(&stored[8..], &bytes[8..]);
+                position += header.size_bytes();
+            }
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn one_request_with_several_batches() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(0, false), false).await;
+            partition.append(&batch(2), 1).expect("append");
+            let request = [batch(4), batch(1), batch(3)].concat();
+            assert_eq!(partition.append(&request, 1).expect("append"), new(2, 9));
+            partition.wait_written(9).await.expect("written");
+            let read = partition.read(2, 1 << 20).await.expect("read");
+            let headers = batches(&read.records);
+            let ranges: Vec<(i64, i64)> = headers
+                .iter()
+                .map(|h| (h.base_offset, h.last_offset()))
+                .collect();
+            assert_eq!(ranges, vec![(2, 5), (6, 6), (7, 9)]);
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn invalid_batches_are_rejected_and_nothing_is_appended() {
+        type Matches = fn(&AppendError) -> bool;
+        let good = batch(2);
+        let mut bad_crc = good.clone();
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 0x55;
+        let too_large = encode(1, 5000, NO_PRODUCER, false);
+        let control = encode(1, 0, (5, 0, 0), true);
+        let cases: Vec<(&str, Vec<u8>, Matches)> = vec![
+            ("empty", Vec::new(), |e| {
+                matches!(e, AppendError::EmptyRecords)
+            }),
+            ("bad CRC", bad_crc.to_vec(), |e| {
+                matches!(e, AppendError::InvalidBatch(BatchError::CrcMismatch { .. }))
+            }),
+            ("too large", too_large.to_vec(), |e| {
+                matches!(e, AppendError::InvalidBatch(BatchError::TooLarge { .. }))
+            }),
+            ("control batch", control.to_vec(), |e| {
+                matches!(e, AppendError::ControlBatch)
+            }),
+            ("trailing bytes", [&good[..], &[0; 5]].concat(), |e| {
+                matches!(e, AppendError::TrailingBytes(5))
+            }),
+            (
+                "truncated second batch",
+                [&good[..], &good[..70]].concat(),
+                |e| matches!(e, AppendError::InvalidBatch(BatchError::Truncated { .. })),
+            ),
+            (
+                "good then bad CRC",
+                [&good[..], &bad_crc[..]].concat(),
+                |e| matches!(e, AppendError::InvalidBatch(BatchError::CrcMismatch { .. })),
+            ),
+        ];
+        run(move || async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            partition.append(&good, 1).expect("first append");
+            for (name, records, expected) in cases {
+                let error = partition.append(&records, 1).expect_err(name);
+                assert!(expected(&error), "{name}: unexpected {error:?}");
+                assert_eq!(partition.next_offset.get(), 2, "{name}: nothing assigned");
+                assert!(partition.producers.borrow().is_empty(), "{name}");
+            }
+            assert_eq!(partition.append(&good, 1).expect("append"), new(2, 3));
+            partition.wait_written(3).await.expect("written");
+            let read = partition.read(0, 1 << 20).await.expect("read");
+            assert_eq!(batches(&read.records).len(), 2);
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[derive(Debug)]
+    enum Expect {
+        New(i64, i64),
+        Duplicate(i64, i64),
+        OutOfOrder { expected: i32, received: i32 },
+        OldEpoch { current: i16 },
+    }
+
+    /// Appends each request and checks the answer against Kafka's idempotence rules.
+    async fn check_sequences(partition: &Rc<Partition>, steps: Vec<(&str, Vec<u8>, Expect)>) {
+        for (name, records, expect) in steps {
+            let got = partition.append(&records, 1);
+            match (&expect, &got) {
+                (Expect::New(base, last), Ok(got)) => assert_eq!(*got, new(*base, *last), "{name}"),
+                (Expect::Duplicate(base, last), Ok(got)) => assert_eq!(
+                    *got,
+                    Appended::Duplicate {
+                        base_offset: *base,
+                        last_offset: *last
+                    },
+                    "{name}"
+                ),
+                (
+                    Expect::OutOfOrder { expected, received },
+                    Err(AppendError::OutOfOrderSequence {
+                        expected: e,
+                        received: r,
+                        ..
+                    }),
+                ) => assert_eq!((e, r), (expected, received), "{name}"),
+                (
+                    Expect::OldEpoch { current },
+                    Err(AppendError::InvalidProducerEpoch { current: c, .. }),
+                ) => {
+                    assert_eq!(c, current, "{name}")
+                }
+                _ => panic!("{name}: expected {expect:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn idempotent_producer_rules() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            let p = |epoch: i16, sequence: i32, count: usize| {
+                idempotent(count, (1, epoch, sequence)).to_vec()
+            };
+            let steps = vec![
+                (
+                    "unknown producer, any sequence",
+                    p(0, 10, 2),
+                    Expect::New(0, 1),
+                ),
+                ("next in sequence", p(0, 12, 3), Expect::New(2, 4)),
+                (
+                    "retry of the last batch",
+                    p(0, 12, 3),
+                    Expect::Duplicate(2, 4),
+                ),
+                (
+                    "retry of an older batch",
+                    p(0, 10, 2),
+                    Expect::Duplicate(0, 1),
+                ),
+                (
+                    "gap",
+                    p(0, 16, 1),
+                    Expect::OutOfOrder {
+                        expected: 15,
+                        received: 16,
+                    },
+                ),
+                (
+                    "overlapping, not a duplicate",
+                    p(0, 11, 2),
+                    Expect::OutOfOrder {
+                        expected: 15,
+                        received: 11,
+                    },
+                ),
+                (
+                    "newer epoch must start at 0",
+                    p(1, 15, 1),
+                    Expect::OutOfOrder {
+                        expected: 0,
+                        received: 15,
+                    },
+                ),
+                ("newer epoch at 0", p(1, 0, 1), Expect::New(5, 5)),
+                ("older epoch", p(0, 15, 1), Expect::OldEpoch { current: 1 }),
+                (
+                    "old epoch retry is not a duplicate",
+                    p(0, 12, 3),
+                    Expect::OldEpoch { current: 1 },
+                ),
+                (
+                    "several batches in one request",
+                    [p(1, 1, 2), p(1, 3, 1)].concat(),
+                    Expect::New(6, 8),
+                ),
+                (
+                    "gap inside one request",
+                    [p(1, 4, 1), p(1, 6, 1)].concat(),
+                    Expect::OutOfOrder {
+                        expected: 5,
+                        received: 6,
+                    },
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            // Five more batches: sequences 4..=8 at offsets 9..=13; seq 1-2 (offsets 6-7)
+            // and 3 (offset 8) fall out of the five remembered batches.
+            for i in 0..5 {
+                let expect = Expect::New(9 + i, 9 + i);
+                check_sequences(&partition, vec![("fill", p(1, 4 + i as i32, 1), expect)]).await;
+            }
+            let steps = vec![
+                (
+                    "oldest remembered batch",
+                    p(1, 4, 1),
+                    Expect::Duplicate(9, 9),
+                ),
+                (
+                    "newest remembered batch",
+                    p(1, 8, 1),
+                    Expect::Duplicate(13, 13),
+                ),
+                (
+                    "forgotten batch",
+                    p(1, 3, 1),
+                    Expect::OutOfOrder {
+                        expected: 9,
+                        received: 3,
+                    },
+                ),
+                (
+                    "another producer is independent",
+                    idempotent(1, (2, 7, 99)).to_vec(),
+                    Expect::New(14, 14),
+                ),
+                (
+                    "non-idempotent batches are never checked",
+                    batch(1).to_vec(),
+                    Expect::New(15, 15),
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(15).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn sequence_wraps_at_i32_max() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            let p = |sequence: i32, count: usize| idempotent(count, (3, 0, sequence)).to_vec();
+            let steps = vec![
+                ("up to i32::MAX", p(i32::MAX - 4, 3), Expect::New(0, 2)),
+                ("across the wrap", p(i32::MAX - 1, 3), Expect::New(3, 5)),
+                (
+                    "duplicate across the wrap",
+                    p(i32::MAX - 1, 3),
+                    Expect::Duplicate(3, 5),
+                ),
+                ("after the wrap", p(1, 2), Expect::New(6, 7)),
+                (
+                    "gap after the wrap",
+                    p(4, 1),
+                    Expect::OutOfOrder {
+                        expected: 3,
+                        received: 4,
+                    },
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            let steps = vec![
+                (
+                    "ends exactly at i32::MAX",
+                    idempotent(1, (4, 0, i32::MAX - 1)).to_vec(),
+                    Expect::New(8, 8),
+                ),
+                (
+                    "ends exactly at i32::MAX 2",
+                    idempotent(1, (4, 0, i32::MAX)).to_vec(),
+                    Expect::New(9, 9),
+                ),
+                (
+                    "wraps to 0",
+                    idempotent(1, (4, 0, 0)).to_vec(),
+                    Expect::New(10, 10),
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(10).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+}

@@ -139,6 +139,8 @@ pub struct Log {
     dir_changes: Cell<u64>,
     /// Value of `dir_changes` that the last finished directory fsync covered.
     dir_changes_synced: Cell<u64>,
+    /// fdatasyncs of `.log` files issued by [`Log::flush`] (group-commit observability).
+    flush_count: Cell<u64>,
 }
 
 impl Log {
@@ -164,6 +166,7 @@ impl Log {
             closed: Cell::new(false),
             dir_changes: Cell::new(1),
             dir_changes_synced: Cell::new(0),
+            flush_count: Cell::new(0),
         })
     }
 
@@ -237,9 +240,17 @@ impl Log {
     pub async fn flush(&self) -> Result<(), LogError> {
         let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
         for segment in &segments {
-            segment.flush().await?;
+            if segment.flush().await? {
+                self.flush_count.set(self.flush_count.get() + 1);
+            }
         }
         self.sync_dir().await
+    }
+
+    /// Number of `.log` fdatasyncs [`Log::flush`] issued since open; shows how well concurrent
+    /// flushes are group-committed.
+    pub fn flush_count(&self) -> u64 {
+        self.flush_count.get()
     }
 
     /// Whole batches starting with the batch that contains `offset`, at most `max_bytes` total
