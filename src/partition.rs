@@ -227,11 +227,14 @@ impl Partition {
                 .extend_from_slice(&records[position..position + size]);
             let stored = &mut pending.chunk[start..];
             record_batch::set_base_offset(stored, offset);
-            if self.config.log_append_time {
-                set_log_append_time(stored, now_ms);
-            }
             let mut assigned = *header;
             assigned.base_offset = offset;
+            if self.config.log_append_time {
+                // The log indexes the header it is given: it must carry the new timestamp.
+                set_log_append_time(stored, now_ms);
+                assigned = RecordBatchHeader::parse(stored).expect("validated batch header");
+                assert_eq!(assigned.max_timestamp, now_ms, "LogAppendTime stored");
+            }
             pending.headers.push(assigned);
             if assigned.has_producer_id() {
                 ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset);
@@ -269,11 +272,14 @@ impl Partition {
         }
     }
 
-    /// Resolves once fdatasync covered `last_offset` (acks=-1). Call after [`Self::wait_written`].
+    /// Resolves once fdatasync covered `last_offset` (acks=-1). Waits for the write first.
     ///
     /// Group commit: while one sync runs, later callers wait for it, then one of them starts the
     /// next sync, which covers all of them.
     pub async fn wait_durable(&self, last_offset: i64) -> Result<(), StorageError> {
+        // A sync only covers written batches: without this, a caller ahead of the writer would
+        // loop on syncs that complete without awaiting and never let the writer run.
+        self.wait_written(last_offset).await?;
         loop {
             if self.durable_offset.get() > last_offset {
                 return Ok(());
@@ -682,7 +688,7 @@ impl TailCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::record_batch::BatchIter;
+    use crate::protocol::record_batch::{validate_batch, BatchIter};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -1088,6 +1094,248 @@ mod tests {
             ];
             check_sequences(&partition, steps).await;
             partition.wait_written(10).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn wait_written_and_wait_durable_resolve_and_share_fdatasyncs() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            // acks=-1 straight after append, before the writer task ran.
+            let Appended::New { last_offset, .. } = partition.append(&batch(2), 1).unwrap() else {
+                panic!("new batch expected");
+            };
+            partition.wait_durable(last_offset).await.expect("durable");
+            assert_eq!(partition.durable_offset.get(), 2);
+            assert_eq!(partition.log().flush_count(), 1);
+            partition
+                .wait_durable(last_offset)
+                .await
+                .expect("durable again");
+            assert_eq!(partition.log().flush_count(), 1, "nothing new to sync");
+
+            const PRODUCERS: i64 = 64;
+            let tasks: Vec<_> = (0..PRODUCERS)
+                .map(|i| {
+                    let partition = partition.clone();
+                    glommio::spawn_local(async move {
+                        let delay = std::time::Duration::from_micros(200 * (i % 4) as u64);
+                        glommio::timer::sleep(delay).await;
+                        let appended = partition.append(&batch(1), 1).expect("append");
+                        let Appended::New { last_offset, .. } = appended else {
+                            panic!("new batch expected");
+                        };
+                        partition.wait_written(last_offset).await.expect("written");
+                        assert!(partition.high_watermark() > last_offset);
+                        partition.wait_durable(last_offset).await.expect("durable");
+                        assert!(partition.durable_offset.get() > last_offset);
+                    })
+                })
+                .collect();
+            futures::future::join_all(tasks).await;
+            assert_eq!(partition.high_watermark(), 2 + PRODUCERS);
+            assert_eq!(partition.durable_offset.get(), 2 + PRODUCERS);
+            let syncs = partition.log().flush_count() - 1;
+            assert!(
+                (1..=8).contains(&syncs),
+                "{syncs} fdatasyncs for {PRODUCERS} acks=-1 produces"
+            );
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn tail_cache_serves_the_same_bytes_as_the_log() {
+        for cache_bytes in [1 << 20, 700] {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let partition = open(dir.path(), config(cache_bytes, false), false).await;
+                for i in 0..12 {
+                    partition.append(&batch(1 + i % 4), 1).expect("append");
+                }
+                let end = partition.next_offset.get();
+                partition.wait_written(end - 1).await.expect("written");
+                let mut served_by_cache = 0;
+                for offset in 0..end {
+                    for max_bytes in [1, 200, 450, 1 << 20] {
+                        let read = partition.read(offset, max_bytes).await.expect("read");
+                        let expected = partition.log().read(offset, max_bytes, end).await.unwrap();
+                        assert_eq!(read.records, expected, "offset {offset}, max {max_bytes}");
+                        let headers = batches(&read.records);
+                        let first = headers.first().expect("KIP-74: at least one batch");
+                        assert!(first.base_offset <= offset && offset <= first.last_offset());
+                        if partition
+                            .cache
+                            .borrow()
+                            .read(offset, max_bytes, end)
+                            .is_some()
+                        {
+                            served_by_cache += 1;
+                        }
+                    }
+                }
+                assert!(served_by_cache > 0, "the cache served reads");
+                if cache_bytes < 1000 {
+                    assert!(
+                        partition.cache.borrow().read(0, 1, end).is_none(),
+                        "evicted"
+                    );
+                    assert!(partition.cache.borrow().bytes <= cache_bytes);
+                }
+                let at_end = partition.read(end, 1 << 20).await.expect("read at HW");
+                assert!(at_end.records.is_empty());
+                assert!(matches!(
+                    partition.read(end + 1, 1 << 20).await,
+                    Err(ReadError::OffsetOutOfRange { .. })
+                ));
+                partition.close().await.expect("close");
+            });
+        }
+    }
+
+    #[test]
+    fn reads_race_with_appends() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            // A small cache: some reads are served from it, others await Log::read while
+            // the writer task pushes to it.
+            let partition = open(dir.path(), config(2000, false), false).await;
+            const BATCHES: i64 = 300;
+            let writer = {
+                let partition = partition.clone();
+                glommio::spawn_local(async move {
+                    for i in 0..BATCHES {
+                        let bytes = encode(2, 100, NO_PRODUCER, false);
+                        let appended = partition.append(&bytes, 1).expect("append");
+                        if i % 3 == 0 {
+                            let Appended::New { last_offset, .. } = appended else {
+                                panic!("new batch expected");
+                            };
+                            partition.wait_written(last_offset).await.expect("written");
+                        }
+                        glommio::executor().yield_task_queue_now().await;
+                    }
+                })
+            };
+            let readers: Vec<_> = (0..3)
+                .map(|reader| {
+                    let partition = partition.clone();
+                    glommio::spawn_local(async move {
+                        let mut reads = 0i64;
+                        while partition.high_watermark() < 2 * BATCHES {
+                            let high_watermark = partition.high_watermark();
+                            if high_watermark > 0 {
+                                let offset = (reads * 7 + reader) % high_watermark;
+                                let read = partition.read(offset, 300).await.expect("read");
+                                let headers = batches(&read.records);
+                                let first = headers.first().expect("a batch");
+                                assert!(first.base_offset <= offset);
+                                assert!(offset <= first.last_offset());
+                                for pair in headers.windows(2) {
+                                    assert_eq!(pair[0].next_offset(), pair[1].base_offset);
+                                }
+                                let last = headers.last().expect("a batch");
+                                assert!(last.next_offset() <= read.high_watermark);
+                                reads += 1;
+                            }
+                            glommio::executor().yield_task_queue_now().await;
+                        }
+                        reads
+                    })
+                })
+                .collect();
+            writer.await;
+            let reads: i64 = futures::future::join_all(readers).await.into_iter().sum();
+            assert!(reads > 0, "reads ran while appends were in flight");
+            assert!(
+                partition.log().segment_count() > 1,
+                "reads crossed segment rolls"
+            );
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn log_append_time_sets_attribute_timestamp_and_valid_crc() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, true), false).await;
+            let now = 2_000_000_000_000;
+            let request = [batch(3), batch(2)].concat();
+            let appended = partition.append(&request, now).expect("append");
+            let expected = Appended::New {
+                base_offset: 0,
+                last_offset: 4,
+                log_append_time: now,
+            };
+            assert_eq!(appended, expected);
+            partition.wait_written(4).await.expect("written");
+            let read = partition.read(0, 1 << 20).await.expect("read");
+            let from_log = partition.log().read(0, 1 << 20, 5).await.expect("log read");
+            assert_eq!(read.records, from_log);
+            let mut position = 0;
+            for header in batches(&read.records) {
+                let bytes = &read.records[position..position + header.size_bytes()];
+                validate_batch(bytes, 1 << 20).expect("CRC and header still valid");
+                assert!(header.is_log_append_time(), "attribute bit 3");
+                assert_eq!(header.max_timestamp, now);
+                assert_eq!(header.base_timestamp, 1_700_000_000_000, "kept");
+                position += header.size_bytes();
+            }
+            // The log indexed the LogAppendTime, not the producer's CreateTime.
+            let (_, timestamp) = partition
+                .log()
+                .max_timestamp_offset()
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(timestamp, now);
+            let found = partition.log().offset_for_timestamp(now).await.unwrap();
+            assert_eq!(found.map(|(offset, _)| offset), Some(0));
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn producer_state_is_rebuilt_by_recovery() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = |sequence: i32, count: usize| idempotent(count, (9, 2, sequence)).to_vec();
+            {
+                let partition = open(dir.path(), config(1 << 20, false), false).await;
+                let steps = vec![
+                    ("first", p(0, 2), Expect::New(0, 1)),
+                    ("other producer", batch(1).to_vec(), Expect::New(2, 2)),
+                    ("second", p(2, 3), Expect::New(3, 5)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.wait_durable(5).await.expect("durable");
+                // Crash: no close, the zero-padded last page stays on disk.
+            }
+            let partition = open(dir.path(), config(1 << 20, false), true).await;
+            assert_eq!(partition.high_watermark(), 6);
+            let steps = vec![
+                ("retried after restart", p(2, 3), Expect::Duplicate(3, 5)),
+                ("older retry", p(0, 2), Expect::Duplicate(0, 1)),
+                (
+                    "gap",
+                    p(6, 1),
+                    Expect::OutOfOrder {
+                        expected: 5,
+                        received: 6,
+                    },
+                ),
+                (
+                    "older epoch",
+                    idempotent(1, (9, 1, 5)).to_vec(),
+                    Expect::OldEpoch { current: 2 },
+                ),
+                ("next", p(5, 1), Expect::New(6, 6)),
+            ];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(6).await.expect("written");
             partition.close().await.expect("close");
         });
     }
