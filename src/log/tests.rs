@@ -252,46 +252,87 @@ fn recovery_truncates_torn_tail_and_keeps_complete_batches() {
         ("nothing (zero padding)", |_| Vec::new(), 5),
     ];
     for (name, tail, kept) in cases {
-        run(move || async move {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("topic-3");
-            let log = Log::open(path.clone(), config(1 << 20, 256), false)
-                .await
-                .expect("open");
-            let batches = append_many(&log, 5, 3, 100).await;
-            log.flush().await.expect("flush");
-            drop(log); // crash: no close
-            let log_file = path.join("00000000000000000000.log");
-            let logical: u64 = batches.iter().map(|b| b.len() as u64).sum();
-            let mut next = batch(3, 0, 100);
-            set_base_offset(&mut next, 15);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&log_file)
-                .unwrap();
-            file.write_all_at(&tail(&next), logical).unwrap();
-            drop(file);
+        let logs = capture_logs(|| {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("topic-3");
+                let log = Log::open(path.clone(), config(1 << 20, 256), false)
+                    .await
+                    .expect("open");
+                let batches = append_many(&log, 5, 3, 100).await;
+                log.flush().await.expect("flush");
+                drop(log); // crash: no close
+                let log_file = path.join("00000000000000000000.log");
+                let logical: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                let mut next = batch(3, 0, 100);
+                set_base_offset(&mut next, 15);
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&log_file)
+                    .unwrap();
+                file.write_all_at(&tail(&next), logical).unwrap();
+                drop(file);
 
-            let log = Log::open(path.clone(), config(1 << 20, 256), true)
-                .await
-                .expect("recover");
-            let kept_bytes: u64 = batches[..kept].iter().map(|b| b.len() as u64).sum();
-            assert_eq!(log.log_end_offset(), 3 * kept as i64, "{name}");
-            assert_eq!(file_len(&log_file), kept_bytes, "{name}: file truncated");
-            assert_eq!(
-                &log.read(0, 1 << 20, 15).await.unwrap()[..],
-                &batches[..kept].concat()[..],
-                "{name}"
-            );
-            let more = append(&log, vec![batch(1, 0, 10)]).await;
-            assert_eq!(
-                &log.read(15, 1 << 20, 16).await.unwrap()[..],
-                &more[..],
-                "{name}"
-            );
-            log.close().await.expect("close");
+                let log = Log::open(path.clone(), config(1 << 20, 256), true)
+                    .await
+                    .expect("recover");
+                let kept_bytes: u64 = batches[..kept].iter().map(|b| b.len() as u64).sum();
+                assert_eq!(log.log_end_offset(), 3 * kept as i64, "{name}");
+                assert_eq!(file_len(&log_file), kept_bytes, "{name}: file truncated");
+                assert_eq!(
+                    &log.read(0, 1 << 20, 15).await.unwrap()[..],
+                    &batches[..kept].concat()[..],
+                    "{name}"
+                );
+                let more = append(&log, vec![batch(1, 0, 10)]).await;
+                assert_eq!(
+                    &log.read(15, 1 << 20, 16).await.unwrap()[..],
+                    &more[..],
+                    "{name}"
+                );
+                log.close().await.expect("close");
+            })
         });
+        let warned = logs.contains("WARN");
+        if name.starts_with("nothing") {
+            assert!(
+                !warned,
+                "{name}: zero padding is expected, not a warning:\n{logs}"
+            );
+            assert!(logs.contains("bytes of zero padding"), "{name}:\n{logs}");
+        } else {
+            assert!(warned, "{name}: torn data is a warning:\n{logs}");
+            assert!(
+                logs.contains("truncating torn or corrupt tail"),
+                "{name}:\n{logs}"
+            );
+        }
     }
+}
+
+/// Runs `f` with a debug-level subscriber on this thread; returns what it logged.
+fn capture_logs(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = captured.0.lock().expect("lock").clone();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[test]
