@@ -347,6 +347,27 @@ impl Partition {
         })
     }
 
+    /// Deletes the oldest segments beyond `retention_ms` / `retention_bytes` (-1 = unlimited),
+    /// never the active one, and advances the log start offset; returns the number deleted.
+    /// Reads below the new log start offset fail with `OffsetOutOfRange`, the tail cache's
+    /// included ([`Self::read`] checks the log start first); cached batches below it are dropped.
+    pub async fn apply_retention(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<usize, LogError> {
+        let deleted = self
+            .log
+            .apply_retention(retention_ms, retention_bytes)
+            .await?;
+        if deleted > 0 {
+            self.cache
+                .borrow_mut()
+                .drop_below(self.log.log_start_offset());
+        }
+        Ok(deleted)
+    }
+
     /// Flushes and closes the log (clean shutdown). Waits for the in-flight write first.
     pub async fn close(&self) -> Result<(), LogError> {
         let pending_end = self.next_offset.get() - 1;
@@ -646,6 +667,17 @@ impl TailCache {
                 Some((header, _)) => self.bytes -= header.size_bytes(),
                 None => break,
             }
+        }
+    }
+
+    /// Forgets batches that end below `offset` (the log start offset after retention).
+    fn drop_below(&mut self, offset: i64) {
+        while let Some((header, _)) = self.batches.front() {
+            if header.last_offset() >= offset {
+                break;
+            }
+            self.bytes -= header.size_bytes();
+            self.batches.pop_front();
         }
     }
 
@@ -1336,6 +1368,56 @@ mod tests {
             ];
             check_sequences(&partition, steps).await;
             partition.wait_written(6).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn retention_moves_log_start_and_the_cache_follows() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut config = config(1 << 20, false);
+            config.log.segment_bytes = 1024;
+            let partition = open(dir.path(), config, false).await;
+            for i in 0..40 {
+                partition.append(&batch(2), 1).expect("append");
+                partition.wait_written(2 * i + 1).await.expect("written");
+            }
+            let segments = partition.log().segment_count();
+            assert!(segments > 3, "{segments} segments");
+            assert_eq!(partition.apply_retention(-1, -1).await.unwrap(), 0);
+
+            let deleted = partition.apply_retention(-1, 2048).await.expect("by size");
+            assert!(deleted > 0);
+            let start = partition.log_start_offset();
+            assert!(start > 0);
+            assert!(partition.log().size_bytes() >= 2048);
+            let below = partition.read(start - 1, 1 << 20).await;
+            assert!(
+                matches!(below, Err(ReadError::OffsetOutOfRange { .. })),
+                "{below:?}"
+            );
+            assert!(partition.cache.borrow().read(start - 1, 1, 80).is_none());
+            let read = partition
+                .read(start, 1 << 20)
+                .await
+                .expect("read at log start");
+            assert_eq!(read.log_start_offset, start);
+            assert_eq!(batches(&read.records)[0].base_offset, start);
+            // Log::read stops at a segment's end (as Kafka's does); the cache need not.
+            let from_log = partition.log().read(start, 1 << 20, 80).await.unwrap();
+            assert!(!from_log.is_empty() && read.records.starts_with(&from_log));
+
+            // Every record is older than 0 ms: all but the active segment go.
+            partition.apply_retention(0, -1).await.expect("by time");
+            assert_eq!(partition.log().segment_count(), 1);
+            let start = partition.log_start_offset();
+            let read = partition.read(start, 1 << 20).await.expect("read");
+            assert_eq!(batches(&read.records).last().unwrap().next_offset(), 80);
+            partition
+                .append(&batch(1), 1)
+                .expect("append after retention");
+            partition.wait_written(80).await.expect("written");
             partition.close().await.expect("close");
         });
     }
