@@ -33,6 +33,11 @@ use crate::protocol::record_batch::{
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, the max.in.flight limit for idempotence).
 pub const PRODUCER_BATCHES_TO_RETAIN: usize = 5;
 
+/// Producer state is rebuilt from at least this many of the newest batches (the whole active
+/// segment, plus older segments while it holds fewer), so a roll just before a crash does not
+/// forget the producers.
+pub const PRODUCER_STATE_MIN_BATCHES: usize = 1024;
+
 /// Why a produce to this partition was refused; mapped to Kafka codes in `request_handler::produce`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -152,7 +157,7 @@ pub struct Partition {
 
 impl Partition {
     /// Opens (recovering when `recover`) the log in `dir` and rebuilds producer state from the
-    /// active segment's batch headers after an unclean shutdown.
+    /// newest batch headers ([`Log::tail_batch_headers`]) after an unclean shutdown.
     pub async fn open(
         topic: &str,
         partition: i32,
@@ -164,7 +169,7 @@ impl Partition {
         let log = Log::open(dir, config.log.clone(), recover).await?;
         let mut producers = HashMap::new();
         if recover {
-            for header in log.active_segment_batch_headers().await? {
+            for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
                 if header.has_producer_id() {
                     ProducerState::record(&mut producers, &header, header.base_offset);
                 }
@@ -1420,5 +1425,78 @@ mod tests {
             partition.wait_written(80).await.expect("written");
             partition.close().await.expect("close");
         });
+    }
+
+    #[test]
+    fn producer_state_survives_a_roll_just_before_a_crash() {
+        use std::os::unix::fs::FileExt;
+        // (what follows the producer's batches in the log, the active segment then)
+        for empty_active in [true, false] {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut config = config(1 << 20, false);
+                config.log.segment_bytes = 1024;
+                let p = |sequence: i32| idempotent(2, (11, 0, sequence)).to_vec();
+                let end = {
+                    let partition = open(dir.path(), config.clone(), false).await;
+                    for i in 0..6 {
+                        partition.append(&p(2 * i), 1).expect("append");
+                        partition
+                            .wait_written(2 * i as i64 + 1)
+                            .await
+                            .expect("written");
+                    }
+                    // Fill the segment with other data until it rolls.
+                    while partition.log().segment_count() == 1 {
+                        let end = partition.next_offset.get();
+                        partition.append(&batch(3), 1).expect("append");
+                        partition.wait_written(end + 2).await.expect("written");
+                    }
+                    let end = partition.next_offset.get();
+                    partition.wait_durable(end - 1).await.expect("durable");
+                    partition.close().await.expect("close");
+                    end
+                };
+                let topic_dir = dir.path().join("topic-0");
+                let segments: Vec<_> = std::fs::read_dir(&topic_dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                    .collect();
+                assert_eq!(segments.len(), 2, "{segments:?}");
+                if empty_active {
+                    // A crash right after a roll: the new active segment has no batch yet.
+                    let last = crate::log::segment_file_path(&topic_dir, end, "log");
+                    std::fs::File::create(last).unwrap();
+                } else {
+                    // A crash with zero padding after the active segment's batches.
+                    let active = segments.iter().max().unwrap();
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(active)
+                        .unwrap();
+                    let length = file.metadata().unwrap().len();
+                    file.write_all_at(&[0; 100], length).unwrap();
+                }
+                let partition = open(dir.path(), config, true).await;
+                assert_eq!(partition.high_watermark(), end);
+                let steps = vec![
+                    ("retry of the last batch", p(10), Expect::Duplicate(10, 11)),
+                    ("retry of an older batch", p(4), Expect::Duplicate(4, 5)),
+                    (
+                        "gap",
+                        p(13),
+                        Expect::OutOfOrder {
+                            expected: 12,
+                            received: 13,
+                        },
+                    ),
+                    ("next", p(12), Expect::New(end, end + 1)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.wait_written(end + 1).await.expect("written");
+                partition.close().await.expect("close");
+            });
+        }
     }
 }

@@ -383,6 +383,35 @@ impl Log {
         Ok(headers)
     }
 
+    /// Headers of the newest batches, in offset order, for rebuilding idempotent-producer state:
+    /// every batch of the active segment and, while fewer than `min_batches` were found, of the
+    /// segments before it, newest first. Right after a roll the active segment is empty and the
+    /// producers' last batches are all in the previous one.
+    pub async fn tail_batch_headers(
+        &self,
+        min_batches: usize,
+    ) -> Result<Vec<RecordBatchHeader>, LogError> {
+        self.check_open()?;
+        let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
+        let mut newest_first: Vec<Vec<RecordBatchHeader>> = Vec::new();
+        let mut found = 0;
+        for segment in segments.iter().rev() {
+            if !newest_first.is_empty() && found >= min_batches {
+                break;
+            }
+            let mut headers = Vec::new();
+            segment
+                .find_batch(0, |h| {
+                    headers.push(*h);
+                    false
+                })
+                .await?;
+            found += headers.len();
+            newest_first.push(headers);
+        }
+        Ok(newest_first.into_iter().rev().flatten().collect())
+    }
+
     /// Deletes whole segments entirely older than `retention_ms` (by their largest timestamp,
     /// or the file time when they carry none) or beyond `retention_bytes` (-1 = off), oldest
     /// first, never the active segment; advances `log_start_offset` (Kafka's
