@@ -167,14 +167,45 @@ impl Partition {
         recover: bool,
     ) -> Result<Rc<Partition>, LogError> {
         let log = Log::open(dir, config.log.clone(), recover).await?;
-        let mut producers = HashMap::new();
-        if recover {
-            for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
-                if header.has_producer_id() {
-                    ProducerState::record(&mut producers, &header, header.base_offset);
+        // A snapshot is trusted only after a clean close at exactly this log end offset; it is
+        // taken (removed) either way so that it cannot go stale.
+        let snapshot = log.take_producer_snapshot()?;
+        let producers = match snapshot.filter(|_| !recover) {
+            Some(bytes) => match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
+                Ok(snapshot) if snapshot.is_plausible() => {
+                    Some(snapshot.producers.into_iter().collect())
                 }
+                Ok(_) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        "ignoring implausible producer-state snapshot"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        "ignoring bad producer-state snapshot: {e}"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let producers = match producers {
+            Some(producers) => producers,
+            None => {
+                let mut producers = HashMap::new();
+                for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
+                    if header.has_producer_id() {
+                        ProducerState::record(&mut producers, &header, header.base_offset);
+                    }
+                }
+                producers
             }
-        }
+        };
         let end = log.log_end_offset();
         Ok(Rc::new(Partition {
             topic: topic.to_string(),
@@ -373,10 +404,26 @@ impl Partition {
         Ok(deleted)
     }
 
-    /// Flushes and closes the log (clean shutdown). Waits for the in-flight write first.
+    /// Flushes and closes the log (clean shutdown). Waits for the in-flight write first, then
+    /// leaves a producer-state snapshot so a clean restart still recognizes retried batches
+    /// without reading the log (a failed snapshot only costs that read).
     pub async fn close(&self) -> Result<(), LogError> {
         let pending_end = self.next_offset.get() - 1;
-        let _ = self.wait_written(pending_end).await;
+        let written = self.wait_written(pending_end).await.is_ok();
+        if written && self.offline.borrow().is_none() && !self.log.is_closed() {
+            let snapshot = ProducerSnapshot {
+                producers: self
+                    .producers
+                    .borrow()
+                    .iter()
+                    .map(|(&id, state)| (id, state.clone()))
+                    .collect(),
+            };
+            let bytes = serde_json::to_vec(&snapshot).expect("producer state serializes");
+            if let Err(e) = self.log.write_producer_snapshot(&bytes) {
+                tracing::warn!(topic = %self.topic, partition = self.partition, "no producer-state snapshot: {e}");
+            }
+        }
         self.log.close().await
     }
 
@@ -547,7 +594,26 @@ struct PendingWrite {
     headers: Vec<RecordBatchHeader>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What [`Partition::close`] stores through [`Log::write_producer_snapshot`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ProducerSnapshot {
+    producers: Vec<(i64, ProducerState)>,
+}
+
+impl ProducerSnapshot {
+    /// Read from disk: at most five batches per producer, one entry per producer id.
+    fn is_plausible(&self) -> bool {
+        let ids: std::collections::HashSet<i64> =
+            self.producers.iter().map(|(id, _)| *id).collect();
+        ids.len() == self.producers.len()
+            && self
+                .producers
+                .iter()
+                .all(|(id, state)| *id >= 0 && state.recent.len() <= PRODUCER_BATCHES_TO_RETAIN)
+    }
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct ProducerBatch {
     first_sequence: i32,
     last_sequence: i32,
@@ -556,7 +622,7 @@ struct ProducerBatch {
 }
 
 /// Per (producer, partition) state: the epoch, last sequence and the last five batches.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ProducerState {
     epoch: i16,
     last_sequence: i32,
@@ -1495,6 +1561,97 @@ mod tests {
                 ];
                 check_sequences(&partition, steps).await;
                 partition.wait_written(end + 1).await.expect("written");
+                partition.close().await.expect("close");
+            });
+        }
+    }
+
+    #[test]
+    fn producer_state_survives_a_clean_restart() {
+        type Tamper = fn(&std::path::Path);
+        let snapshot_path = |dir: &std::path::Path| {
+            crate::log::segment_file_path(
+                &dir.join("topic-0"),
+                6,
+                crate::log::PRODUCER_SNAPSHOT_SUFFIX,
+            )
+        };
+        // (case, change to the snapshot after the clean close, recover, producer 77 known)
+        let cases: Vec<(&str, Tamper, bool, bool)> = vec![
+            ("snapshot", |_| {}, false, false),
+            (
+                "no snapshot: rebuilt from the log",
+                |path| std::fs::remove_file(path).unwrap(),
+                false,
+                false,
+            ),
+            (
+                "bad snapshot: rebuilt from the log",
+                |path| std::fs::write(path, b"{oops").unwrap(),
+                false,
+                false,
+            ),
+            (
+                "snapshot is what the broker uses",
+                |path| {
+                    let state = r#"{"producers":[[77,{"epoch":5,"last_sequence":9,"recent":[]}]]}"#;
+                    std::fs::write(path, state).unwrap()
+                },
+                false,
+                true,
+            ),
+            (
+                "recovery ignores snapshots",
+                |path| {
+                    let state = r#"{"producers":[[77,{"epoch":5,"last_sequence":9,"recent":[]}]]}"#;
+                    std::fs::write(path, state).unwrap()
+                },
+                true,
+                false,
+            ),
+        ];
+        for (name, tamper, recover, known) in cases {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let p = |sequence: i32, count: usize| idempotent(count, (9, 2, sequence)).to_vec();
+                let partition = open(dir.path(), config(1 << 20, false), false).await;
+                let steps = vec![
+                    ("first", p(0, 2), Expect::New(0, 1)),
+                    ("other producer", batch(1).to_vec(), Expect::New(2, 2)),
+                    ("second", p(2, 3), Expect::New(3, 5)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.close().await.expect("close");
+                let snapshot = snapshot_path(dir.path());
+                assert!(snapshot.exists(), "{name}: snapshot written");
+                tamper(&snapshot);
+
+                let partition = open(dir.path(), config(1 << 20, false), recover).await;
+                assert!(!snapshot.exists(), "{name}: snapshot used once");
+                if known {
+                    let old = idempotent(1, (77, 4, 0)).to_vec();
+                    check_sequences(
+                        &partition,
+                        vec![(name, old, Expect::OldEpoch { current: 5 })],
+                    )
+                    .await;
+                    return;
+                }
+                let steps = vec![
+                    (name, p(2, 3), Expect::Duplicate(3, 5)),
+                    (name, p(0, 2), Expect::Duplicate(0, 1)),
+                    (
+                        name,
+                        p(6, 1),
+                        Expect::OutOfOrder {
+                            expected: 5,
+                            received: 6,
+                        },
+                    ),
+                    (name, idempotent(1, (77, 4, 0)).to_vec(), Expect::New(6, 6)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.wait_written(6).await.expect("written");
                 partition.close().await.expect("close");
             });
         }
