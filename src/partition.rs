@@ -10,6 +10,10 @@
 //! 3. acks=-1 callers then await [`Partition::wait_durable`]: one fdatasync covers every batch
 //!    written before it started (group commit).
 //!
+//! Producer state (Kafka's `ProducerStateManager`: epoch, last sequence and the last five
+//! batches per producer id) survives a clean restart through a snapshot written at close and
+//! is otherwise rebuilt from the newest batch headers of the log.
+//!
 //! Invariants: `high_watermark <= next_offset`; `durable_offset <= high_watermark`; offsets in
 //! the pending chunk are contiguous from `high_watermark`. After a storage error the partition is
 //! offline: nothing more is accepted, nothing acknowledged is touched.
