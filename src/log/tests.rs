@@ -780,3 +780,81 @@ fn random_damage_never_panics() {
         }
     });
 }
+
+#[test]
+fn tail_batch_headers_reach_back_past_a_small_active_segment() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(3, 0, 60).len() as u64;
+        // Three batches per segment: offsets 0,3,6 | 9,12,15 | 18 (active).
+        let log = Log::open(dir.path().join("t-13"), config(one * 3, 64), false)
+            .await
+            .expect("open");
+        append_many(&log, 7, 3, 60).await;
+        assert_eq!(log.segment_count(), 3);
+        let check = |min_batches: usize, expected: Vec<i64>| {
+            let log = &log;
+            async move {
+                let headers = log.tail_batch_headers(min_batches).await.expect("headers");
+                let bases: Vec<i64> = headers.iter().map(|h| h.base_offset).collect();
+                assert_eq!(bases, expected, "min_batches {min_batches}");
+            }
+        };
+        check(0, vec![18]).await;
+        check(1, vec![18]).await;
+        check(2, vec![9, 12, 15, 18]).await;
+        check(4, vec![9, 12, 15, 18]).await;
+        check(5, vec![0, 3, 6, 9, 12, 15, 18]).await;
+        check(100, vec![0, 3, 6, 9, 12, 15, 18]).await;
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn producer_snapshot_is_taken_once_and_only_at_its_offset() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t-14");
+        let log = Log::open(path.clone(), config(1 << 20, 64), false)
+            .await
+            .expect("open");
+        append_many(&log, 2, 3, 10).await;
+        log.write_producer_snapshot(b"first").expect("write");
+        log.write_producer_snapshot(b"second").expect("replace");
+        log.close().await.expect("close");
+
+        let log = Log::open(path.clone(), config(1 << 20, 64), false)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.take_producer_snapshot().unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        assert_eq!(log.take_producer_snapshot().unwrap(), None, "taken once");
+        log.write_producer_snapshot(b"at 6").expect("write");
+        append_many(&log, 1, 3, 10).await;
+        assert_eq!(
+            log.take_producer_snapshot().unwrap(),
+            None,
+            "stale: log moved on"
+        );
+        let leftovers = std::fs::read_dir(&path)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().contains(PRODUCER_SNAPSHOT_SUFFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0, "stale snapshots are removed");
+        log.close().await.expect("close");
+        let log = Log::open(path, config(1 << 20, 64), false)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.log_end_offset(),
+            9,
+            "snapshot files do not disturb loading"
+        );
+        log.close().await.expect("close");
+    });
+}
