@@ -42,6 +42,10 @@ pub const PRODUCER_BATCHES_TO_RETAIN: usize = 5;
 /// forget the producers.
 pub const PRODUCER_STATE_MIN_BATCHES: usize = 1024;
 
+/// A producer that appended nothing for this long is forgotten (Kafka's
+/// `producer.id.expiration.ms`, default one day), so producer state stays bounded.
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Why a produce to this partition was refused; mapped to Kafka codes in `request_handler::produce`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -201,10 +205,19 @@ impl Partition {
         let producers = match producers {
             Some(producers) => producers,
             None => {
+                // Rebuilt producers count as active now: record timestamps are the clients'.
+                let opened_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
                 let mut producers = HashMap::new();
                 for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
                     if header.has_producer_id() {
-                        ProducerState::record(&mut producers, &header, header.base_offset);
+                        ProducerState::record(
+                            &mut producers,
+                            &header,
+                            header.base_offset,
+                            opened_ms,
+                        );
                     }
                 }
                 producers
@@ -277,7 +290,7 @@ impl Partition {
             }
             pending.headers.push(assigned);
             if assigned.has_producer_id() {
-                ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset);
+                ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset, now_ms);
             }
             self.next_offset.set(assigned.next_offset());
             position += size;
@@ -406,6 +419,18 @@ impl Partition {
                 .drop_below(self.log.log_start_offset());
         }
         Ok(deleted)
+    }
+
+    /// Forgets producers whose last append was [`PRODUCER_ID_EXPIRATION_MS`] or more before
+    /// `now_ms` (Kafka's `ProducerStateManager.removeExpiredProducers`); their next batch
+    /// is then accepted as from an unknown producer. Returns how many were removed.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let mut producers = self.producers.borrow_mut();
+        let before = producers.len();
+        producers.retain(|_, state| {
+            now_ms.saturating_sub(state.last_append_ms) < PRODUCER_ID_EXPIRATION_MS
+        });
+        before - producers.len()
     }
 
     /// Flushes and closes the log (clean shutdown). Waits for the in-flight write first, then
@@ -631,13 +656,19 @@ struct ProducerState {
     epoch: i16,
     last_sequence: i32,
     recent: VecDeque<ProducerBatch>,
+    /// Broker time of the producer's last append in ms (Kafka uses the batch timestamp, which a
+    /// client replaying old data sets far in the past; the broker's clock cannot be).
+    #[serde(default)]
+    last_append_ms: i64,
 }
 
 impl ProducerState {
+    /// Notes the batch `header` at `base_offset`, appended at broker time `now_ms`.
     fn record(
         producers: &mut HashMap<i64, ProducerState>,
         header: &RecordBatchHeader,
         base_offset: i64,
+        now_ms: i64,
     ) {
         let state = producers
             .entry(header.producer_id)
@@ -645,7 +676,9 @@ impl ProducerState {
                 epoch: header.producer_epoch,
                 last_sequence: -1,
                 recent: VecDeque::new(),
+                last_append_ms: now_ms,
             });
+        state.last_append_ms = now_ms;
         if header.producer_epoch != state.epoch {
             state.epoch = header.producer_epoch;
             state.recent.clear();
@@ -1659,5 +1692,43 @@ mod tests {
                 partition.close().await.expect("close");
             });
         }
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            // check_sequences appends at broker time 1 ms.
+            let p = |id: i64, sequence: i32| idempotent(1, (id, 0, sequence)).to_vec();
+            let steps = vec![
+                ("producer 1", p(1, 0), Expect::New(0, 0)),
+                ("producer 2", p(2, 0), Expect::New(1, 1)),
+            ];
+            check_sequences(&partition, steps).await;
+            let last = 1;
+            assert_eq!(
+                partition.expire_producers(last + PRODUCER_ID_EXPIRATION_MS - 1),
+                0
+            );
+            let steps = vec![(
+                "still known",
+                p(1, 5),
+                Expect::OutOfOrder {
+                    expected: 1,
+                    received: 5,
+                },
+            )];
+            check_sequences(&partition, steps).await;
+            assert_eq!(
+                partition.expire_producers(last + PRODUCER_ID_EXPIRATION_MS),
+                2
+            );
+            assert!(partition.producers.borrow().is_empty());
+            let steps = vec![("forgotten: any sequence", p(1, 5), Expect::New(2, 2))];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(2).await.expect("written");
+            partition.close().await.expect("close");
+        });
     }
 }

@@ -109,7 +109,8 @@ impl ReplicaManager {
     /// Applies `retention.ms` / `retention.bytes` of each partition's topic config (Kafka's
     /// `LogManager.cleanupLogs`, run every `log.retention.check.interval.ms`). Topics whose
     /// `cleanup.policy` is only `compact` keep everything, as in Kafka. Deletions are logged at
-    /// info, failures at warn (the partition stays online). Returns the segments deleted.
+    /// info, failures at warn (the partition stays online). Also expires idle producers
+    /// ([`Partition::expire_producers`]). Returns the segments deleted.
     pub async fn apply_retention(&self) -> usize {
         let _permit = self
             .applying
@@ -128,8 +129,15 @@ impl ReplicaManager {
                 })
                 .collect()
         };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let mut deleted_total = 0;
         for (partition, config) in targets {
+            let expired = partition.expire_producers(now_ms);
+            if expired > 0 {
+                tracing::debug!(topic = %partition.topic, partition = partition.partition, expired, "expired idle producers");
+            }
             if config.cleanup_policy == CleanupPolicy::Compact {
                 continue;
             }
