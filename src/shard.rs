@@ -383,9 +383,11 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
     }
     accept.cancel().await;
     tracing::info!(shard = shard_id, "shutting down: closing partitions");
-    let result = ctx.replica_manager.shutdown().await;
-    CONTEXT.with(|c| *c.borrow_mut() = None);
-    result.map_err(|e| e.to_string())
+    // The context stays installed: connection tasks may still run until the executor exits.
+    ctx.replica_manager
+        .shutdown()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Applies retention to this shard's partitions every `log.retention.check.interval.ms`
