@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use futures::future::{join_all, LocalBoxFuture};
@@ -101,12 +101,6 @@ pub fn context() -> Rc<ShardContext> {
     CONTEXT.with(|c| c.borrow().clone().expect("called on a shard thread"))
 }
 
-/// This thread's shard, or `None` off a shard thread and once the shard has shut down (tasks
-/// of still-open connections may run until the executor stops).
-fn try_context() -> Option<Rc<ShardContext>> {
-    CONTEXT.with(|c| c.borrow().clone())
-}
-
 impl ShardContext {
     /// The latest topic metadata this shard has seen.
     pub fn metadata(&self) -> Arc<MetadataImage> {
@@ -141,10 +135,7 @@ where
     R: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let Some(ctx) = try_context() else {
-        // Shutting down: the request is dropped with the executor; nothing will answer it.
-        return rx;
-    };
+    let ctx = context();
     let task: ShardTask = Box::new(move |ctx| {
         Box::pin(async move {
             let _ = tx.send(f(ctx).await);
@@ -170,12 +161,8 @@ where
     F: FnOnce(Rc<ShardContext>) -> LocalBoxFuture<'static, R> + Send + 'static,
     R: Send + 'static,
 {
-    let Some(ctx) = try_context() else {
-        // Shutting down: this task is dropped with its executor.
-        return futures::future::pending().await;
-    };
-    if target == ctx.shard_id {
-        return f(ctx).await;
+    if target == context().shard_id {
+        return f(context()).await;
     }
     match submit_to(target, f).await.await {
         Ok(result) => result,
@@ -384,6 +371,7 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
     {
         return Err(fail(format!("opening partitions: {e}")));
     }
+    glommio::spawn_local(retention_loop(ctx.clone(), start.shutdown.clone())).detach();
     for receiver in receivers.into_iter().flatten() {
         glommio::spawn_local(receive_loop(ctx.clone(), receiver)).detach();
     }
@@ -407,10 +395,29 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
     }
     accept.cancel().await;
     tracing::info!(shard = shard_id, "shutting down: closing partitions");
+    // The context stays installed: connection tasks may still run until the executor exits.
     ctx.group_coordinator.shutdown().await;
-    let result = ctx.replica_manager.shutdown().await;
-    CONTEXT.with(|c| *c.borrow_mut() = None);
-    result.map_err(|e| e.to_string())
+    ctx.replica_manager
+        .shutdown()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Applies retention to this shard's partitions every `log.retention.check.interval.ms`
+/// (Kafka's `LogManager` "kafka-log-retention" task), the first time one interval after start;
+/// returns once the shutdown flag is set.
+async fn retention_loop(ctx: Rc<ShardContext>, shutdown: Arc<AtomicBool>) {
+    let interval = Duration::from_millis(ctx.config.log_retention_check_interval_ms.max(1) as u64);
+    let mut next_check = Instant::now() + interval;
+    while !shutdown.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= next_check {
+            ctx.replica_manager.apply_retention().await;
+            next_check = Instant::now() + interval;
+            continue;
+        }
+        glommio::timer::sleep((next_check - now).min(SHUTDOWN_POLL)).await;
+    }
 }
 
 /// The group coordinator's settings from the broker's `group.*` and `offsets.*` properties.

@@ -5,8 +5,9 @@
 //! scanning the batches. The last (active) segment is always scanned to find its end; with
 //! `recover` (after an unclean shutdown) that scan checks every CRC-32C. A scan stops at the
 //! first torn or corrupt batch, or at a batch whose base offset is not the expected next offset,
-//! and the file is truncated there (logged with `tracing::warn!`); segments after a truncated one
-//! are deleted, as Kafka's `LogLoader.recoverLog` does. Stray `.cleaned`, `.swap` and `.deleted`
+//! and the file is truncated there: logged with `tracing::warn!`, or at debug level when all that
+//! is cut is zero padding (O_DIRECT appends write whole pages, so an unclean stop leaves zeros
+//! past the logical end). Segments after a truncated one are deleted, as Kafka's `LogLoader.recoverLog` does. Stray `.cleaned`, `.swap` and `.deleted`
 //! files are removed.
 
 use std::path::{Path, PathBuf};
@@ -182,13 +183,24 @@ async fn load_segment(
             }
             let truncated = scan.valid_bytes < file_size;
             if truncated {
-                tracing::warn!(
-                    path = %log_path.display(),
-                    position = scan.valid_bytes,
-                    bytes = file_size - scan.valid_bytes,
-                    reason = %scan.stop_reason.as_deref().unwrap_or("unknown"),
-                    "truncating torn or corrupt tail of segment"
-                );
+                let bytes = file_size - scan.valid_bytes;
+                if is_zeros(&file, &log_path, scan.valid_bytes, file_size).await? {
+                    // O_DIRECT appends write whole pages: after an unclean stop the file ends
+                    // in the zeros of the last page (or of a write that never reached the disk).
+                    tracing::debug!(
+                        path = %log_path.display(),
+                        position = scan.valid_bytes,
+                        "trimmed {bytes} bytes of zero padding"
+                    );
+                } else {
+                    tracing::warn!(
+                        path = %log_path.display(),
+                        position = scan.valid_bytes,
+                        bytes,
+                        reason = %scan.stop_reason.as_deref().unwrap_or("unknown"),
+                        "truncating torn or corrupt tail of segment"
+                    );
+                }
                 file.truncate(scan.valid_bytes)
                     .await
                     .map_err(|e| LogError::io("truncate", &log_path, e))?;
@@ -496,6 +508,26 @@ fn batch_problem(
         ));
     }
     None
+}
+
+/// True when the bytes `[start, end)` of the file are all zero (padding, not data).
+async fn is_zeros(file: &DmaFile, log_path: &Path, start: u64, end: u64) -> Result<bool, LogError> {
+    let mut position = start;
+    while position < end {
+        let length = (end - position).min(SCAN_CHUNK_BYTES as u64) as usize;
+        let data = file
+            .read_at(position, length)
+            .await
+            .map_err(|e| LogError::io("read", log_path, e))?;
+        if data.is_empty() {
+            return Ok(false);
+        }
+        if data.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        position += data.len() as u64;
+    }
+    Ok(true)
 }
 
 /// The partial last page `[align_down(size), size)` of the file.

@@ -281,11 +281,11 @@ impl LogSegment {
     }
 
     /// fdatasync of the `.log` when an append completed since the last sync finished. Covers
-    /// every append completed before the call.
-    pub async fn flush(&self) -> Result<(), LogError> {
+    /// every append completed before the call. True when an fdatasync was issued.
+    pub async fn flush(&self) -> Result<bool, LogError> {
         let target = self.appends_completed.get();
         if self.appends_synced.get() >= target {
-            return Ok(());
+            return Ok(false);
         }
         self.file
             .fdatasync()
@@ -293,7 +293,7 @@ impl LogSegment {
             .map_err(|e| LogError::io("fdatasync", &self.log_path, e))?;
         self.appends_synced
             .set(self.appends_synced.get().max(target));
-        Ok(())
+        Ok(true)
     }
 
     /// Makes the segment immutable and durable (Kafka's `onBecomeInactiveSegment` + `flush`):

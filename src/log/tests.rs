@@ -252,46 +252,87 @@ fn recovery_truncates_torn_tail_and_keeps_complete_batches() {
         ("nothing (zero padding)", |_| Vec::new(), 5),
     ];
     for (name, tail, kept) in cases {
-        run(move || async move {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("topic-3");
-            let log = Log::open(path.clone(), config(1 << 20, 256), false)
-                .await
-                .expect("open");
-            let batches = append_many(&log, 5, 3, 100).await;
-            log.flush().await.expect("flush");
-            drop(log); // crash: no close
-            let log_file = path.join("00000000000000000000.log");
-            let logical: u64 = batches.iter().map(|b| b.len() as u64).sum();
-            let mut next = batch(3, 0, 100);
-            set_base_offset(&mut next, 15);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&log_file)
-                .unwrap();
-            file.write_all_at(&tail(&next), logical).unwrap();
-            drop(file);
+        let logs = capture_logs(|| {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("topic-3");
+                let log = Log::open(path.clone(), config(1 << 20, 256), false)
+                    .await
+                    .expect("open");
+                let batches = append_many(&log, 5, 3, 100).await;
+                log.flush().await.expect("flush");
+                drop(log); // crash: no close
+                let log_file = path.join("00000000000000000000.log");
+                let logical: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                let mut next = batch(3, 0, 100);
+                set_base_offset(&mut next, 15);
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&log_file)
+                    .unwrap();
+                file.write_all_at(&tail(&next), logical).unwrap();
+                drop(file);
 
-            let log = Log::open(path.clone(), config(1 << 20, 256), true)
-                .await
-                .expect("recover");
-            let kept_bytes: u64 = batches[..kept].iter().map(|b| b.len() as u64).sum();
-            assert_eq!(log.log_end_offset(), 3 * kept as i64, "{name}");
-            assert_eq!(file_len(&log_file), kept_bytes, "{name}: file truncated");
-            assert_eq!(
-                &log.read(0, 1 << 20, 15).await.unwrap()[..],
-                &batches[..kept].concat()[..],
-                "{name}"
-            );
-            let more = append(&log, vec![batch(1, 0, 10)]).await;
-            assert_eq!(
-                &log.read(15, 1 << 20, 16).await.unwrap()[..],
-                &more[..],
-                "{name}"
-            );
-            log.close().await.expect("close");
+                let log = Log::open(path.clone(), config(1 << 20, 256), true)
+                    .await
+                    .expect("recover");
+                let kept_bytes: u64 = batches[..kept].iter().map(|b| b.len() as u64).sum();
+                assert_eq!(log.log_end_offset(), 3 * kept as i64, "{name}");
+                assert_eq!(file_len(&log_file), kept_bytes, "{name}: file truncated");
+                assert_eq!(
+                    &log.read(0, 1 << 20, 15).await.unwrap()[..],
+                    &batches[..kept].concat()[..],
+                    "{name}"
+                );
+                let more = append(&log, vec![batch(1, 0, 10)]).await;
+                assert_eq!(
+                    &log.read(15, 1 << 20, 16).await.unwrap()[..],
+                    &more[..],
+                    "{name}"
+                );
+                log.close().await.expect("close");
+            })
         });
+        let warned = logs.contains("WARN");
+        if name.starts_with("nothing") {
+            assert!(
+                !warned,
+                "{name}: zero padding is expected, not a warning:\n{logs}"
+            );
+            assert!(logs.contains("bytes of zero padding"), "{name}:\n{logs}");
+        } else {
+            assert!(warned, "{name}: torn data is a warning:\n{logs}");
+            assert!(
+                logs.contains("truncating torn or corrupt tail"),
+                "{name}:\n{logs}"
+            );
+        }
     }
+}
+
+/// Runs `f` with a debug-level subscriber on this thread; returns what it logged.
+fn capture_logs(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = captured.0.lock().expect("lock").clone();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[test]
@@ -737,5 +778,83 @@ fn random_damage_never_panics() {
             }
             let _ = log.close().await;
         }
+    });
+}
+
+#[test]
+fn tail_batch_headers_reach_back_past_a_small_active_segment() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(3, 0, 60).len() as u64;
+        // Three batches per segment: offsets 0,3,6 | 9,12,15 | 18 (active).
+        let log = Log::open(dir.path().join("t-13"), config(one * 3, 64), false)
+            .await
+            .expect("open");
+        append_many(&log, 7, 3, 60).await;
+        assert_eq!(log.segment_count(), 3);
+        let check = |min_batches: usize, expected: Vec<i64>| {
+            let log = &log;
+            async move {
+                let headers = log.tail_batch_headers(min_batches).await.expect("headers");
+                let bases: Vec<i64> = headers.iter().map(|h| h.base_offset).collect();
+                assert_eq!(bases, expected, "min_batches {min_batches}");
+            }
+        };
+        check(0, vec![18]).await;
+        check(1, vec![18]).await;
+        check(2, vec![9, 12, 15, 18]).await;
+        check(4, vec![9, 12, 15, 18]).await;
+        check(5, vec![0, 3, 6, 9, 12, 15, 18]).await;
+        check(100, vec![0, 3, 6, 9, 12, 15, 18]).await;
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn producer_snapshot_is_taken_once_and_only_at_its_offset() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t-14");
+        let log = Log::open(path.clone(), config(1 << 20, 64), false)
+            .await
+            .expect("open");
+        append_many(&log, 2, 3, 10).await;
+        log.write_producer_snapshot(b"first").expect("write");
+        log.write_producer_snapshot(b"second").expect("replace");
+        log.close().await.expect("close");
+
+        let log = Log::open(path.clone(), config(1 << 20, 64), false)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.take_producer_snapshot().unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        assert_eq!(log.take_producer_snapshot().unwrap(), None, "taken once");
+        log.write_producer_snapshot(b"at 6").expect("write");
+        append_many(&log, 1, 3, 10).await;
+        assert_eq!(
+            log.take_producer_snapshot().unwrap(),
+            None,
+            "stale: log moved on"
+        );
+        let leftovers = std::fs::read_dir(&path)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().contains(PRODUCER_SNAPSHOT_SUFFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0, "stale snapshots are removed");
+        log.close().await.expect("close");
+        let log = Log::open(path, config(1 << 20, 64), false)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.log_end_offset(),
+            9,
+            "snapshot files do not disturb loading"
+        );
+        log.close().await.expect("close");
     });
 }
