@@ -139,7 +139,8 @@ struct Effects<'a> {
 impl Effects<'_> {
     /// Appends the group's metadata record (Kafka's `storeGroup`).
     fn store_group(&mut self, group: &GroupMetadata) {
-        let partition = offsets_partition_for(&group.group_id, self.settings.offsets_topic_num_partitions);
+        let partition =
+            offsets_partition_for(&group.group_id, self.settings.offsets_topic_num_partitions);
         self.records.push((
             partition,
             CoordinatorRecord::GroupMetadata {
@@ -150,7 +151,8 @@ impl Effects<'_> {
     }
 
     fn tombstone_offset(&mut self, group_id: &str, topic: &str, partition: i32) {
-        let offsets_partition = offsets_partition_for(group_id, self.settings.offsets_topic_num_partitions);
+        let offsets_partition =
+            offsets_partition_for(group_id, self.settings.offsets_topic_num_partitions);
         self.records.push((
             offsets_partition,
             CoordinatorRecord::OffsetCommit {
@@ -197,7 +199,11 @@ impl CoordinatorState {
 
     /// True when this shard coordinates `group_id`.
     pub fn owns(&self, group_id: &str) -> bool {
-        shard_for_group(group_id, self.settings.offsets_topic_num_partitions, self.shard_count) == self.shard_id
+        shard_for_group(
+            group_id,
+            self.settings.offsets_topic_num_partitions,
+            self.shard_count,
+        ) == self.shard_id
     }
 
     /// Ends COORDINATOR_LOAD_IN_PROGRESS once replay is done.
@@ -219,7 +225,10 @@ impl CoordinatorState {
     pub fn group_status(&self, group_id: &str, api: GroupApi) -> Option<ResponseError> {
         let empty_allowed = matches!(
             api,
-            GroupApi::OffsetCommit | GroupApi::OffsetFetch | GroupApi::DescribeGroups | GroupApi::DeleteGroups
+            GroupApi::OffsetCommit
+                | GroupApi::OffsetFetch
+                | GroupApi::DescribeGroups
+                | GroupApi::DeleteGroups
         );
         if group_id.is_empty() && !empty_allowed {
             return Some(ResponseError::InvalidGroupId);
@@ -240,7 +249,9 @@ impl CoordinatorState {
         let mut group_ids: Vec<&String> = self
             .groups
             .keys()
-            .filter(|id| offsets_partition_for(id, self.settings.offsets_topic_num_partitions) == partition)
+            .filter(|id| {
+                offsets_partition_for(id, self.settings.offsets_topic_num_partitions) == partition
+            })
             .collect();
         group_ids.sort();
         let mut records = Vec::new();
@@ -252,7 +263,8 @@ impl CoordinatorState {
                     value: Some(group.to_value()),
                 });
             }
-            let mut offsets: Vec<(&(String, i32), &OffsetCommitValue)> = group.offsets.iter().collect();
+            let mut offsets: Vec<(&(String, i32), &OffsetCommitValue)> =
+                group.offsets.iter().collect();
             offsets.sort_by(|a, b| a.0.cmp(b.0));
             for ((topic, partition), value) in offsets {
                 records.push(CoordinatorRecord::OffsetCommit {
@@ -308,15 +320,23 @@ impl CoordinatorState {
         if join.session_timeout_ms < self.settings.group_min_session_timeout_ms
             || join.session_timeout_ms > self.settings.group_max_session_timeout_ms
         {
-            return Reply::Ready(JoinResult::error(join.member_id, ResponseError::InvalidSessionTimeout));
+            return Reply::Ready(JoinResult::error(
+                join.member_id,
+                ResponseError::InvalidSessionTimeout,
+            ));
         }
         let is_unknown_member = join.member_id.is_empty();
         if !self.groups.contains_key(&join.group_id) {
             if !is_unknown_member {
-                return Reply::Ready(JoinResult::error(join.member_id, ResponseError::UnknownMemberId));
+                return Reply::Ready(JoinResult::error(
+                    join.member_id,
+                    ResponseError::UnknownMemberId,
+                ));
             }
-            self.groups
-                .insert(join.group_id.clone(), GroupMetadata::new(join.group_id.clone(), now_ms));
+            self.groups.insert(
+                join.group_id.clone(),
+                GroupMetadata::new(join.group_id.clone(), now_ms),
+            );
         }
         let group = self.groups.get_mut(&join.group_id).expect("inserted above");
         let mut fx = Effects {
@@ -325,8 +345,14 @@ impl CoordinatorState {
             now_ms,
         };
         let new_member = is_unknown_member || group.pending_members.contains_key(&join.member_id);
-        if new_member && !group.has(&join.member_id) && group.members.len() >= fx.settings.group_max_size {
-            return Reply::Ready(JoinResult::error(join.member_id, ResponseError::GroupMaxSizeReached));
+        if new_member
+            && !group.has(&join.member_id)
+            && group.members.len() >= fx.settings.group_max_size
+        {
+            return Reply::Ready(JoinResult::error(
+                join.member_id,
+                ResponseError::GroupMaxSizeReached,
+            ));
         }
         let reply = if is_unknown_member {
             new_member_join(group, join, &mut fx)
@@ -352,15 +378,16 @@ impl CoordinatorState {
         };
         let error = if group.is(GroupState::Dead) {
             Some(ResponseError::CoordinatorNotAvailable)
-        } else if group.is_static_member_fenced(sync.group_instance_id.as_deref(), &sync.member_id) {
+        } else if group.is_static_member_fenced(sync.group_instance_id.as_deref(), &sync.member_id)
+        {
             Some(ResponseError::FencedInstanceId)
         } else if !group.has(&sync.member_id) {
             Some(ResponseError::UnknownMemberId)
         } else if sync.generation_id != group.generation_id {
             Some(ResponseError::IllegalGeneration)
-        } else if sync.protocol_type.is_some() && sync.protocol_type != group.protocol_type {
-            Some(ResponseError::InconsistentGroupProtocol)
-        } else if sync.protocol_name.is_some() && sync.protocol_name != group.protocol_name {
+        } else if (sync.protocol_type.is_some() && sync.protocol_type != group.protocol_type)
+            || (sync.protocol_name.is_some() && sync.protocol_name != group.protocol_name)
+        {
             Some(ResponseError::InconsistentGroupProtocol)
         } else {
             None
@@ -370,16 +397,23 @@ impl CoordinatorState {
         }
         match group.state {
             GroupState::Empty => Reply::Ready(SyncResult::error(ResponseError::UnknownMemberId)),
-            GroupState::PreparingRebalance => Reply::Ready(SyncResult::error(ResponseError::RebalanceInProgress)),
+            GroupState::PreparingRebalance => {
+                Reply::Ready(SyncResult::error(ResponseError::RebalanceInProgress))
+            }
             GroupState::CompletingRebalance => {
                 let (sender, receiver) = oneshot::channel();
-                let member = group.members.get_mut(&sync.member_id).expect("checked above");
+                let member = group
+                    .members
+                    .get_mut(&sync.member_id)
+                    .expect("checked above");
                 member.awaiting_sync = Some(sender);
                 group.pending_sync_members.remove(&sync.member_id);
                 if group.is_leader(&sync.member_id) {
-                    let mut assignments: HashMap<String, Bytes> = sync.assignments.into_iter().collect();
+                    let mut assignments: HashMap<String, Bytes> =
+                        sync.assignments.into_iter().collect();
                     for member in group.members.values_mut() {
-                        member.assignment = assignments.remove(&member.member_id).unwrap_or_default();
+                        member.assignment =
+                            assignments.remove(&member.member_id).unwrap_or_default();
                     }
                     fx.store_group(group);
                     propagate_assignment(group, None, &mut fx);
@@ -389,7 +423,10 @@ impl CoordinatorState {
             }
             GroupState::Stable => {
                 group.pending_sync_members.remove(&sync.member_id);
-                let member = group.members.get_mut(&sync.member_id).expect("checked above");
+                let member = group
+                    .members
+                    .get_mut(&sync.member_id)
+                    .expect("checked above");
                 member.heartbeat_deadline_ms = Some(now_ms + member.session_timeout_ms as i64);
                 Reply::Ready(SyncResult {
                     error: None,
@@ -525,7 +562,9 @@ impl CoordinatorState {
         if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
             if let Some(instance_id) = group_instance_id {
                 match group.static_member_id(instance_id) {
-                    Some(current) if current != member_id => return Err(ResponseError::FencedInstanceId),
+                    Some(current) if current != member_id => {
+                        return Err(ResponseError::FencedInstanceId)
+                    }
                     Some(_) => {}
                     None => return Err(ResponseError::UnknownMemberId),
                 }
@@ -553,7 +592,12 @@ impl CoordinatorState {
     }
 
     /// Stores offsets whose records are durable (Kafka: the cache is updated after the append).
-    pub fn apply_offset_commit(&mut self, group_id: &str, offsets: Vec<(String, i32, OffsetCommitValue)>, now_ms: i64) {
+    pub fn apply_offset_commit(
+        &mut self,
+        group_id: &str,
+        offsets: Vec<(String, i32, OffsetCommitValue)>,
+        now_ms: i64,
+    ) {
         let group = self
             .groups
             .entry(group_id.to_owned())
@@ -576,7 +620,10 @@ impl CoordinatorState {
         if let Some(error) = self.group_status(group_id, GroupApi::OffsetFetch) {
             return Err(error);
         }
-        let group = self.groups.get(group_id).filter(|g| !g.is(GroupState::Dead));
+        let group = self
+            .groups
+            .get(group_id)
+            .filter(|g| !g.is(GroupState::Dead));
         match topics {
             Some(topics) => Ok(topics
                 .into_iter()
@@ -584,7 +631,8 @@ impl CoordinatorState {
                     let found = partitions
                         .into_iter()
                         .map(|partition| {
-                            let value = group.and_then(|g| g.offsets.get(&(topic.clone(), partition)).cloned());
+                            let value = group
+                                .and_then(|g| g.offsets.get(&(topic.clone(), partition)).cloned());
                             (partition, value)
                         })
                         .collect();
@@ -592,8 +640,10 @@ impl CoordinatorState {
                 })
                 .collect()),
             None => {
-                let mut by_topic: std::collections::BTreeMap<String, Vec<(i32, Option<OffsetCommitValue>)>> =
-                    Default::default();
+                let mut by_topic: std::collections::BTreeMap<
+                    String,
+                    Vec<(i32, Option<OffsetCommitValue>)>,
+                > = Default::default();
                 if let Some(group) = group {
                     for ((topic, partition), value) in &group.offsets {
                         by_topic
@@ -623,7 +673,12 @@ impl CoordinatorState {
             .groups
             .values()
             .filter(|g| !g.is(GroupState::Dead))
-            .filter(|g| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(g.state.name())))
+            .filter(|g| {
+                states.is_empty()
+                    || states
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+            })
             .map(|g| ListedGroup {
                 group_id: g.group_id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
@@ -639,11 +694,19 @@ impl CoordinatorState {
         if let Some(error) = self.group_status(group_id, GroupApi::DescribeGroups) {
             return Err(error);
         }
-        let Some(group) = self.groups.get(group_id).filter(|g| !g.is(GroupState::Dead)) else {
+        let Some(group) = self
+            .groups
+            .get(group_id)
+            .filter(|g| !g.is(GroupState::Dead))
+        else {
             return Ok(None);
         };
         let stable = group.is(GroupState::Stable);
-        let protocol = if stable { group.protocol_name.clone().unwrap_or_default() } else { String::new() };
+        let protocol = if stable {
+            group.protocol_name.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
         let members = group
             .members
             .values()
@@ -652,8 +715,16 @@ impl CoordinatorState {
                 group_instance_id: member.group_instance_id.clone(),
                 client_id: member.client_id.clone(),
                 client_host: member.client_host.clone(),
-                metadata: if stable { member.metadata(&protocol) } else { Bytes::new() },
-                assignment: if stable { member.assignment.clone() } else { Bytes::new() },
+                metadata: if stable {
+                    member.metadata(&protocol)
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    member.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
             })
             .collect();
         Ok(Some(GroupSummary {
@@ -761,7 +832,8 @@ impl CoordinatorState {
             expire_pending_sync(group, &mut fx);
         }
         if self.loaded && now_ms >= self.next_retention_check_ms {
-            self.next_retention_check_ms = now_ms + self.settings.offsets_retention_check_interval_ms;
+            self.next_retention_check_ms =
+                now_ms + self.settings.offsets_retention_check_interval_ms;
             self.expire_offsets(now_ms);
         }
     }
@@ -806,7 +878,8 @@ impl CoordinatorState {
                             .offsets
                             .iter()
                             .filter(|((topic, _), value)| {
-                                !subscribed.contains(topic) && now_ms - value.commit_timestamp >= retention_ms
+                                !subscribed.contains(topic)
+                                    && now_ms - value.commit_timestamp >= retention_ms
                             })
                             .map(|(key, _)| key.clone())
                             .collect(),
@@ -838,40 +911,72 @@ impl CoordinatorState {
 }
 
 /// A JoinGroup without a member id (Kafka's `doNewMemberJoinGroup`).
-fn new_member_join(group: &mut GroupMetadata, join: JoinParams, fx: &mut Effects) -> Reply<JoinResult> {
+fn new_member_join(
+    group: &mut GroupMetadata,
+    join: JoinParams,
+    fx: &mut Effects,
+) -> Reply<JoinResult> {
     if group.is(GroupState::Dead) {
-        return Reply::Ready(JoinResult::error(join.member_id, ResponseError::CoordinatorNotAvailable));
+        return Reply::Ready(JoinResult::error(
+            join.member_id,
+            ResponseError::CoordinatorNotAvailable,
+        ));
     }
     if !group.supports_protocols(&join.protocol_type, &join.protocols) {
-        return Reply::Ready(JoinResult::error(join.member_id, ResponseError::InconsistentGroupProtocol));
+        return Reply::Ready(JoinResult::error(
+            join.member_id,
+            ResponseError::InconsistentGroupProtocol,
+        ));
     }
     let new_member_id = format!("{}-{}", join.client_id, uuid::Uuid::new_v4());
     if let Some(group_instance_id) = join.group_instance_id.clone() {
-        return match group.static_member_id(&group_instance_id).map(str::to_owned) {
-            Some(old_member_id) => {
-                update_static_member_and_rebalance(group, &group_instance_id, &old_member_id, new_member_id, join, fx)
-            }
+        return match group
+            .static_member_id(&group_instance_id)
+            .map(str::to_owned)
+        {
+            Some(old_member_id) => update_static_member_and_rebalance(
+                group,
+                &group_instance_id,
+                &old_member_id,
+                new_member_id,
+                join,
+                fx,
+            ),
             None => add_member_and_rebalance(group, new_member_id, join, fx),
         };
     }
     if join.require_known_member_id {
         // KIP-394: hand out the member id; the member must rejoin with it within its session.
-        group
-            .pending_members
-            .insert(new_member_id.clone(), fx.now_ms + join.session_timeout_ms as i64);
-        return Reply::Ready(JoinResult::error(new_member_id, ResponseError::MemberIdRequired));
+        group.pending_members.insert(
+            new_member_id.clone(),
+            fx.now_ms + join.session_timeout_ms as i64,
+        );
+        return Reply::Ready(JoinResult::error(
+            new_member_id,
+            ResponseError::MemberIdRequired,
+        ));
     }
     add_member_and_rebalance(group, new_member_id, join, fx)
 }
 
 /// A JoinGroup with a member id (Kafka's `doCurrentMemberJoinGroup`).
-fn current_member_join(group: &mut GroupMetadata, join: JoinParams, fx: &mut Effects) -> Reply<JoinResult> {
+fn current_member_join(
+    group: &mut GroupMetadata,
+    join: JoinParams,
+    fx: &mut Effects,
+) -> Reply<JoinResult> {
     let member_id = join.member_id.clone();
     if group.is(GroupState::Dead) {
-        return Reply::Ready(JoinResult::error(member_id, ResponseError::CoordinatorNotAvailable));
+        return Reply::Ready(JoinResult::error(
+            member_id,
+            ResponseError::CoordinatorNotAvailable,
+        ));
     }
     if !group.supports_protocols(&join.protocol_type, &join.protocols) {
-        return Reply::Ready(JoinResult::error(member_id, ResponseError::InconsistentGroupProtocol));
+        return Reply::Ready(JoinResult::error(
+            member_id,
+            ResponseError::InconsistentGroupProtocol,
+        ));
     }
     if group.pending_members.contains_key(&member_id) {
         if join.group_instance_id.is_some() {
@@ -885,7 +990,10 @@ fn current_member_join(group: &mut GroupMetadata, join: JoinParams, fx: &mut Eff
         .as_deref()
         .is_some_and(|id| group.static_member_id(id).is_none());
     if group.is_static_member_fenced(join.group_instance_id.as_deref(), &member_id) {
-        return Reply::Ready(JoinResult::error(member_id, ResponseError::FencedInstanceId));
+        return Reply::Ready(JoinResult::error(
+            member_id,
+            ResponseError::FencedInstanceId,
+        ));
     }
     if !group.has(&member_id) || instance_not_found {
         return Reply::Ready(JoinResult::error(member_id, ResponseError::UnknownMemberId));
@@ -916,7 +1024,11 @@ fn current_member_join(group: &mut GroupMetadata, join: JoinParams, fx: &mut Eff
 }
 
 /// The current generation as a successful JoinGroup answer.
-fn generation_result(group: &GroupMetadata, member_id: String, members: Vec<JoinedMember>) -> JoinResult {
+fn generation_result(
+    group: &GroupMetadata,
+    member_id: String,
+    members: Vec<JoinedMember>,
+) -> JoinResult {
     JoinResult {
         error: None,
         member_id,
@@ -962,9 +1074,16 @@ fn add_member_and_rebalance(
 }
 
 /// Kafka's `updateMemberAndRebalance`: new protocols and timeouts, then wait for the join.
-fn update_member_and_rebalance(group: &mut GroupMetadata, join: JoinParams, fx: &mut Effects) -> Reply<JoinResult> {
+fn update_member_and_rebalance(
+    group: &mut GroupMetadata,
+    join: JoinParams,
+    fx: &mut Effects,
+) -> Reply<JoinResult> {
     let (sender, receiver) = oneshot::channel();
-    let member = group.members.get_mut(&join.member_id).expect("caller checked membership");
+    let member = group
+        .members
+        .get_mut(&join.member_id)
+        .expect("caller checked membership");
     member.protocols = join.protocols;
     member.rebalance_timeout_ms = join.rebalance_timeout_ms;
     member.session_timeout_ms = join.session_timeout_ms;
@@ -986,7 +1105,10 @@ fn update_static_member_and_rebalance(
     let current_leader = group.leader_id.clone().unwrap_or_default();
     group.replace_static_member(group_instance_id, old_member_id, &new_member_id);
     let (sender, receiver) = oneshot::channel();
-    let member = group.members.get_mut(&new_member_id).expect("just replaced");
+    let member = group
+        .members
+        .get_mut(&new_member_id)
+        .expect("just replaced");
     member.heartbeat_deadline_ms = Some(fx.now_ms + join.session_timeout_ms as i64);
     member.protocols = join.protocols;
     member.rebalance_timeout_ms = join.rebalance_timeout_ms;
@@ -1001,7 +1123,11 @@ fn update_static_member_and_rebalance(
                 let result = if is_leader && join.supports_skip_assignment {
                     JoinResult {
                         skip_assignment: true,
-                        ..generation_result(group, new_member_id.clone(), group.current_member_metadata())
+                        ..generation_result(
+                            group,
+                            new_member_id.clone(),
+                            group.current_member_metadata(),
+                        )
                     }
                 } else {
                     // The old leader id keeps a rejoined leader from reassigning in a Stable group.
@@ -1010,7 +1136,10 @@ fn update_static_member_and_rebalance(
                         ..generation_result(group, new_member_id.clone(), Vec::new())
                     }
                 };
-                let member = group.members.get_mut(&new_member_id).expect("just replaced");
+                let member = group
+                    .members
+                    .get_mut(&new_member_id)
+                    .expect("just replaced");
                 member.complete_join(result);
             } else {
                 maybe_prepare_rebalance(group, fx);
@@ -1081,7 +1210,10 @@ fn propagate_assignment(group: &mut GroupMetadata, error: Option<ResponseError>,
 /// Completes the join phase early when everyone rejoined (Kafka's `DelayedJoin.tryComplete`);
 /// the initial delay of a new group is never cut short.
 fn try_complete_join(group: &mut GroupMetadata, fx: &mut Effects) {
-    if group.is(GroupState::PreparingRebalance) && group.initial_delay.is_none() && group.has_all_members_joined() {
+    if group.is(GroupState::PreparingRebalance)
+        && group.initial_delay.is_none()
+        && group.has_all_members_joined()
+    {
         complete_join(group, fx);
     }
 }
@@ -1089,7 +1221,11 @@ fn try_complete_join(group: &mut GroupMetadata, fx: &mut Effects) {
 /// Kafka's `onCompleteJoin`: drops dynamic members that did not rejoin, starts the next
 /// generation and answers every waiting JoinGroup (the leader gets everyone's metadata).
 fn complete_join(group: &mut GroupMetadata, fx: &mut Effects) {
-    assert!(group.is(GroupState::PreparingRebalance), "complete_join in {:?}", group.state);
+    assert!(
+        group.is(GroupState::PreparingRebalance),
+        "complete_join in {:?}",
+        group.state
+    );
     group.join_deadline_ms = None;
     group.initial_delay = None;
     group.new_member_added = false;
@@ -1127,7 +1263,11 @@ fn complete_join(group: &mut GroupMetadata, fx: &mut Effects) {
             protocol_type: protocol_type.clone(),
             protocol_name: protocol_name.clone(),
             leader_id: leader_id.clone(),
-            members: if is_leader { all_members.clone() } else { Vec::new() },
+            members: if is_leader {
+                all_members.clone()
+            } else {
+                Vec::new()
+            },
             skip_assignment: false,
         });
         member.heartbeat_deadline_ms = Some(fx.now_ms + member.session_timeout_ms as i64);
@@ -1155,7 +1295,9 @@ fn remove_member_and_update_group(group: &mut GroupMetadata, member_id: &str, fx
 /// KIP-394 member ids that were not used within the session timeout.
 fn expire_pending_members(group: &mut GroupMetadata, fx: &mut Effects) {
     let before = group.pending_members.len();
-    group.pending_members.retain(|_, deadline_ms| *deadline_ms > fx.now_ms);
+    group
+        .pending_members
+        .retain(|_, deadline_ms| *deadline_ms > fx.now_ms);
     if group.pending_members.len() != before {
         try_complete_join(group, fx);
     }
@@ -1186,7 +1328,9 @@ fn expire_heartbeats(group: &mut GroupMetadata, fx: &mut Effects) {
 
 /// The join phase's deadline (Kafka's `DelayedJoin` and `InitialDelayedJoin` expiry).
 fn expire_join(group: &mut GroupMetadata, fx: &mut Effects) {
-    if !group.is(GroupState::PreparingRebalance) || group.join_deadline_ms.is_none_or(|d| d > fx.now_ms) {
+    if !group.is(GroupState::PreparingRebalance)
+        || group.join_deadline_ms.is_none_or(|d| d > fx.now_ms)
+    {
         return;
     }
     if let Some(delay) = group.initial_delay {
@@ -1211,7 +1355,10 @@ fn expire_pending_sync(group: &mut GroupMetadata, fx: &mut Effects) {
         return;
     }
     group.sync_deadline_ms = None;
-    let syncing = matches!(group.state, GroupState::CompletingRebalance | GroupState::Stable);
+    let syncing = matches!(
+        group.state,
+        GroupState::CompletingRebalance | GroupState::Stable
+    );
     if !syncing || group.pending_sync_members.is_empty() {
         return;
     }

@@ -283,17 +283,25 @@ impl GroupMetadata {
 
     /// True when a rebalance may start from the current state (Kafka's `canRebalance`).
     pub fn can_rebalance(&self) -> bool {
-        GroupState::PreparingRebalance.valid_previous().contains(&self.state)
+        GroupState::PreparingRebalance
+            .valid_previous()
+            .contains(&self.state)
     }
 
     /// The member id currently holding `group_instance_id`.
     pub fn static_member_id(&self, group_instance_id: &str) -> Option<&str> {
-        self.static_members.get(group_instance_id).map(String::as_str)
+        self.static_members
+            .get(group_instance_id)
+            .map(String::as_str)
     }
 
     /// True when `group_instance_id` is held by a member other than `member_id` (Kafka's
     /// `isStaticMemberFenced`).
-    pub fn is_static_member_fenced(&self, group_instance_id: Option<&str>, member_id: &str) -> bool {
+    pub fn is_static_member_fenced(
+        &self,
+        group_instance_id: Option<&str>,
+        member_id: &str,
+    ) -> bool {
         match group_instance_id.and_then(|id| self.static_member_id(id)) {
             Some(current) => current != member_id,
             None => false,
@@ -302,7 +310,10 @@ impl GroupMetadata {
 
     /// Members whose JoinGroup is waiting.
     pub fn num_members_awaiting_join(&self) -> usize {
-        self.members.values().filter(|m| m.awaiting_join.is_some()).count()
+        self.members
+            .values()
+            .filter(|m| m.awaiting_join.is_some())
+            .count()
     }
 
     /// Every member rejoined and no KIP-394 member id is outstanding (Kafka's
@@ -355,11 +366,22 @@ impl GroupMetadata {
 
     /// Gives a static member's slot to `new_member_id`, fencing whatever the old member id is
     /// waiting for (Kafka's `replaceStaticMember`).
-    pub fn replace_static_member(&mut self, group_instance_id: &str, old_member_id: &str, new_member_id: &str) {
+    pub fn replace_static_member(
+        &mut self,
+        group_instance_id: &str,
+        old_member_id: &str,
+        new_member_id: &str,
+    ) {
         let Some(mut member) = self.members.remove(old_member_id) else {
-            panic!("group {}: static member {old_member_id} is not a member", self.group_id);
+            panic!(
+                "group {}: static member {old_member_id} is not a member",
+                self.group_id
+            );
         };
-        member.complete_join(JoinResult::error(old_member_id, ResponseError::FencedInstanceId));
+        member.complete_join(JoinResult::error(
+            old_member_id,
+            ResponseError::FencedInstanceId,
+        ));
         member.complete_sync(SyncResult::error(ResponseError::FencedInstanceId));
         member.member_id = new_member_id.to_owned();
         if self.pending_sync_members.remove(old_member_id) {
@@ -439,7 +461,11 @@ impl GroupMetadata {
     /// `maybeElectNewJoinedLeader`). False when no member has rejoined.
     pub fn maybe_elect_new_joined_leader(&mut self) -> bool {
         if let Some(leader) = &self.leader_id {
-            if self.members.get(leader).is_some_and(|m| m.awaiting_join.is_some()) {
+            if self
+                .members
+                .get(leader)
+                .is_some_and(|m| m.awaiting_join.is_some())
+            {
                 return true;
             }
         }
@@ -554,7 +580,11 @@ impl GroupMetadata {
             };
             self.members.insert(stored.member_id, member);
         }
-        if self.leader_id.as_ref().is_some_and(|leader| !self.members.contains_key(leader)) {
+        if self
+            .leader_id
+            .as_ref()
+            .is_some_and(|leader| !self.members.contains_key(leader))
+        {
             self.leader_id = self.members.keys().next().cloned();
         }
     }
@@ -619,9 +649,20 @@ mod tests {
     #[test]
     fn selects_protocol_by_votes_among_common_ones() {
         check_selection(&[&["range", "roundrobin"]], Some("range"));
-        check_selection(&[&["range", "roundrobin"], &["roundrobin", "range"], &["roundrobin"]], Some("roundrobin"));
         check_selection(
-            &[&["cooperative-sticky", "range"], &["cooperative-sticky", "range"], &["range"]],
+            &[
+                &["range", "roundrobin"],
+                &["roundrobin", "range"],
+                &["roundrobin"],
+            ],
+            Some("roundrobin"),
+        );
+        check_selection(
+            &[
+                &["cooperative-sticky", "range"],
+                &["cooperative-sticky", "range"],
+                &["range"],
+            ],
             Some("range"),
         );
         check_selection(&[&["a", "b"], &["b", "a"], &["a", "b"]], Some("a"));
@@ -663,16 +704,30 @@ mod tests {
     fn subscription_topics_decode() {
         use kafka_protocol::messages::ConsumerProtocolSubscription;
         use kafka_protocol::protocol::{Encodable, StrBytes};
-        let subscription = ConsumerProtocolSubscription::default()
-            .with_topics(vec![StrBytes::from_static_str("orders"), StrBytes::from_static_str("payments")]);
+        let subscription = ConsumerProtocolSubscription::default().with_topics(vec![
+            StrBytes::from_static_str("orders"),
+            StrBytes::from_static_str("payments"),
+        ]);
         let mut buf = bytes::BytesMut::new();
         bytes::BufMut::put_i16(&mut buf, 1);
         subscription.encode(&mut buf, 1).expect("encode");
         let topics = decode_subscription_topics(&buf.freeze()).expect("decodes");
         assert_eq!(topics, vec!["orders".to_string(), "payments".to_string()]);
-        assert_eq!(decode_subscription_topics(&Bytes::from_static(b"\x00")), None);
-        assert_eq!(decode_subscription_topics(&Bytes::from_static(b"\x00\x00\x00\x05ab")), None);
-        assert_eq!(decode_subscription_topics(&Bytes::from_static(b"ra\x7f\xff\xff\xffmeta")), None);
-        assert_eq!(decode_subscription_topics(&Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x09ab")), None);
+        assert_eq!(
+            decode_subscription_topics(&Bytes::from_static(b"\x00")),
+            None
+        );
+        assert_eq!(
+            decode_subscription_topics(&Bytes::from_static(b"\x00\x00\x00\x05ab")),
+            None
+        );
+        assert_eq!(
+            decode_subscription_topics(&Bytes::from_static(b"ra\x7f\xff\xff\xffmeta")),
+            None
+        );
+        assert_eq!(
+            decode_subscription_topics(&Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x09ab")),
+            None
+        );
     }
 }

@@ -99,14 +99,18 @@ pub struct ClientInfo {
 
 /// Java's `String.hashCode` over UTF-16 code units.
 pub fn java_string_hashcode(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(unit as i32))
+    s.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(unit as i32)
+    })
 }
 
 /// The `__consumer_offsets` partition of a group (Kafka's `partitionFor`, with `Utils.abs`
 /// mapping `i32::MIN` to 0). `num_partitions` must be positive.
 pub fn offsets_partition_for(group_id: &str, num_partitions: i32) -> i32 {
-    assert!(num_partitions > 0, "offsets.topic.num.partitions must be positive");
+    assert!(
+        num_partitions > 0,
+        "offsets.topic.num.partitions must be positive"
+    );
     let hash = java_string_hashcode(group_id);
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
     abs % num_partitions
@@ -119,7 +123,11 @@ pub fn shard_for_group(group_id: &str, num_partitions: i32, shard_count: usize) 
 }
 
 /// The `__consumer_offsets` partitions shard `shard_id` owns.
-pub fn owned_offsets_partitions(shard_id: usize, shard_count: usize, num_partitions: i32) -> Vec<i32> {
+pub fn owned_offsets_partitions(
+    shard_id: usize,
+    shard_count: usize,
+    num_partitions: i32,
+) -> Vec<i32> {
     (0..num_partitions)
         .filter(|p| *p as usize % shard_count == shard_id)
         .collect()
@@ -158,13 +166,21 @@ struct Inner {
 struct WriteRequest {
     partition: i32,
     records: Vec<CoordinatorRecord>,
-    durable: Option<oneshot::Sender<Result<(), StoreError>>>,
+    durable: Option<DurableWaiter>,
 }
+
+/// Told once the records it waits for are flushed, or why they are not.
+type DurableWaiter = oneshot::Sender<Result<(), StoreError>>;
 
 impl GroupCoordinator {
     /// A coordinator for the groups of `shard_id`, storing under `log_dir`. Not serving until
     /// [`GroupCoordinator::load`] finished.
-    pub fn new(shard_id: usize, shard_count: usize, settings: GroupSettings, log_dir: PathBuf) -> GroupCoordinator {
+    pub fn new(
+        shard_id: usize,
+        shard_count: usize,
+        settings: GroupSettings,
+        log_dir: PathBuf,
+    ) -> GroupCoordinator {
         GroupCoordinator {
             inner: Rc::new(Inner {
                 shard_id,
@@ -195,7 +211,12 @@ impl GroupCoordinator {
 
     /// The shard that coordinates `group_id`.
     pub fn shard_for(&self, group_id: &str) -> usize {
-        let partitions = self.inner.state.borrow().settings().offsets_topic_num_partitions;
+        let partitions = self
+            .inner
+            .state
+            .borrow()
+            .settings()
+            .offsets_topic_num_partitions;
         shard_for_group(group_id, partitions, self.inner.shard_count)
     }
 
@@ -203,7 +224,11 @@ impl GroupCoordinator {
     /// the timer and writer tasks. Must run on the shard's executor.
     pub async fn load(&self) -> Result<(), StoreError> {
         let settings = self.settings();
-        let partitions = owned_offsets_partitions(self.inner.shard_id, self.inner.shard_count, settings.offsets_topic_num_partitions);
+        let partitions = owned_offsets_partitions(
+            self.inner.shard_id,
+            self.inner.shard_count,
+            settings.offsets_topic_num_partitions,
+        );
         let mut logs = BTreeMap::new();
         let mut replayed = 0usize;
         for partition in partitions {
@@ -220,18 +245,33 @@ impl GroupCoordinator {
                 state.snapshot_records(partition)
             };
             if stored >= COMPACTION_MIN_RECORDS && stored > COMPACTION_RATIO * snapshot.len() {
-                tracing::info!(partition, stored, live = snapshot.len(), "compacting __consumer_offsets");
+                tracing::info!(
+                    partition,
+                    stored,
+                    live = snapshot.len(),
+                    "compacting __consumer_offsets"
+                );
                 log = log.rewrite(&self.inner.log_dir, &snapshot, now).await?;
             }
             logs.insert(partition, log);
         }
         self.inner.state.borrow_mut().set_loaded(true, now_ms());
-        tracing::info!(shard = self.inner.shard_id, records = replayed, "group coordinator loaded");
+        tracing::info!(
+            shard = self.inner.shard_id,
+            records = replayed,
+            "group coordinator loaded"
+        );
         let (wakeup_sender, wakeup_receiver) = glommio::channels::local_channel::new_bounded(1);
         *self.inner.writer_wakeup.borrow_mut() = Some(wakeup_sender);
         let (done_sender, done_receiver) = oneshot::channel();
         *self.inner.writer_done.borrow_mut() = Some(done_receiver);
-        let writer = glommio::spawn_local(writer_task(self.inner.clone(), logs, wakeup_receiver, done_sender)).detach();
+        let writer = glommio::spawn_local(writer_task(
+            self.inner.clone(),
+            logs,
+            wakeup_receiver,
+            done_sender,
+        ))
+        .detach();
         let timer = glommio::spawn_local(timer_task(self.inner.clone())).detach();
         self.inner.tasks.borrow_mut().extend([writer, timer]);
         Ok(())
@@ -253,7 +293,12 @@ impl GroupCoordinator {
     }
 
     /// JoinGroup v0-9. `client` names the sender for DescribeGroups.
-    pub async fn join_group(&self, request: JoinGroupRequest, version: i16, client: &ClientInfo) -> JoinGroupResponse {
+    pub async fn join_group(
+        &self,
+        request: JoinGroupRequest,
+        version: i16,
+        client: &ClientInfo,
+    ) -> JoinGroupResponse {
         let params = JoinParams {
             group_id: request.group_id.to_string(),
             member_id: request.member_id.to_string(),
@@ -262,7 +307,11 @@ impl GroupCoordinator {
             client_host: client.client_host.clone(),
             session_timeout_ms: request.session_timeout_ms,
             // v0 has no rebalance timeout; Kafka uses the session timeout.
-            rebalance_timeout_ms: if version >= 1 { request.rebalance_timeout_ms } else { request.session_timeout_ms },
+            rebalance_timeout_ms: if version >= 1 {
+                request.rebalance_timeout_ms
+            } else {
+                request.session_timeout_ms
+            },
             protocol_type: request.protocol_type.to_string(),
             protocols: request
                 .protocols
@@ -277,9 +326,9 @@ impl GroupCoordinator {
         self.inner.submit_pending();
         let result = match reply {
             Reply::Ready(result) => result,
-            Reply::Pending(receiver) => receiver
-                .await
-                .unwrap_or_else(|_| JoinResult::error(member_id, ResponseError::CoordinatorNotAvailable)),
+            Reply::Pending(receiver) => receiver.await.unwrap_or_else(|_| {
+                JoinResult::error(member_id, ResponseError::CoordinatorNotAvailable)
+            }),
         };
         responses::join_group(result, version)
     }
@@ -324,27 +373,40 @@ impl GroupCoordinator {
     }
 
     /// LeaveGroup v0-5 (v3+ leaves a batch of members, by member id or `group.instance.id`).
-    pub async fn leave_group(&self, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    pub async fn leave_group(
+        &self,
+        request: LeaveGroupRequest,
+        version: i16,
+    ) -> LeaveGroupResponse {
         let members: Vec<(String, Option<String>)> = if version >= 3 {
             request
                 .members
                 .iter()
-                .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
+                .map(|m| {
+                    (
+                        m.member_id.to_string(),
+                        m.group_instance_id.as_ref().map(|s| s.to_string()),
+                    )
+                })
                 .collect()
         } else {
             vec![(request.member_id.to_string(), None)]
         };
-        let result = self
-            .inner
-            .state
-            .borrow_mut()
-            .leave_group(&request.group_id, &members, now_ms());
+        let result =
+            self.inner
+                .state
+                .borrow_mut()
+                .leave_group(&request.group_id, &members, now_ms());
         self.inner.submit_pending();
         responses::leave_group(&members, result, version)
     }
 
     /// OffsetCommit v2-9: answered once the commit is flushed to `__consumer_offsets`.
-    pub async fn offset_commit(&self, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    pub async fn offset_commit(
+        &self,
+        request: OffsetCommitRequest,
+        version: i16,
+    ) -> OffsetCommitResponse {
         let group_id = request.group_id.to_string();
         let now = now_ms();
         let validation = self.inner.state.borrow_mut().validate_offset_commit(
@@ -355,8 +417,18 @@ impl GroupCoordinator {
             now,
         );
         self.inner.submit_pending();
-        let max_metadata = self.inner.state.borrow().settings().offset_metadata_max_bytes;
-        let num_partitions = self.inner.state.borrow().settings().offsets_topic_num_partitions;
+        let max_metadata = self
+            .inner
+            .state
+            .borrow()
+            .settings()
+            .offset_metadata_max_bytes;
+        let num_partitions = self
+            .inner
+            .state
+            .borrow()
+            .settings()
+            .offsets_topic_num_partitions;
         // (topic, partition, error) in request order, and the values to store.
         let mut results: Vec<(String, i32, Option<ResponseError>)> = Vec::new();
         let mut accepted: Vec<(String, i32, OffsetCommitValue)> = Vec::new();
@@ -366,14 +438,20 @@ impl GroupCoordinator {
                 let metadata = partition.committed_metadata.as_deref().unwrap_or("");
                 let error = match validation {
                     Err(error) => Some(error),
-                    Ok(()) if metadata.len() > max_metadata => Some(ResponseError::OffsetMetadataTooLarge),
+                    Ok(()) if metadata.len() > max_metadata => {
+                        Some(ResponseError::OffsetMetadataTooLarge)
+                    }
                     Ok(()) => {
                         accepted.push((
                             name.clone(),
                             partition.partition_index,
                             OffsetCommitValue {
                                 offset: partition.committed_offset,
-                                leader_epoch: if version >= 6 { partition.committed_leader_epoch } else { -1 },
+                                leader_epoch: if version >= 6 {
+                                    partition.committed_leader_epoch
+                                } else {
+                                    -1
+                                },
                                 metadata: metadata.to_owned(),
                                 commit_timestamp: now,
                             },
@@ -387,25 +465,28 @@ impl GroupCoordinator {
         if !accepted.is_empty() {
             let records = accepted
                 .iter()
-                .map(|(topic, partition, value)| CoordinatorRecord::OffsetCommit {
-                    key: OffsetCommitKey {
-                        group: group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
+                .map(
+                    |(topic, partition, value)| CoordinatorRecord::OffsetCommit {
+                        key: OffsetCommitKey {
+                            group: group_id.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        },
+                        value: Some(value.clone()),
                     },
-                    value: Some(value.clone()),
-                })
+                )
                 .collect();
             let stored = self
                 .inner
                 .write_durable(offsets_partition_for(&group_id, num_partitions), records)
                 .await;
             match stored {
-                Ok(()) => self
-                    .inner
-                    .state
-                    .borrow_mut()
-                    .apply_offset_commit(&group_id, accepted, now_ms()),
+                Ok(()) => {
+                    self.inner
+                        .state
+                        .borrow_mut()
+                        .apply_offset_commit(&group_id, accepted, now_ms())
+                }
                 Err(error) => {
                     tracing::warn!(group = %group_id, %error, "offset commit not stored");
                     for result in results.iter_mut().filter(|r| r.2.is_none()) {
@@ -419,7 +500,11 @@ impl GroupCoordinator {
 
     /// OffsetFetch v1-9 for the groups of the request that this shard coordinates (v8+ may
     /// name several; the request handler splits them by shard).
-    pub async fn offset_fetch(&self, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    pub async fn offset_fetch(
+        &self,
+        request: OffsetFetchRequest,
+        version: i16,
+    ) -> OffsetFetchResponse {
         let state = self.inner.state.borrow();
         if version >= 8 {
             let groups = request
@@ -449,9 +534,17 @@ impl GroupCoordinator {
     }
 
     /// ListGroups v0-5: this shard's groups (the request handler merges all shards).
-    pub async fn list_groups(&self, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    pub async fn list_groups(
+        &self,
+        request: ListGroupsRequest,
+        version: i16,
+    ) -> ListGroupsResponse {
         let states: Vec<String> = if version >= 4 {
-            request.states_filter.iter().map(|s| s.to_string()).collect()
+            request
+                .states_filter
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         } else {
             Vec::new()
         };
@@ -462,22 +555,34 @@ impl GroupCoordinator {
         };
         let state = self.inner.state.borrow();
         let listed = state.list_groups(&states, &types);
-        let mut response = ListGroupsResponse::default().with_groups(responses::listed_groups(listed, version));
-        if state.group_status("", coordinator_state::GroupApi::OffsetFetch) == Some(ResponseError::CoordinatorLoadInProgress) {
+        let mut response =
+            ListGroupsResponse::default().with_groups(responses::listed_groups(listed, version));
+        if state.group_status("", coordinator_state::GroupApi::OffsetFetch)
+            == Some(ResponseError::CoordinatorLoadInProgress)
+        {
             response.error_code = ResponseError::CoordinatorLoadInProgress.code();
         }
         response
     }
 
     /// DescribeGroups v0-6 for the groups of the request (all expected to be this shard's).
-    pub async fn describe_groups(&self, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    pub async fn describe_groups(
+        &self,
+        request: DescribeGroupsRequest,
+        version: i16,
+    ) -> DescribeGroupsResponse {
         let state = self.inner.state.borrow();
         let groups = request
             .groups
             .iter()
             .map(|group_id| {
                 let summary = state.describe_group(group_id);
-                responses::described_group(group_id.clone(), summary, request.include_authorized_operations, version)
+                responses::described_group(
+                    group_id.clone(),
+                    summary,
+                    request.include_authorized_operations,
+                    version,
+                )
             })
             .collect();
         DescribeGroupsResponse::default().with_groups(groups)
@@ -485,12 +590,21 @@ impl GroupCoordinator {
 
     /// DeleteGroups v0-2: only Empty groups are deleted; answered once the tombstones are
     /// flushed.
-    pub async fn delete_groups(&self, request: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
+    pub async fn delete_groups(
+        &self,
+        request: DeleteGroupsRequest,
+        _version: i16,
+    ) -> DeleteGroupsResponse {
         let now = now_ms();
         let results: Vec<(kafka_protocol::messages::GroupId, Option<ResponseError>)> = request
             .groups_names
             .iter()
-            .map(|group_id| (group_id.clone(), self.inner.state.borrow_mut().delete_group(group_id, now)))
+            .map(|group_id| {
+                (
+                    group_id.clone(),
+                    self.inner.state.borrow_mut().delete_group(group_id, now),
+                )
+            })
             .collect();
         let flushed = self.inner.submit_pending_durable().await;
         let results = results
@@ -509,17 +623,26 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete v0.
-    pub async fn offset_delete(&self, request: OffsetDeleteRequest, _version: i16) -> OffsetDeleteResponse {
+    pub async fn offset_delete(
+        &self,
+        request: OffsetDeleteRequest,
+        _version: i16,
+    ) -> OffsetDeleteResponse {
         let topics: Vec<(String, Vec<i32>)> = request
             .topics
             .iter()
-            .map(|t| (t.name.to_string(), t.partitions.iter().map(|p| p.partition_index).collect()))
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
             .collect();
-        let result = self
-            .inner
-            .state
-            .borrow_mut()
-            .delete_offsets(&request.group_id, &topics, now_ms());
+        let result =
+            self.inner
+                .state
+                .borrow_mut()
+                .delete_offsets(&request.group_id, &topics, now_ms());
         let flushed = self.inner.submit_pending_durable().await;
         let result = match (result, flushed) {
             (Ok(_), Err(_)) => Err(ResponseError::CoordinatorNotAvailable),
@@ -566,7 +689,11 @@ impl Inner {
     }
 
     /// Appends `records` to one partition and waits until they are flushed.
-    async fn write_durable(&self, partition: i32, records: Vec<CoordinatorRecord>) -> Result<(), StoreError> {
+    async fn write_durable(
+        &self,
+        partition: i32,
+        records: Vec<CoordinatorRecord>,
+    ) -> Result<(), StoreError> {
         // Earlier state changes go first so the log keeps their order.
         self.submit_pending();
         self.enqueue_durable(partition, records)
@@ -633,7 +760,7 @@ async fn writer_task(
             }
             continue;
         }
-        let mut by_partition: BTreeMap<i32, (Vec<CoordinatorRecord>, Vec<oneshot::Sender<Result<(), StoreError>>>)> =
+        let mut by_partition: BTreeMap<i32, (Vec<CoordinatorRecord>, Vec<DurableWaiter>)> =
             BTreeMap::new();
         for request in requests {
             let entry = by_partition.entry(request.partition).or_default();

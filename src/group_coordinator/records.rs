@@ -25,8 +25,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 /// Key version written for offset commits (Kafka's `OffsetCommitKey`, versions 0 and 1).
@@ -182,7 +181,10 @@ impl CoordinatorRecord {
 
     /// Decodes one record. `Ok(None)` for keys of schemas this broker does not keep (Kafka's
     /// KIP-848 and share-group records, key versions 3 and above).
-    pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<CoordinatorRecord>, RecordError> {
+    pub fn decode(
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<Option<CoordinatorRecord>, RecordError> {
         let mut reader = Reader { bytes: key };
         let key_version = reader.i16("key version")?;
         match key_version {
@@ -207,7 +209,10 @@ impl CoordinatorRecord {
 
 /// Encodes records as one uncompressed record batch v2 with base offset 0; the caller assigns
 /// the real base offset in place before appending.
-pub fn encode_batch(records: &[CoordinatorRecord], timestamp_ms: i64) -> Result<BytesMut, RecordError> {
+pub fn encode_batch(
+    records: &[CoordinatorRecord],
+    timestamp_ms: i64,
+) -> Result<BytesMut, RecordError> {
     let mut wire = Vec::with_capacity(records.len());
     for (delta, record) in records.iter().enumerate() {
         wire.push(Record {
@@ -242,7 +247,8 @@ pub fn encode_batch(records: &[CoordinatorRecord], timestamp_ms: i64) -> Result<
 pub fn decode_batches(bytes: Bytes) -> Result<Vec<CoordinatorRecord>, RecordError> {
     let mut buf = bytes;
     let mut out = Vec::new();
-    let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|source| RecordError::Batch { source })?;
+    let sets =
+        RecordBatchDecoder::decode_all(&mut buf).map_err(|source| RecordError::Batch { source })?;
     for set in sets {
         for record in set.records {
             if record.control {
@@ -257,7 +263,10 @@ pub fn decode_batches(bytes: Bytes) -> Result<Vec<CoordinatorRecord>, RecordErro
     Ok(out)
 }
 
-fn encode_group_metadata_value(buf: &mut BytesMut, value: &GroupMetadataValue) -> Result<(), RecordError> {
+fn encode_group_metadata_value(
+    buf: &mut BytesMut,
+    value: &GroupMetadataValue,
+) -> Result<(), RecordError> {
     buf.put_i16(GROUP_METADATA_VALUE_VERSION);
     put_string(buf, "protocol_type", &value.protocol_type)?;
     buf.put_i32(value.generation);
@@ -267,7 +276,11 @@ fn encode_group_metadata_value(buf: &mut BytesMut, value: &GroupMetadataValue) -
     buf.put_i32(value.members.len() as i32);
     for member in &value.members {
         put_string(buf, "member_id", &member.member_id)?;
-        put_nullable_string(buf, "group_instance_id", member.group_instance_id.as_deref())?;
+        put_nullable_string(
+            buf,
+            "group_instance_id",
+            member.group_instance_id.as_deref(),
+        )?;
         put_string(buf, "client_id", &member.client_id)?;
         put_string(buf, "client_host", &member.client_host)?;
         buf.put_i32(member.rebalance_timeout);
@@ -288,7 +301,11 @@ fn decode_offset_commit_value(bytes: &[u8]) -> Result<OffsetCommitValue, RecordE
         });
     }
     let offset = reader.i64("offset")?;
-    let leader_epoch = if version >= 3 { reader.i32("leader_epoch")? } else { -1 };
+    let leader_epoch = if version >= 3 {
+        reader.i32("leader_epoch")?
+    } else {
+        -1
+    };
     let metadata = reader.string("metadata")?;
     let commit_timestamp = reader.i64("commit_timestamp")?;
     if version == 1 {
@@ -315,7 +332,11 @@ fn decode_group_metadata_value(bytes: &[u8]) -> Result<GroupMetadataValue, Recor
     let generation = reader.i32("generation")?;
     let protocol = reader.nullable_string("protocol")?;
     let leader = reader.nullable_string("leader")?;
-    let current_state_timestamp = if version >= 2 { reader.i64("current_state_timestamp")? } else { -1 };
+    let current_state_timestamp = if version >= 2 {
+        reader.i64("current_state_timestamp")?
+    } else {
+        -1
+    };
     let count = reader.i32("members")?;
     if count < 0 {
         return Err(RecordError::InvalidLength {
@@ -374,7 +395,11 @@ fn put_string(buf: &mut BytesMut, field: &'static str, value: &str) -> Result<()
     Ok(())
 }
 
-fn put_nullable_string(buf: &mut BytesMut, field: &'static str, value: Option<&str>) -> Result<(), RecordError> {
+fn put_nullable_string(
+    buf: &mut BytesMut,
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<(), RecordError> {
     match value {
         Some(value) => put_string(buf, field, value),
         None => {
@@ -580,13 +605,22 @@ mod tests {
         let key = record.encode_key().expect("key");
         let value = record.encode_value().expect("value").expect("some");
         for cut in 0..value.len() {
-            assert!(CoordinatorRecord::decode(&key, Some(&value[..cut])).is_err(), "cut {cut}");
+            assert!(
+                CoordinatorRecord::decode(&key, Some(&value[..cut])).is_err(),
+                "cut {cut}"
+            );
         }
         for cut in 0..key.len() {
-            assert!(CoordinatorRecord::decode(&key[..cut], None).is_err(), "key cut {cut}");
+            assert!(
+                CoordinatorRecord::decode(&key[..cut], None).is_err(),
+                "key cut {cut}"
+            );
         }
         // KIP-848 ConsumerGroupMetadataKey (version 3) is not ours to replay.
-        assert_eq!(CoordinatorRecord::decode(b"\x00\x03\x00\x01g", Some(b"x")).expect("skip"), None);
+        assert_eq!(
+            CoordinatorRecord::decode(b"\x00\x03\x00\x01g", Some(b"x")).expect("skip"),
+            None
+        );
     }
 
     #[test]
@@ -605,7 +639,8 @@ mod tests {
             group_record(),
         ];
         let batch = encode_batch(&records, 1_700_000_000_000).expect("encode");
-        let header = crate::protocol::record_batch::validate_batch(&batch, 1 << 20).expect("valid batch");
+        let header =
+            crate::protocol::record_batch::validate_batch(&batch, 1 << 20).expect("valid batch");
         assert_eq!(header.record_count, 3, "one batch holds every record");
         assert_eq!(header.base_sequence, -1);
         assert_eq!(header.producer_id, -1);

@@ -10,15 +10,19 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup as WireListedGroup;
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    GroupId, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
-    SyncGroupResponse, TopicName,
+    GroupId, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse, OffsetDeleteResponse,
+    OffsetFetchResponse, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -42,7 +46,11 @@ pub(super) fn join_group(result: JoinResult, version: i16) -> JoinGroupResponse 
         .map(|m| {
             JoinGroupResponseMember::default()
                 .with_member_id(text(m.member_id))
-                .with_group_instance_id(if version >= 5 { m.group_instance_id.map(text) } else { None })
+                .with_group_instance_id(if version >= 5 {
+                    m.group_instance_id.map(text)
+                } else {
+                    None
+                })
                 .with_metadata(m.metadata)
         })
         .collect();
@@ -97,7 +105,9 @@ pub(super) fn leave_group(
     }
 }
 
-pub(super) fn offset_commit(results: Vec<(String, i32, Option<ResponseError>)>) -> OffsetCommitResponse {
+pub(super) fn offset_commit(
+    results: Vec<(String, i32, Option<ResponseError>)>,
+) -> OffsetCommitResponse {
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
     for (topic, partition, error) in results {
         let partition = OffsetCommitResponsePartition::default()
@@ -159,7 +169,14 @@ pub(super) fn offset_fetch_single(
         Ok(topics) => topics
             .iter()
             .map(|(topic, partitions)| {
-                wire_topic(topic, partitions.iter().map(|(p, v)| (*p, v.clone(), None)).collect(), version)
+                wire_topic(
+                    topic,
+                    partitions
+                        .iter()
+                        .map(|(p, v)| (*p, v.clone(), None))
+                        .collect(),
+                    version,
+                )
             })
             .collect(),
         // v1 has no top-level error: every requested partition carries it.
@@ -167,7 +184,14 @@ pub(super) fn offset_fetch_single(
             .unwrap_or_default()
             .into_iter()
             .map(|(topic, partitions)| {
-                wire_topic(&topic, partitions.into_iter().map(|p| (p, None, Some(*error))).collect(), version)
+                wire_topic(
+                    &topic,
+                    partitions
+                        .into_iter()
+                        .map(|p| (p, None, Some(*error)))
+                        .collect(),
+                    version,
+                )
             })
             .collect(),
         Err(_) => Vec::new(),
@@ -244,7 +268,10 @@ pub(super) fn described_group(
         Err(error) => described.with_error_code(error.code()),
         Ok(None) if version >= 6 => described
             .with_error_code(ResponseError::GroupIdNotFound.code())
-            .with_error_message(Some(text(format!("Group {} not found.", group_id.as_str()))))
+            .with_error_message(Some(text(format!(
+                "Group {} not found.",
+                group_id.as_str()
+            ))))
             .with_group_state(StrBytes::from_static_str("Dead")),
         Ok(None) => described.with_group_state(StrBytes::from_static_str("Dead")),
         Ok(Some(summary)) => {
@@ -254,7 +281,11 @@ pub(super) fn described_group(
                 .map(|m| {
                     DescribedGroupMember::default()
                         .with_member_id(text(m.member_id))
-                        .with_group_instance_id(if version >= 4 { m.group_instance_id.map(text) } else { None })
+                        .with_group_instance_id(if version >= 4 {
+                            m.group_instance_id.map(text)
+                        } else {
+                            None
+                        })
                         .with_client_id(text(m.client_id))
                         .with_client_host(text(m.client_host))
                         .with_member_metadata(m.metadata)

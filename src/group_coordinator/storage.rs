@@ -117,7 +117,11 @@ impl PartitionLog {
     }
 
     /// Appends `records` as one batch at the log end offset (written, not yet synced).
-    pub async fn append(&mut self, records: &[CoordinatorRecord], now_ms: i64) -> Result<(), StoreError> {
+    pub async fn append(
+        &mut self,
+        records: &[CoordinatorRecord],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -127,8 +131,16 @@ impl PartitionLog {
             partition: self.partition,
             message: e.to_string(),
         })?;
-        assert_eq!(header.base_offset, self.log.log_end_offset(), "batch starts at the log end");
-        assert_eq!(header.record_count as usize, records.len(), "one record per entry");
+        assert_eq!(
+            header.base_offset,
+            self.log.log_end_offset(),
+            "batch starts at the log end"
+        );
+        assert_eq!(
+            header.record_count as usize,
+            records.len(),
+            "one record per entry"
+        );
         self.log
             .append(&batch, &[header])
             .await
@@ -137,12 +149,18 @@ impl PartitionLog {
 
     /// Makes every append so far durable (fdatasync).
     pub async fn flush(&mut self) -> Result<(), StoreError> {
-        self.log.flush().await.map_err(|e| log_error(self.partition, e))
+        self.log
+            .flush()
+            .await
+            .map_err(|e| log_error(self.partition, e))
     }
 
     /// Clean close: flush, seal the active segment, write the indexes.
     pub async fn close(&mut self) -> Result<(), StoreError> {
-        self.log.close().await.map_err(|e| log_error(self.partition, e))
+        self.log
+            .close()
+            .await
+            .map_err(|e| log_error(self.partition, e))
     }
 
     fn record_error(&self, error: RecordError) -> StoreError {
@@ -171,7 +189,11 @@ fn finish_compaction(log_dir: &Path, partition: i32) -> Result<(), StoreError> {
     let compacting = partition_dir(log_dir, partition, ".compacting");
     let old = partition_dir(log_dir, partition, ".old");
     if !live.exists() && old.exists() {
-        let source = if compacting.exists() { &compacting } else { &old };
+        let source = if compacting.exists() {
+            &compacting
+        } else {
+            &old
+        };
         tracing::warn!(partition, from = %source.display(), "finishing an interrupted __consumer_offsets compaction");
         rename(source, &live, partition)?;
         sync_dir(log_dir, partition)?;

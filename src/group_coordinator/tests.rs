@@ -109,7 +109,10 @@ fn stable_single_member(state: &mut CoordinatorState, now: i64) -> String {
     assert_eq!(result.leader_id, member_id);
     assert_eq!(result.members.len(), 1);
     assert_eq!(result.protocol_name.as_deref(), Some("range"));
-    let mut synced = pending(state.sync_group(sync(&member_id, result.generation_id, &[(&member_id, "all")]), now));
+    let mut synced = pending(state.sync_group(
+        sync(&member_id, result.generation_id, &[(&member_id, "all")]),
+        now,
+    ));
     let synced = answered(&mut synced).expect("leader sync completes");
     assert_eq!(synced.assignment, Bytes::from_static(b"all"));
     assert_eq!(state_of(state), GroupState::Stable);
@@ -121,9 +124,18 @@ fn kip394_member_id_required_then_join_sync_heartbeat() {
     let mut state = loaded(0);
     let member = stable_single_member(&mut state, 0);
     assert_eq!(state.heartbeat("g", 1, &member, None, 10), None);
-    assert_eq!(state.heartbeat("g", 0, &member, None, 10), Some(ResponseError::IllegalGeneration));
-    assert_eq!(state.heartbeat("g", 1, "nobody", None, 10), Some(ResponseError::UnknownMemberId));
-    assert_eq!(state.heartbeat("other", 1, &member, None, 10), Some(ResponseError::UnknownMemberId));
+    assert_eq!(
+        state.heartbeat("g", 0, &member, None, 10),
+        Some(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        state.heartbeat("g", 1, "nobody", None, 10),
+        Some(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        state.heartbeat("other", 1, &member, None, 10),
+        Some(ResponseError::UnknownMemberId)
+    );
     // A v3 join gets a member id at once.
     let mut v3 = pending(state.join_group(join("", 3), 20));
     assert_eq!(state_of(&state), GroupState::PreparingRebalance);
@@ -136,7 +148,10 @@ fn second_member_rebalances_the_group() {
     let first = stable_single_member(&mut state, 0);
     let mut second = pending(state.join_group(join("", 3), 100));
     assert_eq!(state_of(&state), GroupState::PreparingRebalance);
-    assert_eq!(state.heartbeat("g", 1, &first, None, 110), Some(ResponseError::RebalanceInProgress));
+    assert_eq!(
+        state.heartbeat("g", 1, &first, None, 110),
+        Some(ResponseError::RebalanceInProgress)
+    );
     assert_eq!(
         ready(state.sync_group(sync(&first, 1, &[]), 110)).error,
         Some(ResponseError::RebalanceInProgress)
@@ -155,11 +170,21 @@ fn second_member_rebalances_the_group() {
     let mut follower_sync = pending(state.sync_group(sync(&follower.member_id, 2, &[]), 130));
     assert!(answered(&mut follower_sync).is_none());
     let mut leader_sync = pending(state.sync_group(
-        sync(&first, 2, &[(first.as_str(), "p0"), (follower.member_id.as_str(), "p1")]),
+        sync(
+            &first,
+            2,
+            &[(first.as_str(), "p0"), (follower.member_id.as_str(), "p1")],
+        ),
         140,
     ));
-    assert_eq!(answered(&mut leader_sync).expect("leader").assignment, Bytes::from_static(b"p0"));
-    assert_eq!(answered(&mut follower_sync).expect("follower").assignment, Bytes::from_static(b"p1"));
+    assert_eq!(
+        answered(&mut leader_sync).expect("leader").assignment,
+        Bytes::from_static(b"p0")
+    );
+    assert_eq!(
+        answered(&mut follower_sync).expect("follower").assignment,
+        Bytes::from_static(b"p1")
+    );
     assert_eq!(state_of(&state), GroupState::Stable);
 }
 
@@ -170,7 +195,10 @@ fn member_that_does_not_rejoin_is_dropped_after_rebalance_timeout() {
     let mut second = pending(state.join_group(join("", 3), 1_000));
     // The first member keeps heartbeating but never rejoins.
     for now in [5_000, 14_000, 23_000] {
-        assert_eq!(state.heartbeat("g", 1, &first, None, now), Some(ResponseError::RebalanceInProgress));
+        assert_eq!(
+            state.heartbeat("g", 1, &first, None, now),
+            Some(ResponseError::RebalanceInProgress)
+        );
     }
     state.tick(1_000 + REBALANCE_MS as i64 - 1);
     assert!(answered(&mut second).is_none());
@@ -179,7 +207,10 @@ fn member_that_does_not_rejoin_is_dropped_after_rebalance_timeout() {
     assert_eq!(result.generation_id, 2);
     assert_eq!(result.leader_id, result.member_id);
     assert_eq!(result.members.len(), 1);
-    assert_eq!(state.heartbeat("g", 2, &first, None, 40_000), Some(ResponseError::UnknownMemberId));
+    assert_eq!(
+        state.heartbeat("g", 2, &first, None, 40_000),
+        Some(ResponseError::UnknownMemberId)
+    );
 }
 
 #[test]
@@ -188,7 +219,10 @@ fn session_expiry_removes_member_and_empties_group() {
     let member = stable_single_member(&mut state, 0);
     state.tick(SESSION_MS as i64 - 1);
     assert_eq!(state_of(&state), GroupState::Stable);
-    assert_eq!(state.heartbeat("g", 1, &member, None, SESSION_MS as i64 - 1), None);
+    assert_eq!(
+        state.heartbeat("g", 1, &member, None, SESSION_MS as i64 - 1),
+        None
+    );
     // The heartbeat moved the deadline.
     state.tick(2 * SESSION_MS as i64 - 2);
     assert_eq!(state_of(&state), GroupState::Stable);
@@ -196,7 +230,10 @@ fn session_expiry_removes_member_and_empties_group() {
     let group = state.group("g").expect("group kept for its offsets");
     assert_eq!(group.state, GroupState::Empty);
     assert_eq!(group.generation_id, 2);
-    assert_eq!(state.heartbeat("g", 1, &member, None, 30_000), Some(ResponseError::UnknownMemberId));
+    assert_eq!(
+        state.heartbeat("g", 1, &member, None, 30_000),
+        Some(ResponseError::UnknownMemberId)
+    );
     // The Empty generation was stored.
     let records = state.take_pending_records();
     assert!(records.iter().any(|(_, r)| matches!(r,
@@ -209,7 +246,10 @@ fn pending_member_id_expires_after_session_timeout() {
     let member = stable_single_member(&mut state, 0);
     let required = ready(state.join_group(join("", 4), 100));
     check_join_error(&required, ResponseError::MemberIdRequired);
-    assert_eq!(state.heartbeat("g", 1, &member, None, 100 + SESSION_MS as i64), None);
+    assert_eq!(
+        state.heartbeat("g", 1, &member, None, 100 + SESSION_MS as i64),
+        None
+    );
     state.tick(100 + SESSION_MS as i64);
     let late = ready(state.join_group(join(&required.member_id, 4), 200 + SESSION_MS as i64));
     check_join_error(&late, ResponseError::UnknownMemberId);
@@ -218,30 +258,57 @@ fn pending_member_id_expires_after_session_timeout() {
 #[test]
 fn request_validation_errors() {
     let mut state = CoordinatorState::new(0, 1, settings(0));
-    check_join_error(&ready(state.join_group(join("", 4), 0)), ResponseError::CoordinatorLoadInProgress);
+    check_join_error(
+        &ready(state.join_group(join("", 4), 0)),
+        ResponseError::CoordinatorLoadInProgress,
+    );
     state.set_loaded(true, 0);
     let mut empty_id = join("", 4);
     empty_id.group_id = String::new();
-    check_join_error(&ready(state.join_group(empty_id, 0)), ResponseError::InvalidGroupId);
+    check_join_error(
+        &ready(state.join_group(empty_id, 0)),
+        ResponseError::InvalidGroupId,
+    );
     let mut short = join("", 4);
     short.session_timeout_ms = 99;
-    check_join_error(&ready(state.join_group(short, 0)), ResponseError::InvalidSessionTimeout);
+    check_join_error(
+        &ready(state.join_group(short, 0)),
+        ResponseError::InvalidSessionTimeout,
+    );
     let mut long = join("", 4);
     long.session_timeout_ms = 1_800_001;
-    check_join_error(&ready(state.join_group(long, 0)), ResponseError::InvalidSessionTimeout);
-    check_join_error(&ready(state.join_group(join("ghost", 4), 0)), ResponseError::UnknownMemberId);
+    check_join_error(
+        &ready(state.join_group(long, 0)),
+        ResponseError::InvalidSessionTimeout,
+    );
+    check_join_error(
+        &ready(state.join_group(join("ghost", 4), 0)),
+        ResponseError::UnknownMemberId,
+    );
     let mut no_protocols = join("", 3);
     no_protocols.protocols.clear();
-    check_join_error(&ready(state.join_group(no_protocols, 0)), ResponseError::InconsistentGroupProtocol);
-    assert_eq!(ready(state.sync_group(sync("ghost", 1, &[]), 0)).error, Some(ResponseError::UnknownMemberId));
+    check_join_error(
+        &ready(state.join_group(no_protocols, 0)),
+        ResponseError::InconsistentGroupProtocol,
+    );
+    assert_eq!(
+        ready(state.sync_group(sync("ghost", 1, &[]), 0)).error,
+        Some(ResponseError::UnknownMemberId)
+    );
 
     // Another shard's group.
     let mut other = CoordinatorState::new(1, 2, settings(0));
     other.set_loaded(true, 0);
-    let foreign = (0..100).map(|i| format!("g{i}")).find(|g| !other.owns(g)).expect("some group maps to shard 0");
+    let foreign = (0..100)
+        .map(|i| format!("g{i}"))
+        .find(|g| !other.owns(g))
+        .expect("some group maps to shard 0");
     let mut misrouted = join("", 4);
     misrouted.group_id = foreign;
-    check_join_error(&ready(other.join_group(misrouted, 0)), ResponseError::NotCoordinator);
+    check_join_error(
+        &ready(other.join_group(misrouted, 0)),
+        ResponseError::NotCoordinator,
+    );
 }
 
 #[test]
@@ -250,10 +317,16 @@ fn inconsistent_protocols_are_rejected() {
     stable_single_member(&mut state, 0);
     let mut other = join("", 3);
     other.protocols = vec![("sticky".into(), Bytes::new())];
-    check_join_error(&ready(state.join_group(other, 10)), ResponseError::InconsistentGroupProtocol);
+    check_join_error(
+        &ready(state.join_group(other, 10)),
+        ResponseError::InconsistentGroupProtocol,
+    );
     let mut connect = join("", 3);
     connect.protocol_type = "connect".into();
-    check_join_error(&ready(state.join_group(connect, 10)), ResponseError::InconsistentGroupProtocol);
+    check_join_error(
+        &ready(state.join_group(connect, 10)),
+        ResponseError::InconsistentGroupProtocol,
+    );
 }
 
 #[test]
@@ -263,7 +336,8 @@ fn static_member_replacement_fences_the_old_member_id() {
     state.tick(0);
     let old = answered(&mut first).expect("joined");
     assert_eq!(old.error, None);
-    let mut synced = pending(state.sync_group(sync(&old.member_id, 1, &[(old.member_id.as_str(), "a")]), 0));
+    let mut synced =
+        pending(state.sync_group(sync(&old.member_id, 1, &[(old.member_id.as_str(), "a")]), 0));
     answered(&mut synced).expect("synced");
     // The same instance restarts and joins without a member id (no MEMBER_ID_REQUIRED).
     let mut replaced = pending(state.join_group(static_join("", "instance-a"), 1_000));
@@ -285,7 +359,11 @@ fn static_member_replacement_fences_the_old_member_id() {
         &ready(state.join_group(static_join(&old.member_id, "instance-a"), 1_100)),
         ResponseError::FencedInstanceId,
     );
-    let left = state.leave_group("g", &[(old.member_id.clone(), Some("instance-a".into()))], 1_100);
+    let left = state.leave_group(
+        "g",
+        &[(old.member_id.clone(), Some("instance-a".into()))],
+        1_100,
+    );
     assert_eq!(left, Ok(vec![Some(ResponseError::FencedInstanceId)]));
     // The new member id keeps the old assignment.
     let mut resync = state.sync_group(
@@ -300,7 +378,10 @@ fn static_member_replacement_fences_the_old_member_id() {
         Reply::Pending(receiver) => answered(receiver).expect("stable").assignment,
     };
     assert_eq!(assignment, Bytes::from_static(b"a"));
-    assert_eq!(state.heartbeat("g", 1, &new.member_id, Some("instance-a"), 1_300), None);
+    assert_eq!(
+        state.heartbeat("g", 1, &new.member_id, Some("instance-a"), 1_300),
+        None
+    );
 }
 
 #[test]
@@ -324,7 +405,10 @@ fn leave_group_by_member_and_by_instance_id() {
         state.leave_group("g", &[("ghost".into(), None)], 10),
         Ok(vec![Some(ResponseError::UnknownMemberId)])
     );
-    assert_eq!(state.leave_group("g", &[(member.clone(), None)], 10), Ok(vec![None]));
+    assert_eq!(
+        state.leave_group("g", &[(member.clone(), None)], 10),
+        Ok(vec![None])
+    );
     assert_eq!(state_of(&state), GroupState::Empty);
     assert_eq!(state.group("g").expect("kept").generation_id, 2);
 
@@ -332,11 +416,21 @@ fn leave_group_by_member_and_by_instance_id() {
     state.tick(20);
     answered(&mut first).expect("joined");
     assert_eq!(
-        state.leave_group("g", &[(String::new(), Some("instance-b".into())), (String::new(), Some("nope".into()))], 30),
+        state.leave_group(
+            "g",
+            &[
+                (String::new(), Some("instance-b".into())),
+                (String::new(), Some("nope".into()))
+            ],
+            30
+        ),
         Ok(vec![None, Some(ResponseError::UnknownMemberId)])
     );
     assert_eq!(state_of(&state), GroupState::Empty);
-    assert_eq!(state.leave_group("missing", &[(member, None)], 40), Ok(vec![Some(ResponseError::UnknownMemberId)]));
+    assert_eq!(
+        state.leave_group("missing", &[(member, None)], 40),
+        Ok(vec![Some(ResponseError::UnknownMemberId)])
+    );
 }
 
 #[test]
@@ -369,7 +463,10 @@ fn pending_sync_members_are_removed_after_rebalance_timeout() {
     let mut leader_sync = pending(state.sync_group(sync(&first, 2, &[(first.as_str(), "x")]), 200));
     answered(&mut leader_sync).expect("synced");
     for now in [5_000, 14_000, 23_000] {
-        assert_eq!(state.heartbeat("g", 2, &follower.member_id, None, now), None);
+        assert_eq!(
+            state.heartbeat("g", 2, &follower.member_id, None, now),
+            None
+        );
         assert_eq!(state.heartbeat("g", 2, &first, None, now), None);
         state.tick(now);
     }
@@ -387,19 +484,40 @@ fn pending_sync_members_are_removed_after_rebalance_timeout() {
 fn offset_commit_rules() {
     let mut state = loaded(0);
     // Standalone consumers (assign()) commit with generation -1 and no member id.
-    assert_eq!(state.validate_offset_commit("solo", -1, "", None, 0), Ok(()));
-    assert_eq!(state.validate_offset_commit("gone", 3, "m", None, 0), Err(ResponseError::IllegalGeneration));
+    assert_eq!(
+        state.validate_offset_commit("solo", -1, "", None, 0),
+        Ok(())
+    );
+    assert_eq!(
+        state.validate_offset_commit("gone", 3, "m", None, 0),
+        Err(ResponseError::IllegalGeneration)
+    );
     let member = stable_single_member(&mut state, 0);
-    assert_eq!(state.validate_offset_commit("g", -1, "", None, 0), Err(ResponseError::UnknownMemberId));
-    assert_eq!(state.validate_offset_commit("g", 1, "ghost", None, 0), Err(ResponseError::UnknownMemberId));
-    assert_eq!(state.validate_offset_commit("g", 7, &member, None, 0), Err(ResponseError::IllegalGeneration));
-    assert_eq!(state.validate_offset_commit("g", 1, &member, None, 0), Ok(()));
+    assert_eq!(
+        state.validate_offset_commit("g", -1, "", None, 0),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        state.validate_offset_commit("g", 1, "ghost", None, 0),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        state.validate_offset_commit("g", 7, &member, None, 0),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        state.validate_offset_commit("g", 1, &member, None, 0),
+        Ok(())
+    );
     // During CompletingRebalance commits wait for the new assignment.
     let mut second = pending(state.join_group(join("", 3), 10));
     let mut rejoin = pending(state.join_group(join(&member, 4), 10));
     answered(&mut second).expect("joined");
     answered(&mut rejoin).expect("joined");
-    assert_eq!(state.validate_offset_commit("g", 2, &member, None, 20), Err(ResponseError::RebalanceInProgress));
+    assert_eq!(
+        state.validate_offset_commit("g", 2, &member, None, 20),
+        Err(ResponseError::RebalanceInProgress)
+    );
 }
 
 #[test]
@@ -411,14 +529,30 @@ fn offsets_fetch_delete_and_group_deletion() {
         metadata: "m".into(),
         commit_timestamp: 0,
     };
-    assert_eq!(state.validate_offset_commit("solo", -1, "", None, 0), Ok(()));
-    state.apply_offset_commit("solo", vec![("t".into(), 0, value(5)), ("t".into(), 1, value(6))], 0);
+    assert_eq!(
+        state.validate_offset_commit("solo", -1, "", None, 0),
+        Ok(())
+    );
+    state.apply_offset_commit(
+        "solo",
+        vec![("t".into(), 0, value(5)), ("t".into(), 1, value(6))],
+        0,
+    );
     let fetched = state
         .fetch_offsets("solo", Some(vec![("t".into(), vec![1, 2])]))
         .expect("fetch");
-    assert_eq!(fetched, vec![("t".to_string(), vec![(1, Some(value(6))), (2, None)])]);
+    assert_eq!(
+        fetched,
+        vec![("t".to_string(), vec![(1, Some(value(6))), (2, None)])]
+    );
     let all = state.fetch_offsets("solo", None).expect("fetch all");
-    assert_eq!(all, vec![("t".to_string(), vec![(0, Some(value(5))), (1, Some(value(6)))])]);
+    assert_eq!(
+        all,
+        vec![(
+            "t".to_string(),
+            vec![(0, Some(value(5))), (1, Some(value(6)))]
+        )]
+    );
     assert_eq!(
         state.fetch_offsets("unknown", Some(vec![("t".into(), vec![0])])),
         Ok(vec![("t".to_string(), vec![(0, None)])])
@@ -427,31 +561,56 @@ fn offsets_fetch_delete_and_group_deletion() {
         state.delete_offsets("solo", &[("t".into(), vec![0])], 0),
         Ok(vec![("t".to_string(), vec![(0, None)])])
     );
-    assert_eq!(state.delete_offsets("nope", &[], 0), Err(ResponseError::GroupIdNotFound));
+    assert_eq!(
+        state.delete_offsets("nope", &[], 0),
+        Err(ResponseError::GroupIdNotFound)
+    );
     state.take_pending_records();
 
     let member = stable_single_member(&mut state, 0);
-    assert_eq!(state.delete_group("g", 0), Some(ResponseError::NonEmptyGroup));
-    assert_eq!(state.delete_group("nope", 0), Some(ResponseError::GroupIdNotFound));
+    assert_eq!(
+        state.delete_group("g", 0),
+        Some(ResponseError::NonEmptyGroup)
+    );
+    assert_eq!(
+        state.delete_group("nope", 0),
+        Some(ResponseError::GroupIdNotFound)
+    );
     // A Stable consumer group subscribed to nothing decodable: every topic is protected.
     assert_eq!(
         state.delete_offsets("g", &[("t".into(), vec![0])], 0),
-        Ok(vec![("t".to_string(), vec![(0, Some(ResponseError::GroupSubscribedToTopic))])])
+        Ok(vec![(
+            "t".to_string(),
+            vec![(0, Some(ResponseError::GroupSubscribedToTopic))]
+        )])
     );
     assert_eq!(state.leave_group("g", &[(member, None)], 0), Ok(vec![None]));
     state.take_pending_records();
     assert_eq!(state.delete_group("solo", 0), None);
     let records = state.take_pending_records();
-    assert_eq!(records.len(), 2, "one offset tombstone and the group tombstone: {records:?}");
+    assert_eq!(
+        records.len(),
+        2,
+        "one offset tombstone and the group tombstone: {records:?}"
+    );
     assert!(records.iter().all(|(_, r)| match r {
         CoordinatorRecord::OffsetCommit { value, .. } => value.is_none(),
         CoordinatorRecord::GroupMetadata { value, .. } => value.is_none(),
     }));
     assert!(state.group("solo").is_none());
-    let listed: Vec<String> = state.list_groups(&[], &[]).into_iter().map(|g| g.group_id).collect();
+    let listed: Vec<String> = state
+        .list_groups(&[], &[])
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
     assert_eq!(listed, vec!["g".to_string()]);
     assert!(state.list_groups(&["stable".into()], &[]).is_empty());
-    assert_eq!(state.list_groups(&["EMPTY".into()], &["classic".into()]).len(), 1);
+    assert_eq!(
+        state
+            .list_groups(&["EMPTY".into()], &["classic".into()])
+            .len(),
+        1
+    );
     assert!(state.list_groups(&[], &["consumer".into()]).is_empty());
 }
 
@@ -459,7 +618,10 @@ fn offsets_fetch_delete_and_group_deletion() {
 fn replay_restores_offsets_and_generation() {
     let mut state = loaded(0);
     let member = stable_single_member(&mut state, 0);
-    assert_eq!(state.validate_offset_commit("g", 1, &member, None, 0), Ok(()));
+    assert_eq!(
+        state.validate_offset_commit("g", 1, &member, None, 0),
+        Ok(())
+    );
     let offset = OffsetCommitValue {
         offset: 42,
         leader_epoch: 0,
@@ -467,7 +629,11 @@ fn replay_restores_offsets_and_generation() {
         commit_timestamp: 0,
     };
     state.apply_offset_commit("g", vec![("t".into(), 0, offset.clone())], 0);
-    let mut records: Vec<CoordinatorRecord> = state.take_pending_records().into_iter().map(|(_, r)| r).collect();
+    let mut records: Vec<CoordinatorRecord> = state
+        .take_pending_records()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
     records.push(CoordinatorRecord::OffsetCommit {
         key: records::OffsetCommitKey {
             group: "g".into(),
@@ -490,7 +656,10 @@ fn replay_restores_offsets_and_generation() {
     );
     // The member may go on heartbeating; a stale generation gets ILLEGAL_GENERATION.
     assert_eq!(restarted.heartbeat("g", 1, &member, None, 1_100), None);
-    assert_eq!(restarted.heartbeat("g", 0, &member, None, 1_100), Some(ResponseError::IllegalGeneration));
+    assert_eq!(
+        restarted.heartbeat("g", 0, &member, None, 1_100),
+        Some(ResponseError::IllegalGeneration)
+    );
     // If it never comes back, its session expires and the group empties.
     restarted.tick(1_100 + SESSION_MS as i64);
     assert_eq!(restarted.group("g").expect("kept").state, GroupState::Empty);
@@ -505,7 +674,10 @@ fn describe_shows_members_when_stable() {
     assert_eq!(summary.protocol, "range");
     assert_eq!(summary.members.len(), 1);
     assert_eq!(summary.members[0].member_id, member);
-    assert_eq!(summary.members[0].metadata, Bytes::from_static(b"range-meta"));
+    assert_eq!(
+        summary.members[0].metadata,
+        Bytes::from_static(b"range-meta")
+    );
     assert_eq!(summary.members[0].assignment, Bytes::from_static(b"all"));
     assert_eq!(state.describe_group("missing"), Ok(None));
 }
@@ -536,11 +708,16 @@ fn partition_for_matches_kafka() {
     assert_eq!(offsets_partition_for("hello", 50), 22);
     // Negative hashes use the absolute value.
     let negative = java_string_hashcode("console-consumer-12345");
-    assert_eq!(offsets_partition_for("console-consumer-12345", 50), negative.abs() % 50);
+    assert_eq!(
+        offsets_partition_for("console-consumer-12345", 50),
+        negative.abs() % 50
+    );
     for group in ["a", "payments", "console-consumer-1"] {
         let partition = offsets_partition_for(group, 50);
         assert_eq!(shard_for_group(group, 50, 2), partition as usize % 2);
-        assert!(owned_offsets_partitions(shard_for_group(group, 50, 2), 2, 50).contains(&partition));
+        assert!(
+            owned_offsets_partitions(shard_for_group(group, 50, 2), 2, 50).contains(&partition)
+        );
     }
 }
 
@@ -554,21 +731,39 @@ fn snapshot_replays_to_the_same_state() {
         metadata: format!("m{offset}"),
         commit_timestamp: 7,
     };
-    assert_eq!(state.validate_offset_commit("g", 1, &member, None, 0), Ok(()));
-    state.apply_offset_commit("g", vec![("t".into(), 0, value(10)), ("t".into(), 1, value(11))], 0);
-    assert_eq!(state.validate_offset_commit("solo", -1, "", None, 0), Ok(()));
+    assert_eq!(
+        state.validate_offset_commit("g", 1, &member, None, 0),
+        Ok(())
+    );
+    state.apply_offset_commit(
+        "g",
+        vec![("t".into(), 0, value(10)), ("t".into(), 1, value(11))],
+        0,
+    );
+    assert_eq!(
+        state.validate_offset_commit("solo", -1, "", None, 0),
+        Ok(())
+    );
     state.apply_offset_commit("solo", vec![("u".into(), 3, value(12))], 0);
-    let partitions = [offsets_partition_for("g", 50), offsets_partition_for("solo", 50)];
+    let partitions = [
+        offsets_partition_for("g", 50),
+        offsets_partition_for("solo", 50),
+    ];
     let mut restored = loaded(0);
     for partition in partitions.iter().collect::<std::collections::BTreeSet<_>>() {
         for record in state.snapshot_records(*partition) {
             restored.replay(record, 100);
         }
     }
-    for (group, topic, partition, offset) in [("g", "t", 0, 10), ("g", "t", 1, 11), ("solo", "u", 3, 12)] {
+    for (group, topic, partition, offset) in
+        [("g", "t", 0, 10), ("g", "t", 1, 11), ("solo", "u", 3, 12)]
+    {
         assert_eq!(
             restored.fetch_offsets(group, Some(vec![(topic.into(), vec![partition])])),
-            Ok(vec![(topic.to_string(), vec![(partition, Some(value(offset)))])])
+            Ok(vec![(
+                topic.to_string(),
+                vec![(partition, Some(value(offset)))]
+            )])
         );
     }
     let group = restored.group("g").expect("restored");

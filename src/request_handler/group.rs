@@ -33,7 +33,13 @@ pub async fn handle_find_coordinator(
     version: i16,
 ) -> FindCoordinatorResponse {
     let listener = &ctx.config.advertised_listeners[0];
-    find_coordinator(request, version, ctx.config.node_id, &listener.host, listener.port as i32)
+    find_coordinator(
+        request,
+        version,
+        ctx.config.node_id,
+        &listener.host,
+        listener.port as i32,
+    )
 }
 
 /// FindCoordinator answered with node `node_id` at `host:port`.
@@ -44,7 +50,10 @@ pub fn find_coordinator(
     host: &str,
     port: i32,
 ) -> FindCoordinatorResponse {
-    let known_type = matches!(request.key_type, COORDINATOR_TYPE_GROUP | COORDINATOR_TYPE_TRANSACTION);
+    let known_type = matches!(
+        request.key_type,
+        COORDINATOR_TYPE_GROUP | COORDINATOR_TYPE_TRANSACTION
+    );
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
@@ -62,7 +71,9 @@ pub fn find_coordinator(
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
                         .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(StrBytes::from_static_str("unknown coordinator type")))
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "unknown coordinator type",
+                        )))
                 }
             })
             .collect();
@@ -103,13 +114,21 @@ pub async fn handle_join_group(
     };
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
-        Box::pin(async move { ctx.group_coordinator.join_group(request, version, &client).await })
+        Box::pin(async move {
+            ctx.group_coordinator
+                .join_group(request, version, &client)
+                .await
+        })
     })
     .await
 }
 
 /// SyncGroup v0-5 on the group's shard.
-pub async fn handle_sync_group(ctx: Rc<ShardContext>, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn handle_sync_group(
+    ctx: Rc<ShardContext>,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
         Box::pin(async move { ctx.group_coordinator.sync_group(request, version).await })
@@ -118,7 +137,11 @@ pub async fn handle_sync_group(ctx: Rc<ShardContext>, request: SyncGroupRequest,
 }
 
 /// Heartbeat v0-4 on the group's shard.
-pub async fn handle_heartbeat(ctx: Rc<ShardContext>, request: HeartbeatRequest, version: i16) -> HeartbeatResponse {
+pub async fn handle_heartbeat(
+    ctx: Rc<ShardContext>,
+    request: HeartbeatRequest,
+    version: i16,
+) -> HeartbeatResponse {
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
         Box::pin(async move { ctx.group_coordinator.heartbeat(request, version).await })
@@ -127,7 +150,11 @@ pub async fn handle_heartbeat(ctx: Rc<ShardContext>, request: HeartbeatRequest, 
 }
 
 /// LeaveGroup v0-5 on the group's shard.
-pub async fn handle_leave_group(ctx: Rc<ShardContext>, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn handle_leave_group(
+    ctx: Rc<ShardContext>,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
         Box::pin(async move { ctx.group_coordinator.leave_group(request, version).await })
@@ -149,7 +176,9 @@ pub async fn handle_offset_commit(
         let known = metadata.topic(topic.name.as_str());
         let (kept, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.partitions)
             .into_iter()
-            .partition(|p| known.is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.partition_index)));
+            .partition(|p| {
+                known.is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.partition_index))
+            });
         topic.partitions = kept;
         if !missing.is_empty() {
             unknown.push(
@@ -213,7 +242,12 @@ pub async fn handle_offset_fetch(
     let answers = join_all(parts.into_iter().map(|(target, groups)| {
         let part = request.clone().with_groups(groups);
         invoke_on(target, move |ctx| {
-            Box::pin(async move { ctx.group_coordinator.offset_fetch(part, version).await.groups })
+            Box::pin(async move {
+                ctx.group_coordinator
+                    .offset_fetch(part, version)
+                    .await
+                    .groups
+            })
         })
     }))
     .await;
@@ -240,7 +274,12 @@ pub async fn handle_describe_groups(
     let answers = join_all(parts.into_iter().map(|(target, groups)| {
         let part = request.clone().with_groups(groups);
         invoke_on(target, move |ctx| {
-            Box::pin(async move { ctx.group_coordinator.describe_groups(part, version).await.groups })
+            Box::pin(async move {
+                ctx.group_coordinator
+                    .describe_groups(part, version)
+                    .await
+                    .groups
+            })
         })
     }))
     .await;
@@ -269,7 +308,12 @@ pub async fn handle_delete_groups(
     let answers = join_all(parts.into_iter().map(|(target, groups)| {
         let part = request.clone().with_groups_names(groups);
         invoke_on(target, move |ctx| {
-            Box::pin(async move { ctx.group_coordinator.delete_groups(part, version).await.results })
+            Box::pin(async move {
+                ctx.group_coordinator
+                    .delete_groups(part, version)
+                    .await
+                    .results
+            })
         })
     }))
     .await;
@@ -289,7 +333,11 @@ pub async fn handle_delete_groups(
 }
 
 /// ListGroups v0-5: every shard's groups, sorted by id; the first shard error (loading) wins.
-pub async fn handle_list_groups(ctx: Rc<ShardContext>, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub async fn handle_list_groups(
+    ctx: Rc<ShardContext>,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
     let answers = join_all((0..ctx.shard_count).map(|target| {
         let part = request.clone();
         invoke_on(target, move |ctx| {
@@ -297,8 +345,13 @@ pub async fn handle_list_groups(ctx: Rc<ShardContext>, request: ListGroupsReques
         })
     }))
     .await;
-    let error_code = answers.iter().map(|a| a.error_code).find(|c| *c != 0).unwrap_or(0);
-    let mut groups: Vec<list_groups_response::ListedGroup> = answers.into_iter().flat_map(|a| a.groups).collect();
+    let error_code = answers
+        .iter()
+        .map(|a| a.error_code)
+        .find(|c| *c != 0)
+        .unwrap_or(0);
+    let mut groups: Vec<list_groups_response::ListedGroup> =
+        answers.into_iter().flat_map(|a| a.groups).collect();
     groups.sort_by(|a, b| a.group_id.as_str().cmp(b.group_id.as_str()));
     ListGroupsResponse::default()
         .with_error_code(error_code)
@@ -306,7 +359,11 @@ pub async fn handle_list_groups(ctx: Rc<ShardContext>, request: ListGroupsReques
 }
 
 /// Groups items by the shard coordinating their group id, keeping request order within each.
-fn split_by_shard<T>(ctx: &ShardContext, items: Vec<T>, group_id: impl Fn(&T) -> &str) -> BTreeMap<usize, Vec<T>> {
+fn split_by_shard<T>(
+    ctx: &ShardContext,
+    items: Vec<T>,
+    group_id: impl Fn(&T) -> &str,
+) -> BTreeMap<usize, Vec<T>> {
     let mut parts: BTreeMap<usize, Vec<T>> = BTreeMap::new();
     for item in items {
         let target = ctx.group_coordinator.shard_for(group_id(&item));
@@ -328,7 +385,10 @@ mod tests {
             "localhost",
             9092,
         );
-        assert_eq!((v3.error_code, v3.node_id.0, v3.host.as_str(), v3.port), (0, 7, "localhost", 9092));
+        assert_eq!(
+            (v3.error_code, v3.node_id.0, v3.host.as_str(), v3.port),
+            (0, 7, "localhost", 9092)
+        );
         let v4 = find_coordinator(
             FindCoordinatorRequest::default().with_coordinator_keys(vec![
                 StrBytes::from_static_str("a"),
@@ -345,7 +405,13 @@ mod tests {
             .map(|c| (c.key.as_str(), c.node_id.0, c.error_code))
             .collect();
         assert_eq!(keys, vec![("a", 7, 0), ("b", 7, 0)]);
-        let bad = find_coordinator(FindCoordinatorRequest::default().with_key_type(5), 2, 7, "h", 1);
+        let bad = find_coordinator(
+            FindCoordinatorRequest::default().with_key_type(5),
+            2,
+            7,
+            "h",
+            1,
+        );
         assert_eq!(bad.error_code, ResponseError::InvalidRequest.code());
     }
 }

@@ -55,7 +55,11 @@ pub const UNSUPPORTED_VERSION: i16 = 35;
 /// The part of Produce handling that must follow request order (validation, offset
 /// assignment) runs before this returns; everything else runs in the returned future, which
 /// the connection awaits in order.
-pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes, peer: Option<SocketAddr>) -> Dispatched {
+pub async fn dispatch(
+    ctx: &Rc<ShardContext>,
+    frame: Bytes,
+    peer: Option<SocketAddr>,
+) -> Dispatched {
     if frame.len() < 8 {
         return Dispatched::Close(format!("request of {} bytes has no header", frame.len()));
     }
@@ -141,7 +145,8 @@ pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes, peer: Option<SocketA
             };
             let client_id = header.client_id.clone();
             Dispatched::Respond(Box::pin(async move {
-                let response = group::handle_join_group(ctx, request, version, client_id, peer).await;
+                let response =
+                    group::handle_join_group(ctx, request, version, client_id, peer).await;
                 encode_frame(api_key, version, correlation_id, &response)
             }))
         }
