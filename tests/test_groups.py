@@ -178,7 +178,7 @@ consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
 stopping = []
 signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
 while not stopping:
-    for tp, messages in consumer.poll(timeout_ms=200).items():
+    for tp, messages in consumer.poll(timeout_ms=200, max_records=1).items():
         for message in messages:
             print(message.partition, message.offset, flush=True)
             try:
@@ -200,7 +200,7 @@ async def main():
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     await consumer.start()
     while not stopping.is_set():
-        batches = await consumer.getmany(timeout_ms=200)
+        batches = await consumer.getmany(timeout_ms=200, max_records=1)
         for tp, messages in batches.items():
             for message in messages:
                 print(message.partition, message.offset, flush=True)
@@ -212,6 +212,9 @@ async def main():
 asyncio.run(main())
 """
 
+# Each member takes one record at a time and commits it before taking the next, so that at a
+# rebalance at most one record per partition is read but not yet committed (with larger batches
+# the rest of a batch in hand is the uncommitted tail, re-read by the next owner as with Kafka).
 MEMBER_SCRIPTS = {
     "confluent": CONFLUENT_MEMBER,
     "kafka-python": KAFKA_PYTHON_MEMBER,

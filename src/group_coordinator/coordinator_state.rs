@@ -1166,6 +1166,12 @@ fn maybe_prepare_rebalance(group: &mut GroupMetadata, fx: &mut Effects) {
 /// while members keep arriving, up to the rebalance timeout); others wait for every member to
 /// rejoin or the rebalance timeout.
 fn prepare_rebalance(group: &mut GroupMetadata, fx: &mut Effects) {
+    tracing::info!(
+        group = %group.group_id,
+        generation = group.generation_id,
+        members = group.members.len(),
+        "preparing to rebalance group"
+    );
     if group.is(GroupState::CompletingRebalance) {
         for member in group.members.values_mut() {
             member.assignment = Bytes::new();
@@ -1245,6 +1251,13 @@ fn complete_join(group: &mut GroupMetadata, fx: &mut Effects) {
         return;
     }
     group.init_next_generation(fx.now_ms);
+    tracing::info!(
+        group = %group.group_id,
+        generation = group.generation_id,
+        members = group.members.len(),
+        protocol = group.protocol_name.as_deref().unwrap_or(""),
+        "stabilized group"
+    );
     if group.is(GroupState::Empty) {
         fx.store_group(group);
         return;

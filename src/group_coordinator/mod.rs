@@ -417,6 +417,9 @@ impl GroupCoordinator {
             now,
         );
         self.inner.submit_pending();
+        if let Err(error) = validation {
+            tracing::debug!(group = %group_id, member = %request.member_id, generation = request.generation_id_or_member_epoch, %error, "offset commit rejected");
+        }
         let max_metadata = self
             .inner
             .state
