@@ -212,6 +212,11 @@ impl CoordinatorState {
         self.next_retention_check_ms = now_ms + self.settings.offsets_retention_check_interval_ms;
     }
 
+    /// False until replay finished, and again after `unload`.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
     pub fn group(&self, group_id: &str) -> Option<&GroupMetadata> {
         self.groups.get(group_id)
     }

@@ -560,9 +560,7 @@ impl GroupCoordinator {
         let listed = state.list_groups(&states, &types);
         let mut response =
             ListGroupsResponse::default().with_groups(responses::listed_groups(listed, version));
-        if state.group_status("", coordinator_state::GroupApi::OffsetFetch)
-            == Some(ResponseError::CoordinatorLoadInProgress)
-        {
+        if !state.is_loaded() {
             response.error_code = ResponseError::CoordinatorLoadInProgress.code();
         }
         response
