@@ -334,3 +334,177 @@ pub(super) fn offset_delete(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every response encodes in every version the request decoder accepts: a field set that
+    //! a version lacks makes kafka-protocol refuse to encode, which would close the connection.
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Encodable, Message};
+
+    use super::*;
+    use crate::group_coordinator::coordinator_state::MemberSummary;
+    use crate::group_coordinator::group::{GroupState, JoinedMember};
+
+    fn encodes<T: Encodable>(response: &T, version: i16, what: &str) {
+        let mut buf = BytesMut::new();
+        response
+            .encode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("{what} v{version} does not encode: {e}"));
+    }
+
+    fn versions<T: Message>() -> std::ops::RangeInclusive<i16> {
+        T::VERSIONS.min..=T::VERSIONS.max
+    }
+
+    #[test]
+    fn every_version_encodes() {
+        let joined = JoinResult {
+            error: None,
+            member_id: "m-1".into(),
+            generation_id: 3,
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            leader_id: "m-1".into(),
+            members: vec![JoinedMember {
+                member_id: "m-1".into(),
+                group_instance_id: Some("i-1".into()),
+                metadata: Bytes::from_static(b"meta"),
+            }],
+            skip_assignment: true,
+        };
+        for version in versions::<JoinGroupRequest>() {
+            encodes(&join_group(joined.clone(), version), version, "JoinGroup");
+            let error = JoinResult::error("m-2", ResponseError::MemberIdRequired);
+            encodes(&join_group(error, version), version, "JoinGroup error");
+        }
+        for version in versions::<SyncGroupRequest>() {
+            let synced = SyncResult {
+                error: None,
+                protocol_type: Some("consumer".into()),
+                protocol_name: Some("range".into()),
+                assignment: Bytes::from_static(b"a"),
+            };
+            encodes(&sync_group(synced, version), version, "SyncGroup");
+            encodes(
+                &sync_group(
+                    SyncResult::error(ResponseError::RebalanceInProgress),
+                    version,
+                ),
+                version,
+                "SyncGroup error",
+            );
+        }
+        let members = vec![("m-1".to_string(), Some("i-1".to_string()))];
+        for version in versions::<LeaveGroupRequest>() {
+            let ok = leave_group(
+                &members,
+                Ok(vec![Some(ResponseError::UnknownMemberId)]),
+                version,
+            );
+            encodes(&ok, version, "LeaveGroup");
+            encodes(
+                &leave_group(&members, Err(ResponseError::NotCoordinator), version),
+                version,
+                "LeaveGroup error",
+            );
+        }
+        for version in versions::<OffsetCommitRequest>() {
+            let committed = offset_commit(vec![
+                ("t".into(), 0, None),
+                ("t".into(), 1, Some(ResponseError::IllegalGeneration)),
+            ]);
+            encodes(&committed, version, "OffsetCommit");
+        }
+        let value = OffsetCommitValue {
+            offset: 5,
+            leader_epoch: 2,
+            metadata: "md".into(),
+            commit_timestamp: 0,
+        };
+        let fetched = vec![("t".to_string(), vec![(0, Some(value)), (1, None)])];
+        let requested = Some(vec![("t".to_string(), vec![0, 1])]);
+        for version in versions::<OffsetFetchRequest>() {
+            if version >= 8 {
+                let group =
+                    offset_fetch_group(GroupId(text("g")), requested.clone(), Ok(fetched.clone()));
+                let failed = offset_fetch_group(
+                    GroupId(text("h")),
+                    None,
+                    Err(ResponseError::CoordinatorLoadInProgress),
+                );
+                encodes(
+                    &OffsetFetchResponse::default().with_groups(vec![group, failed]),
+                    version,
+                    "OffsetFetch",
+                );
+            } else {
+                encodes(
+                    &offset_fetch_single(requested.clone(), Ok(fetched.clone()), version),
+                    version,
+                    "OffsetFetch",
+                );
+                let failed = offset_fetch_single(
+                    requested.clone(),
+                    Err(ResponseError::NotCoordinator),
+                    version,
+                );
+                encodes(&failed, version, "OffsetFetch error");
+            }
+        }
+        let listed = vec![ListedGroup {
+            group_id: "g".into(),
+            protocol_type: "consumer".into(),
+            state: GroupState::Stable,
+        }];
+        for version in versions::<ListGroupsRequest>() {
+            let response =
+                ListGroupsResponse::default().with_groups(listed_groups(listed.clone(), version));
+            encodes(&response, version, "ListGroups");
+        }
+        let summary = GroupSummary {
+            state: GroupState::Stable,
+            protocol_type: "consumer".into(),
+            protocol: "range".into(),
+            members: vec![MemberSummary {
+                member_id: "m-1".into(),
+                group_instance_id: Some("i-1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                metadata: Bytes::from_static(b"m"),
+                assignment: Bytes::from_static(b"a"),
+            }],
+        };
+        for version in versions::<DescribeGroupsRequest>() {
+            let groups = vec![
+                described_group(GroupId(text("g")), Ok(Some(summary.clone())), true, version),
+                described_group(GroupId(text("h")), Ok(None), false, version),
+                described_group(
+                    GroupId(text("i")),
+                    Err(ResponseError::NotCoordinator),
+                    false,
+                    version,
+                ),
+            ];
+            encodes(
+                &DescribeGroupsResponse::default().with_groups(groups),
+                version,
+                "DescribeGroups",
+            );
+        }
+        for version in versions::<OffsetDeleteRequest>() {
+            let deleted = offset_delete(Ok(vec![(
+                "t".into(),
+                vec![(0, Some(ResponseError::GroupSubscribedToTopic))],
+            )]));
+            encodes(&deleted, version, "OffsetDelete");
+            encodes(
+                &offset_delete(Err(ResponseError::GroupIdNotFound)),
+                version,
+                "OffsetDelete error",
+            );
+        }
+    }
+}
