@@ -414,4 +414,27 @@ mod tests {
         );
         assert_eq!(bad.error_code, ResponseError::InvalidRequest.code());
     }
+
+    #[test]
+    fn find_coordinator_encodes_in_every_version() {
+        use kafka_protocol::protocol::{Encodable, Message};
+        for version in FindCoordinatorRequest::VERSIONS.min..=FindCoordinatorRequest::VERSIONS.max {
+            for key_type in [COORDINATOR_TYPE_GROUP, 9] {
+                let request = if version >= 4 {
+                    FindCoordinatorRequest::default()
+                        .with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+                        .with_key_type(key_type)
+                } else {
+                    FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("g"))
+                        .with_key_type(if version >= 1 { key_type } else { 0 })
+                };
+                let response = find_coordinator(request, version, 1, "localhost", 9092);
+                let mut buf = bytes::BytesMut::new();
+                response
+                    .encode(&mut buf, version)
+                    .unwrap_or_else(|e| panic!("FindCoordinator v{version} does not encode: {e}"));
+            }
+        }
+    }
 }
