@@ -2,4 +2,5 @@
 //!
 //! See `ARCHITECTURE.md` for the codemap and the invariants.
 
+pub mod bench;
 pub mod protocol;
