@@ -278,7 +278,7 @@ async fn read_responses(mut reader: BufReader<ReadHalf<TcpStream>>, shared: Rc<S
         }
         let size = i32::from_be_bytes(size);
         if size < 4 || size as usize > MAX_RESPONSE_BYTES {
-            break format!("response frame of {size} bytes");
+            break format!("response frame of {size} bytes (bytes {:?}: is this a Kafka broker?)", size.to_be_bytes());
         }
         let mut body = BytesMut::zeroed(size as usize);
         if let Err(e) = reader.read_exact(&mut body).await {

@@ -156,7 +156,7 @@ async fn fetch_loop(
     connection: Rc<Connection>,
     partitions: Vec<usize>,
     mut offsets: Vec<i64>,
-    end: Option<Vec<i64>>,
+    mut end: Option<Vec<i64>>,
     stats: Arc<SharedStats>,
 ) -> Result<ConsumeWorkerResult, BenchError> {
     let version = connection.version::<FetchRequest>(12)?;
@@ -164,6 +164,7 @@ async fn fetch_loop(
     let mut result = ConsumeWorkerResult { records: 0, bytes: 0, histogram: latency_histogram() };
     let mut scratch = Vec::new();
     let mut last_progress = Instant::now();
+    let mut end_checked = vec![false; partitions.len()];
     loop {
         if stats.stopping() {
             return Ok(result);
@@ -208,6 +209,12 @@ async fn fetch_loop(
                 let Some(i) = partitions.iter().position(|&q| q as i32 == p.partition_index) else { continue };
                 if p.error_code != 0 {
                     return Err(ClientError::broker(ApiKey::Fetch, format!(" for {}-{}", spec.topic, p.partition_index), p.error_code).into());
+                }
+                if let Some(end) = end.as_mut().filter(|_| !end_checked[i]) {
+                    // Some brokers answer ListOffsets(latest) below the log end offset (tansu 0.6
+                    // did); the first Fetch's high watermark is the end as of the start, too.
+                    end_checked[i] = true;
+                    end[i] = end[i].max(p.high_watermark);
                 }
                 let Some(data) = &p.records else { continue };
                 let limit = end.as_ref().map_or(i64::MAX, |e| e[i]);

@@ -100,10 +100,13 @@ impl Reporter {
     pub fn run(&mut self, stats: &SharedStats, workers: usize, started: Instant, duration_bar: bool) {
         let mut bar_last = Instant::now();
         let mut bar_last_records = 0;
+        let mut bar_drawn = Instant::now();
         while stats.workers_done.load(Ordering::Acquire) < workers {
-            std::thread::sleep(Duration::from_millis(100));
+            // Poll often so the end of the run is seen within ~2 ms; redraw at most every 100 ms.
+            std::thread::sleep(Duration::from_millis(2));
             let now = Instant::now();
-            if let Some(bar) = &self.bar {
+            if let Some(bar) = self.bar.as_ref().filter(|_| now.duration_since(bar_drawn) >= Duration::from_millis(100)) {
+                bar_drawn = now;
                 let records = stats.records.load(Ordering::Relaxed);
                 let elapsed = now.duration_since(bar_last).as_secs_f64();
                 if elapsed >= 0.5 {
