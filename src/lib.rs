@@ -3,4 +3,12 @@
 //! See `ARCHITECTURE.md` for the codemap and the invariants.
 
 pub mod bench;
+pub mod config;
+pub mod log;
+pub mod metadata;
+pub mod network;
+pub mod partition;
 pub mod protocol;
+pub mod replica_manager;
+pub mod request_handler;
+pub mod shard;

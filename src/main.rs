@@ -1,12 +1,15 @@
-//! The `ringtail` binary. On the bench branch only `bench`; `serve` lives on main.
-
-use std::process::ExitCode;
+//! The `ringtail` binary: `ringtail serve` runs the broker, `ringtail bench` load-generates
+//! against any Kafka-compatible broker.
 
 use clap::{Parser, Subcommand};
+use ringtail::config::{BrokerConfig, ServeArgs};
 
-/// Ringtail: a thread-per-core Kafka-protocol broker.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    name = "ringtail",
+    version,
+    about = "A thread-per-core Kafka-protocol broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -14,20 +17,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load-generate against any Kafka-compatible broker.
+    /// Run the broker (defaults: PLAINTEXT://127.0.0.1:9092, data in ./data).
+    Serve(ServeArgs),
+    /// Load-generate against any Kafka-compatible broker (produce, consume, e2e, summary).
     Bench(ringtail::bench::BenchArgs),
 }
 
-fn main() -> ExitCode {
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve(&args),
         Command::Bench(args) => ringtail::bench::run(args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    if let Err(e) = result {
+        eprintln!("ringtail: {e:#}");
+        std::process::exit(1);
     }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = BrokerConfig::from_args(args)?;
+    ringtail::shard::run(config)?;
+    Ok(())
 }

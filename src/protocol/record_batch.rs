@@ -85,7 +85,10 @@ pub enum BatchError {
     UnknownCompression { codec: i16 },
     /// `record_count` disagrees with `last_offset_delta` (INVALID_RECORD).
     #[error("record_count {record_count} does not match last_offset_delta {last_offset_delta}")]
-    RecordCountMismatch { record_count: i32, last_offset_delta: i32 },
+    RecordCountMismatch {
+        record_count: i32,
+        last_offset_delta: i32,
+    },
     /// Larger than `message.max.bytes` (MESSAGE_TOO_LARGE).
     #[error("batch of {size} bytes exceeds message.max.bytes {max}")]
     TooLarge { size: usize, max: usize },
@@ -209,7 +212,10 @@ impl RecordBatchHeader {
 /// (`message.max.bytes`), header shape, magic 2, `batch_length` matching `bytes.len()`, codec id,
 /// `record_count == last_offset_delta + 1`, and the CRC-32C over bytes 21..end. Records are not
 /// decoded.
-pub fn validate_batch(bytes: &[u8], max_batch_bytes: usize) -> Result<RecordBatchHeader, BatchError> {
+pub fn validate_batch(
+    bytes: &[u8],
+    max_batch_bytes: usize,
+) -> Result<RecordBatchHeader, BatchError> {
     if bytes.len() > max_batch_bytes {
         return Err(BatchError::TooLarge {
             size: bytes.len(),
@@ -233,7 +239,8 @@ pub fn validate_batch(bytes: &[u8], max_batch_bytes: usize) -> Result<RecordBatc
             codec: header.attributes & ATTR_COMPRESSION_MASK,
         });
     }
-    if header.record_count < 0 || header.record_count as i64 != header.last_offset_delta as i64 + 1 {
+    if header.record_count < 0 || header.record_count as i64 != header.last_offset_delta as i64 + 1
+    {
         return Err(BatchError::RecordCountMismatch {
             record_count: header.record_count,
             last_offset_delta: header.last_offset_delta,
@@ -436,7 +443,9 @@ mod tests {
             let err = validate_batch(bytes, max).expect_err("must be rejected");
             assert!(expected(&err), "unexpected error {err:?}");
         };
-        check(&good[..30], 1 << 20, |e| matches!(e, BatchError::Truncated { .. }));
+        check(&good[..30], 1 << 20, |e| {
+            matches!(e, BatchError::Truncated { .. })
+        });
         check(&good[..good.len() - 1], 1 << 20, |e| {
             matches!(e, BatchError::Truncated { .. })
         });
@@ -444,7 +453,9 @@ mod tests {
         let mut flipped = good.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;
-        check(&flipped, 1 << 20, |e| matches!(e, BatchError::CrcMismatch { .. }));
+        check(&flipped, 1 << 20, |e| {
+            matches!(e, BatchError::CrcMismatch { .. })
+        });
         let mut magic = good.clone();
         magic[16] = 1;
         check(&magic, 1 << 20, |e| {
@@ -452,7 +463,9 @@ mod tests {
         });
         let mut negative = good.clone();
         negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        check(&negative, 1 << 20, |e| matches!(e, BatchError::InvalidLength { .. }));
+        check(&negative, 1 << 20, |e| {
+            matches!(e, BatchError::InvalidLength { .. })
+        });
     }
 
     #[test]

@@ -1,0 +1,1666 @@
+//! Broker and topic configuration: Kafka's property names and defaults, read once at start-up.
+//!
+//! Sources, lowest precedence first: built-in defaults, the `--config` file (TOML or Java
+//! `.properties`), the `serve` flags (`--listeners`, `--advertised-listeners`, `--log-dirs`,
+//! `--shards`), then `--set key=value`. Every source is reduced to `(name, string value)`
+//! pairs and goes through one parser, so a value means the same thing wherever it comes from.
+//!
+//! Invariants: an unknown property or an invalid value is an error naming the property and the
+//! value (start-up stops with it); no input makes this module panic; a [`BrokerConfig`] that
+//! exists has passed every check below, so the rest of the broker never re-validates it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+/// Arguments of `ringtail serve`. The flags are sugar for broker properties; precedence is
+/// defaults < `--config` file < flags < `--set`.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeArgs {
+    /// Configuration file: TOML when the name ends in `.toml`, Java `.properties` otherwise
+    /// (Kafka's `server.properties` works as is; read as ISO-8859-1 with `\uXXXX` escapes, like
+    /// Java's `Properties.load`). Nested TOML tables join their keys with `.`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Property `listeners`, e.g. `PLAINTEXT://127.0.0.1:9092`.
+    #[arg(long, value_name = "LISTENERS")]
+    pub listeners: Option<String>,
+    /// Property `advertised.listeners` (default: `listeners`, with 0.0.0.0 as 127.0.0.1).
+    #[arg(long, value_name = "LISTENERS")]
+    pub advertised_listeners: Option<String>,
+    /// Property `log.dirs`: the data directory (only the first of a list is used).
+    #[arg(long, value_name = "DIRS")]
+    pub log_dirs: Option<String>,
+    /// Property `ringtail.shards`: executors, one per core (default 0 = all online cores).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Any property, `--set key=value`; repeatable; wins over the file and the other flags.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set_argument)]
+    pub set: Vec<(String, String)>,
+}
+
+/// Why a configuration was refused. Every variant that concerns one property names it and the
+/// offending value, so the start-up error message is enough to fix the input.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// The I/O error (or invalid UTF-8 in a TOML file).
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid TOML.
+    #[error("cannot parse TOML config file {path}: {source}")]
+    Toml {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// The TOML parser's error, with line and column.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The `.properties` file is not valid Java properties syntax.
+    #[error("cannot parse properties config file {path}: {source}")]
+    Properties {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// The properties parser's error, with line number.
+        #[source]
+        source: java_properties::PropertiesError,
+    },
+    /// A `--set` argument without `=`, or with an empty key.
+    #[error("invalid --set argument `{argument}`: expected key=value")]
+    SetArgument {
+        /// The argument as given.
+        argument: String,
+    },
+    /// A property name that is neither a Kafka property Ringtail supports nor one of ours.
+    #[error("unknown property `{name}` (value `{value}`, from {origin})")]
+    UnknownProperty {
+        /// The property name as given.
+        name: String,
+        /// Its value as given.
+        value: String,
+        /// Where it came from: the config file, the command line or topic configs.
+        origin: String,
+    },
+    /// A known property with a value that does not parse or is out of range.
+    #[error("invalid value `{value}` for property `{name}`: {reason}")]
+    InvalidValue {
+        /// The property's Kafka name.
+        name: String,
+        /// The refused value as given.
+        value: String,
+        /// What is accepted, e.g. `must be in [14, 2147483647]`.
+        reason: String,
+    },
+}
+
+/// One listener from `listeners` / `advertised.listeners`, written `NAME://host:port`.
+/// Only the `PLAINTEXT` listener name (security protocol) is supported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    /// Listener name, always `PLAINTEXT`.
+    pub name: String,
+    /// Host name or IP address; `0.0.0.0` (written as an empty host) binds every interface.
+    /// IPv6 addresses are kept without brackets.
+    pub host: String,
+    /// TCP port; 0 binds an ephemeral port.
+    pub port: u16,
+}
+
+/// `log.message.timestamp.type` / `message.timestamp.type` (Kafka broker and topic configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimestampType {
+    /// Keep the producer's timestamp.
+    CreateTime,
+    /// Overwrite with the broker's append time.
+    LogAppendTime,
+}
+
+/// `compression.type` (Kafka broker and topic configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionType {
+    /// Store batches uncompressed.
+    Uncompressed,
+    /// gzip.
+    Gzip,
+    /// snappy.
+    Snappy,
+    /// lz4.
+    Lz4,
+    /// zstd.
+    Zstd,
+    /// Keep whatever codec the producer used (Kafka's default).
+    Producer,
+}
+
+/// `log.cleanup.policy` / `cleanup.policy` (Kafka broker and topic configs).
+///
+/// Ringtail has no log cleaner: `compact` is accepted and stored (Kafka Streams and Connect
+/// create compacted topics) but only the `log` module decides what it does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CleanupPolicy {
+    /// `delete`: drop old segments by `retention.ms` / `retention.bytes`.
+    Delete,
+    /// `compact`.
+    Compact,
+    /// `compact,delete` (either order).
+    CompactDelete,
+}
+
+/// The validated broker configuration. Field names are Kafka's property names with `.` as `_`;
+/// `ringtail.*` properties drop the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// `node.id` (alias `broker.id`); default 0.
+    pub node_id: i32,
+    /// `listeners`: addresses to bind; default `PLAINTEXT://127.0.0.1:9092`.
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners`: addresses given to clients in Metadata; default `listeners` with
+    /// a 0.0.0.0 host replaced by 127.0.0.1. An explicit 0.0.0.0 or empty host is refused.
+    pub advertised_listeners: Vec<Listener>,
+    /// `log.dirs` (alias `log.dir`); default `./data`. Only the first directory is used
+    /// (Ringtail does not spread partitions over disks); see [`BrokerConfig::log_dir`].
+    pub log_dirs: Vec<PathBuf>,
+    /// `num.partitions`: partitions of auto-created topics; default 1, at least 1.
+    pub num_partitions: i32,
+    /// `default.replication.factor`; default 1, and 1 is the only value allowed (single node).
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`; default true.
+    pub auto_create_topics_enable: bool,
+    /// `delete.topic.enable`; default true.
+    pub delete_topic_enable: bool,
+    /// `log.segment.bytes`: segment size in bytes; default 1073741824 (1 GiB), at least 14.
+    pub log_segment_bytes: i32,
+    /// Segment roll time in ms: `log.roll.ms` if set, else `log.roll.hours` (default 168).
+    pub log_roll_ms: i64,
+    /// Retention time in ms, -1 = unlimited: `log.retention.ms`, else `log.retention.minutes`,
+    /// else `log.retention.hours` (default 168); any negative value means -1 (Kafka docs).
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes`: per-partition size limit in bytes; default -1 (unlimited).
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms`; default 300000 ms, at least 1.
+    pub log_retention_check_interval_ms: i64,
+    /// `log.index.interval.bytes`: bytes of log between offset index entries; default 4096.
+    pub log_index_interval_bytes: i32,
+    /// `log.index.size.max.bytes`: maximum index file size in bytes; default 10485760, min 4.
+    pub log_index_size_max_bytes: i32,
+    /// `message.max.bytes`: largest record batch in bytes; default 1048588.
+    pub message_max_bytes: i32,
+    /// `socket.request.max.bytes`: largest request frame in bytes; default 104857600, min 1.
+    pub socket_request_max_bytes: i32,
+    /// `queued.max.requests`: requests in flight per shard before backpressure; default 500.
+    pub queued_max_requests: i32,
+    /// `log.message.timestamp.type`; default CreateTime.
+    pub log_message_timestamp_type: TimestampType,
+    /// `compression.type`; default producer.
+    pub compression_type: CompressionType,
+    /// `log.cleanup.policy`; default delete.
+    pub log_cleanup_policy: CleanupPolicy,
+    /// `min.insync.replicas`; default 1, at least 1 (more makes acks=all fail on one node).
+    pub min_insync_replicas: i32,
+    /// `group.min.session.timeout.ms`; default 6000 ms.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`; default 1800000 ms, not below the minimum.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`; default 3000 ms.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`; default 50.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`; default 1, the only value allowed.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.retention.minutes`: committed offsets of empty groups kept; default 10080.
+    pub offsets_retention_minutes: i32,
+    /// `fetch.max.bytes`: largest Fetch response in bytes; default 57671680, at least 1024.
+    pub fetch_max_bytes: i32,
+    /// `ringtail.shards`: executors (one per core); 0 = all online cores, else 1..=cores.
+    /// Use [`BrokerConfig::shard_count`] for the resolved number.
+    pub shards: u32,
+    /// `ringtail.io.memory.bytes`: glommio `io_memory` per shard in bytes; default 2097152,
+    /// at least 65536.
+    pub io_memory_bytes: u64,
+    /// `ringtail.partition.cache.bytes`: in-memory tail cache per partition for Fetch, in
+    /// bytes; default 4194304; 0 disables it.
+    pub partition_cache_bytes: u64,
+    /// Effective value of every property, for DescribeConfigs.
+    effective: BTreeMap<&'static str, Option<String>>,
+    /// Properties set by the file, a flag or `--set` (alias names resolved).
+    set_by_user: BTreeSet<&'static str>,
+}
+
+/// Per-topic settings with Kafka's topic-level names (`segment.bytes`, ...). Defaults come
+/// from the broker's `log.*` properties ([`BrokerConfig::default_topic_config`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// `segment.bytes`: segment size in bytes, at least 14.
+    pub segment_bytes: i32,
+    /// `segment.ms`: roll a segment older than this many ms, at least 1.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete segments older than this many ms; -1 = unlimited.
+    pub retention_ms: i64,
+    /// `retention.bytes`: per-partition size limit in bytes; -1 = unlimited.
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: largest record batch in bytes.
+    pub max_message_bytes: i32,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `message.timestamp.type`.
+    pub message_timestamp_type: TimestampType,
+    /// `compression.type`.
+    pub compression_type: CompressionType,
+    /// `index.interval.bytes`: bytes of log between offset index entries.
+    pub index_interval_bytes: i32,
+    /// `segment.index.bytes`: maximum offset index size in bytes, at least 4.
+    pub segment_index_bytes: i32,
+    /// `min.insync.replicas`, at least 1.
+    pub min_insync_replicas: i32,
+}
+
+/// One row of a DescribeConfigs answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Kafka property name.
+    pub name: String,
+    /// Effective value; `None` for a property that is unset and has no default.
+    pub value: Option<String>,
+    /// True when the value is the default (not set by file, flag, `--set` or topic override).
+    pub is_default: bool,
+    /// True when the value cannot be changed at run time (every broker property).
+    pub read_only: bool,
+    /// True for secrets; no Ringtail property is one.
+    pub sensitive: bool,
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from `ringtail serve` arguments: defaults, then the
+    /// `--config` file, then the flags, then every `--set` in order.
+    pub fn from_args(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
+        let mut overrides = Vec::new();
+        let flags = [
+            ("listeners", args.listeners.clone()),
+            ("advertised.listeners", args.advertised_listeners.clone()),
+            ("log.dirs", args.log_dirs.clone()),
+            ("ringtail.shards", args.shards.map(|n| n.to_string())),
+        ];
+        for (name, value) in flags {
+            if let Some(value) = value {
+                overrides.push((name.to_string(), value));
+            }
+        }
+        overrides.extend(args.set.iter().cloned());
+        Self::load(args.config.as_deref(), &overrides)
+    }
+
+    /// Builds the configuration from an optional file (TOML if the name ends in `.toml`, else
+    /// Java properties) and `(name, value)` overrides applied after it, later ones winning.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: &[(String, String)],
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut layers = Layers::default();
+        if let Some(path) = file {
+            let origin = format!("config file {}", path.display());
+            for (name, value) in read_config_file(path)? {
+                layers.set(0, &name, &value, &origin)?;
+            }
+        }
+        for (index, (name, value)) in overrides.iter().enumerate() {
+            layers.set(index + 1, name, value, "command line")?;
+        }
+        Self::from_layers(layers)
+    }
+
+    /// The data directory: the first entry of `log.dirs`.
+    pub fn log_dir(&self) -> &Path {
+        // `log.dirs` parsing refuses an empty list, so there is always a first entry.
+        self.log_dirs
+            .first()
+            .map(PathBuf::as_path)
+            .unwrap_or(Path::new(DEFAULT_LOG_DIR))
+    }
+
+    /// Number of shards to start: `ringtail.shards`, or every online core when it is 0.
+    pub fn shard_count(&self) -> usize {
+        if self.shards == 0 {
+            online_cores()
+        } else {
+            self.shards as usize
+        }
+    }
+
+    /// Topic defaults taken from the broker's `log.*` properties, as Kafka's LogConfig does.
+    pub fn default_topic_config(&self) -> TopicConfig {
+        TopicConfig {
+            segment_bytes: self.log_segment_bytes,
+            segment_ms: self.log_roll_ms,
+            retention_ms: self.log_retention_ms,
+            retention_bytes: self.log_retention_bytes,
+            max_message_bytes: self.message_max_bytes,
+            cleanup_policy: self.log_cleanup_policy,
+            message_timestamp_type: self.log_message_timestamp_type,
+            compression_type: self.compression_type,
+            index_interval_bytes: self.log_index_interval_bytes,
+            segment_index_bytes: self.log_index_size_max_bytes,
+            min_insync_replicas: self.min_insync_replicas,
+        }
+    }
+
+    /// Every broker property (aliases included) for DescribeConfigs, sorted by name. Broker
+    /// properties are read-only: Ringtail has no dynamic broker configuration.
+    pub fn describe(&self) -> Vec<ConfigEntry> {
+        let mut entries = Vec::with_capacity(BROKER_PROPERTIES.len() + 2);
+        for property in BROKER_PROPERTIES {
+            let value = self.effective.get(property.name).cloned().flatten();
+            let is_default = !self.set_by_user.contains(property.name);
+            for name in std::iter::once(property.name).chain(property.alias) {
+                entries.push(ConfigEntry {
+                    name: name.to_string(),
+                    value: value.clone(),
+                    is_default,
+                    read_only: true,
+                    sensitive: false,
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
+    }
+
+    fn from_layers(layers: Layers) -> Result<BrokerConfig, ConfigError> {
+        let listeners = parse_listeners("listeners", layers.get("listeners"), false)?;
+        let advertised_listeners = match layers.value("advertised.listeners") {
+            Some(value) => parse_listeners("advertised.listeners", value, true)?,
+            None => listeners.iter().map(advertisable).collect(),
+        };
+        let log_dirs = parse_log_dirs(&layers)?;
+        let group_min_session_timeout_ms = layers.int("group.min.session.timeout.ms", 0, MAX32)?;
+        let group_max_session_timeout_ms = layers.int("group.max.session.timeout.ms", 0, MAX32)?;
+        if group_max_session_timeout_ms < group_min_session_timeout_ms {
+            return Err(invalid(
+                "group.max.session.timeout.ms",
+                &group_max_session_timeout_ms.to_string(),
+                format!(
+                    "must not be below group.min.session.timeout.ms ({group_min_session_timeout_ms})"
+                ),
+            ));
+        }
+        let config = BrokerConfig {
+            node_id: layers.int("node.id", 0, MAX32)?,
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            num_partitions: layers.int("num.partitions", 1, MAX32)?,
+            default_replication_factor: layers.int("default.replication.factor", 1, 1)?,
+            auto_create_topics_enable: layers.boolean("auto.create.topics.enable")?,
+            delete_topic_enable: layers.boolean("delete.topic.enable")?,
+            log_segment_bytes: layers.int("log.segment.bytes", SEGMENT_BYTES_MIN, MAX32)?,
+            log_roll_ms: resolve_roll_ms(&layers)?,
+            log_retention_ms: resolve_retention_ms(&layers)?,
+            log_retention_bytes: layers.int("log.retention.bytes", -1, i64::MAX)?,
+            log_retention_check_interval_ms: layers.int(
+                "log.retention.check.interval.ms",
+                1,
+                i64::MAX,
+            )?,
+            log_index_interval_bytes: layers.int("log.index.interval.bytes", 0, MAX32)?,
+            log_index_size_max_bytes: layers.int("log.index.size.max.bytes", 4, MAX32)?,
+            message_max_bytes: layers.int("message.max.bytes", 0, MAX32)?,
+            socket_request_max_bytes: layers.int("socket.request.max.bytes", 1, MAX32)?,
+            queued_max_requests: layers.int("queued.max.requests", 1, MAX32)?,
+            log_message_timestamp_type: layers.parse("log.message.timestamp.type")?,
+            compression_type: layers.parse("compression.type")?,
+            log_cleanup_policy: layers.parse("log.cleanup.policy")?,
+            min_insync_replicas: layers.int("min.insync.replicas", 1, MAX32)?,
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms: layers.int(
+                "group.initial.rebalance.delay.ms",
+                0,
+                MAX32,
+            )?,
+            offsets_topic_num_partitions: layers.int("offsets.topic.num.partitions", 1, MAX32)?,
+            offsets_topic_replication_factor: layers.int(
+                "offsets.topic.replication.factor",
+                1,
+                1,
+            )?,
+            offsets_retention_minutes: layers.int("offsets.retention.minutes", 1, MAX32)?,
+            fetch_max_bytes: layers.int("fetch.max.bytes", 1024, MAX32)?,
+            shards: parse_shards(&layers)?,
+            io_memory_bytes: layers.int(
+                "ringtail.io.memory.bytes",
+                IO_MEMORY_BYTES_MIN,
+                u64::MAX,
+            )?,
+            partition_cache_bytes: layers.int("ringtail.partition.cache.bytes", 0, u64::MAX)?,
+            effective: BTreeMap::new(),
+            set_by_user: layers.set_by_user.clone(),
+        };
+        let mut effective: BTreeMap<&'static str, Option<String>> = BROKER_PROPERTIES
+            .iter()
+            .map(|p| (p.name, layers.value(p.name).map(str::to_string)))
+            .collect();
+        effective.insert(
+            "advertised.listeners",
+            Some(render_listeners(&config.advertised_listeners)),
+        );
+        Ok(BrokerConfig {
+            effective,
+            ..config
+        })
+    }
+}
+
+impl Default for BrokerConfig {
+    /// Every property at its default.
+    fn default() -> Self {
+        match Self::from_layers(Layers::default()) {
+            Ok(config) => config,
+            Err(error) => unreachable!("built-in defaults are invalid: {error}"),
+        }
+    }
+}
+
+impl TopicConfig {
+    /// Applies CreateTopics / AlterConfigs topic configs, later entries winning. An unknown
+    /// name, an invalid value or a null value (Kafka refuses null topic configs in
+    /// CreateTopics) is an error naming the property; callers answer INVALID_CONFIG (40).
+    pub fn with_overrides(
+        &self,
+        overrides: &[(String, Option<String>)],
+    ) -> Result<TopicConfig, ConfigError> {
+        let mut config = self.clone();
+        for (name, value) in overrides {
+            let Some(value) = value else {
+                return Err(invalid(
+                    name,
+                    "null",
+                    "null topic config values are not supported",
+                ));
+            };
+            config.set(name, value)?;
+        }
+        Ok(config)
+    }
+
+    /// Rebuilds a topic's configuration from overrides saved by [`TopicConfig::overrides_map`].
+    pub fn with_override_map(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<TopicConfig, ConfigError> {
+        let mut config = self.clone();
+        for (name, value) in overrides {
+            config.set(name, value)?;
+        }
+        Ok(config)
+    }
+
+    /// The properties whose value differs from `defaults`, by Kafka topic-level name: what the
+    /// broker persists for a topic (e.g. as JSON with serde_json).
+    pub fn overrides_map(&self, defaults: &TopicConfig) -> BTreeMap<String, String> {
+        let defaults = defaults.values();
+        self.values()
+            .into_iter()
+            .zip(defaults)
+            .filter(|((_, value), (_, default))| value != default)
+            .map(|((name, value), _)| (name.to_string(), value))
+            .collect()
+    }
+
+    /// Every topic-level property for DescribeConfigs; `is_default` when equal to `defaults`.
+    pub fn describe(&self, defaults: &TopicConfig) -> Vec<ConfigEntry> {
+        self.values()
+            .into_iter()
+            .zip(defaults.values())
+            .map(|((name, value), (_, default))| ConfigEntry {
+                name: name.to_string(),
+                is_default: value == default,
+                value: Some(value),
+                read_only: false,
+                sensitive: false,
+            })
+            .collect()
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let v = value.trim();
+        match name {
+            "segment.bytes" => self.segment_bytes = parse_int(name, v, SEGMENT_BYTES_MIN, MAX32)?,
+            "segment.ms" => self.segment_ms = parse_int(name, v, 1, i64::MAX)?,
+            "retention.ms" => self.retention_ms = parse_int(name, v, -1, i64::MAX)?,
+            "retention.bytes" => self.retention_bytes = parse_int(name, v, -1, i64::MAX)?,
+            "max.message.bytes" => self.max_message_bytes = parse_int(name, v, 0, MAX32)?,
+            "cleanup.policy" => self.cleanup_policy = parse_value(name, v)?,
+            "message.timestamp.type" => self.message_timestamp_type = parse_value(name, v)?,
+            "compression.type" => self.compression_type = parse_value(name, v)?,
+            "index.interval.bytes" => self.index_interval_bytes = parse_int(name, v, 0, MAX32)?,
+            "segment.index.bytes" => self.segment_index_bytes = parse_int(name, v, 4, MAX32)?,
+            "min.insync.replicas" => self.min_insync_replicas = parse_int(name, v, 1, MAX32)?,
+            _ => {
+                return Err(ConfigError::UnknownProperty {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    origin: "topic configs".to_string(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn values(&self) -> [(&'static str, String); 11] {
+        [
+            ("cleanup.policy", self.cleanup_policy.to_string()),
+            ("compression.type", self.compression_type.to_string()),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+            ),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            (
+                "message.timestamp.type",
+                self.message_timestamp_type.to_string(),
+            ),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("retention.ms", self.retention_ms.to_string()),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.index.bytes", self.segment_index_bytes.to_string()),
+            ("segment.ms", self.segment_ms.to_string()),
+        ]
+    }
+}
+
+impl Default for TopicConfig {
+    /// The topic defaults of a broker with every property at its default.
+    fn default() -> Self {
+        BrokerConfig::default().default_topic_config()
+    }
+}
+
+impl Listener {
+    /// `NAME://host:port`, with IPv6 hosts in brackets.
+    pub fn to_url(&self) -> String {
+        if self.host.contains(':') {
+            format!("{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            format!("{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_url())
+    }
+}
+
+impl FromStr for TimestampType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "CreateTime" => Ok(TimestampType::CreateTime),
+            "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+            _ => Err("expected CreateTime or LogAppendTime".to_string()),
+        }
+    }
+}
+
+impl fmt::Display for TimestampType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        })
+    }
+}
+
+impl FromStr for CompressionType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // Kafka compares case-insensitively (CompressionType.forName lower-cases).
+        match s.to_ascii_lowercase().as_str() {
+            "uncompressed" => Ok(CompressionType::Uncompressed),
+            "gzip" => Ok(CompressionType::Gzip),
+            "snappy" => Ok(CompressionType::Snappy),
+            "lz4" => Ok(CompressionType::Lz4),
+            "zstd" => Ok(CompressionType::Zstd),
+            "producer" => Ok(CompressionType::Producer),
+            _ => Err("expected one of uncompressed, gzip, snappy, lz4, zstd, producer".to_string()),
+        }
+    }
+}
+
+impl fmt::Display for CompressionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CompressionType::Uncompressed => "uncompressed",
+            CompressionType::Gzip => "gzip",
+            CompressionType::Snappy => "snappy",
+            CompressionType::Lz4 => "lz4",
+            CompressionType::Zstd => "zstd",
+            CompressionType::Producer => "producer",
+        })
+    }
+}
+
+impl FromStr for CleanupPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut delete = false;
+        let mut compact = false;
+        for item in s.split(',').map(str::trim) {
+            match item.to_ascii_lowercase().as_str() {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => return Err("expected delete, compact or compact,delete".to_string()),
+            }
+        }
+        match (compact, delete) {
+            (true, true) => Ok(CleanupPolicy::CompactDelete),
+            (true, false) => Ok(CleanupPolicy::Compact),
+            (false, _) => Ok(CleanupPolicy::Delete),
+        }
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        })
+    }
+}
+
+/// Parses one `--set key=value` argument (the value may contain `=`).
+pub fn parse_set_argument(argument: &str) -> Result<(String, String), ConfigError> {
+    match argument.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(ConfigError::SetArgument {
+            argument: argument.to_string(),
+        }),
+    }
+}
+
+/// Smallest `log.segment.bytes` / `segment.bytes` (Kafka: LegacyRecord.RECORD_OVERHEAD_V0).
+pub const SEGMENT_BYTES_MIN: i32 = 14;
+/// Smallest `ringtail.io.memory.bytes`: 64 KiB.
+pub const IO_MEMORY_BYTES_MIN: u64 = 65_536;
+const SEGMENT_BYTES_DEFAULT: i32 = 1_073_741_824;
+const IO_MEMORY_BYTES_DEFAULT: u64 = 2_097_152;
+const DEFAULT_LOG_DIR: &str = "./data";
+const MAX32: i32 = i32::MAX;
+const MS_PER_MINUTE: i64 = 60_000;
+const MS_PER_HOUR: i64 = 3_600_000;
+
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(IO_MEMORY_BYTES_MIN <= IO_MEMORY_BYTES_DEFAULT);
+
+/// A broker property: canonical Kafka name, optional alias, default as Kafka writes it.
+struct BrokerProperty {
+    name: &'static str,
+    alias: Option<&'static str>,
+    default: Option<&'static str>,
+}
+
+const fn property(name: &'static str, default: Option<&'static str>) -> BrokerProperty {
+    BrokerProperty {
+        name,
+        alias: None,
+        default,
+    }
+}
+
+const BROKER_PROPERTIES: &[BrokerProperty] = &[
+    BrokerProperty {
+        name: "node.id",
+        alias: Some("broker.id"),
+        default: Some("0"),
+    },
+    property("listeners", Some("PLAINTEXT://127.0.0.1:9092")),
+    property("advertised.listeners", None),
+    BrokerProperty {
+        name: "log.dirs",
+        alias: Some("log.dir"),
+        default: Some(DEFAULT_LOG_DIR),
+    },
+    property("num.partitions", Some("1")),
+    property("default.replication.factor", Some("1")),
+    property("auto.create.topics.enable", Some("true")),
+    property("delete.topic.enable", Some("true")),
+    property("log.segment.bytes", Some("1073741824")),
+    property("log.roll.ms", None),
+    property("log.roll.hours", Some("168")),
+    property("log.retention.ms", None),
+    property("log.retention.minutes", None),
+    property("log.retention.hours", Some("168")),
+    property("log.retention.bytes", Some("-1")),
+    property("log.retention.check.interval.ms", Some("300000")),
+    property("log.index.interval.bytes", Some("4096")),
+    property("log.index.size.max.bytes", Some("10485760")),
+    property("message.max.bytes", Some("1048588")),
+    property("socket.request.max.bytes", Some("104857600")),
+    property("queued.max.requests", Some("500")),
+    property("log.message.timestamp.type", Some("CreateTime")),
+    property("compression.type", Some("producer")),
+    property("log.cleanup.policy", Some("delete")),
+    property("min.insync.replicas", Some("1")),
+    property("group.min.session.timeout.ms", Some("6000")),
+    property("group.max.session.timeout.ms", Some("1800000")),
+    property("group.initial.rebalance.delay.ms", Some("3000")),
+    property("offsets.topic.num.partitions", Some("50")),
+    property("offsets.topic.replication.factor", Some("1")),
+    property("offsets.retention.minutes", Some("10080")),
+    property("fetch.max.bytes", Some("57671680")),
+    property("ringtail.shards", Some("0")),
+    property("ringtail.io.memory.bytes", Some("2097152")),
+    property("ringtail.partition.cache.bytes", Some("4194304")),
+];
+
+/// Values set by the sources, by canonical name. A later source wins; within one source
+/// (the config file) the canonical name wins over its alias whatever the order, as in Kafka
+/// (`log.dirs` over `log.dir`, `node.id` over `broker.id`).
+#[derive(Default)]
+struct Layers {
+    values: BTreeMap<&'static str, LayerValue>,
+    set_by_user: BTreeSet<&'static str>,
+}
+
+struct LayerValue {
+    value: String,
+    source: usize,
+    via_alias: bool,
+}
+
+impl Layers {
+    /// Records `name = value` from source number `source` (higher numbers win).
+    fn set(
+        &mut self,
+        source: usize,
+        name: &str,
+        value: &str,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
+        let name = name.trim();
+        let Some(property) = BROKER_PROPERTIES
+            .iter()
+            .find(|p| p.name == name || p.alias == Some(name))
+        else {
+            return Err(ConfigError::UnknownProperty {
+                name: name.to_string(),
+                value: value.to_string(),
+                origin: origin.to_string(),
+            });
+        };
+        let via_alias = property.name != name;
+        let keep_old = self
+            .values
+            .get(property.name)
+            .is_some_and(|old| old.source == source && via_alias && !old.via_alias);
+        if !keep_old {
+            let value = value.trim().to_string();
+            let new = LayerValue {
+                value,
+                source,
+                via_alias,
+            };
+            self.values.insert(property.name, new);
+        }
+        self.set_by_user.insert(property.name);
+        Ok(())
+    }
+
+    /// The set value, else the default; `None` when neither exists.
+    fn value(&self, name: &'static str) -> Option<&str> {
+        self.values.get(name).map(|v| v.value.as_str()).or_else(|| {
+            BROKER_PROPERTIES
+                .iter()
+                .find(|p| p.name == name)
+                .and_then(|p| p.default)
+        })
+    }
+
+    /// Like `value`, for properties that have a default.
+    fn get(&self, name: &'static str) -> &str {
+        self.value(name).unwrap_or_default()
+    }
+
+    fn int<T: Integer>(&self, name: &'static str, min: T, max: T) -> Result<T, ConfigError> {
+        parse_int(name, self.get(name), min, max)
+    }
+
+    fn optional_int<T: Integer>(
+        &self,
+        name: &'static str,
+        min: T,
+        max: T,
+    ) -> Result<Option<T>, ConfigError> {
+        self.value(name)
+            .map(|value| parse_int(name, value, min, max))
+            .transpose()
+    }
+
+    fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
+        let value = self.get(name);
+        match value.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(invalid(name, value, "expected true or false")),
+        }
+    }
+
+    fn parse<T: FromStr<Err = String>>(&self, name: &'static str) -> Result<T, ConfigError> {
+        parse_value(name, self.get(name))
+    }
+}
+
+/// Integer types of properties.
+trait Integer: FromStr + PartialOrd + fmt::Display + Copy {}
+impl Integer for i16 {}
+impl Integer for i32 {}
+impl Integer for i64 {}
+impl Integer for u32 {}
+impl Integer for u64 {}
+
+fn parse_int<T: Integer>(name: &str, value: &str, min: T, max: T) -> Result<T, ConfigError> {
+    match value.trim().parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        Ok(_) => Err(invalid(name, value, format!("must be in [{min}, {max}]"))),
+        Err(_) => Err(invalid(
+            name,
+            value,
+            format!("expected an integer in [{min}, {max}]"),
+        )),
+    }
+}
+
+fn parse_value<T: FromStr<Err = String>>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|reason: String| invalid(name, value, reason))
+}
+
+fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Kafka: `log.roll.ms` if set, else `log.roll.hours`.
+fn resolve_roll_ms(layers: &Layers) -> Result<i64, ConfigError> {
+    let hours: i64 = layers.int("log.roll.hours", 1, i64::from(MAX32))?;
+    Ok(layers
+        .optional_int("log.roll.ms", 1, i64::MAX)?
+        .unwrap_or(hours * MS_PER_HOUR))
+}
+
+/// Kafka: `log.retention.ms`, else `log.retention.minutes`, else `log.retention.hours`;
+/// a negative result means unlimited (-1).
+fn resolve_retention_ms(layers: &Layers) -> Result<i64, ConfigError> {
+    let int_range = (i64::from(i32::MIN), i64::from(MAX32));
+    let hours: i64 = layers.int("log.retention.hours", int_range.0, int_range.1)?;
+    let minutes = layers.optional_int("log.retention.minutes", int_range.0, int_range.1)?;
+    let ms = layers.optional_int("log.retention.ms", i64::MIN, i64::MAX)?;
+    let retention_ms = ms
+        .or(minutes.map(|m| m * MS_PER_MINUTE))
+        .unwrap_or(hours * MS_PER_HOUR);
+    Ok(if retention_ms < 0 { -1 } else { retention_ms })
+}
+
+fn parse_log_dirs(layers: &Layers) -> Result<Vec<PathBuf>, ConfigError> {
+    let value = layers.get("log.dirs");
+    let dirs: Vec<PathBuf> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if dirs.is_empty() {
+        return Err(invalid(
+            "log.dirs",
+            value,
+            "expected at least one directory",
+        ));
+    }
+    Ok(dirs)
+}
+
+fn parse_shards(layers: &Layers) -> Result<u32, ConfigError> {
+    let shards: u32 = layers.int("ringtail.shards", 0, u32::MAX)?;
+    let cores = online_cores();
+    if shards as usize > cores {
+        return Err(invalid(
+            "ringtail.shards",
+            &shards.to_string(),
+            format!("must be 0 (all cores) or 1..={cores} (online cores)"),
+        ));
+    }
+    Ok(shards)
+}
+
+fn online_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Parses a comma-separated `NAME://host:port` list. `advertised` listeners must name a
+/// host clients can connect to, so 0.0.0.0 and an empty host are refused there.
+fn parse_listeners(
+    name: &str,
+    value: &str,
+    advertised: bool,
+) -> Result<Vec<Listener>, ConfigError> {
+    let mut listeners: Vec<Listener> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let listener = parse_listener(item).map_err(|reason| invalid(name, value, reason))?;
+        if advertised && (listener.host.is_empty() || listener.host == "0.0.0.0") {
+            return Err(invalid(
+                name,
+                value,
+                "0.0.0.0 or an empty host cannot be advertised to clients; name a reachable host such as 127.0.0.1",
+            ));
+        }
+        if listeners.iter().any(|l| l.name == listener.name) {
+            return Err(invalid(
+                name,
+                value,
+                format!("listener name {} appears twice", listener.name),
+            ));
+        }
+        listeners.push(listener);
+    }
+    if listeners.is_empty() {
+        return Err(invalid(name, value, "expected at least one listener"));
+    }
+    Ok(listeners)
+}
+
+/// Parses `PLAINTEXT://host:port`; an empty host is kept empty (the caller decides).
+fn parse_listener(item: &str) -> Result<Listener, String> {
+    let Some((name, address)) = item.split_once("://") else {
+        return Err(format!("`{item}` is not of the form PLAINTEXT://host:port"));
+    };
+    if !name.eq_ignore_ascii_case("PLAINTEXT") {
+        return Err(format!(
+            "listener `{item}`: only PLAINTEXT is supported, not {name}"
+        ));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("listener `{item}` has no :port"));
+    };
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed
+            .strip_suffix(']')
+            .ok_or_else(|| format!("listener `{item}`: unclosed `[` in host"))?,
+        None => host,
+    };
+    if host.contains(['/', ' ', '[', ']']) || (host.contains(':') && !address.starts_with('[')) {
+        return Err(format!("listener `{item}`: invalid host `{host}`"));
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("listener `{item}`: invalid port `{port}` (0-65535)"))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok(Listener {
+        name: "PLAINTEXT".to_string(),
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The default advertised form of a bound listener: a wildcard host becomes 127.0.0.1.
+fn advertisable(listener: &Listener) -> Listener {
+    let host = match listener.host.as_str() {
+        "" | "0.0.0.0" => "127.0.0.1".to_string(),
+        "::" => "::1".to_string(),
+        host => host.to_string(),
+    };
+    Listener {
+        host,
+        ..listener.clone()
+    }
+}
+
+fn render_listeners(listeners: &[Listener]) -> String {
+    listeners
+        .iter()
+        .map(Listener::to_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads a config file into `(name, value)` pairs in file order.
+fn read_config_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let is_toml = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"));
+    if is_toml {
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        let table: toml::Table = text.parse().map_err(|source| ConfigError::Toml {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut pairs = Vec::new();
+        flatten_toml("", &table, &mut pairs)?;
+        Ok(pairs)
+    } else {
+        let mut pairs = Vec::new();
+        java_properties::PropertiesIter::new(bytes.as_slice())
+            .read_into(|name, value| pairs.push((name, value)))
+            .map_err(|source| ConfigError::Properties {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(pairs)
+    }
+}
+
+/// Flattens nested tables by joining keys with `.` (`[log] segment.bytes = 1` and
+/// `"log.segment.bytes" = 1` are the same property); scalars become strings, arrays are
+/// joined with `,`.
+fn flatten_toml(
+    prefix: &str,
+    table: &toml::Table,
+    pairs: &mut Vec<(String, String)>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten_toml(&name, inner, pairs)?,
+            toml::Value::Array(items) => {
+                let items = items
+                    .iter()
+                    .map(|item| {
+                        toml_scalar(item).ok_or_else(|| {
+                            invalid(
+                                &name,
+                                &value.to_string(),
+                                "arrays may hold only strings, numbers and booleans",
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                pairs.push((name, items.join(",")));
+            }
+            scalar => {
+                let text = toml_scalar(scalar).unwrap_or_else(|| scalar.to_string());
+                pairs.push((name, text));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn toml_scalar(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Datetime(d) => Some(d.to_string()),
+        toml::Value::Array(_) | toml::Value::Table(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Expected outcome: `Ok(pairs)` = these (name, value) appear in `describe()`;
+    /// `Err(fragments)` = the error message contains every fragment.
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+    type Expected<'a> = Result<Pairs<'a>, &'a [&'a str]>;
+    type TopicInput<'a> = &'a [(&'a str, Option<&'a str>)];
+
+    fn write_temp(extension: &str, content: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .suffix(extension)
+            .tempfile()
+            .expect("temp file");
+        file.write_all(content.as_bytes()).expect("write temp file");
+        file
+    }
+
+    fn overrides(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn check_result(result: Result<BrokerConfig, ConfigError>, expected: Expected<'_>) {
+        match (result, expected) {
+            (Ok(config), Ok(pairs)) => {
+                let described = config.describe();
+                for (name, value) in pairs {
+                    let entry = described
+                        .iter()
+                        .find(|e| e.name == *name)
+                        .unwrap_or_else(|| panic!("no entry {name}"));
+                    assert_eq!(entry.value.as_deref(), Some(*value), "property {name}");
+                }
+            }
+            (Err(error), Err(fragments)) => {
+                let message = error.to_string();
+                for fragment in fragments {
+                    assert!(message.contains(fragment), "`{message}` lacks `{fragment}`");
+                }
+            }
+            (Ok(config), Err(_)) => panic!("expected an error, got {config:?}"),
+            (Err(error), Ok(_)) => panic!("unexpected error: {error}"),
+        }
+    }
+
+    /// Loads `content` as a file with `extension` plus `--set` style overrides.
+    fn check(extension: &str, content: &str, set: &[(&str, &str)], expected: Expected<'_>) {
+        let file = write_temp(extension, content);
+        check_result(
+            BrokerConfig::load(Some(file.path()), &overrides(set)),
+            expected,
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let config = BrokerConfig::default();
+        assert_eq!(config.node_id, 0);
+        assert_eq!(config.listeners, vec![listener("127.0.0.1", 9092)]);
+        assert_eq!(config.advertised_listeners, config.listeners);
+        assert_eq!(config.log_dir(), Path::new("./data"));
+        assert_eq!(config.log_segment_bytes, 1_073_741_824);
+        assert_eq!(config.log_roll_ms, 168 * MS_PER_HOUR);
+        assert_eq!(config.log_retention_ms, 168 * MS_PER_HOUR);
+        assert_eq!(config.log_retention_bytes, -1);
+        assert_eq!(config.message_max_bytes, 1_048_588);
+        assert_eq!(config.compression_type, CompressionType::Producer);
+        assert_eq!(config.io_memory_bytes, 2_097_152);
+        assert_eq!(config.partition_cache_bytes, 4_194_304);
+        assert_eq!(config.shards, 0);
+        assert!(config.shard_count() >= 1);
+        assert!(config
+            .describe()
+            .iter()
+            .all(|e| e.is_default && e.read_only));
+        let names: Vec<String> = config.describe().into_iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), BROKER_PROPERTIES.len() + 2);
+        assert!(names.contains(&"broker.id".to_string()));
+    }
+
+    #[test]
+    fn toml_files() {
+        check(
+            ".toml",
+            "\"log.segment.bytes\" = 1048576\n\"auto.create.topics.enable\" = false\n",
+            &[],
+            Ok(&[
+                ("log.segment.bytes", "1048576"),
+                ("auto.create.topics.enable", "false"),
+            ]),
+        );
+        check(
+            ".toml",
+            "log.segment.bytes = 2048\nnode.id = 3\n[log.retention]\nms = 1000\n",
+            &[],
+            Ok(&[
+                ("log.segment.bytes", "2048"),
+                ("node.id", "3"),
+                ("log.retention.ms", "1000"),
+            ]),
+        );
+        check(
+            ".toml",
+            "[log]\n\"dirs\" = [\"/a\", \"/b\"]\n\"index.interval.bytes\" = 100\n",
+            &[],
+            Ok(&[("log.dirs", "/a,/b"), ("log.index.interval.bytes", "100")]),
+        );
+        check(
+            ".TOML",
+            "listeners = \"PLAINTEXT://:9093\"\n",
+            &[],
+            Ok(&[
+                ("listeners", "PLAINTEXT://:9093"),
+                ("advertised.listeners", "PLAINTEXT://127.0.0.1:9093"),
+            ]),
+        );
+        check(
+            ".toml",
+            "log.segment = { bytez = 5 }\n",
+            &[],
+            Err(&["`log.segment.bytez`"]),
+        );
+        check(".toml", "node.id = [[1]]\n", &[], Err(&["node.id"]));
+        check(".toml", "node.id = \n", &[], Err(&["TOML", "cannot parse"]));
+        check(
+            ".toml",
+            "num.partitions = 1.5\n",
+            &[],
+            Err(&["`num.partitions`", "`1.5`"]),
+        );
+    }
+
+    #[test]
+    fn properties_files() {
+        check(
+            ".properties",
+            "# comment\n! also a comment\nnode.id=7\nlog.dirs: /var/ringtail\n\
+             listeners = PLAINTEXT://0.0.0.0:9094,\\\n    \n\
+             message.max.bytes \\\n  2000\n",
+            &[],
+            Ok(&[
+                ("node.id", "7"),
+                ("log.dirs", "/var/ringtail"),
+                ("listeners", "PLAINTEXT://0.0.0.0:9094,"),
+                ("advertised.listeners", "PLAINTEXT://127.0.0.1:9094"),
+                ("message.max.bytes", "2000"),
+            ]),
+        );
+        // Any extension but .toml is read as properties; aliases resolve to one property.
+        check(
+            ".conf",
+            "broker.id=5\nlog.dir=/x\n",
+            &[],
+            Ok(&[("node.id", "5"), ("broker.id", "5"), ("log.dirs", "/x")]),
+        );
+        check(
+            ".properties",
+            "log.dirs=/canonical\nlog.dir=/alias\nbroker.id=9\nnode.id=8\n",
+            &[("log.dir", "/set")],
+            Ok(&[("log.dirs", "/set"), ("node.id", "8")]),
+        );
+        check(
+            ".properties",
+            "log.dirs=/canonical\nlog.dir=/alias\n",
+            &[],
+            Ok(&[("log.dirs", "/canonical"), ("log.dir", "/canonical")]),
+        );
+        check(
+            ".properties",
+            "log.retention.hours=1\nlog.retention.minutes=2\n",
+            &[],
+            Ok(&[("log.retention.minutes", "2")]),
+        );
+        check(
+            ".properties",
+            "no.such.thing=42\n",
+            &[],
+            Err(&["unknown property `no.such.thing`", "`42`", "config file"]),
+        );
+        check(
+            ".properties",
+            "log.segment.bytes=13\n",
+            &[],
+            Err(&["`log.segment.bytes`", "`13`"]),
+        );
+    }
+
+    #[test]
+    fn precedence() {
+        let file = write_temp(
+            ".properties",
+            "node.id=1\nlog.dirs=/file\nnum.partitions=4\n",
+        );
+        let args = ServeArgs {
+            config: Some(file.path().to_path_buf()),
+            log_dirs: Some("/flag".to_string()),
+            listeners: Some("PLAINTEXT://127.0.0.1:9999".to_string()),
+            shards: Some(1),
+            set: overrides(&[("num.partitions", "6"), ("num.partitions", "8")]),
+            ..ServeArgs::default()
+        };
+        let config = BrokerConfig::from_args(&args).expect("valid");
+        assert_eq!(config.node_id, 1);
+        assert_eq!(config.log_dir(), Path::new("/flag"));
+        assert_eq!(config.num_partitions, 8);
+        assert_eq!(config.shards, 1);
+        assert_eq!(config.listeners, vec![listener("127.0.0.1", 9999)]);
+        let args = ServeArgs {
+            set: overrides(&[("log.dirs", "/set")]),
+            ..args
+        };
+        assert_eq!(
+            BrokerConfig::from_args(&args).expect("valid").log_dir(),
+            Path::new("/set")
+        );
+        let described = BrokerConfig::from_args(&args).expect("valid").describe();
+        let is_default = |name: &str| {
+            described
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap()
+                .is_default
+        };
+        assert!(!is_default("node.id"));
+        assert!(!is_default("log.dirs"));
+        assert!(!is_default("ringtail.shards"));
+        assert!(is_default("log.segment.bytes"));
+    }
+
+    #[test]
+    fn set_values() {
+        let cases: &[(&[(&str, &str)], Expected<'_>)] = &[
+            (&[("log.roll.hours", "2")], Ok(&[("log.roll.hours", "2")])),
+            (
+                &[("log.retention.ms", "-5")],
+                Ok(&[("log.retention.ms", "-5")]),
+            ),
+            (
+                &[("compression.type", "zstd")],
+                Ok(&[("compression.type", "zstd")]),
+            ),
+            (&[("bogus", "1")], Err(&["unknown property `bogus`", "`1`"])),
+            (
+                &[("num.partitions", "zero")],
+                Err(&["`num.partitions`", "`zero`"]),
+            ),
+            (
+                &[("num.partitions", "0")],
+                Err(&["`num.partitions`", "`0`"]),
+            ),
+            (
+                &[("default.replication.factor", "3")],
+                Err(&["`default.replication.factor`", "`3`"]),
+            ),
+            (
+                &[("auto.create.topics.enable", "yes")],
+                Err(&["`auto.create.topics.enable`", "`yes`"]),
+            ),
+            (
+                &[("compression.type", "brotli")],
+                Err(&["`compression.type`", "`brotli`"]),
+            ),
+            (
+                &[("log.message.timestamp.type", "Now")],
+                Err(&["`log.message.timestamp.type`", "`Now`"]),
+            ),
+            (
+                &[("ringtail.shards", "100000")],
+                Err(&["`ringtail.shards`", "`100000`"]),
+            ),
+            (
+                &[("ringtail.io.memory.bytes", "1024")],
+                Err(&["`ringtail.io.memory.bytes`", "`1024`"]),
+            ),
+            (&[("log.dirs", " , ")], Err(&["`log.dirs`"])),
+            (
+                &[
+                    ("group.min.session.timeout.ms", "10"),
+                    ("group.max.session.timeout.ms", "5"),
+                ],
+                Err(&["`group.max.session.timeout.ms`", "`5`"]),
+            ),
+            (
+                &[("listeners", "SSL://:9093")],
+                Err(&["`listeners`", "PLAINTEXT"]),
+            ),
+            (
+                &[("advertised.listeners", "PLAINTEXT://0.0.0.0:9092")],
+                Err(&["`advertised.listeners`", "0.0.0.0"]),
+            ),
+        ];
+        for (set, expected) in cases {
+            check_result(BrokerConfig::load(None, &overrides(set)), *expected);
+        }
+        assert!(matches!(
+            parse_set_argument("novalue"),
+            Err(ConfigError::SetArgument { .. })
+        ));
+        assert_eq!(
+            parse_set_argument("a.b = x=y").expect("valid"),
+            ("a.b".to_string(), "x=y".to_string())
+        );
+    }
+
+    #[test]
+    fn retention_and_roll_precedence() {
+        let cases: &[(Pairs<'_>, i64, i64)] = &[
+            (&[], 168 * MS_PER_HOUR, 168 * MS_PER_HOUR),
+            (
+                &[("log.retention.hours", "2")],
+                2 * MS_PER_HOUR,
+                168 * MS_PER_HOUR,
+            ),
+            (
+                &[("log.retention.hours", "2"), ("log.retention.minutes", "3")],
+                3 * MS_PER_MINUTE,
+                168 * MS_PER_HOUR,
+            ),
+            (
+                &[("log.retention.minutes", "3"), ("log.retention.ms", "10")],
+                10,
+                168 * MS_PER_HOUR,
+            ),
+            (&[("log.retention.ms", "-7")], -1, 168 * MS_PER_HOUR),
+            (&[("log.retention.hours", "-1")], -1, 168 * MS_PER_HOUR),
+            (&[("log.roll.hours", "1")], 168 * MS_PER_HOUR, MS_PER_HOUR),
+            (
+                &[("log.roll.hours", "1"), ("log.roll.ms", "500")],
+                168 * MS_PER_HOUR,
+                500,
+            ),
+        ];
+        for (set, retention_ms, roll_ms) in cases {
+            let config = BrokerConfig::load(None, &overrides(set)).expect("valid");
+            assert_eq!(config.log_retention_ms, *retention_ms, "{set:?}");
+            assert_eq!(config.log_roll_ms, *roll_ms, "{set:?}");
+            let topic = config.default_topic_config();
+            assert_eq!(topic.retention_ms, *retention_ms);
+            assert_eq!(topic.segment_ms, *roll_ms);
+        }
+    }
+
+    fn listener(host: &str, port: u16) -> Listener {
+        Listener {
+            name: "PLAINTEXT".to_string(),
+            host: host.to_string(),
+            port,
+        }
+    }
+
+    #[test]
+    fn listeners() {
+        let cases: &[(&str, Result<Vec<Listener>, &str>)] = &[
+            (
+                "PLAINTEXT://127.0.0.1:9092",
+                Ok(vec![listener("127.0.0.1", 9092)]),
+            ),
+            ("PLAINTEXT://:9092", Ok(vec![listener("0.0.0.0", 9092)])),
+            (
+                "plaintext://host.example:0",
+                Ok(vec![listener("host.example", 0)]),
+            ),
+            ("PLAINTEXT://[::1]:9092", Ok(vec![listener("::1", 9092)])),
+            (" PLAINTEXT://a:1 , ", Ok(vec![listener("a", 1)])),
+            ("PLAINTEXT://a:1,PLAINTEXT://b:2", Err("appears twice")),
+            ("SASL_SSL://a:1", Err("only PLAINTEXT")),
+            ("PLAINTEXT://a", Err("no :port")),
+            ("PLAINTEXT://a:70000", Err("invalid port")),
+            ("PLAINTEXT://a:-1", Err("invalid port")),
+            ("PLAINTEXT://::1:9092", Err("invalid host")),
+            ("PLAINTEXT://[::1:9092", Err("unclosed")),
+            ("a:9092", Err("not of the form")),
+            ("", Err("at least one")),
+        ];
+        for (input, expected) in cases {
+            let result = parse_listeners("listeners", input, false);
+            match (result, expected) {
+                (Ok(got), Ok(want)) => assert_eq!(&got, want, "{input}"),
+                (Err(error), Err(fragment)) => {
+                    let message = error.to_string();
+                    assert!(message.contains(fragment), "{input}: {message}");
+                    assert!(message.contains("`listeners`"), "{message}");
+                }
+                (got, _) => panic!("{input}: unexpected {got:?}"),
+            }
+        }
+        assert_eq!(listener("::1", 1).to_url(), "PLAINTEXT://[::1]:1");
+        assert_eq!(advertisable(&listener("::", 1)).host, "::1");
+    }
+
+    #[test]
+    fn topic_overrides() {
+        let defaults = TopicConfig::default();
+        let cases: &[(TopicInput<'_>, Expected<'_>)] = &[
+            (&[], Ok(&[])),
+            (
+                &[("retention.ms", Some("1000"))],
+                Ok(&[("retention.ms", "1000")]),
+            ),
+            (
+                &[
+                    ("cleanup.policy", Some("delete, compact")),
+                    ("segment.bytes", Some("1024")),
+                ],
+                Ok(&[
+                    ("cleanup.policy", "compact,delete"),
+                    ("segment.bytes", "1024"),
+                ]),
+            ),
+            (&[("compression.type", Some("producer"))], Ok(&[])),
+            (
+                &[
+                    ("message.timestamp.type", Some("LogAppendTime")),
+                    ("retention.bytes", Some("-1")),
+                ],
+                Ok(&[("message.timestamp.type", "LogAppendTime")]),
+            ),
+            (
+                &[("segment.bytes", Some("13"))],
+                Err(&["`segment.bytes`", "`13`"]),
+            ),
+            (
+                &[("retention.ms", Some("-2"))],
+                Err(&["`retention.ms`", "`-2`"]),
+            ),
+            (
+                &[("cleanup.policy", Some("shred"))],
+                Err(&["`cleanup.policy`", "`shred`"]),
+            ),
+            (
+                &[("log.segment.bytes", Some("1024"))],
+                Err(&["unknown property `log.segment.bytes`"]),
+            ),
+            (
+                &[("min.insync.replicas", None)],
+                Err(&["`min.insync.replicas`", "null"]),
+            ),
+        ];
+        for (input, expected) in cases {
+            let input: Vec<(String, Option<String>)> = input
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect();
+            match (defaults.with_overrides(&input), expected) {
+                (Ok(topic), Ok(want)) => {
+                    let map = topic.overrides_map(&defaults);
+                    let want: BTreeMap<String, String> = want
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    assert_eq!(map, want, "{input:?}");
+                    assert_eq!(defaults.with_override_map(&map).expect("round trip"), topic);
+                    let json = serde_json::to_string(&map).expect("json");
+                    let back: BTreeMap<String, String> = serde_json::from_str(&json).expect("json");
+                    assert_eq!(back, map);
+                    for entry in topic.describe(&defaults) {
+                        assert_eq!(
+                            entry.is_default,
+                            !map.contains_key(&entry.name),
+                            "{entry:?}"
+                        );
+                        assert!(!entry.read_only);
+                    }
+                }
+                (Err(error), Err(fragments)) => {
+                    let message = error.to_string();
+                    for fragment in *fragments {
+                        assert!(message.contains(fragment), "`{message}` lacks `{fragment}`");
+                    }
+                }
+                (got, _) => panic!("{input:?}: unexpected {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn topic_defaults_follow_broker() {
+        let config = BrokerConfig::load(
+            None,
+            &overrides(&[
+                ("log.segment.bytes", "4096"),
+                ("log.index.size.max.bytes", "1024"),
+                ("message.max.bytes", "500"),
+                ("log.cleanup.policy", "compact"),
+                ("min.insync.replicas", "2"),
+            ]),
+        )
+        .expect("valid");
+        let topic = config.default_topic_config();
+        assert_eq!(topic.segment_bytes, 4096);
+        assert_eq!(topic.segment_index_bytes, 1024);
+        assert_eq!(topic.max_message_bytes, 500);
+        assert_eq!(topic.cleanup_policy, CleanupPolicy::Compact);
+        assert_eq!(topic.min_insync_replicas, 2);
+        let names: Vec<String> = topic.describe(&topic).into_iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), 11);
+    }
+
+    #[test]
+    fn clap_parses_serve_args() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "ringtail",
+            "--config",
+            "x.toml",
+            "--shards",
+            "2",
+            "--set",
+            "node.id=4",
+            "--set",
+            "log.dirs=/d",
+            "--advertised-listeners",
+            "PLAINTEXT://h:1",
+        ])
+        .expect("parses");
+        assert_eq!(cli.serve.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(cli.serve.shards, Some(2));
+        assert_eq!(
+            cli.serve.advertised_listeners.as_deref(),
+            Some("PLAINTEXT://h:1")
+        );
+        assert_eq!(
+            cli.serve.set,
+            overrides(&[("node.id", "4"), ("log.dirs", "/d")])
+        );
+        assert!(Cli::try_parse_from(["ringtail", "--set", "oops"]).is_err());
+    }
+}

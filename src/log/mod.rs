@@ -1,0 +1,555 @@
+//! The partition log: one directory `<log_dir>/<topic>-<partition>/` of segments in Kafka's
+//! on-disk layout (Kafka's `UnifiedLog` / `LocalLog`).
+//!
+//! A [`Log`] lives on the shard that owns the partition: it is `!Send`, uses `Rc`/`RefCell`/`Cell`
+//! inside and never holds a borrow across an await. Appends are serialized by the caller; reads,
+//! flushes and offset lookups may interleave with an append and see only completed appends.
+//!
+//! Invariants: segments are sorted by base offset, each base offset equals the previous
+//! segment's next offset, the last segment is the active one and the only one appended to;
+//! `log_start_offset <= log_end_offset`; offsets are strictly increasing and contiguous.
+
+mod offset_index;
+mod recovery;
+mod segment;
+mod time_index;
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::protocol::record_batch::{BatchError, RecordBatchHeader};
+
+pub use offset_index::{OffsetIndex, OffsetIndexEntry, OffsetPosition, OFFSET_INDEX_ENTRY_BYTES};
+pub use segment::{segment_file_path, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
+pub use time_index::{TimeIndex, TimestampOffset, TIME_INDEX_ENTRY_BYTES};
+
+use segment::{now_ms, LogSegment};
+
+/// Largest `segment_bytes`: positions in `.index` entries are `i32` (Kafka caps `segment.bytes`
+/// at `Integer.MAX_VALUE`).
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Smallest `segment_bytes` (Kafka: `LegacyRecord.RECORD_OVERHEAD_V0`-based minimum of 14; we
+/// require room for one batch header).
+pub const SEGMENT_BYTES_MIN: u64 = 61;
+const _: () = assert!(SEGMENT_BYTES_MIN < SEGMENT_BYTES_MAX);
+
+/// Per-partition log settings (Kafka topic configs of the same names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would exceed this size in bytes.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment is older than this, in milliseconds.
+    pub segment_ms: u64,
+    /// `index.interval.bytes`: bytes appended between two offset-index entries.
+    pub index_interval_bytes: u32,
+    /// `segment.index.bytes`: maximum size of each index file in bytes; roll when full.
+    pub segment_index_bytes: u64,
+}
+
+impl Default for LogConfig {
+    /// Kafka's defaults: 1 GiB segments, 7 days, 4 KiB index interval, 10 MiB indexes.
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Errors of the log module; each names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A system call on a log file failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A DMA write completed with fewer bytes than submitted.
+    #[error("short write to {path} at {position}: {written} of {expected} bytes")]
+    ShortWrite {
+        path: PathBuf,
+        position: u64,
+        expected: usize,
+        written: usize,
+    },
+    /// The requested offset is outside `[log_start_offset, log_end_offset]` (OFFSET_OUT_OF_RANGE).
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    /// A stored batch header inside the logical size does not parse (disk corruption).
+    #[error("corrupt batch in {path} at position {position}")]
+    CorruptBatch {
+        path: PathBuf,
+        position: u64,
+        #[source]
+        source: BatchError,
+    },
+    /// A segment's content contradicts its bookkeeping (disk corruption).
+    #[error("corrupt segment {path} at position {position}: {reason}")]
+    CorruptSegment {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    /// kafka-protocol could not decode the records of a stored batch.
+    #[error("cannot decode records of batch {base_offset} in {path}: {reason}")]
+    RecordDecode {
+        path: PathBuf,
+        base_offset: i64,
+        reason: String,
+    },
+    /// The configuration is unusable.
+    #[error("invalid log config for {path}: {reason}")]
+    InvalidConfig { path: PathBuf, reason: String },
+    /// The log was closed or deleted.
+    #[error("log {path} is closed")]
+    Closed { path: PathBuf },
+}
+
+impl LogError {
+    /// An [`LogError::Io`] from any error convertible to `std::io::Error` (glommio's included).
+    pub fn io(op: &'static str, path: &Path, source: impl Into<std::io::Error>) -> LogError {
+        LogError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: source.into(),
+        }
+    }
+}
+
+/// The log of one partition.
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset; never empty; the last one is active.
+    segments: RefCell<Vec<Rc<LogSegment>>>,
+    log_start_offset: Cell<i64>,
+    log_end_offset: Cell<i64>,
+    closed: Cell<bool>,
+    /// True when a segment file was created or deleted since the directory was last synced.
+    dir_dirty: Cell<bool>,
+}
+
+impl Log {
+    /// Opens or creates the directory. `recover` = true after an unclean shutdown: the active
+    /// segment is then scanned with CRC checks and its torn tail truncated (Kafka's `LogLoader`).
+    pub async fn open(dir: PathBuf, config: LogConfig, recover: bool) -> Result<Log, LogError> {
+        validate_config(&dir, &config)?;
+        std::fs::create_dir_all(&dir).map_err(|e| LogError::io("create_dir", &dir, e))?;
+        segment::prime_iopoll_probe(&dir).await?;
+        let segments = recovery::load_segments(&dir, &config, recover).await?;
+        let log_start_offset = segments.first().map_or(0, |s| s.base_offset());
+        let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
+        assert!(
+            log_start_offset <= log_end_offset,
+            "log start beyond log end"
+        );
+        Ok(Log {
+            dir,
+            config,
+            segments: RefCell::new(segments.into_iter().map(Rc::new).collect()),
+            log_start_offset: Cell::new(log_start_offset),
+            log_end_offset: Cell::new(log_end_offset),
+            closed: Cell::new(false),
+            dir_dirty: Cell::new(true),
+        })
+    }
+
+    /// First offset still stored (advanced by retention).
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.get()
+    }
+
+    /// Next offset to be written; covers only completed appends.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.get()
+    }
+
+    /// Logical size of all segments in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.borrow().iter().map(|s| s.size_bytes()).sum()
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings this log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.borrow().len()
+    }
+
+    /// Appends `chunk` = one or more consecutive complete batches whose base offsets are already
+    /// assigned and start at `log_end_offset()`; `headers` are their parsed headers in order.
+    /// Never called concurrently with another append/close (the caller serializes). Returns once
+    /// the DMA write completed (NOT synced). Rolls the segment first when the active one would
+    /// exceed `segment_bytes` (and is non-empty) or is older than `segment_ms` (Kafka's
+    /// `UnifiedLog.maybeRoll`).
+    pub async fn append(
+        &self,
+        chunk: &[u8],
+        headers: &[RecordBatchHeader],
+    ) -> Result<(), LogError> {
+        self.check_open()?;
+        check_chunk(chunk, headers, self.log_end_offset());
+        let active = self.active_segment();
+        let active = if active.should_roll(&self.config, chunk.len() as u64, headers, now_ms()) {
+            self.roll(&active).await?
+        } else {
+            active
+        };
+        active
+            .append(chunk, headers, self.config.index_interval_bytes)
+            .await?;
+        let next = headers
+            .last()
+            .map_or(self.log_end_offset(), |h| h.next_offset());
+        assert!(next > self.log_end_offset(), "log end offset must grow");
+        assert_eq!(
+            active.next_offset(),
+            next,
+            "segment and log agree on the end"
+        );
+        self.log_end_offset.set(next);
+        Ok(())
+    }
+
+    /// fdatasync of every segment written since the last flush. May run concurrently with
+    /// append; it covers at least every append that completed before flush was called.
+    pub async fn flush(&self) -> Result<(), LogError> {
+        let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
+        for segment in &segments {
+            segment.flush().await?;
+        }
+        if self.dir_dirty.replace(false) {
+            self.sync_dir().await?;
+        }
+        Ok(())
+    }
+
+    /// Whole batches starting with the batch that contains `offset`, at most `max_bytes` total
+    /// except that the first batch is returned whole even when larger (KIP-74), never any batch
+    /// with base_offset >= `max_offset` (the high watermark). Empty when offset == max_offset or
+    /// LEO. `Err(LogError::OffsetOutOfRange{..})` when offset < log_start_offset or >
+    /// log_end_offset. Reads one segment at most, as Kafka's `LocalLog.read` does.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<bytes::Bytes, LogError> {
+        self.check_open()?;
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        if offset >= end || offset >= max_offset {
+            return Ok(bytes::Bytes::new());
+        }
+        let candidates: Vec<Rc<LogSegment>> = {
+            let segments = self.segments.borrow();
+            let first = segments
+                .partition_point(|s| s.base_offset() <= offset)
+                .saturating_sub(1);
+            segments[first..].to_vec()
+        };
+        let slack = self.config.index_interval_bytes as usize;
+        for segment in candidates {
+            if let Some(bytes) = segment.read(offset, max_bytes, max_offset, slack).await? {
+                return Ok(bytes);
+            }
+        }
+        Ok(bytes::Bytes::new())
+    }
+
+    /// Kafka ListOffsets by timestamp: the offset and timestamp of the first record with
+    /// timestamp >= `timestamp` (Kafka's `UnifiedLog.fetchOffsetByTimestamp`): the first segment
+    /// whose largest timestamp reaches it, the time and offset indexes for a start position,
+    /// then a header walk to the first batch whose `max_timestamp` reaches it, whose records are
+    /// decoded. `None` if no such record.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_open()?;
+        let segment = {
+            let segments = self.segments.borrow();
+            segments
+                .iter()
+                .find(|s| {
+                    s.max_timestamp_and_offset()
+                        .is_some_and(|(t, _)| t >= timestamp)
+                })
+                .cloned()
+        };
+        let Some(segment) = segment else {
+            return Ok(None);
+        };
+        let position = {
+            let state = segment.state();
+            let from_offset = state
+                .time_index
+                .lookup_below(timestamp)
+                .map_or(segment.base_offset(), |e| e.offset);
+            state.offset_index.lookup(from_offset).position as u64
+        };
+        let found = segment
+            .find_batch(position, |h| h.max_timestamp >= timestamp)
+            .await?;
+        match found {
+            Some((position, header)) => {
+                segment
+                    .find_record_by_timestamp(position, &header, timestamp)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// (offset, timestamp) of the record with the largest timestamp (ListOffsets -3, KIP-734),
+    /// the earliest such record when several share it. `None` if the log holds no timestamps.
+    pub async fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_open()?;
+        let best = {
+            let segments = self.segments.borrow();
+            let mut best: Option<(Rc<LogSegment>, i64, i64)> = None;
+            for segment in segments.iter() {
+                if let Some((timestamp, offset)) = segment.max_timestamp_and_offset() {
+                    if best.as_ref().is_none_or(|(_, t, _)| timestamp > *t) {
+                        best = Some((segment.clone(), timestamp, offset));
+                    }
+                }
+            }
+            best
+        };
+        let Some((segment, timestamp, offset)) = best else {
+            return Ok(None);
+        };
+        let position = segment.state().offset_index.lookup(offset).position as u64;
+        let found = segment
+            .find_batch(position, |h| h.last_offset() >= offset)
+            .await?;
+        match found {
+            Some((position, header)) => Ok(segment
+                .find_record_by_timestamp(position, &header, timestamp)
+                .await?
+                .or(Some((offset, timestamp)))),
+            None => Ok(Some((offset, timestamp))),
+        }
+    }
+
+    /// Headers of the batches in the active (last) segment, for rebuilding idempotent-producer
+    /// state (Kafka's `ProducerStateManager` reload).
+    pub async fn active_segment_batch_headers(&self) -> Result<Vec<RecordBatchHeader>, LogError> {
+        self.check_open()?;
+        let active = self.active_segment();
+        let mut headers = Vec::new();
+        active
+            .find_batch(0, |h| {
+                headers.push(*h);
+                false
+            })
+            .await?;
+        Ok(headers)
+    }
+
+    /// Deletes whole segments entirely older than `retention_ms` (by their largest timestamp,
+    /// or the file time when they carry none) or beyond `retention_bytes` (-1 = off), oldest
+    /// first, never the active segment; advances `log_start_offset` (Kafka's
+    /// `UnifiedLog.deleteRetentionMsBreachedSegments` / `deleteRetentionSizeBreachedSegments`).
+    /// Returns the number of segments deleted.
+    pub async fn apply_retention(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<usize, LogError> {
+        self.check_open()?;
+        let now = now_ms();
+        let deleted: Vec<Rc<LogSegment>> = {
+            let mut segments = self.segments.borrow_mut();
+            let mut excess_bytes = if retention_bytes >= 0 {
+                segments.iter().map(|s| s.size_bytes() as i64).sum::<i64>() - retention_bytes
+            } else {
+                0
+            };
+            let mut count = 0;
+            for segment in segments.iter().take(segments.len() - 1) {
+                let largest_timestamp = segment
+                    .max_timestamp_and_offset()
+                    .map_or(segment.state().created_ms, |(t, _)| t);
+                let by_time = retention_ms >= 0 && now - largest_timestamp > retention_ms;
+                let by_size =
+                    retention_bytes >= 0 && excess_bytes - segment.size_bytes() as i64 >= 0;
+                if !by_time && !by_size {
+                    break;
+                }
+                excess_bytes -= segment.size_bytes() as i64;
+                count += 1;
+            }
+            segments.drain(..count).collect()
+        };
+        if deleted.is_empty() {
+            return Ok(0);
+        }
+        let new_start = self.segments.borrow()[0].base_offset();
+        assert!(
+            new_start > self.log_start_offset(),
+            "log start offset must advance"
+        );
+        assert!(
+            new_start <= self.log_end_offset(),
+            "log start offset beyond log end"
+        );
+        self.log_start_offset.set(new_start);
+        self.dir_dirty.set(true);
+        for segment in &deleted {
+            tracing::info!(path = %segment.log_path().display(), "deleting segment by retention");
+            segment.delete_files().await?;
+        }
+        Ok(deleted.len())
+    }
+
+    /// Clean close: flush, truncate the active `.log` to its logical size, write the indexes.
+    pub async fn close(&self) -> Result<(), LogError> {
+        if self.closed.replace(true) {
+            return Ok(());
+        }
+        let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
+        for segment in &segments {
+            segment.flush().await?;
+        }
+        if let Some(active) = segments.last() {
+            active.seal().await?;
+        }
+        for segment in &segments {
+            segment.write_indexes().await?;
+        }
+        self.sync_dir().await
+    }
+
+    /// Close and remove the directory (DeleteTopics).
+    pub async fn delete(&self) -> Result<(), LogError> {
+        self.close().await?;
+        self.segments.borrow_mut().clear();
+        std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io("remove_dir", &self.dir, e))
+    }
+
+    fn active_segment(&self) -> Rc<LogSegment> {
+        self.segments
+            .borrow()
+            .last()
+            .cloned()
+            .expect("a log always has an active segment")
+    }
+
+    fn check_open(&self) -> Result<(), LogError> {
+        if self.closed.get() {
+            return Err(LogError::Closed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Seals `active` and starts a segment at the log end offset (Kafka's `UnifiedLog.roll`).
+    async fn roll(&self, active: &Rc<LogSegment>) -> Result<Rc<LogSegment>, LogError> {
+        let base_offset = self.log_end_offset();
+        assert!(
+            base_offset > active.base_offset(),
+            "roll needs a non-empty active segment"
+        );
+        active.seal().await?;
+        let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &self.config).await?);
+        self.segments.borrow_mut().push(segment.clone());
+        self.dir_dirty.set(true);
+        tracing::debug!(path = %segment.log_path().display(), "rolled new segment");
+        Ok(segment)
+    }
+
+    async fn sync_dir(&self) -> Result<(), LogError> {
+        let dir = glommio::io::Directory::open(&self.dir)
+            .await
+            .map_err(|e| LogError::io("open_dir", &self.dir, e))?;
+        dir.sync()
+            .await
+            .map_err(|e| LogError::io("fsync_dir", &self.dir, e))?;
+        dir.close()
+            .await
+            .map_err(|e| LogError::io("close_dir", &self.dir, e))
+    }
+}
+
+/// Rejects settings the on-disk format cannot hold.
+fn validate_config(dir: &Path, config: &LogConfig) -> Result<(), LogError> {
+    let invalid = |reason: String| {
+        Err(LogError::InvalidConfig {
+            path: dir.to_path_buf(),
+            reason,
+        })
+    };
+    if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&config.segment_bytes) {
+        return invalid(format!(
+            "segment.bytes {} outside [{SEGMENT_BYTES_MIN}, {SEGMENT_BYTES_MAX}]",
+            config.segment_bytes
+        ));
+    }
+    if config.segment_index_bytes < OFFSET_INDEX_ENTRY_BYTES.max(TIME_INDEX_ENTRY_BYTES) as u64 {
+        return invalid(format!(
+            "segment.index.bytes {} too small",
+            config.segment_index_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// Asserts the caller's side of the append contract: headers are non-empty, start at the log
+/// end offset, are contiguous, and tile `chunk` exactly.
+fn check_chunk(chunk: &[u8], headers: &[RecordBatchHeader], log_end_offset: i64) {
+    assert!(!headers.is_empty(), "append needs at least one batch");
+    let mut expected = log_end_offset;
+    let mut position = 0usize;
+    for header in headers {
+        assert_eq!(
+            header.base_offset, expected,
+            "batch base offsets must be contiguous"
+        );
+        assert!(
+            header.last_offset_delta >= 0,
+            "batch last offset below base offset"
+        );
+        assert!(
+            chunk.len() >= position + 8,
+            "chunk shorter than its headers"
+        );
+        assert_eq!(
+            &chunk[position..position + 8],
+            &header.base_offset.to_be_bytes(),
+            "chunk bytes and header disagree on base offset"
+        );
+        expected = header.next_offset();
+        position += header.size_bytes();
+    }
+    assert_eq!(position, chunk.len(), "headers must tile the chunk");
+}
+
+#[cfg(test)]
+mod tests;

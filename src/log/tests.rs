@@ -1,0 +1,479 @@
+//! Tests of [`Log`] against real files in a temporary directory, one glommio executor each.
+
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use super::*;
+use crate::protocol::record_batch::{set_base_offset, validate_batch};
+
+/// Runs `future` on a fresh executor with little pinned memory (`ulimit -l` is small).
+fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .make()
+        .expect("executor")
+        .run(make());
+}
+
+fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        segment_ms: u64::MAX,
+        index_interval_bytes,
+        segment_index_bytes: 1 << 20,
+    }
+}
+
+/// A batch of `count` records with timestamps `first_timestamp + 10 * i` and `value_bytes` values.
+fn batch(count: usize, first_timestamp: i64, value_bytes: usize) -> BytesMut {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: first_timestamp + 10 * i as i64,
+            key: None,
+            value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
+    buf
+}
+
+/// Assigns offsets from the log end and appends the batches as one chunk; returns the bytes.
+async fn append(log: &Log, batches: Vec<BytesMut>) -> Vec<u8> {
+    let mut chunk = Vec::new();
+    let mut headers = Vec::new();
+    let mut next = log.log_end_offset();
+    for mut bytes in batches {
+        set_base_offset(&mut bytes, next);
+        let header = validate_batch(&bytes, 1 << 24).expect("valid batch");
+        next = header.next_offset();
+        headers.push(header);
+        chunk.extend_from_slice(&bytes);
+    }
+    log.append(&chunk, &headers).await.expect("append");
+    assert_eq!(log.log_end_offset(), next);
+    chunk
+}
+
+/// Appends `n` batches of `records` records each, one append per batch; returns each batch.
+async fn append_many(log: &Log, n: usize, records: usize, value_bytes: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(
+            append(
+                log,
+                vec![batch(records, 1000 + 100 * i as i64, value_bytes)],
+            )
+            .await,
+        );
+    }
+    out
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).expect("metadata").len()
+}
+
+#[test]
+fn append_read_round_trip_with_kip74() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-0");
+        let log = Log::open(path.clone(), config(1 << 20, 4096), false)
+            .await
+            .expect("open");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        let batches = append_many(&log, 3, 5, 200).await;
+        let all: Vec<u8> = batches.concat();
+        assert_eq!(log.log_end_offset(), 15);
+        assert_eq!(log.size_bytes(), all.len() as u64);
+
+        let check =
+            |got: Bytes, expected: &[u8], what: &str| assert_eq!(&got[..], expected, "{what}");
+        check(log.read(0, 1 << 20, 15).await.unwrap(), &all, "everything");
+        check(
+            log.read(0, 10, 15).await.unwrap(),
+            &batches[0],
+            "KIP-74 first batch whole",
+        );
+        let two = batches[0].len() + batches[1].len();
+        check(
+            log.read(0, two, 15).await.unwrap(),
+            &all[..two],
+            "two batches fit exactly",
+        );
+        check(
+            log.read(0, two - 1, 15).await.unwrap(),
+            &batches[0],
+            "third byte short",
+        );
+        check(
+            log.read(7, 1 << 20, 15).await.unwrap(),
+            &all[batches[0].len()..],
+            "inside batch 2",
+        );
+        check(
+            log.read(0, 1 << 20, 5).await.unwrap(),
+            &batches[0],
+            "high watermark at batch 2",
+        );
+        check(
+            log.read(3, 1 << 20, 3).await.unwrap(),
+            &[],
+            "offset at high watermark",
+        );
+        check(log.read(15, 1 << 20, 15).await.unwrap(), &[], "at log end");
+        assert!(matches!(
+            log.read(16, 100, 16).await,
+            Err(LogError::OffsetOutOfRange { offset: 16, .. })
+        ));
+        assert!(matches!(
+            log.read(-1, 100, 16).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+
+        let chunk = append(&log, vec![batch(2, 5000, 10), batch(3, 5100, 10)]).await;
+        assert_eq!(log.log_end_offset(), 20);
+        check(
+            log.read(15, 1 << 20, 20).await.unwrap(),
+            &chunk,
+            "multi-batch chunk",
+        );
+        log.flush().await.expect("flush");
+        log.close().await.expect("close");
+        assert!(matches!(
+            log.read(0, 1, 1).await,
+            Err(LogError::Closed { .. })
+        ));
+    });
+}
+
+#[test]
+fn roll_by_segment_bytes_uses_kafka_names_and_reads_across_segments() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-1");
+        let one = batch(4, 0, 300).len() as u64;
+        let log = Log::open(path.clone(), config(one * 5 / 2, 1), false)
+            .await
+            .expect("open");
+        let batches = append_many(&log, 10, 4, 300).await;
+        assert_eq!(log.segment_count(), 5);
+        for base in [0i64, 8, 16, 24, 32] {
+            for suffix in ["log", "index", "timeindex"] {
+                let file = path.join(format!("{base:020}.{suffix}"));
+                assert!(file.exists() || (base == 32 && suffix != "log"), "{file:?}");
+            }
+        }
+        assert_eq!(
+            file_len(&path.join("00000000000000000000.log")),
+            2 * one,
+            "sealed segment trimmed"
+        );
+        for offset in 0..40i64 {
+            let i = offset as usize / 4;
+            let got = log.read(offset, 1, 40).await.unwrap();
+            assert_eq!(&got[..], &batches[i][..], "offset {offset}");
+            let got = log.read(offset, 1 << 20, 40).await.unwrap();
+            let segment_end = (i / 2) * 2 + 2;
+            assert_eq!(
+                &got[..],
+                &batches[i..segment_end].concat()[..],
+                "segment rest from {offset}"
+            );
+        }
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn reopen_after_close_keeps_data_and_continues() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-2");
+        let one = batch(3, 0, 500).len() as u64;
+        let log = Log::open(path.clone(), config(one * 3, 64), false)
+            .await
+            .expect("open");
+        let batches = append_many(&log, 7, 3, 500).await;
+        let all = log.read(0, 1 << 20, 21).await.unwrap();
+        log.close().await.expect("close");
+        drop(log);
+        assert_eq!(
+            file_len(&path.join(format!("{:020}.log", 18))),
+            one,
+            "active trimmed at close"
+        );
+
+        let log = Log::open(path.clone(), config(one * 3, 64), false)
+            .await
+            .expect("reopen");
+        assert_eq!(log.log_end_offset(), 21);
+        assert_eq!(log.segment_count(), 3);
+        assert_eq!(log.read(0, 1 << 20, 21).await.unwrap(), all);
+        assert_eq!(&log.read(19, 1, 21).await.unwrap()[..], &batches[6][..]);
+        let more = append(&log, vec![batch(2, 9000, 10)]).await;
+        assert_eq!(&log.read(21, 1 << 20, 23).await.unwrap()[..], &more[..]);
+        let headers = log.active_segment_batch_headers().await.unwrap();
+        assert_eq!(
+            headers.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+            vec![18, 21]
+        );
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn recovery_truncates_torn_tail_and_keeps_complete_batches() {
+    use std::os::unix::fs::FileExt;
+    // (what is written after the last complete batch, expected batches kept out of 5)
+    type Tail = fn(&[u8]) -> Vec<u8>;
+    let cases: Vec<(&str, Tail, usize)> = vec![
+        ("partial batch", |next| next[..100].to_vec(), 5),
+        ("header only", |next| next[..61].to_vec(), 5),
+        ("garbage", |_| vec![0xab; 3000], 5),
+        ("nothing (zero padding)", |_| Vec::new(), 5),
+    ];
+    for (name, tail, kept) in cases {
+        run(move || async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("topic-3");
+            let log = Log::open(path.clone(), config(1 << 20, 256), false)
+                .await
+                .expect("open");
+            let batches = append_many(&log, 5, 3, 100).await;
+            log.flush().await.expect("flush");
+            drop(log); // crash: no close
+            let log_file = path.join("00000000000000000000.log");
+            let logical: u64 = batches.iter().map(|b| b.len() as u64).sum();
+            let mut next = batch(3, 0, 100);
+            set_base_offset(&mut next, 15);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log_file)
+                .unwrap();
+            file.write_all_at(&tail(&next), logical).unwrap();
+            drop(file);
+
+            let log = Log::open(path.clone(), config(1 << 20, 256), true)
+                .await
+                .expect("recover");
+            let kept_bytes: u64 = batches[..kept].iter().map(|b| b.len() as u64).sum();
+            assert_eq!(log.log_end_offset(), 3 * kept as i64, "{name}");
+            assert_eq!(file_len(&log_file), kept_bytes, "{name}: file truncated");
+            assert_eq!(
+                &log.read(0, 1 << 20, 15).await.unwrap()[..],
+                &batches[..kept].concat()[..],
+                "{name}"
+            );
+            let more = append(&log, vec![batch(1, 0, 10)]).await;
+            assert_eq!(
+                &log.read(15, 1 << 20, 16).await.unwrap()[..],
+                &more[..],
+                "{name}"
+            );
+            log.close().await.expect("close");
+        });
+    }
+}
+
+#[test]
+fn recovery_stops_at_bad_crc_and_wrong_offset() {
+    use std::os::unix::fs::FileExt;
+    for corrupt_crc in [true, false] {
+        run(move || async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("topic-4");
+            let log = Log::open(path.clone(), config(1 << 20, 256), false)
+                .await
+                .expect("open");
+            let batches = append_many(&log, 4, 2, 50).await;
+            drop(log);
+            let log_file = path.join("00000000000000000000.log");
+            let third: u64 = batches[..2].iter().map(|b| b.len() as u64).sum();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&log_file)
+                .unwrap();
+            if corrupt_crc {
+                file.write_all_at(&[0xff], third + 70).unwrap();
+            } else {
+                file.write_all_at(&99i64.to_be_bytes(), third).unwrap();
+            }
+            drop(file);
+            let log = Log::open(path.clone(), config(1 << 20, 256), true)
+                .await
+                .expect("recover");
+            assert_eq!(log.log_end_offset(), 4, "crc {corrupt_crc}");
+            assert_eq!(file_len(&log_file), third);
+            log.close().await.expect("close");
+        });
+    }
+}
+
+#[test]
+fn deleted_index_is_rebuilt() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-5");
+        let one = batch(2, 0, 400).len() as u64;
+        let cfg = config(one * 4, 600);
+        let log = Log::open(path.clone(), cfg.clone(), false)
+            .await
+            .expect("open");
+        let batches = append_many(&log, 10, 2, 400).await;
+        log.close().await.expect("close");
+        drop(log);
+        let index = path.join("00000000000000000000.index");
+        let time_index = path.join("00000000000000000000.timeindex");
+        let original = (
+            std::fs::read(&index).unwrap(),
+            std::fs::read(&time_index).unwrap(),
+        );
+        assert!(!original.0.is_empty(), "index has entries");
+        std::fs::remove_file(&index).unwrap();
+        std::fs::write(&time_index, [1u8; 5]).unwrap(); // bad size
+
+        let log = Log::open(path.clone(), cfg, false).await.expect("reopen");
+        assert_eq!(
+            std::fs::read(&index).unwrap(),
+            original.0,
+            "offset index rebuilt"
+        );
+        assert_eq!(
+            std::fs::read(&time_index).unwrap(),
+            original.1,
+            "time index rebuilt"
+        );
+        for offset in 0..20 {
+            assert_eq!(
+                &log.read(offset, 1, 20).await.unwrap()[..],
+                &batches[offset as usize / 2][..]
+            );
+        }
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn offset_for_timestamp_and_max_timestamp() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-6");
+        let one = batch(5, 0, 100).len() as u64;
+        let log = Log::open(path.clone(), config(one * 3, 1), false)
+            .await
+            .expect("open");
+        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), None);
+        assert_eq!(log.max_timestamp_offset().await.unwrap(), None);
+        // batch i holds offsets 5i..5i+4 with timestamps 1000 + 100 i + 10 j
+        append_many(&log, 8, 5, 100).await;
+        let cases = [
+            (0, Some((0, 1000))),
+            (1000, Some((0, 1000))),
+            (1001, Some((1, 1010))),
+            (1041, Some((5, 1100))),
+            (1135, Some((9, 1140))),
+            (1500, Some((25, 1500))),
+            (1735, Some((39, 1740))),
+            (1741, None),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(
+                log.offset_for_timestamp(target).await.unwrap(),
+                expected,
+                "target {target}"
+            );
+        }
+        assert_eq!(log.max_timestamp_offset().await.unwrap(), Some((39, 1740)));
+        log.close().await.expect("close");
+        let log = Log::open(path.clone(), config(one * 3, 1), false)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.offset_for_timestamp(1135).await.unwrap(),
+            Some((9, 1140))
+        );
+        assert_eq!(log.max_timestamp_offset().await.unwrap(), Some((39, 1740)));
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn retention_by_bytes_and_time() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-7");
+        let one = batch(2, 0, 200).len() as u64;
+        let log = Log::open(path.clone(), config(one * 2, 4096), false)
+            .await
+            .expect("open");
+        append_many(&log, 9, 2, 200).await; // segments at 0, 4, 8, 12, 16 (active, 1 batch)
+        assert_eq!(log.segment_count(), 5);
+        assert_eq!(log.apply_retention(-1, -1).await.unwrap(), 0);
+        // keep at most 5 batches: deleting whole segments of 2 leaves 2 + 2 + 1
+        assert_eq!(log.apply_retention(-1, (one * 5) as i64).await.unwrap(), 2);
+        assert_eq!(log.log_start_offset(), 8);
+        assert!(!path.join("00000000000000000000.log").exists());
+        assert!(!path.join("00000000000000000004.index").exists());
+        assert!(matches!(
+            log.read(7, 100, 18).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.read(8, 1, 18).await.unwrap().len() as u64, one);
+        // timestamps are from 1970: everything but the active segment is past one day
+        assert_eq!(log.apply_retention(24 * 3600 * 1000, -1).await.unwrap(), 2);
+        assert_eq!(log.log_start_offset(), 16);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(
+            log.apply_retention(0, 0).await.unwrap(),
+            0,
+            "never the active segment"
+        );
+        log.close().await.expect("close");
+        let log = Log::open(path.clone(), config(one * 2, 4096), false)
+            .await
+            .expect("reopen");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (16, 18));
+        log.delete().await.expect("delete");
+        assert!(!path.exists());
+    });
+}
+
+#[test]
+fn flush_runs_alongside_append() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::rc::Rc::new(
+            Log::open(dir.path().join("t-8"), config(1 << 20, 4096), false)
+                .await
+                .unwrap(),
+        );
+        append_many(&log, 2, 1, 10).await;
+        let flusher = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.flush().await })
+        };
+        append_many(&log, 2, 1, 10).await;
+        flusher.await.expect("flush");
+        log.flush().await.expect("flush");
+        assert_eq!(log.log_end_offset(), 4);
+    });
+}

@@ -1,0 +1,360 @@
+//! Topic metadata: names, topic ids, partition -> shard assignment and per-topic config overrides.
+//!
+//! Shard 0 owns the [`TopicStore`] (the only writer, persisted to
+//! `<log.dirs>/ringtail-metadata.json`); every shard holds an immutable [`MetadataImage`] that
+//! shard 0 replaces by message after each change. Readers never lock: they clone the `Arc`.
+//!
+//! Invariants: a topic's partition -> shard mapping is chosen once, when the topic is created, and
+//! recorded in the file; topic ids are random v4 UUIDs, never zero (the Java client needs real ids
+//! for Fetch v13+); the file is replaced atomically (write, fsync, rename, fsync dir).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// File name of the topic metadata inside the first log dir.
+pub const METADATA_FILE: &str = "ringtail-metadata.json";
+/// Kafka's internal topic for committed offsets and group metadata.
+pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's topic name limit (`Topic.MAX_NAME_LENGTH`).
+pub const TOPIC_NAME_MAX_CHARS: usize = 249;
+
+/// Errors from changing or persisting topic metadata.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("invalid partition count {0}: must be between 1 and 100000")]
+    InvalidPartitions(i32),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt metadata file {path}: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Where one partition lives.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionAssignment {
+    pub partition: i32,
+    /// The shard that owns this partition's log.
+    pub shard: usize,
+}
+
+/// One topic as recorded in the metadata file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: Vec<PartitionAssignment>,
+    /// Topic-level config overrides by Kafka property name (`segment.bytes`, ...).
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+    /// True for Kafka's internal topics (`__consumer_offsets`), hidden from Metadata unless named.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+impl TopicMetadata {
+    /// The owning shard of `partition`, or `None` when the topic has no such partition.
+    pub fn shard_of(&self, partition: i32) -> Option<usize> {
+        self.partitions
+            .get(usize::try_from(partition).ok()?)
+            .map(|p| p.shard)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct MetadataFile {
+    cluster_id: String,
+    topics: Vec<TopicMetadata>,
+}
+
+/// An immutable snapshot of all topics, shared by every shard.
+#[derive(Debug, Default)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    pub topics: BTreeMap<String, Arc<TopicMetadata>>,
+    topic_names_by_id: HashMap<Uuid, String>,
+}
+
+impl MetadataImage {
+    fn new(cluster_id: String, topics: impl IntoIterator<Item = TopicMetadata>) -> MetadataImage {
+        let topics: BTreeMap<String, Arc<TopicMetadata>> = topics
+            .into_iter()
+            .map(|t| (t.name.clone(), Arc::new(t)))
+            .collect();
+        let topic_names_by_id = topics
+            .values()
+            .map(|t| (t.topic_id, t.name.clone()))
+            .collect();
+        MetadataImage {
+            cluster_id,
+            topics,
+            topic_names_by_id,
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, topic_id: &Uuid) -> Option<&Arc<TopicMetadata>> {
+        self.topic_names_by_id
+            .get(topic_id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    /// Every (topic, partition) owned by `shard`.
+    pub fn partitions_of_shard(
+        &self,
+        shard: usize,
+    ) -> impl Iterator<Item = (&Arc<TopicMetadata>, i32)> + '_ {
+        self.topics.values().flat_map(move |topic| {
+            topic
+                .partitions
+                .iter()
+                .filter(move |p| p.shard == shard)
+                .map(move |p| (topic, p.partition))
+        })
+    }
+}
+
+/// The single writer of topic metadata; lives on shard 0.
+pub struct TopicStore {
+    path: PathBuf,
+    image: Arc<MetadataImage>,
+    shard_count: usize,
+}
+
+impl TopicStore {
+    /// Loads `<log_dir>/ringtail-metadata.json`, or starts empty with a new cluster id.
+    ///
+    /// Partitions recorded on a shard beyond `shard_count` (the broker was restarted with fewer
+    /// shards) are moved to `shard % shard_count`; their files do not move, only the owner does.
+    pub fn load(log_dir: &Path, shard_count: usize) -> Result<TopicStore, MetadataError> {
+        let path = log_dir.join(METADATA_FILE);
+        let file = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<MetadataFile>(&bytes).map_err(|source| {
+                MetadataError::Corrupt {
+                    path: path.clone(),
+                    source,
+                }
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataFile {
+                cluster_id: new_cluster_id(),
+                topics: Vec::new(),
+            },
+            Err(source) => {
+                return Err(MetadataError::Io {
+                    op: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        let topics = file.topics.into_iter().map(|mut topic| {
+            for p in &mut topic.partitions {
+                p.shard %= shard_count;
+            }
+            topic
+        });
+        let store = TopicStore {
+            image: Arc::new(MetadataImage::new(file.cluster_id, topics)),
+            path,
+            shard_count,
+        };
+        store.persist()?;
+        Ok(store)
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.clone()
+    }
+
+    /// Adds a topic with `partitions` partitions spread round-robin over the shards, starting at a
+    /// shard chosen from the name so that many small topics do not all start on shard 0.
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        internal: bool,
+    ) -> Result<Arc<TopicMetadata>, MetadataError> {
+        validate_topic_name(name)?;
+        if !(1..=100_000).contains(&partitions) {
+            return Err(MetadataError::InvalidPartitions(partitions));
+        }
+        if self.image.topics.contains_key(name) {
+            return Err(MetadataError::TopicExists(name.to_string()));
+        }
+        let first_shard = name.bytes().map(usize::from).sum::<usize>() % self.shard_count;
+        let topic = TopicMetadata {
+            name: name.to_string(),
+            topic_id: Uuid::new_v4(),
+            partitions: (0..partitions)
+                .map(|partition| PartitionAssignment {
+                    partition,
+                    shard: (first_shard + partition as usize) % self.shard_count,
+                })
+                .collect(),
+            configs,
+            internal,
+        };
+        let mut topics: Vec<TopicMetadata> =
+            self.image.topics.values().map(|t| (**t).clone()).collect();
+        topics.push(topic);
+        self.replace(topics)?;
+        Ok(self.image.topics[name].clone())
+    }
+
+    /// Removes a topic; its partitions are deleted by their shards when the new image arrives.
+    pub fn delete_topic(&mut self, name: &str) -> Result<Arc<TopicMetadata>, MetadataError> {
+        let removed = self
+            .image
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let topics = self
+            .image
+            .topics
+            .values()
+            .filter(|t| t.name != name)
+            .map(|t| (**t).clone())
+            .collect();
+        self.replace(topics)?;
+        Ok(removed)
+    }
+
+    fn replace(&mut self, topics: Vec<TopicMetadata>) -> Result<(), MetadataError> {
+        let previous = self.image.clone();
+        self.image = Arc::new(MetadataImage::new(previous.cluster_id.clone(), topics));
+        if let Err(e) = self.persist() {
+            self.image = previous;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes the file atomically. Small and rare (topic create/delete), so std::fs is used.
+    fn persist(&self) -> Result<(), MetadataError> {
+        let file = MetadataFile {
+            cluster_id: self.image.cluster_id.clone(),
+            topics: self.image.topics.values().map(|t| (**t).clone()).collect(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
+        write_atomically(&self.path, &bytes)
+    }
+}
+
+/// Writes `bytes` to `path` via a temp file, fsync and rename, then fsyncs the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetadataError> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MetadataError::Io { op, path, source }
+    };
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    file.write_all(bytes).map_err(io("write", &tmp))?;
+    file.sync_all().map_err(io("fsync", &tmp))?;
+    fs::rename(&tmp, path).map_err(io("rename", path))?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsync", dir))?;
+    }
+    Ok(())
+}
+
+/// Kafka's topic name rule (`Topic.validate`): 1-249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let invalid = |reason| MetadataError::InvalidTopicName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("the name is empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("'.' and '..' are not allowed"));
+    }
+    if name.len() > TOPIC_NAME_MAX_CHARS {
+        return Err(invalid("longer than 249 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(invalid(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A cluster id like Kafka's: a random UUID, URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let value = Uuid::new_v4().as_u128();
+    (0..22)
+        .map(|i| ALPHABET[((value >> (i * 6)) & 63) as usize] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        let check = |name: &str, ok: bool| {
+            assert_eq!(validate_topic_name(name).is_ok(), ok, "{name:?}");
+        };
+        check("orders", true);
+        check("a.b_c-D9", true);
+        check("", false);
+        check(".", false);
+        check("..", false);
+        check("has space", false);
+        check(&"x".repeat(249), true);
+        check(&"x".repeat(250), false);
+    }
+
+    #[test]
+    fn store_round_trips_and_spreads_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = TopicStore::load(dir.path(), 2).unwrap();
+        let topic = store
+            .create_topic("events", 8, BTreeMap::new(), false)
+            .unwrap();
+        let shards: Vec<usize> = topic.partitions.iter().map(|p| p.shard).collect();
+        assert!(shards.contains(&0) && shards.contains(&1));
+        assert!(store
+            .create_topic("events", 1, BTreeMap::new(), false)
+            .is_err());
+        let reloaded = TopicStore::load(dir.path(), 2).unwrap();
+        let again = reloaded.image().topic("events").unwrap().clone();
+        assert_eq!(again.topic_id, topic.topic_id);
+        assert_eq!(again.partitions, topic.partitions);
+        assert_eq!(reloaded.image().cluster_id, store.image().cluster_id);
+        assert!(reloaded.image().topic_by_id(&topic.topic_id).is_some());
+    }
+}

@@ -1,0 +1,183 @@
+//! Sockets: the per-shard listener and one task pair per connection. The only module that
+//! touches sockets.
+//!
+//! Every shard binds the same address; glommio's `TcpListener::bind` sets SO_REUSEPORT, so the
+//! kernel spreads connections over the shards. A connection is served by the shard that accepted
+//! it. Its reader task reads size-prefixed frames (Kafka protocol guide, "Protocol Primitives":
+//! `int32 size` then the request) and dispatches each in order; its writer task sends responses
+//! in request order. At most `queued.max.requests` responses wait per connection; past that the
+//! reader stops reading (backpressure).
+//!
+//! A frame whose size is negative or above `socket.request.max.bytes`, or that cannot be
+//! decoded, closes that connection only, with a log line saying why.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel;
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::config::BrokerConfig;
+use crate::request_handler::{self, Response};
+use crate::shard::ShardContext;
+
+/// Bytes read from the socket per read call when no larger frame is pending.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Upper bound on responses queued per connection, whatever `queued.max.requests` says.
+const MAX_QUEUED_RESPONSES: usize = 1024;
+
+/// Binds the first listener on this shard's executor.
+pub fn bind(config: &BrokerConfig) -> std::io::Result<TcpListener> {
+    let listener = &config.listeners[0];
+    let host = if listener.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        listener.host.as_str()
+    };
+    TcpListener::bind((host, listener.port)).map_err(|e| {
+        std::io::Error::other(format!("cannot listen on {}:{}: {e}", host, listener.port))
+    })
+}
+
+/// Accepts connections until the task is cancelled at shutdown.
+pub async fn accept_loop(ctx: Rc<ShardContext>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let peer = stream.peer_addr().ok();
+                if let Some(peer) = peer {
+                    tracing::info!("accepted connection from {peer} on shard {}", ctx.shard_id);
+                }
+                let _ = stream.set_nodelay(true);
+                glommio::spawn_local(serve_connection(ctx.clone(), stream, peer)).detach();
+            }
+            Err(e) => {
+                tracing::warn!(shard = ctx.shard_id, "accept failed: {e}");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+type PendingResponse = LocalBoxFuture<'static, Response>;
+
+async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option<SocketAddr>) {
+    let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+    let (mut reader, mut writer) = stream.split();
+    let queue_depth = (ctx.config.queued_max_requests.max(1) as usize).min(MAX_QUEUED_RESPONSES);
+    let (queue, responses) = local_channel::new_bounded::<PendingResponse>(queue_depth);
+    let writer_peer = peer.clone();
+    let queued = Rc::new(std::cell::Cell::new(0usize));
+    let writer_queued = queued.clone();
+    let writer_task = glommio::spawn_local(async move {
+        let mut out = BytesMut::new();
+        while let Some(pending) = responses.recv().await {
+            let response = pending.await;
+            writer_queued.set(writer_queued.get() - 1);
+            match response {
+                Response::Frame(frame) => out.extend_from_slice(&frame),
+                Response::None => continue,
+                Response::Close(reason) => {
+                    tracing::warn!("closing connection from {writer_peer}: {reason}");
+                    break;
+                }
+            }
+            // Coalesce responses that are already complete into one write.
+            if writer_queued.get() == 0 || out.len() >= READ_CHUNK_BYTES {
+                if writer.write_all(&out).await.is_err() {
+                    break;
+                }
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            let _ = writer.write_all(&out).await;
+        }
+        let _ = writer.close().await;
+    });
+
+    let max_frame = ctx.config.socket_request_max_bytes.max(0) as usize;
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        let frame = match read_frame(&mut reader, &mut buffer, max_frame).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(reason) => {
+                tracing::warn!("closing connection from {peer}: {reason}");
+                break;
+            }
+        };
+        let pending = request_handler::dispatch(&ctx, frame).await;
+        let close = matches!(pending, request_handler::Dispatched::Close(_));
+        let future: PendingResponse = match pending {
+            request_handler::Dispatched::Respond(future) => future,
+            request_handler::Dispatched::Close(reason) => {
+                Box::pin(async move { Response::Close(reason) })
+            }
+        };
+        queued.set(queued.get() + 1);
+        if queue.send(future).await.is_err() || close {
+            break;
+        }
+    }
+    drop(queue);
+    writer_task.await;
+}
+
+/// Reads one size-prefixed frame. `Ok(None)` on a clean end of stream between frames.
+async fn read_frame<R: futures::AsyncRead + Unpin>(
+    reader: &mut R,
+    buffer: &mut BytesMut,
+    max_frame: usize,
+) -> Result<Option<Bytes>, String> {
+    while buffer.len() < 4 {
+        if fill(reader, buffer, READ_CHUNK_BYTES).await? == 0 {
+            return if buffer.is_empty() {
+                Ok(None)
+            } else {
+                Err(format!(
+                    "connection closed inside a frame size ({} bytes)",
+                    buffer.len()
+                ))
+            };
+        }
+    }
+    let size = i32::from_be_bytes(buffer[..4].try_into().expect("4 bytes"));
+    if size < 8 {
+        return Err(format!("invalid frame size {size}"));
+    }
+    let size = size as usize;
+    if size > max_frame {
+        return Err(format!(
+            "frame of {size} bytes exceeds socket.request.max.bytes ({max_frame})"
+        ));
+    }
+    while buffer.len() < 4 + size {
+        let want = (4 + size - buffer.len()).max(READ_CHUNK_BYTES);
+        if fill(reader, buffer, want).await? == 0 {
+            return Err(format!(
+                "connection closed inside a frame: got {} of {size} bytes",
+                buffer.len() - 4
+            ));
+        }
+    }
+    let mut frame = buffer.split_to(4 + size);
+    let _ = frame.split_to(4);
+    Ok(Some(frame.freeze()))
+}
+
+async fn fill<R: futures::AsyncRead + Unpin>(
+    reader: &mut R,
+    buffer: &mut BytesMut,
+    want: usize,
+) -> Result<usize, String> {
+    let start = buffer.len();
+    buffer.resize(start + want, 0);
+    let result = reader.read(&mut buffer[start..]).await;
+    let n = *result.as_ref().unwrap_or(&0);
+    buffer.truncate(start + n);
+    result.map_err(|e| format!("read error: {e}"))
+}

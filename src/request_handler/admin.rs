@@ -1,0 +1,355 @@
+//! CreateTopics (19), DeleteTopics (20), DescribeConfigs (32), DescribeCluster (60) and
+//! InitProducerId (22). Topic changes run on shard 0, the metadata owner, which then publishes
+//! the new image to every shard before answering.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::config::ConfigEntry;
+use crate::metadata::{MetadataError, TopicMetadata};
+use crate::shard::{self, ShardContext};
+
+/// Kafka's resource types in DescribeConfigs (`ConfigResource.Type`).
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// Kafka's `ConfigSource` ids.
+const SOURCE_TOPIC_CONFIG: i8 = 1;
+const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
+const SOURCE_DEFAULT_CONFIG: i8 = 5;
+
+/// Why a topic could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTopicError {
+    #[error("topic already exists")]
+    Exists,
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("invalid number of partitions {0}")]
+    InvalidPartitions(i32),
+    #[error("replication factor {0} is not 1 (single-node broker)")]
+    InvalidReplicationFactor(i16),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl CreateTopicError {
+    pub fn code(&self) -> ResponseError {
+        match self {
+            CreateTopicError::Exists => ResponseError::TopicAlreadyExists,
+            CreateTopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            CreateTopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            CreateTopicError::InvalidReplicationFactor(_) => {
+                ResponseError::InvalidReplicationFactor
+            }
+            CreateTopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            CreateTopicError::Storage(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+/// Creates a topic on shard 0 and waits until every shard has opened its partitions.
+pub async fn create_topic(
+    ctx: &ShardContext,
+    name: &str,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<Arc<TopicMetadata>, CreateTopicError> {
+    let defaults = ctx.config.default_topic_config();
+    defaults
+        .with_override_map(&configs)
+        .map_err(|e| CreateTopicError::InvalidConfig(e.to_string()))?;
+    crate::metadata::validate_topic_name(name)
+        .map_err(|e| CreateTopicError::InvalidName(e.to_string()))?;
+    if validate_only {
+        return match ctx.metadata().topic(name) {
+            Some(_) => Err(CreateTopicError::Exists),
+            None => Ok(Arc::new(TopicMetadata {
+                name: name.to_string(),
+                topic_id: uuid::Uuid::nil(),
+                partitions: Vec::new(),
+                configs,
+                internal: false,
+            })),
+        };
+    }
+    let name = name.to_string();
+    shard::invoke_on(0, move |ctx| {
+        Box::pin(async move {
+            let store = ctx
+                .topic_store
+                .as_ref()
+                .expect("shard 0 owns the topic store");
+            let created = store
+                .borrow_mut()
+                .create_topic(&name, partitions, configs, false);
+            let topic = created.map_err(|e| match e {
+                MetadataError::TopicExists(_) => CreateTopicError::Exists,
+                MetadataError::InvalidTopicName { .. } => {
+                    CreateTopicError::InvalidName(e.to_string())
+                }
+                MetadataError::InvalidPartitions(n) => CreateTopicError::InvalidPartitions(n),
+                other => CreateTopicError::Storage(other.to_string()),
+            })?;
+            let image = store.borrow().image();
+            shard::publish_metadata(image)
+                .await
+                .map_err(CreateTopicError::Storage)?;
+            Ok(topic)
+        })
+    })
+    .await
+}
+
+pub async fn create_topics(
+    ctx: Rc<ShardContext>,
+    request: CreateTopicsRequest,
+    _version: i16,
+) -> CreateTopicsResponse {
+    let mut response = CreateTopicsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.to_string();
+        let partitions = if topic.num_partitions == -1 {
+            ctx.config.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        let configs: BTreeMap<String, String> = topic
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        let result = if !matches!(topic.replication_factor, -1 | 1) {
+            Err(CreateTopicError::InvalidReplicationFactor(
+                topic.replication_factor,
+            ))
+        } else if !topic.assignments.is_empty() {
+            Err(CreateTopicError::InvalidConfig(
+                "manual replica assignments are not supported".to_string(),
+            ))
+        } else {
+            create_topic(&ctx, &name, partitions, configs, request.validate_only).await
+        };
+        let mut entry = CreatableTopicResult::default().with_name(topic.name.clone());
+        match result {
+            Ok(created) => {
+                tracing::info!(topic = %name, partitions, validate_only = request.validate_only, "created topic");
+                entry = entry
+                    .with_topic_id(created.topic_id)
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1);
+            }
+            Err(e) => {
+                tracing::info!(topic = %name, "create topic refused: {e}");
+                entry = entry
+                    .with_error_code(e.code().code())
+                    .with_error_message(Some(StrBytes::from_string(e.to_string())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1);
+            }
+        }
+        response.topics.push(entry);
+    }
+    response
+}
+
+pub async fn delete_topics(
+    ctx: Rc<ShardContext>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let wanted: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut response = DeleteTopicsResponse::default();
+    for (name, topic_id) in wanted {
+        let image = ctx.metadata();
+        let found = match &name {
+            Some(name) => image.topic(name).cloned(),
+            None => image.topic_by_id(&topic_id).cloned(),
+        };
+        let unknown = if name.is_some() {
+            ResponseError::UnknownTopicOrPartition
+        } else {
+            ResponseError::UnknownTopicId
+        };
+        let result = match found {
+            None => Err(unknown),
+            Some(_) if !ctx.config.delete_topic_enable => Err(ResponseError::TopicDeletionDisabled),
+            Some(topic) => {
+                let topic_name = topic.name.clone();
+                shard::invoke_on(0, move |ctx| {
+                    Box::pin(async move {
+                        let store = ctx
+                            .topic_store
+                            .as_ref()
+                            .expect("shard 0 owns the topic store");
+                        let deleted = store.borrow_mut().delete_topic(&topic_name);
+                        deleted.map_err(|_| ResponseError::UnknownTopicOrPartition)?;
+                        let image = store.borrow().image();
+                        shard::publish_metadata(image)
+                            .await
+                            .map_err(|_| ResponseError::KafkaStorageError)?;
+                        Ok(topic)
+                    })
+                })
+                .await
+            }
+        };
+        let mut entry = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
+            .with_topic_id(topic_id);
+        match result {
+            Ok(topic) => {
+                tracing::info!(topic = %topic.name, "deleted topic");
+                entry.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
+                entry.topic_id = topic.topic_id;
+            }
+            Err(error) => entry.error_code = error.code(),
+        }
+        response.responses.push(entry);
+    }
+    response
+}
+
+pub async fn describe_configs(
+    ctx: Rc<ShardContext>,
+    request: DescribeConfigsRequest,
+    _version: i16,
+) -> DescribeConfigsResponse {
+    let mut response = DescribeConfigsResponse::default();
+    let defaults = ctx.config.default_topic_config();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let entries: Result<Vec<(ConfigEntry, i8)>, ResponseError> = match resource.resource_type {
+            RESOURCE_TOPIC => match ctx.metadata().topic(&name) {
+                Some(topic) => Ok(crate::replica_manager::topic_config(&defaults, topic)
+                    .describe(&defaults)
+                    .into_iter()
+                    .map(|e| {
+                        let source = if e.is_default {
+                            SOURCE_DEFAULT_CONFIG
+                        } else {
+                            SOURCE_TOPIC_CONFIG
+                        };
+                        (e, source)
+                    })
+                    .collect()),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            },
+            RESOURCE_BROKER if name.is_empty() || name == ctx.config.node_id.to_string() => Ok(ctx
+                .config
+                .describe()
+                .into_iter()
+                .map(|e| {
+                    let source = if e.is_default {
+                        SOURCE_DEFAULT_CONFIG
+                    } else {
+                        SOURCE_STATIC_BROKER_CONFIG
+                    };
+                    (e, source)
+                })
+                .collect()),
+            RESOURCE_BROKER => Err(ResponseError::InvalidRequest),
+            _ => Err(ResponseError::InvalidRequest),
+        };
+        let mut result = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        match entries {
+            Ok(entries) => {
+                let keys = resource.configuration_keys.as_ref();
+                result.configs = entries
+                    .into_iter()
+                    .filter(|(e, _)| {
+                        keys.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                    })
+                    .map(|(e, source)| {
+                        DescribeConfigsResourceResult::default()
+                            .with_name(StrBytes::from_string(e.name))
+                            .with_value(e.value.map(StrBytes::from_string))
+                            .with_read_only(e.read_only)
+                            .with_is_sensitive(e.sensitive)
+                            .with_config_source(source)
+                    })
+                    .collect();
+            }
+            Err(error) => result.error_code = error.code(),
+        }
+        response.results.push(result);
+    }
+    response
+}
+
+pub async fn describe_cluster(
+    ctx: Rc<ShardContext>,
+    _request: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
+    let listener = &ctx.config.advertised_listeners[0];
+    let node = BrokerId(ctx.config.node_id);
+    DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(ctx.metadata().cluster_id.clone()))
+        .with_controller_id(node)
+        .with_endpoint_type(1)
+        .with_cluster_authorized_operations(i32::MIN)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(StrBytes::from_string(listener.host.clone()))
+            .with_port(listener.port as i32)])
+}
+
+/// InitProducerId for idempotent producers (null transactional id): a fresh producer id with
+/// epoch 0, or, when the client passes its current id and epoch (KIP-360), the same id with the
+/// epoch bumped. Transactions are not supported: a transactional id gets INVALID_REQUEST.
+pub async fn init_producer_id(
+    ctx: Rc<ShardContext>,
+    request: InitProducerIdRequest,
+    _version: i16,
+) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default();
+    if request.transactional_id.is_some() {
+        tracing::warn!(
+            "InitProducerId with a transactional id refused: transactions are not supported"
+        );
+        return response
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    let current = request.producer_id.0;
+    if current >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
+        return response
+            .with_producer_id(ProducerId(current))
+            .with_producer_epoch(request.producer_epoch + 1);
+    }
+    let _ = ctx;
+    let producer_id =
+        shard::invoke_on(0, |ctx| Box::pin(async move { ctx.allocate_producer_id() })).await;
+    response
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(0)
+}

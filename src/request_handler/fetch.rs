@@ -1,0 +1,252 @@
+//! Fetch (key 1), v4-18, sessionless (KIP-227 sessions are optional: we always answer
+//! session_id 0, and clients then send full fetches).
+//!
+//! Partitions are read on their owning shards in parallel. When fewer than `min_bytes` came
+//! back, the request long-polls: every shard involved watches its partitions' high watermarks
+//! and the first to see new data wakes the request, which reads again, until `max_wait_ms`.
+//! `max_bytes` bounds the whole response except that the first batch of the first non-empty
+//! partition is always returned whole (KIP-74); bytes are stored batches, never re-encoded.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::{join_all, select_all, LocalBoxFuture};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::*;
+
+use crate::partition::ReadError;
+use crate::protocol::record_batch::BatchIter;
+use crate::shard::{self, ShardContext};
+
+#[derive(Clone)]
+struct FetchPart {
+    slot: (usize, usize),
+    topic: String,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+}
+
+struct PartFetch {
+    slot: (usize, usize),
+    error_code: i16,
+    high_watermark: i64,
+    log_start_offset: i64,
+    records: Bytes,
+}
+
+pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) -> FetchResponse {
+    let mut response = FetchResponse::default().with_session_id(0);
+    if request.session_id != 0 {
+        return response.with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let image = ctx.metadata();
+    let max_bytes = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let mut by_shard: Vec<Vec<FetchPart>> = (0..ctx.shard_count).map(|_| Vec::new()).collect();
+    let mut results: Vec<PartFetch> = Vec::new();
+    for (topic_index, topic) in request.topics.into_iter().enumerate() {
+        let metadata = if version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.topic.as_str())
+        };
+        let unknown = if version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut topic_response = FetchableTopicResponse::default()
+            .with_topic(topic.topic.clone())
+            .with_topic_id(topic.topic_id);
+        for (partition_index, partition) in topic.partitions.into_iter().enumerate() {
+            let slot = (topic_index, partition_index);
+            topic_response.partitions.push(
+                PartitionData::default()
+                    .with_partition_index(partition.partition)
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1)
+                    .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                    .with_aborted_transactions(Some(Vec::new())),
+            );
+            match metadata.and_then(|m| Some((m, m.shard_of(partition.partition)?))) {
+                Some((metadata, shard)) => by_shard[shard].push(FetchPart {
+                    slot,
+                    topic: metadata.name.clone(),
+                    partition: partition.partition,
+                    fetch_offset: partition.fetch_offset,
+                    max_bytes: (partition.partition_max_bytes.max(0) as usize).min(max_bytes),
+                }),
+                None => results.push(PartFetch::error(slot, unknown)),
+            }
+        }
+        response.responses.push(topic_response);
+    }
+
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let read = loop {
+        let read = read_all(&ctx, &by_shard).await;
+        let total: usize = read.iter().map(|r| r.records.len()).sum();
+        let failed = read.iter().any(|r| r.error_code != 0) || !results.is_empty();
+        let now = Instant::now();
+        if total >= min_bytes || failed || now >= deadline {
+            break read;
+        }
+        wait_for_data(&by_shard, deadline - now).await;
+        if Instant::now() >= deadline {
+            break read_all(&ctx, &by_shard).await;
+        }
+    };
+    results.extend(read);
+    results.sort_by_key(|r| r.slot);
+
+    let mut budget_used = 0usize;
+    for result in results {
+        let records = fit_budget(result.records, &mut budget_used, max_bytes);
+        let (t, p) = result.slot;
+        let partition = &mut response.responses[t].partitions[p];
+        partition.error_code = result.error_code;
+        partition.high_watermark = result.high_watermark;
+        partition.last_stable_offset = result.high_watermark;
+        partition.log_start_offset = result.log_start_offset;
+        partition.records = Some(records);
+    }
+    response
+}
+
+impl PartFetch {
+    fn error(slot: (usize, usize), error: ResponseError) -> PartFetch {
+        PartFetch {
+            slot,
+            error_code: error.code(),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Bytes::new(),
+        }
+    }
+}
+
+/// Keeps whole batches within what is left of `max_bytes`; the first non-empty partition keeps
+/// at least its first batch (KIP-74).
+fn fit_budget(records: Bytes, used: &mut usize, max_bytes: usize) -> Bytes {
+    let remaining = max_bytes.saturating_sub(*used);
+    let mut end = 0;
+    for (position, header) in BatchIter::new(&records) {
+        let batch_end = position + header.size_bytes();
+        let first_of_response = *used == 0 && position == 0;
+        if batch_end > remaining && !first_of_response {
+            break;
+        }
+        end = batch_end;
+    }
+    *used += end;
+    records.slice(..end)
+}
+
+async fn read_all(ctx: &Rc<ShardContext>, by_shard: &[Vec<FetchPart>]) -> Vec<PartFetch> {
+    let reads = by_shard
+        .iter()
+        .enumerate()
+        .filter(|(_, parts)| !parts.is_empty())
+        .map(|(shard, parts)| {
+            let parts = parts.clone();
+            let future: LocalBoxFuture<'static, Vec<PartFetch>> = if shard == ctx.shard_id {
+                Box::pin(read_local(ctx.clone(), parts))
+            } else {
+                Box::pin(shard::invoke_on(shard, move |ctx| {
+                    Box::pin(read_local(ctx, parts))
+                }))
+            };
+            future
+        });
+    join_all(reads).await.into_iter().flatten().collect()
+}
+
+async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFetch> {
+    let reads = parts.into_iter().map(|part| {
+        let ctx = ctx.clone();
+        async move {
+            let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
+                return PartFetch::error(part.slot, ResponseError::NotLeaderOrFollower);
+            };
+            match partition.read(part.fetch_offset, part.max_bytes).await {
+                Ok(read) => PartFetch {
+                    slot: part.slot,
+                    error_code: 0,
+                    high_watermark: read.high_watermark,
+                    log_start_offset: read.log_start_offset,
+                    records: read.records,
+                },
+                Err(ReadError::OffsetOutOfRange {
+                    high_watermark,
+                    log_start_offset,
+                    ..
+                }) => PartFetch {
+                    high_watermark,
+                    log_start_offset,
+                    ..PartFetch::error(part.slot, ResponseError::OffsetOutOfRange)
+                },
+                Err(ReadError::Log(e)) => {
+                    tracing::error!(topic = %part.topic, partition = part.partition, "fetch read failed: {e}");
+                    PartFetch::error(part.slot, ResponseError::KafkaStorageError)
+                }
+            }
+        }
+    });
+    join_all(reads).await
+}
+
+/// Resolves when any fetched partition's high watermark passes its fetch offset, or after `wait`.
+async fn wait_for_data(by_shard: &[Vec<FetchPart>], wait: Duration) {
+    let waits: Vec<LocalBoxFuture<'static, ()>> = by_shard
+        .iter()
+        .enumerate()
+        .filter(|(_, parts)| !parts.is_empty())
+        .map(|(shard, parts)| {
+            let watched: Vec<(String, i32, i64)> = parts
+                .iter()
+                .map(|p| (p.topic.clone(), p.partition, p.fetch_offset))
+                .collect();
+            let future: LocalBoxFuture<'static, ()> =
+                Box::pin(shard::invoke_on(shard, move |ctx| {
+                    Box::pin(wait_local(ctx, watched, wait))
+                }));
+            future
+        })
+        .collect();
+    if waits.is_empty() {
+        glommio::timer::sleep(wait).await;
+        return;
+    }
+    select_all(waits).await;
+}
+
+async fn wait_local(ctx: Rc<ShardContext>, watched: Vec<(String, i32, i64)>, wait: Duration) {
+    let mut receivers = Vec::with_capacity(watched.len());
+    for (topic, partition, offset) in watched {
+        let Some(partition) = ctx.replica_manager.get(&topic, partition) else {
+            return;
+        };
+        if partition.high_watermark() > offset {
+            return;
+        }
+        receivers.push(partition.wait_for_data(offset));
+    }
+    let any = async {
+        if !receivers.is_empty() {
+            let _ = select_all(receivers).await;
+        }
+    };
+    let _ = glommio::timer::timeout(wait, async {
+        any.await;
+        Ok(())
+    })
+    .await;
+}

@@ -1,0 +1,102 @@
+//! ListOffsets (key 2), v1-10: earliest (-2), latest (-1, the high watermark), max timestamp
+//! (-3, KIP-734) and by timestamp (the first record with timestamp >= the target, else -1).
+
+use std::rc::Rc;
+
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::*;
+
+use crate::shard::{self, ShardContext};
+
+/// Kafka's special timestamps (`ListOffsetsRequest.LATEST_TIMESTAMP`, ...).
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub async fn handle(
+    ctx: Rc<ShardContext>,
+    request: ListOffsetsRequest,
+    _version: i16,
+) -> ListOffsetsResponse {
+    let image = ctx.metadata();
+    let mut lookups = Vec::new();
+    let mut response = ListOffsetsResponse::default();
+    for (t, topic) in request.topics.into_iter().enumerate() {
+        let metadata = image.topic(topic.name.as_str()).cloned();
+        let mut topic_response = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
+        for (p, partition) in topic.partitions.into_iter().enumerate() {
+            topic_response.partitions.push(
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(partition.partition_index)
+                    .with_timestamp(-1)
+                    .with_offset(-1)
+                    .with_leader_epoch(-1),
+            );
+            let index = partition.partition_index;
+            let timestamp = partition.timestamp;
+            let shard = metadata.as_ref().and_then(|m| m.shard_of(index));
+            let name = topic.name.to_string();
+            lookups.push(async move {
+                let result = match shard {
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                    Some(shard) => {
+                        shard::invoke_on(shard, move |ctx| {
+                            Box::pin(lookup(ctx, name, index, timestamp))
+                        })
+                        .await
+                    }
+                };
+                ((t, p), result)
+            });
+        }
+        response.topics.push(topic_response);
+    }
+    for ((t, p), result) in join_all(lookups).await {
+        let partition = &mut response.topics[t].partitions[p];
+        match result {
+            Ok((offset, timestamp)) => {
+                partition.offset = offset;
+                partition.timestamp = timestamp;
+            }
+            Err(error) => partition.error_code = error.code(),
+        }
+    }
+    response
+}
+
+async fn lookup(
+    ctx: Rc<ShardContext>,
+    topic: String,
+    index: i32,
+    timestamp: i64,
+) -> Result<(i64, i64), ResponseError> {
+    let partition = ctx
+        .replica_manager
+        .get(&topic, index)
+        .ok_or(ResponseError::NotLeaderOrFollower)?;
+    let storage = |e: crate::log::LogError| {
+        tracing::error!(%topic, partition = index, "ListOffsets failed: {e}");
+        ResponseError::KafkaStorageError
+    };
+    match timestamp {
+        LATEST_TIMESTAMP => Ok((partition.high_watermark(), -1)),
+        EARLIEST_TIMESTAMP => Ok((partition.log_start_offset(), -1)),
+        MAX_TIMESTAMP => Ok(partition
+            .log()
+            .max_timestamp_offset()
+            .await
+            .map_err(storage)?
+            .unwrap_or((-1, -1))),
+        t if t < 0 => Err(ResponseError::InvalidRequest),
+        t => Ok(partition
+            .log()
+            .offset_for_timestamp(t)
+            .await
+            .map_err(storage)?
+            .unwrap_or((-1, -1))),
+    }
+}

@@ -1,0 +1,145 @@
+//! Metadata (key 3), v0-13: this broker as the only node, leader of every partition.
+//!
+//! Topics named in the request that do not exist are created when the request allows it (v4+)
+//! and `auto.create.topics.enable` is true, with `num.partitions` partitions, before the answer
+//! is sent, so clients see them at once. Internal topics (`__consumer_offsets`) are listed only
+//! when named, as Kafka does.
+
+use std::rc::Rc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::admin::{create_topic, CreateTopicError};
+use crate::metadata::TopicMetadata;
+use crate::shard::ShardContext;
+
+/// Kafka's "authorized operations not requested" value.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub async fn handle(
+    ctx: Rc<ShardContext>,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    let node = BrokerId(ctx.config.node_id);
+    let listener = &ctx.config.advertised_listeners[0];
+    let mut response = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(StrBytes::from_string(listener.host.clone()))
+            .with_port(listener.port as i32)])
+        .with_cluster_id(Some(StrBytes::from_string(
+            ctx.metadata().cluster_id.clone(),
+        )))
+        .with_controller_id(node)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+    // v0: an empty list means all topics; v1+: null means all.
+    let requested = match request.topics {
+        Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
+        _ => None,
+    };
+    let Some(requested) = requested else {
+        let image = ctx.metadata();
+        response.topics = image
+            .topics
+            .values()
+            .filter(|t| !t.internal)
+            .map(|t| topic_response(t, node))
+            .collect();
+        return response;
+    };
+    let auto_create =
+        ctx.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
+    for wanted in requested {
+        let image = ctx.metadata();
+        let (name, found) = match &wanted.name {
+            Some(name) => (name.to_string(), image.topic(name.as_str()).cloned()),
+            None => {
+                let found = image.topic_by_id(&wanted.topic_id).cloned();
+                (
+                    found.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+                    found,
+                )
+            }
+        };
+        let topic = match found {
+            Some(topic) => topic_response(&topic, node),
+            None if wanted.name.is_none() => {
+                error_topic(None, wanted.topic_id, ResponseError::UnknownTopicId)
+            }
+            None if !auto_create => error_topic(
+                Some(name),
+                wanted.topic_id,
+                ResponseError::UnknownTopicOrPartition,
+            ),
+            None => match create_topic(
+                &ctx,
+                &name,
+                ctx.config.num_partitions,
+                Default::default(),
+                false,
+            )
+            .await
+            {
+                Ok(topic) => {
+                    tracing::info!(topic = %name, partitions = topic.partitions.len(), "auto-created topic");
+                    topic_response(&topic, node)
+                }
+                Err(CreateTopicError::Exists) => match ctx.metadata().topic(&name) {
+                    Some(topic) => topic_response(topic, node),
+                    None => error_topic(
+                        Some(name),
+                        wanted.topic_id,
+                        ResponseError::LeaderNotAvailable,
+                    ),
+                },
+                Err(e) => {
+                    tracing::warn!(topic = %name, "auto-create failed: {e}");
+                    error_topic(Some(name), wanted.topic_id, e.code())
+                }
+            },
+        };
+        response.topics.push(topic);
+    }
+    response
+}
+
+fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(topic.internal)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_partitions(
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p.partition)
+                        .with_leader_id(node)
+                        // -1: no leader epoch, so clients skip KIP-320 OffsetForLeaderEpoch.
+                        .with_leader_epoch(-1)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node])
+                })
+                .collect(),
+        )
+}
+
+fn error_topic(
+    name: Option<String>,
+    topic_id: uuid::Uuid,
+    error: ResponseError,
+) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(error.code())
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
+        .with_topic_id(topic_id)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

@@ -1,0 +1,351 @@
+//! Produce (key 0), v3-13; v0-2 are advertised but answered with UNSUPPORTED_VERSION.
+//!
+//! The request is split by owning shard. Each shard's part is handed over in request order
+//! ([`crate::shard::submit_to`]) and validated and given offsets as soon as it starts, so
+//! pipelined requests of one connection are appended in order; the answers are merged once
+//! every partition's write (acks=1) or fdatasync (acks=-1) completed.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::future::{join_all, LocalBoxFuture};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::{get_legacy_string, Response, UNSUPPORTED_VERSION};
+use crate::partition::{AppendError, Appended, Partition};
+use crate::protocol::record_batch::{BatchError, Compression, RecordBatchHeader};
+use crate::shard::{self, ShardContext};
+
+/// One partition's records, addressed by its slot in the response.
+struct ProducePart {
+    slot: (usize, usize),
+    topic: String,
+    partition: i32,
+    records: Option<Bytes>,
+}
+
+/// One partition's answer.
+struct PartResult {
+    slot: (usize, usize),
+    error_code: i16,
+    error_message: Option<String>,
+    base_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+}
+
+impl PartResult {
+    fn error(slot: (usize, usize), error: ResponseError, message: Option<String>) -> PartResult {
+        PartResult {
+            slot,
+            error_code: error.code(),
+            error_message: message,
+            base_offset: -1,
+            log_append_time: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+/// Runs the ordered part of a Produce now; the returned future gives the response.
+pub async fn dispatch(
+    ctx: &Rc<ShardContext>,
+    request: ProduceRequest,
+    version: i16,
+) -> LocalBoxFuture<'static, ProduceResponse> {
+    let image = ctx.metadata();
+    let mut response = ProduceResponse::default();
+    let mut by_shard: Vec<Vec<ProducePart>> = (0..ctx.shard_count).map(|_| Vec::new()).collect();
+    let mut early: Vec<PartResult> = Vec::new();
+    let valid_acks = matches!(request.acks, -1..=1);
+    for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
+        let metadata = if version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.name.as_str())
+        };
+        let unknown = if version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut topic_response = TopicProduceResponse::default()
+            .with_name(topic.name.clone())
+            .with_topic_id(topic.topic_id);
+        for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
+            let slot = (topic_index, partition_index);
+            topic_response
+                .partition_responses
+                .push(PartitionProduceResponse::default().with_index(data.index));
+            let shard = metadata.and_then(|m| m.shard_of(data.index));
+            match (valid_acks, metadata, shard) {
+                (false, _, _) => early.push(PartResult::error(
+                    slot,
+                    ResponseError::InvalidRequiredAcks,
+                    None,
+                )),
+                (true, Some(metadata), Some(shard)) => by_shard[shard].push(ProducePart {
+                    slot,
+                    topic: metadata.name.clone(),
+                    partition: data.index,
+                    records: data.records,
+                }),
+                (true, _, _) => early.push(PartResult::error(slot, unknown, None)),
+            }
+        }
+        response.responses.push(topic_response);
+    }
+    let acks = request.acks;
+    let timeout_ms = request.timeout_ms.max(0) as u64;
+    let allow_zstd = version >= 7;
+    let mut pending: Vec<LocalBoxFuture<'static, Vec<PartResult>>> = Vec::new();
+    for (shard, parts) in by_shard.into_iter().enumerate() {
+        if parts.is_empty() {
+            continue;
+        }
+        if shard == ctx.shard_id {
+            pending.push(produce_local(ctx, parts, acks, timeout_ms, allow_zstd));
+        } else {
+            let slots: Vec<(usize, usize)> = parts.iter().map(|p| p.slot).collect();
+            let reply = shard::submit_to(shard, move |ctx| {
+                produce_local(&ctx, parts, acks, timeout_ms, allow_zstd)
+            })
+            .await;
+            pending.push(Box::pin(async move {
+                reply.await.unwrap_or_else(|_| {
+                    let error = ResponseError::NotLeaderOrFollower;
+                    slots
+                        .into_iter()
+                        .map(|s| PartResult::error(s, error, None))
+                        .collect()
+                })
+            }));
+        }
+    }
+    Box::pin(async move {
+        let results = join_all(pending).await.into_iter().flatten().chain(early);
+        for result in results {
+            let (t, p) = result.slot;
+            let partition = &mut response.responses[t].partition_responses[p];
+            partition.error_code = result.error_code;
+            partition.error_message = result.error_message.map(StrBytes::from_string);
+            partition.base_offset = result.base_offset;
+            partition.log_append_time_ms = result.log_append_time;
+            partition.log_start_offset = result.log_start_offset;
+        }
+        response
+    })
+}
+
+/// Appends `parts` (all owned by this shard) now and returns a future of their results.
+fn produce_local(
+    ctx: &ShardContext,
+    parts: Vec<ProducePart>,
+    acks: i16,
+    timeout_ms: u64,
+    allow_zstd: bool,
+) -> LocalBoxFuture<'static, Vec<PartResult>> {
+    let now_ms = now_ms();
+    let mut results = Vec::with_capacity(parts.len());
+    let mut waits: Vec<(PartResult, Rc<Partition>, i64)> = Vec::new();
+    for part in parts {
+        let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
+            results.push(PartResult::error(
+                part.slot,
+                ResponseError::NotLeaderOrFollower,
+                None,
+            ));
+            continue;
+        };
+        let records = part.records.unwrap_or_default();
+        let appended =
+            check_codec(&records, allow_zstd).and_then(|()| partition.append(&records, now_ms));
+        match appended {
+            Ok(Appended::New {
+                base_offset,
+                last_offset,
+                log_append_time,
+            }) => waits.push((
+                PartResult {
+                    slot: part.slot,
+                    error_code: 0,
+                    error_message: None,
+                    base_offset,
+                    log_append_time,
+                    log_start_offset: partition.log_start_offset(),
+                },
+                partition,
+                last_offset,
+            )),
+            Ok(Appended::Duplicate {
+                base_offset,
+                last_offset,
+            }) => {
+                tracing::debug!(topic = %part.topic, partition = part.partition, base_offset, "duplicate batch from idempotent producer");
+                waits.push((
+                    PartResult {
+                        slot: part.slot,
+                        error_code: 0,
+                        error_message: None,
+                        base_offset,
+                        log_append_time: -1,
+                        log_start_offset: partition.log_start_offset(),
+                    },
+                    partition,
+                    last_offset,
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(topic = %part.topic, partition = part.partition, "produce rejected: {e}");
+                results.push(PartResult::error(
+                    part.slot,
+                    append_error_code(&e),
+                    Some(e.to_string()),
+                ));
+            }
+        }
+    }
+    Box::pin(async move {
+        if acks == 0 {
+            return results;
+        }
+        let durable = acks == -1;
+        let waited = join_all(waits.into_iter().map(
+            |(result, partition, last_offset)| async move {
+                let wait = async {
+                    partition.wait_written(last_offset).await?;
+                    if durable {
+                        partition.wait_durable(last_offset).await?;
+                    }
+                    Ok::<(), crate::partition::StorageError>(())
+                };
+                match glommio::timer::timeout(Duration::from_millis(timeout_ms.max(1)), async {
+                    Ok(wait.await)
+                })
+                .await
+                {
+                    Ok(Ok(())) => result,
+                    Ok(Err(e)) => PartResult::error(
+                        result.slot,
+                        ResponseError::KafkaStorageError,
+                        Some(e.to_string()),
+                    ),
+                    Err(_) => PartResult::error(result.slot, ResponseError::RequestTimedOut, None),
+                }
+            },
+        ))
+        .await;
+        results.extend(waited);
+        results
+    })
+}
+
+/// zstd needs Produce v7+ (KIP-110): older requests get UNSUPPORTED_COMPRESSION_TYPE.
+fn check_codec(records: &[u8], allow_zstd: bool) -> Result<(), AppendError> {
+    if allow_zstd {
+        return Ok(());
+    }
+    match RecordBatchHeader::parse(records) {
+        Ok(header) if header.compression() == Some(Compression::Zstd) => {
+            Err(AppendError::InvalidBatch(BatchError::UnknownCompression {
+                codec: 4,
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Kafka's error code for each way an append fails (`ReplicaManager.appendRecords` mapping).
+fn append_error_code(error: &AppendError) -> ResponseError {
+    match error {
+        AppendError::InvalidBatch(batch) => match batch {
+            BatchError::Truncated { .. }
+            | BatchError::InvalidLength { .. }
+            | BatchError::CrcMismatch { .. } => ResponseError::CorruptMessage,
+            BatchError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
+            BatchError::UnknownCompression { .. } => ResponseError::UnsupportedCompressionType,
+            BatchError::RecordCountMismatch { .. } => ResponseError::InvalidRecord,
+            BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        },
+        AppendError::EmptyRecords | AppendError::TrailingBytes(_) => ResponseError::CorruptMessage,
+        AppendError::ControlBatch => ResponseError::InvalidRecord,
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::Offline(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Answers a Produce v0-2 request with UNSUPPORTED_VERSION for every partition, encoded by hand
+/// because the message classes start at v3 (Kafka 4.0 removed v0-2, KIP-896).
+///
+/// v0-2 request body: acks int16, timeout int32, [topic string, [partition int32, records bytes]].
+/// Response: [topic string, [partition int32, error int16, base_offset int64,
+/// log_append_time int64 (v2)]], throttle_time_ms int32 (v1+).
+pub fn unsupported_legacy_version(frame: Bytes, version: i16, correlation_id: i32) -> Response {
+    let parse = || -> Option<BytesMut> {
+        let mut buf = frame.slice(8..);
+        get_legacy_string(&mut buf)?; // client_id
+        if buf.remaining() < 10 {
+            return None;
+        }
+        buf.advance(6); // acks, timeout
+        let topics = buf.get_i32();
+        let mut out = BytesMut::new();
+        out.put_i32(0);
+        out.put_i32(correlation_id);
+        out.put_i32(topics.max(0));
+        for _ in 0..topics.max(0) {
+            let name = get_legacy_string(&mut buf)?.unwrap_or_default();
+            if buf.remaining() < 4 {
+                return None;
+            }
+            let partitions = buf.get_i32();
+            out.put_i16(name.len() as i16);
+            out.put_slice(&name);
+            out.put_i32(partitions.max(0));
+            for _ in 0..partitions.max(0) {
+                if buf.remaining() < 8 {
+                    return None;
+                }
+                let partition = buf.get_i32();
+                let size = buf.get_i32();
+                if size > 0 {
+                    if buf.remaining() < size as usize {
+                        return None;
+                    }
+                    buf.advance(size as usize);
+                }
+                out.put_i32(partition);
+                out.put_i16(UNSUPPORTED_VERSION);
+                out.put_i64(-1);
+                if version >= 2 {
+                    out.put_i64(-1);
+                }
+            }
+        }
+        if version >= 1 {
+            out.put_i32(0);
+        }
+        let length = (out.len() - 4) as i32;
+        out[..4].copy_from_slice(&length.to_be_bytes());
+        Some(out)
+    };
+    match parse() {
+        Some(out) => {
+            tracing::warn!("Produce v{version} refused with UNSUPPORTED_VERSION (v3+ is required)");
+            Response::Frame(out)
+        }
+        None => Response::Close(format!("malformed Produce v{version} request")),
+    }
+}
