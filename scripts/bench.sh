@@ -76,7 +76,7 @@ done
 
 # ---- machine limits --------------------------------------------------------------------------
 measure_machine() {
-  local md="$out/machine.md" tmp
+  local md="$out/machine.md" tmp seq_num="null" sync_num="null" tcp_num="null"
   tmp=$(mktemp -d "${data_dir%/}/.bench-io.XXXXXX")
   {
     echo "# Machine limits"
@@ -94,6 +94,8 @@ measure_machine() {
     sync=$(fio --name=syncwrite --directory="$tmp" --rw=write --bs=64k --size=256M --fdatasync=1 --ioengine=sync --output-format=json 2>/dev/null \
       | python3 -c 'import json,sys; j=json.load(sys.stdin); w=j["jobs"][0]["write"]; print("%.0f MiB/s, %.0f writes/s" % (w["bw"]/1024, w["iops"]))' || echo "?")
     echo "- Sequential write, O_DIRECT, 1 MiB blocks, iodepth 8 (fio): ${seq} MiB/s" >> "$md"
+    [[ "$seq" =~ ^[0-9]+$ ]] && seq_num=$seq
+    [[ "${sync%% *}" =~ ^[0-9]+$ ]] && sync_num=${sync%% *}
     echo "- Write + fdatasync per 64 KiB (fio; bounds acks=all with one sync per batch): ${sync}" >> "$md"
   else
     local seq sync
@@ -111,6 +113,7 @@ measure_machine() {
     tcp=$(iperf3 -c 127.0.0.1 -p 15201 -t 5 -J 2>/dev/null | python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.0f" % (j["end"]["sum_received"]["bits_per_second"]/8/1048576))' || echo "?")
     wait "$server" 2>/dev/null || true
     echo "- Loopback TCP, one stream (iperf3, 5 s): ${tcp} MiB/s" >> "$md"
+    [[ "$tcp" =~ ^[0-9]+$ ]] && tcp_num=$tcp
   else
     local tcp
     tcp=$(python3 - <<'PY'
@@ -128,7 +131,10 @@ print("%.0f" % (n / (time.time() - t0) / 1048576))
 PY
 )
     echo "- Loopback TCP, one stream (python socket, 3 s): ${tcp} MiB/s" >> "$md"
+    [[ "$tcp" =~ ^[0-9]+$ ]] && tcp_num=$tcp
   fi
+  printf '{"disk_seq_write_mib_s": %s, "disk_fdatasync_64k_write_mib_s": %s, "loopback_tcp_mib_s": %s, "load_average": "%s"}\n' \
+    "$seq_num" "$sync_num" "$tcp_num" "$(cut -d' ' -f1-3 /proc/loadavg)" > "$out/machine.json"
   cat "$md"
 }
 [[ $skip_machine -eq 1 ]] || measure_machine
@@ -181,6 +187,7 @@ notes=()
 for name in "${!broker_notes[@]}"; do
   [[ -n "${broker_notes[$name]}" ]] && notes+=("**${name}**: ${broker_notes[$name]}.")
 done
+notes+=("durable and latency use acks=all: Ringtail answers them only after fdatasync covered the batch (group commit); a broker without durable storage answers at once.")
 notes+=("Workloads: throughput/durable/small/compressed/partitions run ${duration} s each with linger.ms=5, batch.size=65536 (acks=1; durable and latency acks=all). latency: acks=all at ${latency_mb} MiB/s, latency from the intended send time (no coordinated omission). fetch: consume ${fetch_records} records of 1 KiB from the start. Command lines are in each JSON file.")
 summary_args=()
 for n in "${notes[@]}"; do summary_args+=(--note "$n"); done

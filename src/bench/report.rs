@@ -112,7 +112,7 @@ pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, Vec<(f64, f
     root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
-        .margin(15)
+        .margin(25)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..5f64, 0f64..y_max)
@@ -194,6 +194,34 @@ fn cell(v: Option<f64>, decimals: usize) -> String {
     v.map_or("–".to_string(), |x| format!("{x:.decimals$}"))
 }
 
+/// A short description of a run's settings: kind, acks, partitions, record size, payload, codec.
+fn setup_cell(kind: &str, settings: &Value) -> String {
+    let mut parts = vec![kind.to_string()];
+    if let Some(acks) = settings["producer"]["acks"].as_str() {
+        parts.push(match acks {
+            "None" => "acks=0".to_string(),
+            "Leader" => "acks=1".to_string(),
+            _ => "acks=all".to_string(),
+        });
+    }
+    if let Some(partitions) = settings["partitions"].as_u64() {
+        parts.push(format!("{partitions} p"));
+    }
+    if let Some(size) = settings["load"]["record_size"].as_u64() {
+        parts.push(format!("{size} B"));
+    }
+    if let Some(payload) = settings["load"]["payload"].as_str().filter(|p| *p != "random") {
+        parts.push(payload.to_string());
+    }
+    if let Some(codec) = settings["producer"]["compression"].as_str().filter(|c| *c != "none") {
+        parts.push(codec.to_string());
+    }
+    if let Some(rate) = settings["load"]["throughput"].as_f64().filter(|r| *r > 0.0) {
+        parts.push(format!("{rate:.0} rec/s"));
+    }
+    parts.join(" · ")
+}
+
 /// Writes `<dir>/summary.md` (one table row per result file) and one overlaid latency plot per
 /// workload (`<workload>-latency.svg`), and returns the markdown.
 pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String, ReportError> {
@@ -209,8 +237,12 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
             s(m, &["commit"])
         );
     }
-    md += "| workload | broker | kind | records | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | max ms | e2e p99 ms | notes |\n";
-    md += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+    // Machine limits written by scripts/bench.sh, to read each figure as a fraction of them.
+    let limits = std::fs::read_to_string(dir.join("machine.json")).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let loopback = limits.as_ref().and_then(|l| f(l, &["loopback_tcp_mib_s"]));
+    let disk = limits.as_ref().and_then(|l| f(l, &["disk_seq_write_mib_s"]));
+    md += "| workload | broker | setup | records | records/s | MB/s | % loopback / disk | p50 ms | p99 ms | p99.9 ms | max ms | e2e p99 ms | notes |\n";
+    md += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     let mut plots: std::collections::BTreeMap<String, Vec<(String, Vec<(f64, f64)>)>> = Default::default();
     for file in &files {
         let j = &file.json;
@@ -234,13 +266,14 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
         };
         let e2e = f(figures, &["e2e", "latency_p99_ms"]);
         let settings = &j["settings"];
-        let note = format!(
-            "{}{}",
-            s(settings, &["note"]),
-            settings["producer"]["compression"].as_str().filter(|c| *c != "none").map(|c| format!(" {c}")).unwrap_or_default()
-        );
+        let note = s(settings, &["note"]);
+        let setup = setup_cell(kind, settings);
+        let fraction = match (mb, loopback, disk) {
+            (Some(mb), Some(l), Some(d)) if l > 0.0 && d > 0.0 => format!("{:.0}% / {:.0}%", 100.0 * mb / l, 100.0 * mb / d),
+            _ => "–".to_string(),
+        };
         md += &format!(
-            "| {workload} | {broker} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {workload} | {broker} | {setup} | {} | {} | {} | {fraction} | {} | {} | {} | {} | {} | {} |\n",
             cell(records, 0),
             cell(rate, 0),
             cell(mb, 1),
@@ -259,7 +292,9 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
             }
         }
     }
-    md += "\nMB = 1024 × 1024 bytes of record values, as kafka-producer-perf-test and kafka-consumer-perf-test count.\n";
+    md += "\nMB = 1024 × 1024 bytes of record values, as kafka-producer-perf-test and kafka-consumer-perf-test count. \
+            Latency columns are produce latency (send to acknowledgment) from the intended send time; \
+            `% loopback / disk` divides MB/s by the machine's loopback TCP and O_DIRECT sequential write bandwidth (machine.json).\n";
     for note in notes {
         md += &format!("\n{note}\n");
     }
