@@ -89,6 +89,9 @@ pub enum BenchError {
     /// A command-line argument was invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// No record completed for too long while workers were still running.
+    #[error("no progress for {stalled_ms} ms ({records} records completed); giving up")]
+    Stalled { stalled_ms: u64, records: u64 },
     /// An executor could not be started or panicked.
     #[error("executor: {0}")]
     Executor(String),
@@ -333,10 +336,26 @@ where
     LocalExecutorBuilder::new(Placement::Unbound)
         .name(&name)
         .io_memory(1 << 20)
-        .preempt_timer(Duration::from_micros(500))
-        .spawn(f)
+        .preempt_timer(Duration::from_millis(2))
+        .spawn(move || {
+            // A heartbeat timer, so the executor never parks without a deadline: a backstop
+            // against lost wake-ups in the executor's park path (glommio 0.9).
+            glommio::spawn_local(async {
+                loop {
+                    glommio::timer::sleep(HEARTBEAT).await;
+                }
+            })
+            .detach();
+            f()
+        })
         .map_err(|e| BenchError::Executor(format!("starting {name}: {e}")))
 }
+
+/// Slack beyond the longest legitimate wait before the reporter declares a run stalled.
+const STALL_MARGIN: Duration = Duration::from_secs(15);
+
+/// Period of each executor's heartbeat timer.
+const HEARTBEAT: Duration = Duration::from_millis(10);
 
 fn join<T: Send>(handle: glommio::ExecutorJoinHandle<Result<T, BenchError>>) -> Result<T, BenchError> {
     handle.join().map_err(|e| BenchError::Executor(e.to_string()))?
@@ -401,7 +420,8 @@ fn produce(spec: ProduceSpec, layout: &TopicLayout, reporting_interval: Duration
         }
     }
     let mut reporter = Reporter::new(reporting_interval, true, progress, spec.num_records, spec.duration);
-    reporter.run(&stats, spec.threads, started, spec.duration.is_some());
+    let stall_limit = spec.config.request_timeout() + STALL_MARGIN;
+    reporter.run(&stats, spec.threads, started, spec.duration.is_some(), stall_limit)?;
     let elapsed = started.elapsed();
     let mut histogram = latency_histogram();
     let (mut batches, mut requests, mut wire, mut uncompressed) = (0, 0, 0, 0);
@@ -510,7 +530,8 @@ fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let handles = spawn_consumers(Arc::new(spec.clone()), &layout, &stats);
     let mut reporter = Reporter::new(Duration::from_secs(3600), false, !common.no_progress, args.num_records, None);
-    reporter.run(&stats, spec.threads, started, false);
+    let stall_limit = Duration::from_millis(request_timeout_ms.max(args.timeout_ms)) + STALL_MARGIN;
+    reporter.run(&stats, spec.threads, started, false, stall_limit)?;
     let (records, bytes, _) = join_consumers(handles, &stats)?;
     let figures = ConsumeFigures::new(records, bytes, start_ms, unix_ms());
     println!("{}", ConsumeFigures::HEADER);

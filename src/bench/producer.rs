@@ -71,7 +71,6 @@ pub struct ProduceWorkerResult {
 
 /// The part of a sent batch kept to account for its records when the answer comes.
 struct SentBatch {
-    partition: usize,
     send_times: Vec<Instant>,
     value_bytes: u64,
 }
@@ -298,10 +297,10 @@ async fn generate(worker: &Rc<Worker>, index: usize, partitions: usize, mut wake
         if outcome.batch_full || config.linger_ms == 0 {
             worker.wake_sender();
         }
-        if outcome.batch_full {
-            glommio::executor().yield_task_queue_now().await;
-        } else if i % 64 == 0 {
-            glommio::yield_if_needed().await;
+        // Let the sender run. (Not `yield_task_queue_now`: with glommio 0.9 a queue marked for
+        // yield can make the executor park with runnable tasks, a lost wake-up.)
+        if outcome.batch_full || i % 64 == 0 {
+            futures_lite::future::yield_now().await;
         }
     }
     Ok(())
@@ -329,7 +328,10 @@ async fn run_sender(worker: Rc<Worker>, mut wake_rx: mpsc::Receiver<()>) -> Resu
             }
             worker.wake_generator();
             sent = true;
-            send_request(&worker, node, batches).await?;
+            if let Err(e) = send_request(&worker, node, batches).await {
+                worker.stats.fail(e.to_string());
+                return Err(e);
+            }
         }
         let (done, deadline) = {
             let state = worker.state.borrow();
@@ -375,7 +377,7 @@ async fn send_request(worker: &Rc<Worker>, node: usize, batches: Vec<(usize, Bat
             state.uncompressed_bytes += records_bytes as u64;
             let value_bytes = (batch.record_count() as f64 * worker.spec.payloads.mean_bytes()) as u64;
             partition_data.push(PartitionProduceData::default().with_index(partition as i32).with_records(Some(bytes)));
-            sent.push(SentBatch { partition, send_times: batch.send_times, value_bytes });
+            sent.push(SentBatch { send_times: batch.send_times, value_bytes });
         }
         state.requests += 1;
     }
@@ -437,7 +439,6 @@ fn complete(worker: &Worker, sent: &[SentBatch], now: Instant) {
     let mut state = worker.state.borrow_mut();
     let (mut records, mut bytes, mut sum_us, mut max_us) = (0u64, 0u64, 0u64, 0u64);
     for batch in sent {
-        debug_assert!(batch.partition < state.sequences.len());
         for &send_time in &batch.send_times {
             let latency_us = (now.saturating_duration_since(send_time).as_micros() as u64).clamp(1, LATENCY_MAX_US);
             state.histogram.record(latency_us).expect("latency clamped into the histogram's range");
@@ -534,7 +535,7 @@ impl ProduceFigures {
     }
 }
 
-/// Runs nothing by itself; used by `run` to check the stop flag after workers finish.
+/// The first error of a run that was stopped early, if it was.
 pub fn stopped_early(stats: &SharedStats) -> Option<String> {
     if stats.stop.load(Ordering::Relaxed) {
         stats.first_error.lock().ok().and_then(|e| e.clone())

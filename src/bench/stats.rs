@@ -97,7 +97,12 @@ impl Reporter {
 
     /// Polls the counters until `workers` workers are done, printing windows; `record_size` is
     /// used for MB/s as the perf tool does. Returns when all are done.
-    pub fn run(&mut self, stats: &SharedStats, workers: usize, started: Instant, duration_bar: bool) {
+    /// A run whose completed-record count stays unchanged for `stall_limit` while workers are
+    /// still running is abandoned with `BenchError::Stalled` (the caller then returns without
+    /// joining the workers), so a wedged broker or executor never hangs the tool.
+    pub fn run(&mut self, stats: &SharedStats, workers: usize, started: Instant, duration_bar: bool, stall_limit: Duration) -> Result<(), super::BenchError> {
+        let mut last_change = Instant::now();
+        let mut last_seen = 0;
         let mut bar_last = Instant::now();
         let mut bar_last_records = 0;
         let mut bar_drawn = Instant::now();
@@ -124,10 +129,22 @@ impl Reporter {
             if now.duration_since(self.last) >= self.interval {
                 self.print_window(stats, now);
             }
+            let records = stats.records.load(Ordering::Relaxed);
+            if records != last_seen {
+                last_seen = records;
+                last_change = now;
+            } else if now.duration_since(last_change) >= stall_limit {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                stats.fail("stalled".to_string());
+                return Err(super::BenchError::Stalled { stalled_ms: stall_limit.as_millis() as u64, records });
+            }
         }
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        Ok(())
     }
 
     fn print_window(&mut self, stats: &SharedStats, now: Instant) {
