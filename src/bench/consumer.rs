@@ -267,14 +267,17 @@ async fn fetch_loop(
 /// Figures of a whole consume run.
 #[derive(Debug, serde::Serialize)]
 pub struct ConsumeFigures {
-    /// `start.time` and `end.time`, milliseconds since the Unix epoch.
+    /// `start.time`, milliseconds since the Unix epoch.
     pub start_unix_ms: i64,
+    /// `end.time`, milliseconds since the Unix epoch.
     pub end_unix_ms: i64,
-    /// Records (`data.consumed.in.nMsg`) and key+value bytes consumed.
+    /// Records consumed (`data.consumed.in.nMsg`).
     pub records: u64,
+    /// Key and value bytes consumed.
     pub bytes: u64,
-    /// `data.consumed.in.MB` (MiB) and `MB.sec`.
+    /// `data.consumed.in.MB` (MiB).
     pub mb: f64,
+    /// `MB.sec` (MiB/s).
     pub mb_per_sec: f64,
     /// `nMsg.sec`.
     pub records_per_sec: f64,

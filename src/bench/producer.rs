@@ -472,14 +472,19 @@ pub struct ProduceFigures {
     pub latency_avg_ms: f64,
     /// Maximum latency, milliseconds.
     pub latency_max_ms: f64,
-    /// Latency percentiles, milliseconds: p50, p95, p99, p99.9, p99.99.
+    /// Median latency, milliseconds.
     pub latency_p50_ms: f64,
+    /// 95th percentile latency, milliseconds.
     pub latency_p95_ms: f64,
+    /// 99th percentile latency, milliseconds.
     pub latency_p99_ms: f64,
+    /// 99.9th percentile latency, milliseconds.
     pub latency_p999_ms: f64,
+    /// 99.99th percentile latency, milliseconds.
     pub latency_p9999_ms: f64,
-    /// Batches sent and Produce requests sent.
+    /// Record batches sent.
     pub batches: u64,
+    /// Produce requests sent.
     pub requests: u64,
     /// Mean records per batch.
     pub records_per_batch: f64,
