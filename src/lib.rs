@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the codemap and the invariants.
 
+pub mod alloc;
 pub mod bench;
 pub mod config;
 pub mod log;

@@ -4,6 +4,10 @@
 use clap::{Parser, Subcommand};
 use ringtail::config::{BrokerConfig, ServeArgs};
 
+/// Forged array counts in requests must not abort the process; see `ringtail::alloc`.
+#[global_allocator]
+static ALLOCATOR: ringtail::alloc::LazyHugeAllocator = ringtail::alloc::LazyHugeAllocator;
+
 #[derive(Parser)]
 #[command(
     name = "ringtail",

@@ -78,6 +78,13 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
             let response = pending.await;
             writer_queued.set(writer_queued.get() - 1);
             match response {
+                // A lone response (often a large fetch) goes out without another copy.
+                Response::Frame(frame) if out.is_empty() && writer_queued.get() == 0 => {
+                    if writer.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 Response::Frame(frame) => out.extend_from_slice(&frame),
                 Response::None => continue,
                 Response::Close(reason) => {

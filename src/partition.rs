@@ -10,6 +10,10 @@
 //! 3. acks=-1 callers then await [`Partition::wait_durable`]: one fdatasync covers every batch
 //!    written before it started (group commit).
 //!
+//! Producer state (Kafka's `ProducerStateManager`: epoch, last sequence and the last five
+//! batches per producer id) survives a clean restart through a snapshot written at close and
+//! is otherwise rebuilt from the newest batch headers of the log.
+//!
 //! Invariants: `high_watermark <= next_offset`; `durable_offset <= high_watermark`; offsets in
 //! the pending chunk are contiguous from `high_watermark`. After a storage error the partition is
 //! offline: nothing more is accepted, nothing acknowledged is touched.
@@ -32,6 +36,15 @@ use crate::protocol::record_batch::{
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, the max.in.flight limit for idempotence).
 pub const PRODUCER_BATCHES_TO_RETAIN: usize = 5;
+
+/// Producer state is rebuilt from at least this many of the newest batches (the whole active
+/// segment, plus older segments while it holds fewer), so a roll just before a crash does not
+/// forget the producers.
+pub const PRODUCER_STATE_MIN_BATCHES: usize = 1024;
+
+/// A producer that appended nothing for this long is forgotten (Kafka's
+/// `producer.id.expiration.ms`, default one day), so producer state stays bounded.
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Why a produce to this partition was refused; mapped to Kafka codes in `request_handler::produce`.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +165,7 @@ pub struct Partition {
 
 impl Partition {
     /// Opens (recovering when `recover`) the log in `dir` and rebuilds producer state from the
-    /// active segment's batch headers after an unclean shutdown.
+    /// newest batch headers ([`Log::tail_batch_headers`]) after an unclean shutdown.
     pub async fn open(
         topic: &str,
         partition: i32,
@@ -162,14 +175,54 @@ impl Partition {
         recover: bool,
     ) -> Result<Rc<Partition>, LogError> {
         let log = Log::open(dir, config.log.clone(), recover).await?;
-        let mut producers = HashMap::new();
-        if recover {
-            for header in log.active_segment_batch_headers().await? {
-                if header.has_producer_id() {
-                    ProducerState::record(&mut producers, &header, header.base_offset);
+        // A snapshot is trusted only after a clean close at exactly this log end offset; it is
+        // taken (removed) either way so that it cannot go stale.
+        let snapshot = log.take_producer_snapshot()?;
+        let producers = match snapshot.filter(|_| !recover) {
+            Some(bytes) => match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
+                Ok(snapshot) if snapshot.is_plausible() => {
+                    Some(snapshot.producers.into_iter().collect())
                 }
+                Ok(_) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        "ignoring implausible producer-state snapshot"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        "ignoring bad producer-state snapshot: {e}"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let producers = match producers {
+            Some(producers) => producers,
+            None => {
+                // Rebuilt producers count as active now: record timestamps are the clients'.
+                let opened_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let mut producers = HashMap::new();
+                for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
+                    if header.has_producer_id() {
+                        ProducerState::record(
+                            &mut producers,
+                            &header,
+                            header.base_offset,
+                            opened_ms,
+                        );
+                    }
+                }
+                producers
             }
-        }
+        };
         let end = log.log_end_offset();
         Ok(Rc::new(Partition {
             topic: topic.to_string(),
@@ -227,14 +280,17 @@ impl Partition {
                 .extend_from_slice(&records[position..position + size]);
             let stored = &mut pending.chunk[start..];
             record_batch::set_base_offset(stored, offset);
-            if self.config.log_append_time {
-                set_log_append_time(stored, now_ms);
-            }
             let mut assigned = *header;
             assigned.base_offset = offset;
+            if self.config.log_append_time {
+                // The log indexes the header it is given: it must carry the new timestamp.
+                set_log_append_time(stored, now_ms);
+                assigned = RecordBatchHeader::parse(stored).expect("validated batch header");
+                assert_eq!(assigned.max_timestamp, now_ms, "LogAppendTime stored");
+            }
             pending.headers.push(assigned);
             if assigned.has_producer_id() {
-                ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset);
+                ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset, now_ms);
             }
             self.next_offset.set(assigned.next_offset());
             position += size;
@@ -269,11 +325,14 @@ impl Partition {
         }
     }
 
-    /// Resolves once fdatasync covered `last_offset` (acks=-1). Call after [`Self::wait_written`].
+    /// Resolves once fdatasync covered `last_offset` (acks=-1). Waits for the write first.
     ///
     /// Group commit: while one sync runs, later callers wait for it, then one of them starts the
     /// next sync, which covers all of them.
     pub async fn wait_durable(&self, last_offset: i64) -> Result<(), StorageError> {
+        // A sync only covers written batches: without this, a caller ahead of the writer would
+        // loop on syncs that complete without awaiting and never let the writer run.
+        self.wait_written(last_offset).await?;
         loop {
             if self.durable_offset.get() > last_offset {
                 return Ok(());
@@ -321,12 +380,18 @@ impl Partition {
                 high_watermark,
             });
         }
-        let records = if offset == high_watermark {
-            Bytes::new()
-        } else if let Some(cached) = self.cache.borrow().read(offset, max_bytes, high_watermark) {
-            cached
-        } else {
-            self.log.read(offset, max_bytes, high_watermark).await?
+        if offset == high_watermark {
+            return Ok(FetchRead {
+                records: Bytes::new(),
+                high_watermark,
+                log_start_offset,
+            });
+        }
+        // The cache borrow must end before the await below: the writer task pushes meanwhile.
+        let cached = self.cache.borrow().read(offset, max_bytes, high_watermark);
+        let records = match cached {
+            Some(cached) => cached,
+            None => self.log.read(offset, max_bytes, high_watermark).await?,
         };
         Ok(FetchRead {
             records,
@@ -335,10 +400,59 @@ impl Partition {
         })
     }
 
-    /// Flushes and closes the log (clean shutdown). Waits for the in-flight write first.
+    /// Deletes the oldest segments beyond `retention_ms` / `retention_bytes` (-1 = unlimited),
+    /// never the active one, and advances the log start offset; returns the number deleted.
+    /// Reads below the new log start offset fail with `OffsetOutOfRange`, the tail cache's
+    /// included ([`Self::read`] checks the log start first); cached batches below it are dropped.
+    pub async fn apply_retention(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<usize, LogError> {
+        let deleted = self
+            .log
+            .apply_retention(retention_ms, retention_bytes)
+            .await?;
+        if deleted > 0 {
+            self.cache
+                .borrow_mut()
+                .drop_below(self.log.log_start_offset());
+        }
+        Ok(deleted)
+    }
+
+    /// Forgets producers whose last append was [`PRODUCER_ID_EXPIRATION_MS`] or more before
+    /// `now_ms` (Kafka's `ProducerStateManager.removeExpiredProducers`); their next batch
+    /// is then accepted as from an unknown producer. Returns how many were removed.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let mut producers = self.producers.borrow_mut();
+        let before = producers.len();
+        producers.retain(|_, state| {
+            now_ms.saturating_sub(state.last_append_ms) < PRODUCER_ID_EXPIRATION_MS
+        });
+        before - producers.len()
+    }
+
+    /// Flushes and closes the log (clean shutdown). Waits for the in-flight write first, then
+    /// leaves a producer-state snapshot so a clean restart still recognizes retried batches
+    /// without reading the log (a failed snapshot only costs that read).
     pub async fn close(&self) -> Result<(), LogError> {
         let pending_end = self.next_offset.get() - 1;
-        let _ = self.wait_written(pending_end).await;
+        let written = self.wait_written(pending_end).await.is_ok();
+        if written && self.offline.borrow().is_none() && !self.log.is_closed() {
+            let snapshot = ProducerSnapshot {
+                producers: self
+                    .producers
+                    .borrow()
+                    .iter()
+                    .map(|(&id, state)| (id, state.clone()))
+                    .collect(),
+            };
+            let bytes = serde_json::to_vec(&snapshot).expect("producer state serializes");
+            if let Err(e) = self.log.write_producer_snapshot(&bytes) {
+                tracing::warn!(topic = %self.topic, partition = self.partition, "no producer-state snapshot: {e}");
+            }
+        }
         self.log.close().await
     }
 
@@ -509,7 +623,26 @@ struct PendingWrite {
     headers: Vec<RecordBatchHeader>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What [`Partition::close`] stores through [`Log::write_producer_snapshot`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ProducerSnapshot {
+    producers: Vec<(i64, ProducerState)>,
+}
+
+impl ProducerSnapshot {
+    /// Read from disk: at most five batches per producer, one entry per producer id.
+    fn is_plausible(&self) -> bool {
+        let ids: std::collections::HashSet<i64> =
+            self.producers.iter().map(|(id, _)| *id).collect();
+        ids.len() == self.producers.len()
+            && self
+                .producers
+                .iter()
+                .all(|(id, state)| *id >= 0 && state.recent.len() <= PRODUCER_BATCHES_TO_RETAIN)
+    }
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct ProducerBatch {
     first_sequence: i32,
     last_sequence: i32,
@@ -518,18 +651,24 @@ struct ProducerBatch {
 }
 
 /// Per (producer, partition) state: the epoch, last sequence and the last five batches.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct ProducerState {
     epoch: i16,
     last_sequence: i32,
     recent: VecDeque<ProducerBatch>,
+    /// Broker time of the producer's last append in ms (Kafka uses the batch timestamp, which a
+    /// client replaying old data sets far in the past; the broker's clock cannot be).
+    #[serde(default)]
+    last_append_ms: i64,
 }
 
 impl ProducerState {
+    /// Notes the batch `header` at `base_offset`, appended at broker time `now_ms`.
     fn record(
         producers: &mut HashMap<i64, ProducerState>,
         header: &RecordBatchHeader,
         base_offset: i64,
+        now_ms: i64,
     ) {
         let state = producers
             .entry(header.producer_id)
@@ -537,7 +676,9 @@ impl ProducerState {
                 epoch: header.producer_epoch,
                 last_sequence: -1,
                 recent: VecDeque::new(),
+                last_append_ms: now_ms,
             });
+        state.last_append_ms = now_ms;
         if header.producer_epoch != state.epoch {
             state.epoch = header.producer_epoch;
             state.recent.clear();
@@ -637,6 +778,17 @@ impl TailCache {
         }
     }
 
+    /// Forgets batches that end below `offset` (the log start offset after retention).
+    fn drop_below(&mut self, offset: i64) {
+        while let Some((header, _)) = self.batches.front() {
+            if header.last_offset() >= offset {
+                break;
+            }
+            self.bytes -= header.size_bytes();
+            self.batches.pop_front();
+        }
+    }
+
     /// `None` when `offset` is older than the cache; else whole batches as in [`Log::read`].
     fn read(&self, offset: i64, max_bytes: usize, high_watermark: i64) -> Option<Bytes> {
         let first = self.batches.front()?;
@@ -670,5 +822,913 @@ impl TailCache {
             out.extend_from_slice(bytes);
         }
         Some(out.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::record_batch::{validate_batch, BatchIter};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// Runs `future` on a fresh executor with little pinned memory (`ulimit -l` is small).
+    fn run<F: std::future::Future<Output = ()> + 'static>(
+        make: impl FnOnce() -> F + Send + 'static,
+    ) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(1 << 20)
+            .make()
+            .expect("executor")
+            .run(make());
+    }
+
+    fn config(cache_bytes: usize, log_append_time: bool) -> PartitionConfig {
+        PartitionConfig {
+            max_message_bytes: 4096,
+            log_append_time,
+            cache_bytes,
+            log: LogConfig {
+                segment_bytes: 1 << 16,
+                segment_ms: u64::MAX,
+                index_interval_bytes: 256,
+                segment_index_bytes: 1 << 16,
+            },
+        }
+    }
+
+    async fn open(dir: &std::path::Path, config: PartitionConfig, recover: bool) -> Rc<Partition> {
+        Partition::open(
+            "topic",
+            0,
+            Uuid::nil(),
+            dir.join("topic-0"),
+            config,
+            recover,
+        )
+        .await
+        .expect("open")
+    }
+
+    /// (producer_id, producer_epoch, base_sequence) of an idempotent producer.
+    type Producer = (i64, i16, i32);
+    const NO_PRODUCER: Producer = (-1, -1, -1);
+
+    /// A batch of `count` records with `value_bytes` values, as kafka-protocol's producer
+    /// encoder writes it; sequences wrap as `RecordBatchEncoder` computes them.
+    fn encode(count: usize, value_bytes: usize, producer: Producer, control: bool) -> BytesMut {
+        let (producer_id, producer_epoch, base_sequence) = producer;
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional: false,
+                control,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // Constant offset - sequence keeps the encoder to one batch; base_sequence -1
+                // for a non-idempotent producer.
+                sequence: base_sequence.wrapping_add(i as i32),
+                timestamp: 1_700_000_000_000 + i as i64,
+                key: Some(Bytes::from(format!("key-{i}"))),
+                value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
+        buf
+    }
+
+    fn batch(count: usize) -> BytesMut {
+        encode(count, 20, NO_PRODUCER, false)
+    }
+
+    fn idempotent(count: usize, producer: Producer) -> BytesMut {
+        encode(count, 20, producer, false)
+    }
+
+    fn new(base_offset: i64, last_offset: i64) -> Appended {
+        Appended::New {
+            base_offset,
+            last_offset,
+            log_append_time: -1,
+        }
+    }
+
+    /// Every batch of `bytes`, CRC-checked, with nothing left over.
+    fn batches(bytes: &[u8]) -> Vec<RecordBatchHeader> {
+        let mut iter = BatchIter::with_crc(bytes);
+        let headers: Vec<RecordBatchHeader> = iter.by_ref().map(|(_, h)| h).collect();
+        assert!(iter.error().is_none(), "{:?}", iter.error());
+        assert_eq!(iter.valid_bytes(), bytes.len(), "whole batches only");
+        headers
+    }
+
+    #[test]
+    fn append_assigns_contiguous_offsets_and_patches_base_offset() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(0, false), false).await;
+            let sent = [batch(3), batch(1), batch(5)];
+            let mut expected_base = 0;
+            for bytes in &sent {
+                let count = RecordBatchHeader::parse(bytes).unwrap().record_count as i64;
+                let appended = partition.append(bytes, 1).expect("append");
+                assert_eq!(appended, new(expected_base, expected_base + count - 1));
+                expected_base += count;
+            }
+            partition.wait_written(8).await.expect("written");
+            assert_eq!(partition.high_watermark(), 9);
+            let read = partition.read(0, 1 << 20).await.expect("read");
+            assert_eq!((read.high_watermark, read.log_start_offset), (9, 0));
+            let headers = batches(&read.records);
+            let bases: Vec<i64> = headers.iter().map(|h| h.base_offset).collect();
+            assert_eq!(bases, vec![0, 3, 4]);
+            // Only base_offset differs from what the producer sent (it was 0 in each).
+            let mut position = 0;
+            for (bytes, header) in sent.iter().zip(&headers) {
+                let stored = &read.records[position..position + header.size_bytes()];
+                assert_eq!(&stored[8..], &bytes[8..]);
+                position += header.size_bytes();
+            }
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn one_request_with_several_batches() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(0, false), false).await;
+            partition.append(&batch(2), 1).expect("append");
+            let request = [batch(4), batch(1), batch(3)].concat();
+            assert_eq!(partition.append(&request, 1).expect("append"), new(2, 9));
+            partition.wait_written(9).await.expect("written");
+            let read = partition.read(2, 1 << 20).await.expect("read");
+            let headers = batches(&read.records);
+            let ranges: Vec<(i64, i64)> = headers
+                .iter()
+                .map(|h| (h.base_offset, h.last_offset()))
+                .collect();
+            assert_eq!(ranges, vec![(2, 5), (6, 6), (7, 9)]);
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn invalid_batches_are_rejected_and_nothing_is_appended() {
+        type Matches = fn(&AppendError) -> bool;
+        let good = batch(2);
+        let mut bad_crc = good.clone();
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 0x55;
+        let too_large = encode(1, 5000, NO_PRODUCER, false);
+        let control = encode(1, 0, (5, 0, 0), true);
+        let cases: Vec<(&str, Vec<u8>, Matches)> = vec![
+            ("empty", Vec::new(), |e| {
+                matches!(e, AppendError::EmptyRecords)
+            }),
+            ("bad CRC", bad_crc.to_vec(), |e| {
+                matches!(e, AppendError::InvalidBatch(BatchError::CrcMismatch { .. }))
+            }),
+            ("too large", too_large.to_vec(), |e| {
+                matches!(e, AppendError::InvalidBatch(BatchError::TooLarge { .. }))
+            }),
+            ("control batch", control.to_vec(), |e| {
+                matches!(e, AppendError::ControlBatch)
+            }),
+            ("trailing bytes", [&good[..], &[0; 5]].concat(), |e| {
+                matches!(e, AppendError::TrailingBytes(5))
+            }),
+            (
+                "truncated second batch",
+                [&good[..], &good[..70]].concat(),
+                |e| matches!(e, AppendError::InvalidBatch(BatchError::Truncated { .. })),
+            ),
+            (
+                "good then bad CRC",
+                [&good[..], &bad_crc[..]].concat(),
+                |e| matches!(e, AppendError::InvalidBatch(BatchError::CrcMismatch { .. })),
+            ),
+        ];
+        run(move || async move {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            partition.append(&good, 1).expect("first append");
+            for (name, records, expected) in cases {
+                let error = partition.append(&records, 1).expect_err(name);
+                assert!(expected(&error), "{name}: unexpected {error:?}");
+                assert_eq!(partition.next_offset.get(), 2, "{name}: nothing assigned");
+                assert!(partition.producers.borrow().is_empty(), "{name}");
+            }
+            assert_eq!(partition.append(&good, 1).expect("append"), new(2, 3));
+            partition.wait_written(3).await.expect("written");
+            let read = partition.read(0, 1 << 20).await.expect("read");
+            assert_eq!(batches(&read.records).len(), 2);
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[derive(Debug)]
+    enum Expect {
+        New(i64, i64),
+        Duplicate(i64, i64),
+        OutOfOrder { expected: i32, received: i32 },
+        OldEpoch { current: i16 },
+    }
+
+    /// Appends each request and checks the answer against Kafka's idempotence rules.
+    async fn check_sequences(partition: &Rc<Partition>, steps: Vec<(&str, Vec<u8>, Expect)>) {
+        for (name, records, expect) in steps {
+            let got = partition.append(&records, 1);
+            match (&expect, &got) {
+                (Expect::New(base, last), Ok(got)) => assert_eq!(*got, new(*base, *last), "{name}"),
+                (Expect::Duplicate(base, last), Ok(got)) => assert_eq!(
+                    *got,
+                    Appended::Duplicate {
+                        base_offset: *base,
+                        last_offset: *last
+                    },
+                    "{name}"
+                ),
+                (
+                    Expect::OutOfOrder { expected, received },
+                    Err(AppendError::OutOfOrderSequence {
+                        expected: e,
+                        received: r,
+                        ..
+                    }),
+                ) => assert_eq!((e, r), (expected, received), "{name}"),
+                (
+                    Expect::OldEpoch { current },
+                    Err(AppendError::InvalidProducerEpoch { current: c, .. }),
+                ) => {
+                    assert_eq!(c, current, "{name}")
+                }
+                _ => panic!("{name}: expected {expect:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn idempotent_producer_rules() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            let p = |epoch: i16, sequence: i32, count: usize| {
+                idempotent(count, (1, epoch, sequence)).to_vec()
+            };
+            let steps = vec![
+                (
+                    "unknown producer, any sequence",
+                    p(0, 10, 2),
+                    Expect::New(0, 1),
+                ),
+                ("next in sequence", p(0, 12, 3), Expect::New(2, 4)),
+                (
+                    "retry of the last batch",
+                    p(0, 12, 3),
+                    Expect::Duplicate(2, 4),
+                ),
+                (
+                    "retry of an older batch",
+                    p(0, 10, 2),
+                    Expect::Duplicate(0, 1),
+                ),
+                (
+                    "gap",
+                    p(0, 16, 1),
+                    Expect::OutOfOrder {
+                        expected: 15,
+                        received: 16,
+                    },
+                ),
+                (
+                    "overlapping, not a duplicate",
+                    p(0, 11, 2),
+                    Expect::OutOfOrder {
+                        expected: 15,
+                        received: 11,
+                    },
+                ),
+                (
+                    "newer epoch must start at 0",
+                    p(1, 15, 1),
+                    Expect::OutOfOrder {
+                        expected: 0,
+                        received: 15,
+                    },
+                ),
+                ("newer epoch at 0", p(1, 0, 1), Expect::New(5, 5)),
+                ("older epoch", p(0, 15, 1), Expect::OldEpoch { current: 1 }),
+                (
+                    "old epoch retry is not a duplicate",
+                    p(0, 12, 3),
+                    Expect::OldEpoch { current: 1 },
+                ),
+                (
+                    "several batches in one request",
+                    [p(1, 1, 2), p(1, 3, 1)].concat(),
+                    Expect::New(6, 8),
+                ),
+                (
+                    "gap inside one request",
+                    [p(1, 4, 1), p(1, 6, 1)].concat(),
+                    Expect::OutOfOrder {
+                        expected: 5,
+                        received: 6,
+                    },
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            // Five more batches: sequences 4..=8 at offsets 9..=13; seq 1-2 (offsets 6-7)
+            // and 3 (offset 8) fall out of the five remembered batches.
+            for i in 0..5 {
+                let expect = Expect::New(9 + i, 9 + i);
+                check_sequences(&partition, vec![("fill", p(1, 4 + i as i32, 1), expect)]).await;
+            }
+            let steps = vec![
+                (
+                    "oldest remembered batch",
+                    p(1, 4, 1),
+                    Expect::Duplicate(9, 9),
+                ),
+                (
+                    "newest remembered batch",
+                    p(1, 8, 1),
+                    Expect::Duplicate(13, 13),
+                ),
+                (
+                    "forgotten batch",
+                    p(1, 3, 1),
+                    Expect::OutOfOrder {
+                        expected: 9,
+                        received: 3,
+                    },
+                ),
+                (
+                    "another producer is independent",
+                    idempotent(1, (2, 7, 99)).to_vec(),
+                    Expect::New(14, 14),
+                ),
+                (
+                    "non-idempotent batches are never checked",
+                    batch(1).to_vec(),
+                    Expect::New(15, 15),
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(15).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn sequence_wraps_at_i32_max() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            let p = |sequence: i32, count: usize| idempotent(count, (3, 0, sequence)).to_vec();
+            let steps = vec![
+                ("up to i32::MAX", p(i32::MAX - 4, 3), Expect::New(0, 2)),
+                ("across the wrap", p(i32::MAX - 1, 3), Expect::New(3, 5)),
+                (
+                    "duplicate across the wrap",
+                    p(i32::MAX - 1, 3),
+                    Expect::Duplicate(3, 5),
+                ),
+                ("after the wrap", p(1, 2), Expect::New(6, 7)),
+                (
+                    "gap after the wrap",
+                    p(4, 1),
+                    Expect::OutOfOrder {
+                        expected: 3,
+                        received: 4,
+                    },
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            let steps = vec![
+                (
+                    "ends exactly at i32::MAX",
+                    idempotent(1, (4, 0, i32::MAX - 1)).to_vec(),
+                    Expect::New(8, 8),
+                ),
+                (
+                    "ends exactly at i32::MAX 2",
+                    idempotent(1, (4, 0, i32::MAX)).to_vec(),
+                    Expect::New(9, 9),
+                ),
+                (
+                    "wraps to 0",
+                    idempotent(1, (4, 0, 0)).to_vec(),
+                    Expect::New(10, 10),
+                ),
+            ];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(10).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn wait_written_and_wait_durable_resolve_and_share_fdatasyncs() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            // acks=-1 straight after append, before the writer task ran.
+            let Appended::New { last_offset, .. } = partition.append(&batch(2), 1).unwrap() else {
+                panic!("new batch expected");
+            };
+            partition.wait_durable(last_offset).await.expect("durable");
+            assert_eq!(partition.durable_offset.get(), 2);
+            assert_eq!(partition.log().flush_count(), 1);
+            partition
+                .wait_durable(last_offset)
+                .await
+                .expect("durable again");
+            assert_eq!(partition.log().flush_count(), 1, "nothing new to sync");
+
+            const PRODUCERS: i64 = 64;
+            let tasks: Vec<_> = (0..PRODUCERS)
+                .map(|i| {
+                    let partition = partition.clone();
+                    glommio::spawn_local(async move {
+                        let delay = std::time::Duration::from_micros(200 * (i % 4) as u64);
+                        glommio::timer::sleep(delay).await;
+                        let appended = partition.append(&batch(1), 1).expect("append");
+                        let Appended::New { last_offset, .. } = appended else {
+                            panic!("new batch expected");
+                        };
+                        partition.wait_written(last_offset).await.expect("written");
+                        assert!(partition.high_watermark() > last_offset);
+                        partition.wait_durable(last_offset).await.expect("durable");
+                        assert!(partition.durable_offset.get() > last_offset);
+                    })
+                })
+                .collect();
+            futures::future::join_all(tasks).await;
+            assert_eq!(partition.high_watermark(), 2 + PRODUCERS);
+            assert_eq!(partition.durable_offset.get(), 2 + PRODUCERS);
+            let syncs = partition.log().flush_count() - 1;
+            assert!(
+                (1..=8).contains(&syncs),
+                "{syncs} fdatasyncs for {PRODUCERS} acks=-1 produces"
+            );
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn tail_cache_serves_the_same_bytes_as_the_log() {
+        for cache_bytes in [1 << 20, 700] {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let partition = open(dir.path(), config(cache_bytes, false), false).await;
+                for i in 0..12 {
+                    partition.append(&batch(1 + i % 4), 1).expect("append");
+                }
+                let end = partition.next_offset.get();
+                partition.wait_written(end - 1).await.expect("written");
+                let mut served_by_cache = 0;
+                for offset in 0..end {
+                    for max_bytes in [1, 200, 450, 1 << 20] {
+                        let read = partition.read(offset, max_bytes).await.expect("read");
+                        let expected = partition.log().read(offset, max_bytes, end).await.unwrap();
+                        assert_eq!(read.records, expected, "offset {offset}, max {max_bytes}");
+                        let headers = batches(&read.records);
+                        let first = headers.first().expect("KIP-74: at least one batch");
+                        assert!(first.base_offset <= offset && offset <= first.last_offset());
+                        if partition
+                            .cache
+                            .borrow()
+                            .read(offset, max_bytes, end)
+                            .is_some()
+                        {
+                            served_by_cache += 1;
+                        }
+                    }
+                }
+                assert!(served_by_cache > 0, "the cache served reads");
+                if cache_bytes < 1000 {
+                    assert!(
+                        partition.cache.borrow().read(0, 1, end).is_none(),
+                        "evicted"
+                    );
+                    assert!(partition.cache.borrow().bytes <= cache_bytes);
+                }
+                let at_end = partition.read(end, 1 << 20).await.expect("read at HW");
+                assert!(at_end.records.is_empty());
+                assert!(matches!(
+                    partition.read(end + 1, 1 << 20).await,
+                    Err(ReadError::OffsetOutOfRange { .. })
+                ));
+                partition.close().await.expect("close");
+            });
+        }
+    }
+
+    #[test]
+    fn reads_race_with_appends() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            // A small cache: some reads are served from it, others await Log::read while
+            // the writer task pushes to it.
+            let partition = open(dir.path(), config(2000, false), false).await;
+            const BATCHES: i64 = 300;
+            let writer = {
+                let partition = partition.clone();
+                glommio::spawn_local(async move {
+                    for i in 0..BATCHES {
+                        let bytes = encode(2, 100, NO_PRODUCER, false);
+                        let appended = partition.append(&bytes, 1).expect("append");
+                        if i % 3 == 0 {
+                            let Appended::New { last_offset, .. } = appended else {
+                                panic!("new batch expected");
+                            };
+                            partition.wait_written(last_offset).await.expect("written");
+                        }
+                        glommio::executor().yield_task_queue_now().await;
+                    }
+                })
+            };
+            let readers: Vec<_> = (0..3)
+                .map(|reader| {
+                    let partition = partition.clone();
+                    glommio::spawn_local(async move {
+                        let mut reads = 0i64;
+                        while partition.high_watermark() < 2 * BATCHES {
+                            let high_watermark = partition.high_watermark();
+                            if high_watermark > 0 {
+                                let offset = (reads * 7 + reader) % high_watermark;
+                                let read = partition.read(offset, 300).await.expect("read");
+                                let headers = batches(&read.records);
+                                let first = headers.first().expect("a batch");
+                                assert!(first.base_offset <= offset);
+                                assert!(offset <= first.last_offset());
+                                for pair in headers.windows(2) {
+                                    assert_eq!(pair[0].next_offset(), pair[1].base_offset);
+                                }
+                                let last = headers.last().expect("a batch");
+                                assert!(last.next_offset() <= read.high_watermark);
+                                reads += 1;
+                            }
+                            glommio::executor().yield_task_queue_now().await;
+                        }
+                        reads
+                    })
+                })
+                .collect();
+            writer.await;
+            let reads: i64 = futures::future::join_all(readers).await.into_iter().sum();
+            assert!(reads > 0, "reads ran while appends were in flight");
+            assert!(
+                partition.log().segment_count() > 1,
+                "reads crossed segment rolls"
+            );
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn log_append_time_sets_attribute_timestamp_and_valid_crc() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, true), false).await;
+            let now = 2_000_000_000_000;
+            let request = [batch(3), batch(2)].concat();
+            let appended = partition.append(&request, now).expect("append");
+            let expected = Appended::New {
+                base_offset: 0,
+                last_offset: 4,
+                log_append_time: now,
+            };
+            assert_eq!(appended, expected);
+            partition.wait_written(4).await.expect("written");
+            let read = partition.read(0, 1 << 20).await.expect("read");
+            let from_log = partition.log().read(0, 1 << 20, 5).await.expect("log read");
+            assert_eq!(read.records, from_log);
+            let mut position = 0;
+            for header in batches(&read.records) {
+                let bytes = &read.records[position..position + header.size_bytes()];
+                validate_batch(bytes, 1 << 20).expect("CRC and header still valid");
+                assert!(header.is_log_append_time(), "attribute bit 3");
+                assert_eq!(header.max_timestamp, now);
+                assert_eq!(header.base_timestamp, 1_700_000_000_000, "kept");
+                position += header.size_bytes();
+            }
+            // The log indexed the LogAppendTime, not the producer's CreateTime.
+            let (_, timestamp) = partition
+                .log()
+                .max_timestamp_offset()
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(timestamp, now);
+            let found = partition.log().offset_for_timestamp(now).await.unwrap();
+            assert_eq!(found.map(|(offset, _)| offset), Some(0));
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn producer_state_is_rebuilt_by_recovery() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = |sequence: i32, count: usize| idempotent(count, (9, 2, sequence)).to_vec();
+            {
+                let partition = open(dir.path(), config(1 << 20, false), false).await;
+                let steps = vec![
+                    ("first", p(0, 2), Expect::New(0, 1)),
+                    ("other producer", batch(1).to_vec(), Expect::New(2, 2)),
+                    ("second", p(2, 3), Expect::New(3, 5)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.wait_durable(5).await.expect("durable");
+                // Crash: no close, the zero-padded last page stays on disk.
+            }
+            let partition = open(dir.path(), config(1 << 20, false), true).await;
+            assert_eq!(partition.high_watermark(), 6);
+            let steps = vec![
+                ("retried after restart", p(2, 3), Expect::Duplicate(3, 5)),
+                ("older retry", p(0, 2), Expect::Duplicate(0, 1)),
+                (
+                    "gap",
+                    p(6, 1),
+                    Expect::OutOfOrder {
+                        expected: 5,
+                        received: 6,
+                    },
+                ),
+                (
+                    "older epoch",
+                    idempotent(1, (9, 1, 5)).to_vec(),
+                    Expect::OldEpoch { current: 2 },
+                ),
+                ("next", p(5, 1), Expect::New(6, 6)),
+            ];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(6).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn retention_moves_log_start_and_the_cache_follows() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut config = config(1 << 20, false);
+            config.log.segment_bytes = 1024;
+            let partition = open(dir.path(), config, false).await;
+            for i in 0..40 {
+                partition.append(&batch(2), 1).expect("append");
+                partition.wait_written(2 * i + 1).await.expect("written");
+            }
+            let segments = partition.log().segment_count();
+            assert!(segments > 3, "{segments} segments");
+            assert_eq!(partition.apply_retention(-1, -1).await.unwrap(), 0);
+
+            let deleted = partition.apply_retention(-1, 2048).await.expect("by size");
+            assert!(deleted > 0);
+            let start = partition.log_start_offset();
+            assert!(start > 0);
+            assert!(partition.log().size_bytes() >= 2048);
+            let below = partition.read(start - 1, 1 << 20).await;
+            assert!(
+                matches!(below, Err(ReadError::OffsetOutOfRange { .. })),
+                "{below:?}"
+            );
+            assert!(partition.cache.borrow().read(start - 1, 1, 80).is_none());
+            let read = partition
+                .read(start, 1 << 20)
+                .await
+                .expect("read at log start");
+            assert_eq!(read.log_start_offset, start);
+            assert_eq!(batches(&read.records)[0].base_offset, start);
+            // Log::read stops at a segment's end (as Kafka's does); the cache need not.
+            let from_log = partition.log().read(start, 1 << 20, 80).await.unwrap();
+            assert!(!from_log.is_empty() && read.records.starts_with(&from_log));
+
+            // Every record is older than 0 ms: all but the active segment go.
+            partition.apply_retention(0, -1).await.expect("by time");
+            assert_eq!(partition.log().segment_count(), 1);
+            let start = partition.log_start_offset();
+            let read = partition.read(start, 1 << 20).await.expect("read");
+            assert_eq!(batches(&read.records).last().unwrap().next_offset(), 80);
+            partition
+                .append(&batch(1), 1)
+                .expect("append after retention");
+            partition.wait_written(80).await.expect("written");
+            partition.close().await.expect("close");
+        });
+    }
+
+    #[test]
+    fn producer_state_survives_a_roll_just_before_a_crash() {
+        use std::os::unix::fs::FileExt;
+        // (what follows the producer's batches in the log, the active segment then)
+        for empty_active in [true, false] {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut config = config(1 << 20, false);
+                config.log.segment_bytes = 1024;
+                let p = |sequence: i32| idempotent(2, (11, 0, sequence)).to_vec();
+                let end = {
+                    let partition = open(dir.path(), config.clone(), false).await;
+                    for i in 0..6 {
+                        partition.append(&p(2 * i), 1).expect("append");
+                        partition
+                            .wait_written(2 * i as i64 + 1)
+                            .await
+                            .expect("written");
+                    }
+                    // Fill the segment with other data until it rolls.
+                    while partition.log().segment_count() == 1 {
+                        let end = partition.next_offset.get();
+                        partition.append(&batch(3), 1).expect("append");
+                        partition.wait_written(end + 2).await.expect("written");
+                    }
+                    let end = partition.next_offset.get();
+                    partition.wait_durable(end - 1).await.expect("durable");
+                    partition.close().await.expect("close");
+                    end
+                };
+                let topic_dir = dir.path().join("topic-0");
+                let segments: Vec<_> = std::fs::read_dir(&topic_dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                    .collect();
+                assert_eq!(segments.len(), 2, "{segments:?}");
+                if empty_active {
+                    // A crash right after a roll: the new active segment has no batch yet.
+                    let last = crate::log::segment_file_path(&topic_dir, end, "log");
+                    std::fs::File::create(last).unwrap();
+                } else {
+                    // A crash with zero padding after the active segment's batches.
+                    let active = segments.iter().max().unwrap();
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(active)
+                        .unwrap();
+                    let length = file.metadata().unwrap().len();
+                    file.write_all_at(&[0; 100], length).unwrap();
+                }
+                let partition = open(dir.path(), config, true).await;
+                assert_eq!(partition.high_watermark(), end);
+                let steps = vec![
+                    ("retry of the last batch", p(10), Expect::Duplicate(10, 11)),
+                    ("retry of an older batch", p(4), Expect::Duplicate(4, 5)),
+                    (
+                        "gap",
+                        p(13),
+                        Expect::OutOfOrder {
+                            expected: 12,
+                            received: 13,
+                        },
+                    ),
+                    ("next", p(12), Expect::New(end, end + 1)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.wait_written(end + 1).await.expect("written");
+                partition.close().await.expect("close");
+            });
+        }
+    }
+
+    #[test]
+    fn producer_state_survives_a_clean_restart() {
+        type Tamper = fn(&std::path::Path);
+        let snapshot_path = |dir: &std::path::Path| {
+            crate::log::segment_file_path(
+                &dir.join("topic-0"),
+                6,
+                crate::log::PRODUCER_SNAPSHOT_SUFFIX,
+            )
+        };
+        // (case, change to the snapshot after the clean close, recover, producer 77 known)
+        let cases: Vec<(&str, Tamper, bool, bool)> = vec![
+            ("snapshot", |_| {}, false, false),
+            (
+                "no snapshot: rebuilt from the log",
+                |path| std::fs::remove_file(path).unwrap(),
+                false,
+                false,
+            ),
+            (
+                "bad snapshot: rebuilt from the log",
+                |path| std::fs::write(path, b"{oops").unwrap(),
+                false,
+                false,
+            ),
+            (
+                "snapshot is what the broker uses",
+                |path| {
+                    let state = r#"{"producers":[[77,{"epoch":5,"last_sequence":9,"recent":[]}]]}"#;
+                    std::fs::write(path, state).unwrap()
+                },
+                false,
+                true,
+            ),
+            (
+                "recovery ignores snapshots",
+                |path| {
+                    let state = r#"{"producers":[[77,{"epoch":5,"last_sequence":9,"recent":[]}]]}"#;
+                    std::fs::write(path, state).unwrap()
+                },
+                true,
+                false,
+            ),
+        ];
+        for (name, tamper, recover, known) in cases {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let p = |sequence: i32, count: usize| idempotent(count, (9, 2, sequence)).to_vec();
+                let partition = open(dir.path(), config(1 << 20, false), false).await;
+                let steps = vec![
+                    ("first", p(0, 2), Expect::New(0, 1)),
+                    ("other producer", batch(1).to_vec(), Expect::New(2, 2)),
+                    ("second", p(2, 3), Expect::New(3, 5)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.close().await.expect("close");
+                let snapshot = snapshot_path(dir.path());
+                assert!(snapshot.exists(), "{name}: snapshot written");
+                tamper(&snapshot);
+
+                let partition = open(dir.path(), config(1 << 20, false), recover).await;
+                assert!(!snapshot.exists(), "{name}: snapshot used once");
+                if known {
+                    let old = idempotent(1, (77, 4, 0)).to_vec();
+                    check_sequences(
+                        &partition,
+                        vec![(name, old, Expect::OldEpoch { current: 5 })],
+                    )
+                    .await;
+                    return;
+                }
+                let steps = vec![
+                    (name, p(2, 3), Expect::Duplicate(3, 5)),
+                    (name, p(0, 2), Expect::Duplicate(0, 1)),
+                    (
+                        name,
+                        p(6, 1),
+                        Expect::OutOfOrder {
+                            expected: 5,
+                            received: 6,
+                        },
+                    ),
+                    (name, idempotent(1, (77, 4, 0)).to_vec(), Expect::New(6, 6)),
+                ];
+                check_sequences(&partition, steps).await;
+                partition.wait_written(6).await.expect("written");
+                partition.close().await.expect("close");
+            });
+        }
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        run(|| async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let partition = open(dir.path(), config(1 << 20, false), false).await;
+            // check_sequences appends at broker time 1 ms.
+            let p = |id: i64, sequence: i32| idempotent(1, (id, 0, sequence)).to_vec();
+            let steps = vec![
+                ("producer 1", p(1, 0), Expect::New(0, 0)),
+                ("producer 2", p(2, 0), Expect::New(1, 1)),
+            ];
+            check_sequences(&partition, steps).await;
+            let last = 1;
+            assert_eq!(
+                partition.expire_producers(last + PRODUCER_ID_EXPIRATION_MS - 1),
+                0
+            );
+            let steps = vec![(
+                "still known",
+                p(1, 5),
+                Expect::OutOfOrder {
+                    expected: 1,
+                    received: 5,
+                },
+            )];
+            check_sequences(&partition, steps).await;
+            assert_eq!(
+                partition.expire_producers(last + PRODUCER_ID_EXPIRATION_MS),
+                2
+            );
+            assert!(partition.producers.borrow().is_empty());
+            let steps = vec![("forgotten: any sequence", p(1, 5), Expect::New(2, 2))];
+            check_sequences(&partition, steps).await;
+            partition.wait_written(2).await.expect("written");
+            partition.close().await.expect("close");
+        });
     }
 }

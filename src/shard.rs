@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use futures::future::{join_all, LocalBoxFuture};
@@ -362,6 +362,7 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
     {
         return Err(fail(format!("opening partitions: {e}")));
     }
+    glommio::spawn_local(retention_loop(ctx.clone(), start.shutdown.clone())).detach();
     for receiver in receivers.into_iter().flatten() {
         glommio::spawn_local(receive_loop(ctx.clone(), receiver)).detach();
     }
@@ -382,9 +383,28 @@ async fn run_shard(start: ShardStart) -> Result<(), String> {
     }
     accept.cancel().await;
     tracing::info!(shard = shard_id, "shutting down: closing partitions");
-    let result = ctx.replica_manager.shutdown().await;
-    CONTEXT.with(|c| *c.borrow_mut() = None);
-    result.map_err(|e| e.to_string())
+    // The context stays installed: connection tasks may still run until the executor exits.
+    ctx.replica_manager
+        .shutdown()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Applies retention to this shard's partitions every `log.retention.check.interval.ms`
+/// (Kafka's `LogManager` "kafka-log-retention" task), the first time one interval after start;
+/// returns once the shutdown flag is set.
+async fn retention_loop(ctx: Rc<ShardContext>, shutdown: Arc<AtomicBool>) {
+    let interval = Duration::from_millis(ctx.config.log_retention_check_interval_ms.max(1) as u64);
+    let mut next_check = Instant::now() + interval;
+    while !shutdown.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= next_check {
+            ctx.replica_manager.apply_retention().await;
+            next_check = Instant::now() + interval;
+            continue;
+        }
+        glommio::timer::sleep((next_check - now).min(SHUTDOWN_POLL)).await;
+    }
 }
 
 async fn receive_loop(ctx: Rc<ShardContext>, receiver: ConnectedReceiver<ShardTask>) {

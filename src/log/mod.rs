@@ -34,6 +34,10 @@ pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 pub const SEGMENT_BYTES_MIN: u64 = 61;
 const _: () = assert!(SEGMENT_BYTES_MIN < SEGMENT_BYTES_MAX);
 
+/// Suffix of the producer-state snapshot `<log_end_offset:020>.producer-state` that a clean close
+/// leaves (Kafka keeps `<offset>.snapshot` files for the same purpose, in its own format).
+pub const PRODUCER_SNAPSHOT_SUFFIX: &str = "producer-state";
+
 /// Per-partition log settings (Kafka topic configs of the same names).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -135,8 +139,12 @@ pub struct Log {
     log_start_offset: Cell<i64>,
     log_end_offset: Cell<i64>,
     closed: Cell<bool>,
-    /// True when a segment file was created or deleted since the directory was last synced.
-    dir_dirty: Cell<bool>,
+    /// Segment files created or deleted so far (directory entries to make durable).
+    dir_changes: Cell<u64>,
+    /// Value of `dir_changes` that the last finished directory fsync covered.
+    dir_changes_synced: Cell<u64>,
+    /// fdatasyncs of `.log` files issued by [`Log::flush`] (group-commit observability).
+    flush_count: Cell<u64>,
 }
 
 impl Log {
@@ -160,7 +168,9 @@ impl Log {
             log_start_offset: Cell::new(log_start_offset),
             log_end_offset: Cell::new(log_end_offset),
             closed: Cell::new(false),
-            dir_dirty: Cell::new(true),
+            dir_changes: Cell::new(1),
+            dir_changes_synced: Cell::new(0),
+            flush_count: Cell::new(0),
         })
     }
 
@@ -177,6 +187,11 @@ impl Log {
     /// Logical size of all segments in bytes.
     pub fn size_bytes(&self) -> u64 {
         self.segments.borrow().iter().map(|s| s.size_bytes()).sum()
+    }
+
+    /// True after [`Log::close`] or [`Log::delete`].
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
     /// The partition directory.
@@ -234,12 +249,17 @@ impl Log {
     pub async fn flush(&self) -> Result<(), LogError> {
         let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
         for segment in &segments {
-            segment.flush().await?;
+            if segment.flush().await? {
+                self.flush_count.set(self.flush_count.get() + 1);
+            }
         }
-        if self.dir_dirty.replace(false) {
-            self.sync_dir().await?;
-        }
-        Ok(())
+        self.sync_dir().await
+    }
+
+    /// Number of `.log` fdatasyncs [`Log::flush`] issued since open; shows how well concurrent
+    /// flushes are group-committed.
+    pub fn flush_count(&self) -> u64 {
+        self.flush_count.get()
     }
 
     /// Whole batches starting with the batch that contains `offset`, at most `max_bytes` total
@@ -372,6 +392,61 @@ impl Log {
         Ok(headers)
     }
 
+    /// Headers of the newest batches, in offset order, for rebuilding idempotent-producer state:
+    /// every batch of the active segment and, while fewer than `min_batches` were found, of the
+    /// segments before it, newest first. Right after a roll the active segment is empty and the
+    /// producers' last batches are all in the previous one.
+    pub async fn tail_batch_headers(
+        &self,
+        min_batches: usize,
+    ) -> Result<Vec<RecordBatchHeader>, LogError> {
+        self.check_open()?;
+        let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
+        let mut newest_first: Vec<Vec<RecordBatchHeader>> = Vec::new();
+        let mut found = 0;
+        for segment in segments.iter().rev() {
+            if !newest_first.is_empty() && found >= min_batches {
+                break;
+            }
+            let mut headers = Vec::new();
+            segment
+                .find_batch(0, |h| {
+                    headers.push(*h);
+                    false
+                })
+                .await?;
+            found += headers.len();
+            newest_first.push(headers);
+        }
+        Ok(newest_first.into_iter().rev().flatten().collect())
+    }
+
+    /// Stores `bytes` (the caller's idempotent-producer state) as the snapshot taken at the
+    /// current log end offset, replacing older snapshots; written to a temporary file and
+    /// renamed, so a reader finds either a whole snapshot or none.
+    pub fn write_producer_snapshot(&self, bytes: &[u8]) -> Result<(), LogError> {
+        self.check_open()?;
+        self.remove_producer_snapshots()?;
+        let path = segment_file_path(&self.dir, self.log_end_offset(), PRODUCER_SNAPSHOT_SUFFIX);
+        let temporary = path.with_extension(format!("{PRODUCER_SNAPSHOT_SUFFIX}.tmp"));
+        std::fs::write(&temporary, bytes).map_err(|e| LogError::io("write", &temporary, e))?;
+        std::fs::rename(&temporary, &path).map_err(|e| LogError::io("rename", &path, e))
+    }
+
+    /// The snapshot taken at the current log end offset, if there is one; every snapshot file
+    /// is removed, so a snapshot is used at most once and a stale one never.
+    pub fn take_producer_snapshot(&self) -> Result<Option<Vec<u8>>, LogError> {
+        self.check_open()?;
+        let path = segment_file_path(&self.dir, self.log_end_offset(), PRODUCER_SNAPSHOT_SUFFIX);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(LogError::io("read", &path, e)),
+        };
+        self.remove_producer_snapshots()?;
+        Ok(bytes)
+    }
+
     /// Deletes whole segments entirely older than `retention_ms` (by their largest timestamp,
     /// or the file time when they carry none) or beyond `retention_bytes` (-1 = off), oldest
     /// first, never the active segment; advances `log_start_offset` (Kafka's
@@ -386,26 +461,38 @@ impl Log {
         let now = now_ms();
         let deleted: Vec<Rc<LogSegment>> = {
             let mut segments = self.segments.borrow_mut();
-            let mut excess_bytes = if retention_bytes >= 0 {
-                segments.iter().map(|s| s.size_bytes() as i64).sum::<i64>() - retention_bytes
-            } else {
+            let candidates = &segments[..segments.len() - 1];
+            // Pass 1, retention.ms: the oldest segments whose largest timestamp is too old.
+            let by_time = if retention_ms < 0 {
                 0
+            } else {
+                candidates
+                    .iter()
+                    .take_while(|s| {
+                        let largest = s
+                            .max_timestamp_and_offset()
+                            .map_or(s.state().created_ms, |(t, _)| t);
+                        now - largest > retention_ms
+                    })
+                    .count()
             };
-            let mut count = 0;
-            for segment in segments.iter().take(segments.len() - 1) {
-                let largest_timestamp = segment
-                    .max_timestamp_and_offset()
-                    .map_or(segment.state().created_ms, |(t, _)| t);
-                let by_time = retention_ms >= 0 && now - largest_timestamp > retention_ms;
-                let by_size =
-                    retention_bytes >= 0 && excess_bytes - segment.size_bytes() as i64 >= 0;
-                if !by_time && !by_size {
-                    break;
+            // Pass 2, retention.bytes: then the oldest segments whose removal keeps size >= limit.
+            let mut by_size = 0;
+            if retention_bytes >= 0 {
+                let mut excess = segments[by_time..]
+                    .iter()
+                    .map(|s| s.size_bytes() as i64)
+                    .sum::<i64>()
+                    - retention_bytes;
+                for segment in &candidates[by_time..] {
+                    if excess - (segment.size_bytes() as i64) < 0 {
+                        break;
+                    }
+                    excess -= segment.size_bytes() as i64;
+                    by_size += 1;
                 }
-                excess_bytes -= segment.size_bytes() as i64;
-                count += 1;
             }
-            segments.drain(..count).collect()
+            segments.drain(..by_time + by_size).collect()
         };
         if deleted.is_empty() {
             return Ok(0);
@@ -420,7 +507,7 @@ impl Log {
             "log start offset beyond log end"
         );
         self.log_start_offset.set(new_start);
-        self.dir_dirty.set(true);
+        self.dir_changes.set(self.dir_changes.get() + 1);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), "deleting segment by retention");
             segment.delete_files().await?;
@@ -461,6 +548,26 @@ impl Log {
             .expect("a log always has an active segment")
     }
 
+    /// Removes every producer-state snapshot (and leftover temporary file) in the directory.
+    fn remove_producer_snapshots(&self) -> Result<(), LogError> {
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| LogError::io("read_dir", &self.dir, e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| LogError::io("read_dir", &self.dir, e))?
+                .path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let is_snapshot = name.is_some_and(|n| {
+                n.split_once('.')
+                    .is_some_and(|(_, suffix)| suffix.starts_with(PRODUCER_SNAPSHOT_SUFFIX))
+            });
+            if is_snapshot {
+                std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
     fn check_open(&self) -> Result<(), LogError> {
         if self.closed.get() {
             return Err(LogError::Closed {
@@ -480,12 +587,18 @@ impl Log {
         active.seal().await?;
         let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &self.config).await?);
         self.segments.borrow_mut().push(segment.clone());
-        self.dir_dirty.set(true);
+        self.dir_changes.set(self.dir_changes.get() + 1);
         tracing::debug!(path = %segment.log_path().display(), "rolled new segment");
         Ok(segment)
     }
 
+    /// fsync of the directory when segment files were created or deleted since the last one
+    /// finished; covers every change made before the call.
     async fn sync_dir(&self) -> Result<(), LogError> {
+        let target = self.dir_changes.get();
+        if self.dir_changes_synced.get() >= target {
+            return Ok(());
+        }
         let dir = glommio::io::Directory::open(&self.dir)
             .await
             .map_err(|e| LogError::io("open_dir", &self.dir, e))?;
@@ -494,7 +607,10 @@ impl Log {
             .map_err(|e| LogError::io("fsync_dir", &self.dir, e))?;
         dir.close()
             .await
-            .map_err(|e| LogError::io("close_dir", &self.dir, e))
+            .map_err(|e| LogError::io("close_dir", &self.dir, e))?;
+        self.dir_changes_synced
+            .set(self.dir_changes_synced.get().max(target));
+        Ok(())
     }
 }
 

@@ -150,6 +150,11 @@ impl OffsetIndex {
         }
     }
 
+    /// The segment base offset the entries are relative to.
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
     /// The last entry as absolute values, if any.
     pub fn last_entry(&self) -> Option<OffsetPosition> {
         self.entries.last().map(|e| OffsetPosition {

@@ -5,8 +5,9 @@
 //! scanning the batches. The last (active) segment is always scanned to find its end; with
 //! `recover` (after an unclean shutdown) that scan checks every CRC-32C. A scan stops at the
 //! first torn or corrupt batch, or at a batch whose base offset is not the expected next offset,
-//! and the file is truncated there (logged with `tracing::warn!`); segments after a truncated one
-//! are deleted, as Kafka's `LogLoader.recoverLog` does. Stray `.cleaned`, `.swap` and `.deleted`
+//! and the file is truncated there: logged with `tracing::warn!`, or at debug level when all that
+//! is cut is zero padding (O_DIRECT appends write whole pages, so an unclean stop leaves zeros
+//! past the logical end). Segments after a truncated one are deleted, as Kafka's `LogLoader.recoverLog` does. Stray `.cleaned`, `.swap` and `.deleted`
 //! files are removed.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,9 @@ use super::segment::{
 };
 use super::time_index::TimeIndex;
 use super::{LogConfig, LogError};
-use crate::protocol::record_batch::{BatchError, BatchIter, MAGIC_V2};
+use crate::protocol::record_batch::{
+    BatchError, BatchIter, RecordBatchHeader, MAGIC_V2, RECORD_BATCH_HEADER_BYTES,
+};
 
 /// Suffixes of temporary files Kafka leaves behind and deletes at load
 /// (`LogFileUtils.CLEANED_FILE_SUFFIX`, `SWAP_FILE_SUFFIX`, `DELETED_FILE_SUFFIX`).
@@ -148,17 +151,56 @@ async fn load_segment(
         }
         indexes => {
             let check_crc = recover && (is_last || indexes.is_none());
-            let scan =
-                scan_segment(&file, &log_path, base_offset, file_size, config, check_crc).await?;
+            let (start, full) = match indexes {
+                Some((offset_index, time_index)) if !recover => {
+                    match tail_scan_state(&file, &log_path, base_offset, offset_index, time_index)
+                        .await?
+                    {
+                        Some(state) => (state, false),
+                        None => (empty_state(base_offset, config), true),
+                    }
+                }
+                _ => (empty_state(base_offset, config), true),
+            };
+            let mut scan =
+                scan_segment(&file, &log_path, start, file_size, config, check_crc).await?;
+            let time_index_beyond_end = scan
+                .state
+                .time_index
+                .last_entry()
+                .is_some_and(|e| e.offset >= scan.state.next_offset);
+            if !full && (scan.stop_reason.is_some() || time_index_beyond_end) {
+                tracing::warn!(path = %log_path.display(), "indexes disagree with the log tail, rebuilding");
+                scan = scan_segment(
+                    &file,
+                    &log_path,
+                    empty_state(base_offset, config),
+                    file_size,
+                    config,
+                    check_crc,
+                )
+                .await?;
+            }
             let truncated = scan.valid_bytes < file_size;
             if truncated {
-                tracing::warn!(
-                    path = %log_path.display(),
-                    position = scan.valid_bytes,
-                    bytes = file_size - scan.valid_bytes,
-                    reason = %scan.stop_reason.as_deref().unwrap_or("unknown"),
-                    "truncating torn or corrupt tail of segment"
-                );
+                let bytes = file_size - scan.valid_bytes;
+                if is_zeros(&file, &log_path, scan.valid_bytes, file_size).await? {
+                    // O_DIRECT appends write whole pages: after an unclean stop the file ends
+                    // in the zeros of the last page (or of a write that never reached the disk).
+                    tracing::debug!(
+                        path = %log_path.display(),
+                        position = scan.valid_bytes,
+                        "trimmed {bytes} bytes of zero padding"
+                    );
+                } else {
+                    tracing::warn!(
+                        path = %log_path.display(),
+                        position = scan.valid_bytes,
+                        bytes,
+                        reason = %scan.stop_reason.as_deref().unwrap_or("unknown"),
+                        "truncating torn or corrupt tail of segment"
+                    );
+                }
                 file.truncate(scan.valid_bytes)
                     .await
                     .map_err(|e| LogError::io("truncate", &log_path, e))?;
@@ -258,30 +300,21 @@ struct ScanResult {
     stop_reason: Option<String>,
 }
 
-/// Walks every batch of the `.log` from position 0 (Kafka's `LogSegment.recover`), rebuilding
-/// both indexes, optionally checking CRCs, and stopping at the first bad batch.
+/// Walks the batches of the `.log` (Kafka's `LogSegment.recover`), adding index entries,
+/// optionally checking CRCs, and stopping at the first bad batch.
+///
+/// `state` is where the scan starts: `size_bytes` is the position of the first batch to read and
+/// `next_offset` its expected base offset ([`empty_state`] for a full scan).
 async fn scan_segment(
     file: &DmaFile,
     log_path: &Path,
-    base_offset: i64,
+    mut state: SegmentState,
     file_size: u64,
     config: &LogConfig,
     check_crc: bool,
 ) -> Result<ScanResult, LogError> {
-    let mut state = SegmentState {
-        size_bytes: 0,
-        tail: Vec::new(),
-        next_offset: base_offset,
-        offset_index: OffsetIndex::new(base_offset, config.segment_index_bytes),
-        time_index: TimeIndex::new(base_offset, config.segment_index_bytes),
-        bytes_since_last_index_entry: 0,
-        max_timestamp: -1,
-        offset_of_max_timestamp: -1,
-        first_batch_timestamp: None,
-        created_ms: now_ms(),
-        indexes_dirty: true,
-    };
-    let mut position = 0u64;
+    let mut position = state.size_bytes;
+    let index_lengths = (state.offset_index.len(), state.time_index.len());
     let mut want = SCAN_CHUNK_BYTES;
     let stop_reason = loop {
         if position >= file_size {
@@ -299,8 +332,13 @@ async fn scan_segment(
         };
         let mut stop = None;
         for (local, header) in iter.by_ref() {
-            if let Some(reason) = batch_problem(&header, state.next_offset, position + local as u64)
-            {
+            let problem = batch_problem(
+                &header,
+                &state,
+                base_offset_of(&state),
+                position + local as u64,
+            );
+            if let Some(reason) = problem {
                 stop = Some(reason);
                 break;
             }
@@ -344,6 +382,7 @@ async fn scan_segment(
         state.size_bytes <= file_size,
         "valid prefix within the file"
     );
+    state.indexes_dirty |= index_lengths != (state.offset_index.len(), state.time_index.len());
     Ok(ScanResult {
         valid_bytes: state.size_bytes,
         state,
@@ -351,14 +390,89 @@ async fn scan_segment(
     })
 }
 
+/// The segment base offset, recovered from the indexes' base (both indexes share it).
+fn base_offset_of(state: &SegmentState) -> i64 {
+    state.offset_index.base_offset()
+}
+
+/// Bookkeeping of a segment with no batches: the starting point of a full scan.
+fn empty_state(base_offset: i64, config: &LogConfig) -> SegmentState {
+    SegmentState {
+        size_bytes: 0,
+        tail: Vec::new(),
+        next_offset: base_offset,
+        offset_index: OffsetIndex::new(base_offset, config.segment_index_bytes),
+        time_index: TimeIndex::new(base_offset, config.segment_index_bytes),
+        bytes_since_last_index_entry: 0,
+        max_timestamp: -1,
+        offset_of_max_timestamp: -1,
+        first_batch_timestamp: None,
+        created_ms: now_ms(),
+        indexes_dirty: true,
+    }
+}
+
+/// The state from which to scan only the tail of a cleanly closed active segment (Kafka's
+/// `LogSegment.readNextOffset`): the loaded indexes, positioned at the batch of the last
+/// offset-index entry. `None` when the files disagree (the caller then scans everything).
+async fn tail_scan_state(
+    file: &DmaFile,
+    log_path: &Path,
+    base_offset: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+) -> Result<Option<SegmentState>, LogError> {
+    let Some(last_entry) = offset_index.last_entry() else {
+        return Ok(None);
+    };
+    let read_header = |position: u64| async move {
+        let data = file
+            .read_at(position, RECORD_BATCH_HEADER_BYTES)
+            .await
+            .map_err(|e| LogError::io("read", log_path, e))?;
+        Ok::<_, LogError>(RecordBatchHeader::parse(&data).ok())
+    };
+    let (Some(first), Some(indexed)) = (
+        read_header(0).await?,
+        read_header(last_entry.position as u64).await?,
+    ) else {
+        return Ok(None);
+    };
+    if first.base_offset != base_offset
+        || indexed.last_offset() != last_entry.offset
+        || indexed.last_offset_delta < 0
+        || indexed.base_offset < base_offset
+    {
+        return Ok(None);
+    }
+    let last_time = time_index.last_entry();
+    Ok(Some(SegmentState {
+        size_bytes: last_entry.position as u64,
+        tail: Vec::new(),
+        next_offset: indexed.base_offset,
+        offset_index,
+        time_index,
+        bytes_since_last_index_entry: 0,
+        max_timestamp: last_time.map_or(-1, |e| e.timestamp),
+        offset_of_max_timestamp: last_time.map_or(-1, |e| e.offset),
+        first_batch_timestamp: Some(first.max_timestamp),
+        created_ms: now_ms(),
+        indexes_dirty: false,
+    }))
+}
+
 /// Why a well-framed batch cannot be kept at `position`, if it cannot: wrong magic, negative
-/// `last_offset_delta`, a `record_count` that disagrees, a base offset that is not `expected`,
-/// or an end beyond `i32::MAX` (index positions are `i32`).
+/// `last_offset_delta`, a `record_count` that disagrees, a base offset that is not the expected
+/// next offset, an end beyond `i32::MAX` (index positions and relative offsets are `i32`), or a
+/// loaded time index that contradicts it. Checked before `record_batch`, whose assertions
+/// must never see bytes from disk they would reject.
 fn batch_problem(
-    header: &crate::protocol::record_batch::RecordBatchHeader,
-    expected: i64,
+    header: &RecordBatchHeader,
+    state: &SegmentState,
+    base_offset: i64,
     position: u64,
 ) -> Option<String> {
+    let expected = state.next_offset;
     if header.magic != MAGIC_V2 {
         return Some(format!("magic {}", header.magic));
     }
@@ -379,7 +493,41 @@ fn batch_problem(
     if position + header.size_bytes() as u64 > i32::MAX as u64 {
         return Some("segment larger than i32::MAX bytes".to_string());
     }
+    if header.last_offset() - base_offset > i32::MAX as i64 {
+        return Some(format!(
+            "offset {} too far from base {base_offset}",
+            header.last_offset()
+        ));
+    }
+    // A time index loaded from disk must not name a later offset than a batch that beats its
+    // largest timestamp (only possible when the file is wrong; the caller then rebuilds).
+    let time_entry_offset = state.time_index.last_entry().map_or(-1, |e| e.offset);
+    if header.max_timestamp > state.max_timestamp && header.last_offset() < time_entry_offset {
+        return Some(format!(
+            "time index names offset {time_entry_offset} past a larger timestamp"
+        ));
+    }
     None
+}
+
+/// True when the bytes `[start, end)` of the file are all zero (padding, not data).
+async fn is_zeros(file: &DmaFile, log_path: &Path, start: u64, end: u64) -> Result<bool, LogError> {
+    let mut position = start;
+    while position < end {
+        let length = (end - position).min(SCAN_CHUNK_BYTES as u64) as usize;
+        let data = file
+            .read_at(position, length)
+            .await
+            .map_err(|e| LogError::io("read", log_path, e))?;
+        if data.is_empty() {
+            return Ok(false);
+        }
+        if data.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        position += data.len() as u64;
+    }
+    Ok(true)
 }
 
 /// The partial last page `[align_down(size), size)` of the file.

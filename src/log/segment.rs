@@ -33,6 +33,13 @@ pub const INDEX_FILE_SUFFIX: &str = "index";
 /// File name extension of the time index (Kafka: `LogFileUtils.TIME_INDEX_FILE_SUFFIX`).
 pub const TIME_INDEX_FILE_SUFFIX: &str = "timeindex";
 
+/// Most records decoded from one batch (timestamp lookups); the decoder allocates for all of them
+/// before reading any, so a forged `record_count` must not reach it.
+pub const MAX_RECORDS_DECODED_PER_BATCH: usize = 1 << 22;
+/// Smallest encoded v2 record in bytes: length, attributes, timestamp delta, offset delta, key
+/// length, value length and header count, one varint byte each (Kafka's `DefaultRecord`).
+pub const RECORD_MIN_BYTES: usize = 7;
+
 /// Bytes read per I/O while walking batch headers (scans, recovery, time lookups).
 pub(crate) const SCAN_CHUNK_BYTES: usize = 128 * 1024;
 
@@ -274,11 +281,11 @@ impl LogSegment {
     }
 
     /// fdatasync of the `.log` when an append completed since the last sync finished. Covers
-    /// every append completed before the call.
-    pub async fn flush(&self) -> Result<(), LogError> {
+    /// every append completed before the call. True when an fdatasync was issued.
+    pub async fn flush(&self) -> Result<bool, LogError> {
         let target = self.appends_completed.get();
         if self.appends_synced.get() >= target {
-            return Ok(());
+            return Ok(false);
         }
         self.file
             .fdatasync()
@@ -286,7 +293,7 @@ impl LogSegment {
             .map_err(|e| LogError::io("fdatasync", &self.log_path, e))?;
         self.appends_synced
             .set(self.appends_synced.get().max(target));
-        Ok(())
+        Ok(true)
     }
 
     /// Makes the segment immutable and durable (Kafka's `onBecomeInactiveSegment` + `flush`):
@@ -365,9 +372,11 @@ impl LogSegment {
             if position >= size {
                 return Ok(None);
             }
-            let want = (size - position)
-                .min((max_bytes.max(RECORD_BATCH_HEADER_BYTES) + skip_slack_bytes) as u64)
-                as usize;
+            let want = (size - position).min(
+                max_bytes
+                    .max(RECORD_BATCH_HEADER_BYTES)
+                    .saturating_add(skip_slack_bytes) as u64,
+            ) as usize;
             let data = self.read_at(position, want).await?;
             let mut local = 0usize;
             while data.len() - local.min(data.len()) >= RECORD_BATCH_HEADER_BYTES {
@@ -449,6 +458,13 @@ impl LogSegment {
         if header.is_log_append_time() {
             return Ok((header.max_timestamp >= target)
                 .then_some((header.base_offset, header.max_timestamp)));
+        }
+        if let Some(reason) = undecodable(header) {
+            return Err(LogError::RecordDecode {
+                path: self.log_path.clone(),
+                base_offset: header.base_offset,
+                reason,
+            });
         }
         let data = self.read_batch(position, header).await?;
         let mut bytes = Bytes::copy_from_slice(&data);
@@ -546,6 +562,26 @@ pub(crate) fn record_batch(
     }
     state.bytes_since_last_index_entry += header.size_bytes() as u64;
     state.next_offset = header.next_offset();
+}
+
+/// Why the records of a batch must not be handed to the decoder, which reserves memory for
+/// `record_count` records up front: more records than [`MAX_RECORDS_DECODED_PER_BATCH`], or,
+/// uncompressed, more than the body can hold at [`RECORD_MIN_BYTES`] each.
+fn undecodable(header: &RecordBatchHeader) -> Option<String> {
+    let count = header.record_count.max(0) as usize;
+    let body = header
+        .size_bytes()
+        .saturating_sub(RECORD_BATCH_HEADER_BYTES);
+    if count > MAX_RECORDS_DECODED_PER_BATCH {
+        return Some(format!(
+            "record_count {count} exceeds {MAX_RECORDS_DECODED_PER_BATCH}"
+        ));
+    }
+    let uncompressed = header.attributes & 0x07 == 0;
+    if uncompressed && count.saturating_mul(RECORD_MIN_BYTES) > body {
+        return Some(format!("record_count {count} cannot fit in {body} bytes"));
+    }
+    None
 }
 
 /// Keeps the whole batches of `bytes` (which starts at a batch) that fit in `max_bytes`, the

@@ -252,46 +252,87 @@ fn recovery_truncates_torn_tail_and_keeps_complete_batches() {
         ("nothing (zero padding)", |_| Vec::new(), 5),
     ];
     for (name, tail, kept) in cases {
-        run(move || async move {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("topic-3");
-            let log = Log::open(path.clone(), config(1 << 20, 256), false)
-                .await
-                .expect("open");
-            let batches = append_many(&log, 5, 3, 100).await;
-            log.flush().await.expect("flush");
-            drop(log); // crash: no close
-            let log_file = path.join("00000000000000000000.log");
-            let logical: u64 = batches.iter().map(|b| b.len() as u64).sum();
-            let mut next = batch(3, 0, 100);
-            set_base_offset(&mut next, 15);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&log_file)
-                .unwrap();
-            file.write_all_at(&tail(&next), logical).unwrap();
-            drop(file);
+        let logs = capture_logs(|| {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("topic-3");
+                let log = Log::open(path.clone(), config(1 << 20, 256), false)
+                    .await
+                    .expect("open");
+                let batches = append_many(&log, 5, 3, 100).await;
+                log.flush().await.expect("flush");
+                drop(log); // crash: no close
+                let log_file = path.join("00000000000000000000.log");
+                let logical: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                let mut next = batch(3, 0, 100);
+                set_base_offset(&mut next, 15);
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&log_file)
+                    .unwrap();
+                file.write_all_at(&tail(&next), logical).unwrap();
+                drop(file);
 
-            let log = Log::open(path.clone(), config(1 << 20, 256), true)
-                .await
-                .expect("recover");
-            let kept_bytes: u64 = batches[..kept].iter().map(|b| b.len() as u64).sum();
-            assert_eq!(log.log_end_offset(), 3 * kept as i64, "{name}");
-            assert_eq!(file_len(&log_file), kept_bytes, "{name}: file truncated");
-            assert_eq!(
-                &log.read(0, 1 << 20, 15).await.unwrap()[..],
-                &batches[..kept].concat()[..],
-                "{name}"
-            );
-            let more = append(&log, vec![batch(1, 0, 10)]).await;
-            assert_eq!(
-                &log.read(15, 1 << 20, 16).await.unwrap()[..],
-                &more[..],
-                "{name}"
-            );
-            log.close().await.expect("close");
+                let log = Log::open(path.clone(), config(1 << 20, 256), true)
+                    .await
+                    .expect("recover");
+                let kept_bytes: u64 = batches[..kept].iter().map(|b| b.len() as u64).sum();
+                assert_eq!(log.log_end_offset(), 3 * kept as i64, "{name}");
+                assert_eq!(file_len(&log_file), kept_bytes, "{name}: file truncated");
+                assert_eq!(
+                    &log.read(0, 1 << 20, 15).await.unwrap()[..],
+                    &batches[..kept].concat()[..],
+                    "{name}"
+                );
+                let more = append(&log, vec![batch(1, 0, 10)]).await;
+                assert_eq!(
+                    &log.read(15, 1 << 20, 16).await.unwrap()[..],
+                    &more[..],
+                    "{name}"
+                );
+                log.close().await.expect("close");
+            })
         });
+        let warned = logs.contains("WARN");
+        if name.starts_with("nothing") {
+            assert!(
+                !warned,
+                "{name}: zero padding is expected, not a warning:\n{logs}"
+            );
+            assert!(logs.contains("bytes of zero padding"), "{name}:\n{logs}");
+        } else {
+            assert!(warned, "{name}: torn data is a warning:\n{logs}");
+            assert!(
+                logs.contains("truncating torn or corrupt tail"),
+                "{name}:\n{logs}"
+            );
+        }
     }
+}
+
+/// Runs `f` with a debug-level subscriber on this thread; returns what it logged.
+fn capture_logs(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = captured.0.lock().expect("lock").clone();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[test]
@@ -475,5 +516,345 @@ fn flush_runs_alongside_append() {
         flusher.await.expect("flush");
         log.flush().await.expect("flush");
         assert_eq!(log.log_end_offset(), 4);
+    });
+}
+
+#[test]
+fn batches_larger_than_scan_and_read_windows() {
+    use std::os::unix::fs::FileExt;
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-9");
+        let log = Log::open(path.clone(), config(1 << 24, 4096), false)
+            .await
+            .expect("open");
+        let small = append(&log, vec![batch(1, 0, 10)]).await;
+        let big = append(&log, vec![batch(3, 0, 100_000)]).await; // > SCAN_CHUNK_BYTES
+        let tail = append(&log, vec![batch(1, 0, 10)]).await;
+        assert!(big.len() > 2 * segment::SCAN_CHUNK_BYTES);
+        assert_eq!(
+            &log.read(1, 100, 5).await.unwrap()[..],
+            &big[..],
+            "KIP-74 big batch"
+        );
+        assert_eq!(&log.read(0, 100, 5).await.unwrap()[..], &small[..]);
+        assert_eq!(&log.read(4, usize::MAX, 5).await.unwrap()[..], &tail[..]);
+        drop(log); // crash with a torn copy of the big batch after the tail
+        let log_file = path.join("00000000000000000000.log");
+        let logical = (small.len() + big.len() + tail.len()) as u64;
+        let mut torn = batch(3, 0, 100_000);
+        set_base_offset(&mut torn, 5);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log_file)
+            .unwrap();
+        file.write_all_at(&torn[..torn.len() - 1], logical).unwrap();
+        drop(file);
+        let log = Log::open(path.clone(), config(1 << 24, 4096), true)
+            .await
+            .expect("recover");
+        assert_eq!(log.log_end_offset(), 5);
+        assert_eq!(file_len(&log_file), logical);
+        let all = [small, big, tail].concat();
+        assert_eq!(&log.read(0, usize::MAX, 5).await.unwrap()[..], &all[..]);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn roll_by_segment_ms_uses_batch_timestamps() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            segment_ms: 1000,
+            ..config(1 << 20, 4096)
+        };
+        let log = Log::open(dir.path().join("t-10"), cfg, false)
+            .await
+            .expect("open");
+        for (timestamp, segments) in [
+            (10_000, 1),
+            (10_900, 1),
+            (11_000, 1),
+            (11_001, 2),
+            (11_500, 2),
+            (12_002, 3),
+        ] {
+            append(&log, vec![batch(1, timestamp, 10)]).await;
+            assert_eq!(log.segment_count(), segments, "after timestamp {timestamp}");
+        }
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn truncated_middle_segment_drops_later_segments() {
+    use std::os::unix::fs::FileExt;
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-11");
+        let one = batch(2, 0, 100).len() as u64;
+        let log = Log::open(path.clone(), config(one * 2, 4096), false)
+            .await
+            .expect("open");
+        append_many(&log, 6, 2, 100).await; // segments 0, 4, 8
+        log.close().await.expect("close");
+        drop(log);
+        std::fs::remove_file(path.join("00000000000000000004.index")).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path.join("00000000000000000004.log"))
+            .unwrap();
+        file.write_all_at(&[0xee], one + 80).unwrap(); // corrupt the second batch of segment 4
+        drop(file);
+        let log = Log::open(path.clone(), config(one * 2, 4096), true)
+            .await
+            .expect("recover");
+        assert_eq!(log.log_end_offset(), 6);
+        assert_eq!(log.segment_count(), 2);
+        assert!(!path.join("00000000000000000008.log").exists());
+        let more = append(&log, vec![batch(1, 0, 10)]).await;
+        assert_eq!(&log.read(6, 1 << 20, 7).await.unwrap()[..], &more[..]);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn reads_interleave_with_appends() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::rc::Rc::new(
+            Log::open(dir.path().join("t-12"), config(1 << 16, 128), false)
+                .await
+                .unwrap(),
+        );
+        let writer = {
+            let log = log.clone();
+            glommio::spawn_local(async move { append_many(&log, 200, 2, 300).await })
+        };
+        let mut reads = 0;
+        while log.log_end_offset() < 400 {
+            let end = log.log_end_offset();
+            if end > 0 {
+                let offset = (reads * 7) % end;
+                let bytes = log.read(offset, 1000, end).await.expect("read");
+                let mut iter = crate::protocol::record_batch::BatchIter::with_crc(&bytes);
+                let first = iter.next().expect("at least one batch").1;
+                assert!(first.base_offset <= offset && offset <= first.last_offset());
+                assert!(iter.all(|(_, h)| h.next_offset() <= end));
+                assert!(iter.error().is_none());
+                reads += 1;
+            }
+            glommio::yield_if_needed().await;
+            glommio::executor().yield_task_queue_now().await;
+        }
+        let batches = writer.await;
+        assert!(reads > 0, "reads ran while appends were in flight");
+        assert!(log.segment_count() > 1);
+        for (i, batch) in batches.iter().enumerate() {
+            assert_eq!(
+                &log.read(2 * i as i64 + 1, 1, 400).await.unwrap()[..],
+                &batch[..]
+            );
+        }
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn clean_reopen_scans_only_the_tail_and_survives_a_wrong_index() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("topic-13");
+        let cfg = config(1 << 20, 200);
+        let log = Log::open(path.clone(), cfg.clone(), false)
+            .await
+            .expect("open");
+        let batches = append_many(&log, 12, 2, 150).await;
+        log.close().await.expect("close");
+        drop(log);
+        let index = path.join("00000000000000000000.index");
+        let original = std::fs::read(&index).unwrap();
+        assert!(original.len() >= 16, "several index entries");
+
+        let log = Log::open(path.clone(), cfg.clone(), false)
+            .await
+            .expect("reopen");
+        assert!(
+            !log.active_segment().state().indexes_dirty,
+            "indexes trusted, tail scanned"
+        );
+        assert_eq!(log.log_end_offset(), 24);
+        log.close().await.expect("close");
+        drop(log);
+
+        // A well-formed index whose last entry names the wrong offset for its position.
+        let mut wrong = original.clone();
+        let last = wrong.len() - 8;
+        let relative = i32::from_be_bytes(wrong[last..last + 4].try_into().unwrap());
+        wrong[last..last + 4].copy_from_slice(&(relative + 1).to_be_bytes());
+        std::fs::write(&index, &wrong).unwrap();
+        let log = Log::open(path.clone(), cfg, false)
+            .await
+            .expect("reopen with wrong index");
+        assert_eq!(log.log_end_offset(), 24);
+        for (i, batch) in batches.iter().enumerate() {
+            assert_eq!(
+                &log.read(2 * i as i64, 1, 24).await.unwrap()[..],
+                &batch[..]
+            );
+        }
+        log.close().await.expect("close");
+        assert_eq!(std::fs::read(&index).unwrap(), original, "index rewritten");
+    });
+}
+
+/// Random damage to any file of a log never panics: open either fails with an error or gives a
+/// log whose reads and lookups answer `Ok` or `Err`. Replay with `RINGTAIL_TEST_SEED=<seed>`.
+#[test]
+fn random_damage_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("RINGTAIL_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| segment::now_ms() as u64);
+    println!("random_damage_never_panics seed {seed}");
+    run(move || async move {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().expect("tempdir");
+        for round in 0..25 {
+            let path = dir.path().join(format!("topic-{round}"));
+            let one = batch(3, 0, 60).len() as u64;
+            let cfg = config(one * 3, rng.gen_range(1..600));
+            let log = Log::open(path.clone(), cfg.clone(), false)
+                .await
+                .expect("open");
+            append_many(&log, rng.gen_range(1..12), 3, 60).await;
+            if rng.gen_bool(0.5) {
+                log.close().await.expect("close");
+            }
+            drop(log);
+            let mut files: Vec<_> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            for _ in 0..rng.gen_range(1..4) {
+                let file = &files[rng.gen_range(0..files.len())];
+                let len = file_len(file);
+                let handle = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+                if rng.gen_bool(0.3) {
+                    handle.set_len(rng.gen_range(0..=len)).unwrap();
+                } else {
+                    use std::os::unix::fs::FileExt;
+                    let junk: Vec<u8> = (0..rng.gen_range(1..80)).map(|_| rng.gen()).collect();
+                    handle.write_all_at(&junk, rng.gen_range(0..=len)).unwrap();
+                }
+            }
+            let recover = rng.gen_bool(0.5);
+            let Ok(log) = Log::open(path.clone(), cfg, recover).await else {
+                continue;
+            };
+            let end = log.log_end_offset();
+            for offset in log.log_start_offset()..=end {
+                let _ = log.read(offset, rng.gen_range(1..4000), end).await;
+            }
+            let _ = log.offset_for_timestamp(rng.gen_range(0..2000)).await;
+            let _ = log.max_timestamp_offset().await;
+            let _ = log.active_segment_batch_headers().await;
+            if recover {
+                // After recovery the active segment holds only CRC-checked, contiguous batches.
+                let headers = log
+                    .active_segment_batch_headers()
+                    .await
+                    .expect("clean active segment");
+                assert!(
+                    headers
+                        .windows(2)
+                        .all(|w| w[0].next_offset() == w[1].base_offset),
+                    "seed {seed}"
+                );
+                append(&log, vec![batch(1, 0, 5)]).await;
+            }
+            let _ = log.close().await;
+        }
+    });
+}
+
+#[test]
+fn tail_batch_headers_reach_back_past_a_small_active_segment() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(3, 0, 60).len() as u64;
+        // Three batches per segment: offsets 0,3,6 | 9,12,15 | 18 (active).
+        let log = Log::open(dir.path().join("t-13"), config(one * 3, 64), false)
+            .await
+            .expect("open");
+        append_many(&log, 7, 3, 60).await;
+        assert_eq!(log.segment_count(), 3);
+        let check = |min_batches: usize, expected: Vec<i64>| {
+            let log = &log;
+            async move {
+                let headers = log.tail_batch_headers(min_batches).await.expect("headers");
+                let bases: Vec<i64> = headers.iter().map(|h| h.base_offset).collect();
+                assert_eq!(bases, expected, "min_batches {min_batches}");
+            }
+        };
+        check(0, vec![18]).await;
+        check(1, vec![18]).await;
+        check(2, vec![9, 12, 15, 18]).await;
+        check(4, vec![9, 12, 15, 18]).await;
+        check(5, vec![0, 3, 6, 9, 12, 15, 18]).await;
+        check(100, vec![0, 3, 6, 9, 12, 15, 18]).await;
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn producer_snapshot_is_taken_once_and_only_at_its_offset() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t-14");
+        let log = Log::open(path.clone(), config(1 << 20, 64), false)
+            .await
+            .expect("open");
+        append_many(&log, 2, 3, 10).await;
+        log.write_producer_snapshot(b"first").expect("write");
+        log.write_producer_snapshot(b"second").expect("replace");
+        log.close().await.expect("close");
+
+        let log = Log::open(path.clone(), config(1 << 20, 64), false)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.take_producer_snapshot().unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        assert_eq!(log.take_producer_snapshot().unwrap(), None, "taken once");
+        log.write_producer_snapshot(b"at 6").expect("write");
+        append_many(&log, 1, 3, 10).await;
+        assert_eq!(
+            log.take_producer_snapshot().unwrap(),
+            None,
+            "stale: log moved on"
+        );
+        let leftovers = std::fs::read_dir(&path)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().contains(PRODUCER_SNAPSHOT_SUFFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0, "stale snapshots are removed");
+        log.close().await.expect("close");
+        let log = Log::open(path, config(1 << 20, 64), false)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            log.log_end_offset(),
+            9,
+            "snapshot files do not disturb loading"
+        );
+        log.close().await.expect("close");
     });
 }

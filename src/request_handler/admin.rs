@@ -244,36 +244,19 @@ pub async fn describe_configs(
     let defaults = ctx.config.default_topic_config();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
+        let node = ctx.config.node_id.to_string();
         let entries: Result<Vec<(ConfigEntry, i8)>, ResponseError> = match resource.resource_type {
             RESOURCE_TOPIC => match ctx.metadata().topic(&name) {
-                Some(topic) => Ok(crate::replica_manager::topic_config(&defaults, topic)
-                    .describe(&defaults)
-                    .into_iter()
-                    .map(|e| {
-                        let source = if e.is_default {
-                            SOURCE_DEFAULT_CONFIG
-                        } else {
-                            SOURCE_TOPIC_CONFIG
-                        };
-                        (e, source)
-                    })
-                    .collect()),
+                Some(topic) => Ok(with_sources(
+                    crate::replica_manager::topic_config(&defaults, topic).describe(&defaults),
+                    SOURCE_TOPIC_CONFIG,
+                )),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             },
-            RESOURCE_BROKER if name.is_empty() || name == ctx.config.node_id.to_string() => Ok(ctx
-                .config
-                .describe()
-                .into_iter()
-                .map(|e| {
-                    let source = if e.is_default {
-                        SOURCE_DEFAULT_CONFIG
-                    } else {
-                        SOURCE_STATIC_BROKER_CONFIG
-                    };
-                    (e, source)
-                })
-                .collect()),
-            RESOURCE_BROKER => Err(ResponseError::InvalidRequest),
+            RESOURCE_BROKER if name.is_empty() || name == node => Ok(with_sources(
+                ctx.config.describe(),
+                SOURCE_STATIC_BROKER_CONFIG,
+            )),
             _ => Err(ResponseError::InvalidRequest),
         };
         let mut result = DescribeConfigsResult::default()
@@ -302,6 +285,21 @@ pub async fn describe_configs(
         response.results.push(result);
     }
     response
+}
+
+/// Pairs each entry with its Kafka `ConfigSource`: DEFAULT_CONFIG, or `set_source` when set.
+fn with_sources(entries: Vec<ConfigEntry>, set_source: i8) -> Vec<(ConfigEntry, i8)> {
+    entries
+        .into_iter()
+        .map(|e| {
+            let source = if e.is_default {
+                SOURCE_DEFAULT_CONFIG
+            } else {
+                set_source
+            };
+            (e, source)
+        })
+        .collect()
 }
 
 pub async fn describe_cluster(

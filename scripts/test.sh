@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit tests, then the integration tests in tests/ (the real broker
+# binary driven by kcat and the Python Kafka clients). Works on a fresh Debian machine as root
+# with no input: installs what is missing (kcat, a C toolchain, Python venv support, Rust) and a
+# local .venv with the pinned Python clients (tests/requirements.txt).
+#
+# usage: scripts/test.sh [extra pytest arguments, e.g. -k crash]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# --- system packages (apt), only when something is missing ---
+packages=()
+command -v kcat >/dev/null 2>&1 || packages+=(kcat)
+command -v cc >/dev/null 2>&1 || packages+=(build-essential)
+command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
+command -v curl >/dev/null 2>&1 || packages+=(curl ca-certificates)
+if [ "${#packages[@]}" -gt 0 ]; then
+    log "installing ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends "${packages[@]}" </dev/null \
+        || { apt-get update </dev/null && \
+             apt-get install -y --no-install-recommends "${packages[@]}" </dev/null; }
+fi
+
+# --- Rust toolchain ---
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -f "$HOME/.cargo/env" ]; then
+        . "$HOME/.cargo/env"
+    else
+        log "installing Rust (rustup, minimal profile)"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+            | sh -s -- -y --profile minimal </dev/null
+        . "$HOME/.cargo/env"
+    fi
+fi
+
+# --- Python clients in .venv ---
+if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+    log "creating .venv"
+    rm -rf .venv
+    if ! python3 -m venv .venv; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y --no-install-recommends python3-venv </dev/null \
+            || { apt-get update </dev/null && \
+                 apt-get install -y --no-install-recommends python3-venv </dev/null; }
+        rm -rf .venv
+        python3 -m venv .venv
+    fi
+fi
+log "installing Python test dependencies"
+.venv/bin/python -m pip install --disable-pip-version-check -q -r tests/requirements.txt
+
+# --- build and unit tests ---
+log "cargo build --release"
+cargo build --release
+log "cargo test --release"
+cargo test --release
+
+# glommio (io_uring) needs locked memory; raise the limit where we may (root, containers).
+ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
+
+# --- integration tests against the real binary ---
+export RINGTAIL_BIN="${RINGTAIL_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/ringtail}"
+log "pytest tests/ (broker: $RINGTAIL_BIN)"
+.venv/bin/python -m pytest tests/ -v --timeout=300 "$@" </dev/null
