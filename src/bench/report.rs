@@ -151,6 +151,11 @@ pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, Vec<(f64, f
     Ok(())
 }
 
+/// Row order of the summary: scripts/bench.sh's workloads as the issue lists them.
+const WORKLOAD_ORDER: &[&str] = &[
+    "throughput", "durable", "small", "latency", "compressed-lz4", "compressed-zstd", "fetch-load", "fetch", "partitions", "e2e",
+];
+
 /// A result file with its parsed JSON.
 struct ResultFile {
     json: Value,
@@ -225,7 +230,12 @@ fn setup_cell(kind: &str, settings: &Value) -> String {
 /// Writes `<dir>/summary.md` (one table row per result file) and one overlaid latency plot per
 /// workload (`<workload>-latency.svg`), and returns the markdown.
 pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String, ReportError> {
-    let files = read_results(dir)?;
+    let mut files = read_results(dir)?;
+    files.sort_by_key(|file| {
+        let workload = s(&file.json, &["workload"]);
+        let rank = WORKLOAD_ORDER.iter().position(|w| *w == workload).unwrap_or(WORKLOAD_ORDER.len());
+        (rank, workload.to_string(), s(&file.json, &["broker"]).to_string())
+    });
     let mut md = format!("# {title}\n\n");
     if let Some(first) = files.first() {
         let m = &first.json["machine"];
