@@ -66,17 +66,17 @@ pub async fn create_topic(connection: &Connection, topic: &str, partitions: i32,
             .with_num_partitions(partitions)
             .with_replication_factor(replication_factor)]);
     let response = connection.call(&request, version).await?;
-    for result in response.topics {
-        match result.error_code {
-            0 => return Ok(true),
-            TOPIC_ALREADY_EXISTS => return Ok(false),
-            code => {
-                let message = result.error_message.map(|m| format!(" ({})", m.as_str())).unwrap_or_default();
-                return Err(ClientError::broker(ApiKey::CreateTopics, format!(" for topic {topic}{message}"), code).into());
-            }
+    let Some(result) = response.topics.into_iter().next() else {
+        return Err(BenchError::Protocol(format!("CreateTopics answered nothing for topic {topic}")));
+    };
+    match result.error_code {
+        0 => Ok(true),
+        TOPIC_ALREADY_EXISTS => Ok(false),
+        code => {
+            let message = result.error_message.map(|m| format!(" ({})", m.as_str())).unwrap_or_default();
+            Err(ClientError::broker(ApiKey::CreateTopics, format!(" for topic {topic}{message}"), code).into())
         }
     }
-    Ok(false)
 }
 
 /// The topic's layout, waiting up to `wait` for every partition to have a leader (a topic just

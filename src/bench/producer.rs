@@ -282,7 +282,7 @@ async fn generate(worker: &Rc<Worker>, index: usize, partitions: usize, mut wake
             Some(k) => partition_for_key(k, partitions),
             None => sticky.partition(value_bytes.len()),
         };
-        if i % 1024 == 0 {
+        if i.is_multiple_of(1024) {
             timestamp_ms = now_ms();
         }
         let outcome = worker
@@ -299,7 +299,7 @@ async fn generate(worker: &Rc<Worker>, index: usize, partitions: usize, mut wake
         }
         // Let the sender run. (Not `yield_task_queue_now`: with glommio 0.9 a queue marked for
         // yield can make the executor park with runnable tasks, a lost wake-up.)
-        if outcome.batch_full || i % 64 == 0 {
+        if outcome.batch_full || i.is_multiple_of(64) {
             futures_lite::future::yield_now().await;
         }
     }

@@ -151,6 +151,9 @@ pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, Vec<(f64, f
     Ok(())
 }
 
+/// One labelled latency curve: `(label, [(percentile, ms)])`.
+type Series = (String, Vec<(f64, f64)>);
+
 /// Row order of the summary: scripts/bench.sh's workloads as the issue lists them.
 const WORKLOAD_ORDER: &[&str] = &[
     "throughput", "durable", "small", "latency", "compressed-lz4", "compressed-zstd", "fetch-load", "fetch", "partitions", "e2e",
@@ -253,7 +256,7 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
     let disk = limits.as_ref().and_then(|l| f(l, &["disk_seq_write_mib_s"]));
     md += "| workload | broker | setup | records | records/s | MB/s | % loopback / disk | p50 ms | p99 ms | p99.9 ms | max ms | e2e p99 ms | notes |\n";
     md += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
-    let mut plots: std::collections::BTreeMap<String, Vec<(String, Vec<(f64, f64)>)>> = Default::default();
+    let mut plots: std::collections::BTreeMap<String, Vec<Series>> = Default::default();
     for file in &files {
         let j = &file.json;
         let workload = s(j, &["workload"]);
