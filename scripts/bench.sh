@@ -19,6 +19,7 @@
 #   --data-dir DIR            filesystem to measure write bandwidth on (default .)
 #   --bin PATH                the ringtail binary (default target/release/ringtail, built if missing)
 #   --skip-machine            do not measure disk and loopback bandwidth
+#   --install-tools           apt-get install fio and iperf3 first (else dd and a python socket test)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ out=""
 data_dir="."
 bin=""
 skip_machine=0
+install_tools=0
 
 die() { echo "bench.sh: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
@@ -48,13 +50,20 @@ while [[ $# -gt 0 ]]; do
     --data-dir) data_dir="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
     --skip-machine) skip_machine=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --install-tools) install_tools=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
 [[ ${#brokers[@]} -gt 0 ]] || die "give at least one --broker NAME=HOST:PORT"
 [[ "$duration" =~ ^[0-9]+$ && "$duration" -gt 0 ]] || die "--duration must be a positive number of seconds"
 [[ "$fetch_bytes" =~ ^[0-9]+$ && "$fetch_bytes" -ge 1048576 ]] || die "--fetch-bytes must be at least 1048576"
+
+if [[ $install_tools -eq 1 ]] && ! { command -v fio && command -v iperf3; } >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y fio iperf3 </dev/null >/dev/null \
+    || { apt-get update </dev/null >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y fio iperf3 </dev/null >/dev/null; } \
+    || echo "bench.sh: could not install fio/iperf3; falling back to dd and a python socket test" >&2
+fi
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo nogit)
 run_id="$(date -u +%Y-%m-%d)-${commit}"
