@@ -19,23 +19,33 @@ fn accumulator(c: &mut Criterion) {
     for record_size in [100usize, 1024] {
         let payloads = Payloads::generate(PayloadKind::Json, record_size, 3);
         group.throughput(Throughput::Elements(RECORDS));
-        group.bench_with_input(BenchmarkId::new("append_drain", record_size), &record_size, |b, _| {
-            let partitions: Vec<usize> = (0..8).collect();
-            b.iter(|| {
-                let now = Instant::now();
-                let mut acc = RecordAccumulator::new(8, 65_536, Duration::from_millis(5), Compression::None);
-                let mut drained = 0;
-                for i in 0..RECORDS {
-                    let outcome = acc.append((i % 8) as usize, None, payloads.get(i), 0, now, now);
-                    if outcome.batch_full {
-                        drained += acc.drain(&partitions, now, 1 << 20).len();
+        group.bench_with_input(
+            BenchmarkId::new("append_drain", record_size),
+            &record_size,
+            |b, _| {
+                let partitions: Vec<usize> = (0..8).collect();
+                b.iter(|| {
+                    let now = Instant::now();
+                    let mut acc = RecordAccumulator::new(
+                        8,
+                        65_536,
+                        Duration::from_millis(5),
+                        Compression::None,
+                    );
+                    let mut drained = 0;
+                    for i in 0..RECORDS {
+                        let outcome =
+                            acc.append((i % 8) as usize, None, payloads.get(i), 0, now, now);
+                        if outcome.batch_full {
+                            drained += acc.drain(&partitions, now, 1 << 20).len();
+                        }
                     }
-                }
-                acc.begin_flush();
-                drained += acc.drain(&partitions, now, usize::MAX).len();
-                black_box(drained)
-            })
-        });
+                    acc.begin_flush();
+                    drained += acc.drain(&partitions, now, usize::MAX).len();
+                    black_box(drained)
+                })
+            },
+        );
     }
     let payloads = Payloads::generate(PayloadKind::Json, 1024, 3);
     let now = Instant::now();

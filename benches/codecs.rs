@@ -14,10 +14,19 @@ fn codecs(c: &mut Criterion) {
     let input: Vec<u8> = (0..64).flat_map(|i| payloads.get(i).to_vec()).collect();
     let mut group = c.benchmark_group("codecs");
     group.throughput(Throughput::Bytes(input.len() as u64));
-    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let mut compressed = Vec::new();
         compress(codec, None, &input, &mut compressed).expect("compress");
-        eprintln!("{}: ratio {:.3}", codec.name(), compressed.len() as f64 / input.len() as f64);
+        eprintln!(
+            "{}: ratio {:.3}",
+            codec.name(),
+            compressed.len() as f64 / input.len() as f64
+        );
         group.bench_function(format!("{}/compress", codec.name()), |b| {
             let mut out = Vec::with_capacity(input.len());
             b.iter(|| {

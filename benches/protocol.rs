@@ -9,23 +9,38 @@ use criterion::{black_box, Criterion, Throughput};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceRequest, RequestHeader, TopicName};
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{
+    decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion, StrBytes,
+};
 
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
 
 fn produce_frame() -> Bytes {
     let records = Bytes::from(vec![0u8; 64 << 10]);
-    let request = ProduceRequest::default().with_acks(1).with_timeout_ms(30_000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_static_str("bench")))
-        .with_partition_data((0..8).map(|p| PartitionProduceData::default().with_index(p).with_records(Some(records.clone()))).collect())]);
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("bench")))
+            .with_partition_data(
+                (0..8)
+                    .map(|p| {
+                        PartitionProduceData::default()
+                            .with_index(p)
+                            .with_records(Some(records.clone()))
+                    })
+                    .collect(),
+            )]);
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Produce as i16)
         .with_request_api_version(PRODUCE_VERSION)
         .with_correlation_id(1)
         .with_client_id(Some(StrBytes::from_static_str("bench")));
     let mut buf = BytesMut::new();
-    header.encode(&mut buf, ProduceRequest::header_version(PRODUCE_VERSION)).expect("header");
+    header
+        .encode(&mut buf, ProduceRequest::header_version(PRODUCE_VERSION))
+        .expect("header");
     request.encode(&mut buf, PRODUCE_VERSION).expect("body");
     buf.freeze()
 }
@@ -36,7 +51,12 @@ fn fetch_response() -> FetchResponse {
         .with_topic(TopicName(StrBytes::from_static_str("bench")))
         .with_partitions(
             (0..8)
-                .map(|p| PartitionData::default().with_partition_index(p).with_high_watermark(1_000_000).with_records(Some(records.clone())))
+                .map(|p| {
+                    PartitionData::default()
+                        .with_partition_index(p)
+                        .with_high_watermark(1_000_000)
+                        .with_records(Some(records.clone()))
+                })
                 .collect(),
         )])
 }
@@ -59,7 +79,9 @@ fn protocol(c: &mut Criterion) {
         let mut buf = BytesMut::with_capacity(size + 64);
         b.iter(|| {
             buf.clear();
-            black_box(&response).encode(&mut buf, FETCH_VERSION).expect("encode");
+            black_box(&response)
+                .encode(&mut buf, FETCH_VERSION)
+                .expect("encode");
         })
     });
     group.finish();

@@ -16,7 +16,9 @@ fn batch_of(bytes: usize) -> bytes::Bytes {
     while builder.uncompressed_bytes() + 110 <= bytes {
         builder.append(None, &value, 1_700_000_000_000, now);
     }
-    builder.finish(Compression::None, None, -1, -1, -1).expect("encode")
+    builder
+        .finish(Compression::None, None, -1, -1, -1)
+        .expect("encode")
 }
 
 fn record_batch(c: &mut Criterion) {

@@ -27,11 +27,23 @@ fn start_tansu() -> Option<Broker> {
         eprintln!("skipping: no tansu binary at {bin}");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let url = format!("tcp://{addr}");
     let child = Command::new(bin)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -39,7 +51,11 @@ fn start_tansu() -> Option<Broker> {
     let broker = Broker { child, addr };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&broker.addr).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen on {} within 10 s", broker.addr);
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen on {} within 10 s",
+            broker.addr
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Some(broker)
@@ -51,12 +67,20 @@ fn bench(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run ringtail bench");
-    eprintln!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -66,51 +90,129 @@ fn produce_consume_e2e_against_tansu() {
     let results = tempfile::tempdir().unwrap();
     let results_dir = results.path().to_str().unwrap();
     let addr = broker.addr.as_str();
-    let base = ["--bootstrap-server", addr, "--results-dir", results_dir, "--no-progress"];
+    let base = [
+        "--bootstrap-server",
+        addr,
+        "--results-dir",
+        results_dir,
+        "--no-progress",
+    ];
 
     let mut produced = 0;
     for (i, compression) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
         let props = format!("compression.type={compression}");
         let name = format!("produce-{compression}");
-        let mut args = vec!["produce", "--topic", "it", "--partitions", "4", "--num-records", "2000", "--payload", "json"];
+        let mut args = vec![
+            "produce",
+            "--topic",
+            "it",
+            "--partitions",
+            "4",
+            "--num-records",
+            "2000",
+            "--payload",
+            "json",
+        ];
         args.extend(base);
-        args.extend(["--result-name", &name, "--producer-props", "acks=all", "linger.ms=2", &props]);
+        args.extend([
+            "--result-name",
+            &name,
+            "--producer-props",
+            "acks=all",
+            "linger.ms=2",
+            &props,
+        ]);
         if i == 1 {
             args.extend(["--keys", "100"]);
         }
         let out = stdout(&bench(&args));
-        assert!(out.contains("2000 records sent,") && out.contains("ms 99.9th."), "{out}");
+        assert!(
+            out.contains("2000 records sent,") && out.contains("ms 99.9th."),
+            "{out}"
+        );
         produced += 2000;
     }
     assert!(results.path().join("produce-none.json").exists());
     assert!(results.path().join("produce-none.svg").exists());
 
-    let mut args = vec!["consume", "--topic", "it", "--result-name", "consume", "--timeout-ms", "5000"];
+    let mut args = vec![
+        "consume",
+        "--topic",
+        "it",
+        "--result-name",
+        "consume",
+        "--timeout-ms",
+        "5000",
+    ];
     args.extend(base);
     let out = stdout(&bench(&args));
-    assert!(out.starts_with("start.time, end.time, data.consumed.in.MB"), "{out}");
+    assert!(
+        out.starts_with("start.time, end.time, data.consumed.in.MB"),
+        "{out}"
+    );
     let values: Vec<&str> = out.lines().nth(1).unwrap().split(", ").collect();
-    assert_eq!(values[4], produced.to_string(), "every produced record is consumed: {out}");
+    assert_eq!(
+        values[4],
+        produced.to_string(),
+        "every produced record is consumed: {out}"
+    );
 
-    let mut args = vec!["e2e", "--topic", "it-e2e", "--partitions", "2", "--num-records", "2000", "--throughput", "4000", "--result-name", "e2e"];
+    let mut args = vec![
+        "e2e",
+        "--topic",
+        "it-e2e",
+        "--partitions",
+        "2",
+        "--num-records",
+        "2000",
+        "--throughput",
+        "4000",
+        "--result-name",
+        "e2e",
+    ];
     args.extend(base);
     let out = stdout(&bench(&args));
     assert!(out.contains("2000 records consumed end to end"), "{out}");
 
     let out = stdout(&bench(&["summary", "--results-dir", results_dir]));
-    assert!(out.contains("| produce |") || out.contains("produce"), "{out}");
+    assert!(
+        out.contains("| produce |") || out.contains("produce"),
+        "{out}"
+    );
 
-    let unknown = bench(&["produce", "--bootstrap-server", addr, "--topic", "absent", "--num-records", "1", "--no-results"]);
+    let unknown = bench(&[
+        "produce",
+        "--bootstrap-server",
+        addr,
+        "--topic",
+        "absent",
+        "--num-records",
+        "1",
+        "--no-results",
+    ]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("does not exist"));
 }
 
 #[test]
 fn unreachable_broker_fails_fast() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let output = bench(&["produce", "--bootstrap-server", &addr, "--topic", "t", "--num-records", "1", "--no-results"]);
+    let output = bench(&[
+        "produce",
+        "--bootstrap-server",
+        &addr,
+        "--topic",
+        "t",
+        "--num-records",
+        "1",
+        "--no-results",
+    ]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect"));
     assert!(started.elapsed() < Duration::from_secs(10));

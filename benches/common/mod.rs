@@ -21,18 +21,26 @@ fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
     target.join("criterion")
 }
 
 fn find_benchmarks(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "new") && path.join("estimates.json").exists() {
+            if path.file_name().is_some_and(|n| n == "new") && path.join("estimates.json").exists()
+            {
                 out.push(path);
-            } else if path.file_name().is_none_or(|n| n != "base" && n != "report" && n != "change") {
+            } else if path
+                .file_name()
+                .is_none_or(|n| n != "base" && n != "report" && n != "change")
+            {
                 find_benchmarks(&path, out);
             }
         }
@@ -53,13 +61,19 @@ pub fn write_summary(name: &str, groups: &[&str]) {
         find_benchmarks(&criterion_dir().join(group), &mut found);
         found.sort();
         for dir in found {
-            let (Some(benchmark), Some(estimates)) = (read_json(&dir.join("benchmark.json")), read_json(&dir.join("estimates.json"))) else {
+            let (Some(benchmark), Some(estimates)) = (
+                read_json(&dir.join("benchmark.json")),
+                read_json(&dir.join("estimates.json")),
+            ) else {
                 continue;
             };
-            let mean_ns = estimates["mean"]["point_estimate"].as_f64().unwrap_or(f64::NAN);
+            let mean_ns = estimates["mean"]["point_estimate"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
             let id = benchmark["full_id"].as_str().unwrap_or("?").to_string();
             let throughput = &benchmark["throughput"];
-            let (rate, unit) = if let Some(bytes) = throughput.get("Bytes").and_then(Value::as_f64) {
+            let (rate, unit) = if let Some(bytes) = throughput.get("Bytes").and_then(Value::as_f64)
+            {
                 (bytes / (mean_ns / 1e9) / (1024.0 * 1024.0), "MiB/s")
             } else if let Some(elements) = throughput.get("Elements").and_then(Value::as_f64) {
                 (elements / (mean_ns / 1e9), "elements/s")
@@ -76,8 +90,12 @@ pub fn write_summary(name: &str, groups: &[&str]) {
         return;
     }
     let command: Vec<String> = std::env::args().collect();
-    let summary = json!({ "bench": name, "command": command.join(" "), "machine": machine, "results": rows });
-    let _ = std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&summary).unwrap_or_default());
+    let summary =
+        json!({ "bench": name, "command": command.join(" "), "machine": machine, "results": rows });
+    let _ = std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    );
     let mut md = format!(
         "# criterion: {name}\n\nCommit {} · {} · {} cores · kernel {}\n\n| benchmark | mean | throughput |\n|---|---:|---:|\n",
         machine.commit.as_deref().unwrap_or("?"),
@@ -87,9 +105,23 @@ pub fn write_summary(name: &str, groups: &[&str]) {
     );
     for row in &rows {
         let mean_ns = row["mean_ns"].as_f64().unwrap_or(f64::NAN);
-        let mean = if mean_ns >= 1e6 { format!("{:.2} ms", mean_ns / 1e6) } else if mean_ns >= 1e3 { format!("{:.2} µs", mean_ns / 1e3) } else { format!("{mean_ns:.0} ns") };
-        let rate = row["throughput"].as_f64().filter(|r| r.is_finite()).map_or(String::new(), |r| format!("{r:.1} {}", row["unit"].as_str().unwrap_or("")));
-        md += &format!("| {} | {mean} | {rate} |\n", row["id"].as_str().unwrap_or("?"));
+        let mean = if mean_ns >= 1e6 {
+            format!("{:.2} ms", mean_ns / 1e6)
+        } else if mean_ns >= 1e3 {
+            format!("{:.2} µs", mean_ns / 1e3)
+        } else {
+            format!("{mean_ns:.0} ns")
+        };
+        let rate = row["throughput"]
+            .as_f64()
+            .filter(|r| r.is_finite())
+            .map_or(String::new(), |r| {
+                format!("{r:.1} {}", row["unit"].as_str().unwrap_or(""))
+            });
+        md += &format!(
+            "| {} | {mean} | {rate} |\n",
+            row["id"].as_str().unwrap_or("?")
+        );
     }
     let _ = std::fs::write(dir.join(format!("{name}.md")), md);
     eprintln!("summary: results/criterion/{name}.md");

@@ -45,7 +45,12 @@ pub struct RecordAccumulator {
 impl RecordAccumulator {
     /// An accumulator for `partitions` partitions with `batch.size` bytes, `linger.ms` and
     /// `compression.type`.
-    pub fn new(partitions: usize, batch_size: usize, linger: Duration, compression: Compression) -> RecordAccumulator {
+    pub fn new(
+        partitions: usize,
+        batch_size: usize,
+        linger: Duration,
+        compression: Compression,
+    ) -> RecordAccumulator {
         RecordAccumulator {
             batch_size,
             linger,
@@ -88,7 +93,9 @@ impl RecordAccumulator {
         let mut outcome = AppendOutcome::default();
         let record_bytes = key.map_or(0, <[u8]>::len) + value.len() + 8;
         let fits = match &self.open[partition] {
-            Some(batch) => self.estimated_bytes(batch.uncompressed_bytes() + record_bytes) <= self.batch_size,
+            Some(batch) => {
+                self.estimated_bytes(batch.uncompressed_bytes() + record_bytes) <= self.batch_size
+            }
             None => true,
         };
         if !fits {
@@ -122,13 +129,22 @@ impl RecordAccumulator {
 
     /// The earliest time an open batch becomes ready by `linger.ms`, if any is open.
     pub fn next_linger_deadline(&self) -> Option<Instant> {
-        self.open.iter().flatten().map(|b| b.created + self.linger).min()
+        self.open
+            .iter()
+            .flatten()
+            .map(|b| b.created + self.linger)
+            .min()
     }
 
     /// Takes at most one ready batch per partition among `partitions` (one leader's), up to
     /// `max_request_bytes` of uncompressed data (at least one batch), rotating the starting
     /// partition between calls for fairness (`RecordAccumulator.drainBatchesForOneNode`).
-    pub fn drain(&mut self, partitions: &[usize], now: Instant, max_request_bytes: usize) -> Vec<(usize, BatchBuilder)> {
+    pub fn drain(
+        &mut self,
+        partitions: &[usize],
+        now: Instant,
+        max_request_bytes: usize,
+    ) -> Vec<(usize, BatchBuilder)> {
         let mut drained = Vec::new();
         if partitions.is_empty() {
             return drained;
@@ -150,7 +166,9 @@ impl RecordAccumulator {
             }
             let batch = match self.closed[partition].pop_front() {
                 Some(batch) => batch,
-                None => self.open[partition].take().expect("is_ready saw an open batch"),
+                None => self.open[partition]
+                    .take()
+                    .expect("is_ready saw an open batch"),
             };
             request_bytes += size;
             self.buffered_bytes -= batch.uncompressed_bytes() - RECORD_BATCH_HEADER_BYTES;
@@ -176,7 +194,9 @@ impl RecordAccumulator {
         if self.compression == Compression::None {
             return uncompressed_bytes;
         }
-        RECORD_BATCH_HEADER_BYTES + ((uncompressed_bytes - RECORD_BATCH_HEADER_BYTES.min(uncompressed_bytes)) as f32 * self.ratio_estimate) as usize
+        RECORD_BATCH_HEADER_BYTES
+            + ((uncompressed_bytes - RECORD_BATCH_HEADER_BYTES.min(uncompressed_bytes)) as f32
+                * self.ratio_estimate) as usize
     }
 
     fn close(&mut self, partition: usize) {
@@ -191,7 +211,12 @@ mod tests {
     use super::*;
 
     fn accumulator(batch_size: usize, linger_ms: u64) -> RecordAccumulator {
-        RecordAccumulator::new(4, batch_size, Duration::from_millis(linger_ms), Compression::None)
+        RecordAccumulator::new(
+            4,
+            batch_size,
+            Duration::from_millis(linger_ms),
+            Compression::None,
+        )
     }
 
     #[test]
@@ -200,8 +225,13 @@ mod tests {
         let mut acc = accumulator(16384, 5);
         acc.append(1, None, &[0; 100], 0, t0, t0);
         assert!(!acc.is_ready(1, t0 + Duration::from_millis(4)));
-        assert!(acc.drain(&[0, 1, 2, 3], t0 + Duration::from_millis(4), 1 << 20).is_empty());
-        assert_eq!(acc.next_linger_deadline(), Some(t0 + Duration::from_millis(5)));
+        assert!(acc
+            .drain(&[0, 1, 2, 3], t0 + Duration::from_millis(4), 1 << 20)
+            .is_empty());
+        assert_eq!(
+            acc.next_linger_deadline(),
+            Some(t0 + Duration::from_millis(5))
+        );
         let drained = acc.drain(&[0, 1, 2, 3], t0 + Duration::from_millis(5), 1 << 20);
         assert_eq!(drained.len(), 1);
         assert_eq!(drained[0].0, 1);
@@ -280,6 +310,9 @@ mod tests {
         }
         acc.begin_flush();
         let drained = acc.drain(&[0], t0, 1 << 20);
-        assert!(drained[0].1.record_count() > 9, "estimated compressed size fills the batch");
+        assert!(
+            drained[0].1.record_count() > 9,
+            "estimated compressed size fills the batch"
+        );
     }
 }

@@ -51,7 +51,13 @@ impl BatchBuilder {
     }
 
     /// Appends one record with CreateTime `timestamp_ms`.
-    pub fn append(&mut self, key: Option<&[u8]>, value: &[u8], timestamp_ms: i64, send_time: Instant) {
+    pub fn append(
+        &mut self,
+        key: Option<&[u8]>,
+        value: &[u8],
+        timestamp_ms: i64,
+        send_time: Instant,
+    ) {
         if self.record_count == 0 {
             self.base_timestamp_ms = timestamp_ms;
         }
@@ -180,20 +186,27 @@ pub fn walk_records<'s>(
     mut f: impl FnMut(RecordView<'_>),
 ) -> Result<(), WalkError> {
     let base_offset = header.base_offset;
-    let compression = header.compression().ok_or(WalkError::UnknownCodec { base_offset })?;
+    let compression = header
+        .compression()
+        .ok_or(WalkError::UnknownCodec { base_offset })?;
     let section = &batch[RECORD_BATCH_HEADER_BYTES.min(batch.len())..];
     let records: &[u8] = if compression == Compression::None {
         section
     } else {
         scratch.clear();
-        codec::decompress(compression, section, scratch).map_err(|source| WalkError::Codec { base_offset, source })?;
+        codec::decompress(compression, section, scratch).map_err(|source| WalkError::Codec {
+            base_offset,
+            source,
+        })?;
         scratch
     };
     let malformed = |at| WalkError::Malformed { base_offset, at };
     let mut at = 0;
     for _ in 0..header.record_count.max(0) {
         let length = get_varlong(records, &mut at).ok_or(malformed(at))?;
-        let end = at.checked_add(usize::try_from(length).map_err(|_| malformed(at))?).ok_or(malformed(at))?;
+        let end = at
+            .checked_add(usize::try_from(length).map_err(|_| malformed(at))?)
+            .ok_or(malformed(at))?;
         if end > records.len() {
             return Err(malformed(at));
         }
@@ -202,7 +215,11 @@ pub fn walk_records<'s>(
         let offset_delta = get_varlong(records, &mut at).ok_or(malformed(at))?;
         let key = read_bytes(records, &mut at, end).ok_or(malformed(at))?;
         let value = read_bytes(records, &mut at, end).ok_or(malformed(at))?;
-        f(RecordView { offset: base_offset + offset_delta, key, value });
+        f(RecordView {
+            offset: base_offset + offset_delta,
+            key,
+            value,
+        });
         at = end;
     }
     Ok(())
@@ -230,7 +247,13 @@ mod tests {
 
     #[test]
     fn built_batches_validate_and_walk_back() {
-        for compression in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let now = Instant::now();
             let mut builder = BatchBuilder::new(now, 1024);
             builder.append(None, b"first", 1_000, now);
@@ -245,16 +268,38 @@ mod tests {
             let mut scratch = Vec::new();
             let mut seen = Vec::new();
             walk_records(&header, &bytes, &mut scratch, |r| {
-                seen.push((r.offset, r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::len)))
+                seen.push((
+                    r.offset,
+                    r.key.map(<[u8]>::to_vec),
+                    r.value.map(<[u8]>::len),
+                ))
             })
             .unwrap();
-            assert_eq!(seen, vec![(0, None, Some(5)), (1, Some(b"key".to_vec()), Some(6)), (2, Some(vec![]), Some(300))]);
+            assert_eq!(
+                seen,
+                vec![
+                    (0, None, Some(5)),
+                    (1, Some(b"key".to_vec()), Some(6)),
+                    (2, Some(vec![]), Some(300))
+                ]
+            );
         }
     }
 
     #[test]
     fn varlong_round_trips() {
-        for value in [0i64, 1, -1, 63, -64, 64, 300, i32::MAX as i64, i64::MIN, i64::MAX] {
+        for value in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            i32::MAX as i64,
+            i64::MIN,
+            i64::MAX,
+        ] {
             let mut buf = [0u8; 10];
             let n = put_varlong(&mut buf, value);
             let mut at = 0;

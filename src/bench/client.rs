@@ -17,11 +17,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use glommio::net::TcpStream;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader, TopicName,
-};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+    TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::ResponseError;
 
@@ -36,19 +36,41 @@ pub enum ClientError {
     Connect { addr: String, reason: String },
     /// No response within `request.timeout.ms`.
     #[error("broker {addr} did not answer {api:?} within {timeout_ms} ms")]
-    Timeout { addr: String, api: ApiKey, timeout_ms: u128 },
+    Timeout {
+        addr: String,
+        api: ApiKey,
+        timeout_ms: u128,
+    },
     /// The connection broke.
     #[error("connection to broker {addr} closed: {reason}")]
     Closed { addr: String, reason: String },
     /// A message could not be encoded or decoded.
     #[error("{api:?} v{version} with broker {addr}: cannot {op}: {reason}")]
-    Codec { addr: String, api: ApiKey, version: i16, op: &'static str, reason: String },
+    Codec {
+        addr: String,
+        api: ApiKey,
+        version: i16,
+        op: &'static str,
+        reason: String,
+    },
     /// The broker does not support a version of an API this client can speak.
     #[error("broker {addr} supports no version of {api:?} this client speaks (broker {broker_min}..={broker_max}, client {client_min}..={client_max})")]
-    Unsupported { addr: String, api: ApiKey, broker_min: i16, broker_max: i16, client_min: i16, client_max: i16 },
+    Unsupported {
+        addr: String,
+        api: ApiKey,
+        broker_min: i16,
+        broker_max: i16,
+        client_min: i16,
+        client_max: i16,
+    },
     /// The broker answered with a Kafka error code.
     #[error("{api:?} failed{context}: {name} (error code {code})")]
-    Broker { api: ApiKey, context: String, code: i16, name: String },
+    Broker {
+        api: ApiKey,
+        context: String,
+        code: i16,
+        name: String,
+    },
 }
 
 impl ClientError {
@@ -57,7 +79,12 @@ impl ClientError {
         let name = ResponseError::try_from_code(code)
             .map(|e| format!("{e:?}"))
             .unwrap_or_else(|| "UNKNOWN_SERVER_ERROR".to_string());
-        ClientError::Broker { api, context: context.into(), code, name }
+        ClientError::Broker {
+            api,
+            context: context.into(),
+            code,
+            name,
+        }
     }
 }
 
@@ -92,16 +119,29 @@ pub struct Connection {
 
 impl Connection {
     /// Connects to `addr` within `timeout` and negotiates versions with ApiVersions.
-    pub async fn connect(addr: &str, client_id: &str, timeout: Duration) -> Result<Connection, ClientError> {
-        let connect_error = |reason: String| ClientError::Connect { addr: addr.to_string(), reason };
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        let connect_error = |reason: String| ClientError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
         let stream = match TcpStream::connect_timeout(addr, timeout).await {
             Ok(stream) => stream,
             Err(e) => return Err(connect_error(e.to_string())),
         };
-        stream.set_nodelay(true).map_err(|e| connect_error(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| connect_error(e.to_string()))?;
         let (reader, writer) = stream.split();
         let shared = Rc::new(Shared::default());
-        let reader_task = glommio::spawn_local(read_responses(BufReader::with_capacity(1 << 20, reader), shared.clone(), addr.to_string()));
+        let reader_task = glommio::spawn_local(read_responses(
+            BufReader::with_capacity(1 << 20, reader),
+            shared.clone(),
+            addr.to_string(),
+        ));
         let mut connection = Connection {
             addr: addr.to_string(),
             writer: futures::lock::Mutex::new(writer),
@@ -127,9 +167,17 @@ impl Connection {
             Err(e) => return Err(e),
         };
         if response.error_code != 0 {
-            return Err(ClientError::broker(ApiKey::ApiVersions, "", response.error_code));
+            return Err(ClientError::broker(
+                ApiKey::ApiVersions,
+                "",
+                response.error_code,
+            ));
         }
-        self.versions = response.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        self.versions = response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
         Ok(())
     }
 
@@ -154,20 +202,30 @@ impl Connection {
 
     /// Sends a request; returns the receiver of its response body unless `expect_response` is
     /// false (Produce with acks=0). Requests are written in call order.
-    pub async fn send<R: Request>(&self, request: &R, version: i16, expect_response: bool) -> Result<Option<ResponseReceiver>, ClientError> {
+    pub async fn send<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<Option<ResponseReceiver>, ClientError> {
         let api = ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions);
         if let Some(reason) = self.shared.closed.borrow().clone() {
-            return Err(ClientError::Closed { addr: self.addr.clone(), reason });
+            return Err(ClientError::Closed {
+                addr: self.addr.clone(),
+                reason,
+            });
         }
         let correlation_id = self.next_correlation_id.get();
         self.next_correlation_id.set(correlation_id.wrapping_add(1));
-        let frame = self.encode(request, version, correlation_id).map_err(|reason| ClientError::Codec {
-            addr: self.addr.clone(),
-            api,
-            version,
-            op: "encode",
-            reason,
-        })?;
+        let frame = self
+            .encode(request, version, correlation_id)
+            .map_err(|reason| ClientError::Codec {
+                addr: self.addr.clone(),
+                api,
+                version,
+                op: "encode",
+                reason,
+            })?;
         let mut writer = match with_timeout(self.request_timeout, self.writer.lock()).await {
             Some(writer) => writer,
             None => return Err(self.timeout(api)),
@@ -175,22 +233,38 @@ impl Connection {
         let receiver = expect_response.then(|| {
             let (tx, rx) = oneshot::channel();
             let header_version = <R::Response as HeaderVersion>::header_version(version);
-            self.shared.pending.borrow_mut().push_back(Pending { correlation_id, header_version, tx });
+            self.shared.pending.borrow_mut().push_back(Pending {
+                correlation_id,
+                header_version,
+                tx,
+            });
             rx
         });
         match with_timeout(self.request_timeout, writer.write_all(&frame)).await {
             Some(Ok(())) => Ok(receiver),
             Some(Err(e)) => Err(self.close(e.to_string())),
-            None => Err(self.close(format!("write did not complete within {} ms", self.request_timeout.as_millis()))),
+            None => Err(self.close(format!(
+                "write did not complete within {} ms",
+                self.request_timeout.as_millis()
+            ))),
         }
     }
 
     /// Waits for the response to a request sent with `send`, within `request.timeout.ms`.
-    pub async fn receive<R: Request>(&self, receiver: ResponseReceiver, version: i16) -> Result<R::Response, ClientError> {
+    pub async fn receive<R: Request>(
+        &self,
+        receiver: ResponseReceiver,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
         let api = ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions);
         let mut body = match with_timeout(self.request_timeout, receiver).await {
             Some(Ok(result)) => result?,
-            Some(Err(_)) => return Err(ClientError::Closed { addr: self.addr.clone(), reason: "reader stopped".into() }),
+            Some(Err(_)) => {
+                return Err(ClientError::Closed {
+                    addr: self.addr.clone(),
+                    reason: "reader stopped".into(),
+                })
+            }
             None => return Err(self.timeout(api)),
         };
         R::Response::decode(&mut body, version).map_err(|e| ClientError::Codec {
@@ -203,13 +277,23 @@ impl Connection {
     }
 
     /// Sends a request and waits for its response.
-    pub async fn call<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, ClientError> {
-        let receiver = self.send(request, version, true).await?.expect("a response was asked for");
+    pub async fn call<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let receiver = self
+            .send(request, version, true)
+            .await?
+            .expect("a response was asked for");
         self.receive::<R>(receiver, version).await
     }
 
     /// Metadata for `topics` (all topics when `None`), never creating topics.
-    pub async fn metadata(&self, topics: Option<&[String]>) -> Result<MetadataResponse, ClientError> {
+    pub async fn metadata(
+        &self,
+        topics: Option<&[String]>,
+    ) -> Result<MetadataResponse, ClientError> {
         let version = self.version::<MetadataRequest>(12)?;
         let request = MetadataRequest::default()
             .with_allow_auto_topic_creation(false)
@@ -222,29 +306,47 @@ impl Connection {
         self.call(&request, version).await
     }
 
-    fn encode<R: Request>(&self, request: &R, version: i16, correlation_id: i32) -> Result<BytesMut, String> {
+    fn encode<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<BytesMut, String> {
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(self.client_id.clone()));
         let header_version = R::header_version(version);
-        let size = header.compute_size(header_version).map_err(|e| e.to_string())?
+        let size = header
+            .compute_size(header_version)
+            .map_err(|e| e.to_string())?
             + request.compute_size(version).map_err(|e| e.to_string())?;
         let mut frame = BytesMut::with_capacity(4 + size);
         frame.put_i32(size as i32);
-        header.encode(&mut frame, header_version).map_err(|e| e.to_string())?;
-        request.encode(&mut frame, version).map_err(|e| e.to_string())?;
+        header
+            .encode(&mut frame, header_version)
+            .map_err(|e| e.to_string())?;
+        request
+            .encode(&mut frame, version)
+            .map_err(|e| e.to_string())?;
         Ok(frame)
     }
 
     fn timeout(&self, api: ApiKey) -> ClientError {
-        ClientError::Timeout { addr: self.addr.clone(), api, timeout_ms: self.request_timeout.as_millis() }
+        ClientError::Timeout {
+            addr: self.addr.clone(),
+            api,
+            timeout_ms: self.request_timeout.as_millis(),
+        }
     }
 
     fn close(&self, reason: String) -> ClientError {
         fail_pending(&self.shared, &self.addr, &reason);
-        ClientError::Closed { addr: self.addr.clone(), reason }
+        ClientError::Closed {
+            addr: self.addr.clone(),
+            reason,
+        }
     }
 }
 
@@ -264,13 +366,23 @@ pub async fn with_timeout<T>(duration: Duration, future: impl Future<Output = T>
 }
 
 fn fail_pending(shared: &Shared, addr: &str, reason: &str) {
-    shared.closed.borrow_mut().get_or_insert_with(|| reason.to_string());
+    shared
+        .closed
+        .borrow_mut()
+        .get_or_insert_with(|| reason.to_string());
     for pending in shared.pending.borrow_mut().drain(..) {
-        let _ = pending.tx.send(Err(ClientError::Closed { addr: addr.to_string(), reason: reason.to_string() }));
+        let _ = pending.tx.send(Err(ClientError::Closed {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        }));
     }
 }
 
-async fn read_responses(mut reader: BufReader<ReadHalf<TcpStream>>, shared: Rc<Shared>, addr: String) {
+async fn read_responses(
+    mut reader: BufReader<ReadHalf<TcpStream>>,
+    shared: Rc<Shared>,
+    addr: String,
+) {
     let reason = loop {
         let mut size = [0u8; 4];
         if let Err(e) = reader.read_exact(&mut size).await {
@@ -278,7 +390,10 @@ async fn read_responses(mut reader: BufReader<ReadHalf<TcpStream>>, shared: Rc<S
         }
         let size = i32::from_be_bytes(size);
         if size < 4 || size as usize > MAX_RESPONSE_BYTES {
-            break format!("response frame of {size} bytes (bytes {:?}: is this a Kafka broker?)", size.to_be_bytes());
+            break format!(
+                "response frame of {size} bytes (bytes {:?}: is this a Kafka broker?)",
+                size.to_be_bytes()
+            );
         }
         let mut body = BytesMut::zeroed(size as usize);
         if let Err(e) = reader.read_exact(&mut body).await {
@@ -290,7 +405,10 @@ async fn read_responses(mut reader: BufReader<ReadHalf<TcpStream>>, shared: Rc<S
         };
         let correlation_id = (&body[..4]).get_i32();
         if correlation_id != pending.correlation_id {
-            break format!("correlation id {correlation_id}, expected {}", pending.correlation_id);
+            break format!(
+                "correlation id {correlation_id}, expected {}",
+                pending.correlation_id
+            );
         }
         if let Err(e) = ResponseHeader::decode(&mut body, pending.header_version) {
             break format!("response header: {e}");

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
 
 use super::client::{topic_name, ClientError, Connection};
 use super::BenchError;
@@ -44,7 +44,11 @@ impl TopicLayout {
 }
 
 /// Connects to the first reachable address of a comma-separated `bootstrap.servers` list.
-pub async fn bootstrap(servers: &str, client_id: &str, timeout: Duration) -> Result<Connection, BenchError> {
+pub async fn bootstrap(
+    servers: &str,
+    client_id: &str,
+    timeout: Duration,
+) -> Result<Connection, BenchError> {
     let mut last = None;
     for addr in servers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         match Connection::connect(addr, client_id, timeout).await {
@@ -52,12 +56,20 @@ pub async fn bootstrap(servers: &str, client_id: &str, timeout: Duration) -> Res
             Err(e) => last = Some(e),
         }
     }
-    Err(last.map(BenchError::from).unwrap_or_else(|| BenchError::NoBootstrap(servers.to_string())))
+    Err(last
+        .map(BenchError::from)
+        .unwrap_or_else(|| BenchError::NoBootstrap(servers.to_string())))
 }
 
 /// Creates `topic` with `partitions` partitions; an existing topic is left as it is.
 /// Returns whether the topic was created.
-pub async fn create_topic(connection: &Connection, topic: &str, partitions: i32, replication_factor: i16, timeout: Duration) -> Result<bool, BenchError> {
+pub async fn create_topic(
+    connection: &Connection,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+    timeout: Duration,
+) -> Result<bool, BenchError> {
     let version = connection.version::<CreateTopicsRequest>(7)?;
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(timeout.as_millis() as i32)
@@ -67,21 +79,36 @@ pub async fn create_topic(connection: &Connection, topic: &str, partitions: i32,
             .with_replication_factor(replication_factor)]);
     let response = connection.call(&request, version).await?;
     let Some(result) = response.topics.into_iter().next() else {
-        return Err(BenchError::Protocol(format!("CreateTopics answered nothing for topic {topic}")));
+        return Err(BenchError::Protocol(format!(
+            "CreateTopics answered nothing for topic {topic}"
+        )));
     };
     match result.error_code {
         0 => Ok(true),
         TOPIC_ALREADY_EXISTS => Ok(false),
         code => {
-            let message = result.error_message.map(|m| format!(" ({})", m.as_str())).unwrap_or_default();
-            Err(ClientError::broker(ApiKey::CreateTopics, format!(" for topic {topic}{message}"), code).into())
+            let message = result
+                .error_message
+                .map(|m| format!(" ({})", m.as_str()))
+                .unwrap_or_default();
+            Err(ClientError::broker(
+                ApiKey::CreateTopics,
+                format!(" for topic {topic}{message}"),
+                code,
+            )
+            .into())
         }
     }
 }
 
 /// The topic's layout, waiting up to `wait` for every partition to have a leader (a topic just
 /// created may need a moment). An unknown topic is an error at once unless `wait_for_creation`.
-pub async fn describe_topic(connection: &Connection, topic: &str, wait: Duration, wait_for_creation: bool) -> Result<TopicLayout, BenchError> {
+pub async fn describe_topic(
+    connection: &Connection,
+    topic: &str,
+    wait: Duration,
+    wait_for_creation: bool,
+) -> Result<TopicLayout, BenchError> {
     let deadline = Instant::now() + wait;
     loop {
         let response = connection.metadata(Some(&[topic.to_string()])).await?;
@@ -93,7 +120,10 @@ pub async fn describe_topic(connection: &Connection, topic: &str, wait: Duration
         let retry_reason = match response.topics.first() {
             None => Some(format!("no metadata for topic {topic}")),
             Some(t) if t.error_code == UNKNOWN_TOPIC_OR_PARTITION && !wait_for_creation => {
-                return Err(BenchError::UnknownTopic { topic: topic.to_string(), broker: connection.addr.clone() })
+                return Err(BenchError::UnknownTopic {
+                    topic: topic.to_string(),
+                    broker: connection.addr.clone(),
+                })
             }
             Some(t) if t.error_code != 0 => Some(format!("topic error code {}", t.error_code)),
             Some(t) if t.partitions.is_empty() => Some("no partitions yet".to_string()),
@@ -107,12 +137,21 @@ pub async fn describe_topic(connection: &Connection, topic: &str, wait: Duration
                         break;
                     }
                     leaders[index] = p.leader_id.0;
-                    if p.leader_id.0 < 0 || p.error_code == LEADER_NOT_AVAILABLE || !brokers.contains_key(&p.leader_id.0) {
+                    if p.leader_id.0 < 0
+                        || p.error_code == LEADER_NOT_AVAILABLE
+                        || !brokers.contains_key(&p.leader_id.0)
+                    {
                         missing = Some(format!("partition {index} has no leader"));
                     }
                 }
                 match missing {
-                    None => return Ok(TopicLayout { topic: topic.to_string(), leaders, brokers }),
+                    None => {
+                        return Ok(TopicLayout {
+                            topic: topic.to_string(),
+                            leaders,
+                            brokers,
+                        })
+                    }
                     reason => reason,
                 }
             }

@@ -30,8 +30,17 @@ const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
 
 /// Compresses `input` with `compression` at `level` (the codec's default when `None`),
 /// appending to `output`.
-pub fn compress(compression: Compression, level: Option<i32>, input: &[u8], output: &mut Vec<u8>) -> Result<(), CodecError> {
-    let io = |codec, source| CodecError::Io { codec, op: "compress", source };
+pub fn compress(
+    compression: Compression,
+    level: Option<i32>,
+    input: &[u8],
+    output: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let io = |codec, source| CodecError::Io {
+        codec,
+        op: "compress",
+        source,
+    };
     match compression {
         Compression::None => output.extend_from_slice(input),
         Compression::Gzip => {
@@ -56,10 +65,13 @@ pub fn compress(compression: Compression, level: Option<i32>, input: &[u8], outp
         Compression::Lz4 => {
             let mut encoder = lz4_flex::frame::FrameEncoder::new(output);
             encoder.write_all(input).map_err(|e| io("lz4", e))?;
-            encoder.finish().map_err(|e| io("lz4", std::io::Error::other(e)))?;
+            encoder
+                .finish()
+                .map_err(|e| io("lz4", std::io::Error::other(e)))?;
         }
         Compression::Zstd => {
-            let compressed = zstd::bulk::compress(input, level.unwrap_or(3)).map_err(|e| io("zstd", e))?;
+            let compressed =
+                zstd::bulk::compress(input, level.unwrap_or(3)).map_err(|e| io("zstd", e))?;
             output.extend_from_slice(&compressed);
         }
     }
@@ -67,16 +79,28 @@ pub fn compress(compression: Compression, level: Option<i32>, input: &[u8], outp
 }
 
 /// Decompresses a records section written with `compression`, appending to `output`.
-pub fn decompress(compression: Compression, input: &[u8], output: &mut Vec<u8>) -> Result<(), CodecError> {
-    let io = |codec, source| CodecError::Io { codec, op: "decompress", source };
+pub fn decompress(
+    compression: Compression,
+    input: &[u8],
+    output: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let io = |codec, source| CodecError::Io {
+        codec,
+        op: "decompress",
+        source,
+    };
     match compression {
         Compression::None => output.extend_from_slice(input),
         Compression::Gzip => {
-            flate2::read::GzDecoder::new(input).read_to_end(output).map_err(|e| io("gzip", e))?;
+            flate2::read::GzDecoder::new(input)
+                .read_to_end(output)
+                .map_err(|e| io("gzip", e))?;
         }
         Compression::Snappy => decompress_snappy(input, output)?,
         Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(input).read_to_end(output).map_err(|e| io("lz4", e))?;
+            lz4_flex::frame::FrameDecoder::new(input)
+                .read_to_end(output)
+                .map_err(|e| io("lz4", e))?;
         }
         Compression::Zstd => {
             zstd::stream::read::Decoder::new(input)
@@ -94,7 +118,9 @@ fn decompress_snappy(input: &[u8], output: &mut Vec<u8>) -> Result<(), CodecErro
         output.extend_from_slice(&decoder.decompress_vec(input).map_err(snappy)?);
         return Ok(());
     }
-    let mut rest = input.get(16..).ok_or_else(|| CodecError::Snappy("short xerial header".into()))?;
+    let mut rest = input
+        .get(16..)
+        .ok_or_else(|| CodecError::Snappy("short xerial header".into()))?;
     while !rest.is_empty() {
         let length_bytes: [u8; 4] = rest
             .get(..4)
@@ -104,7 +130,9 @@ fn decompress_snappy(input: &[u8], output: &mut Vec<u8>) -> Result<(), CodecErro
         let block = usize::try_from(length)
             .ok()
             .and_then(|l| rest.get(4..4 + l))
-            .ok_or_else(|| CodecError::Snappy(format!("block of {length} bytes overruns the data")))?;
+            .ok_or_else(|| {
+                CodecError::Snappy(format!("block of {length} bytes overruns the data"))
+            })?;
         output.extend_from_slice(&decoder.decompress_vec(block).map_err(snappy)?);
         rest = &rest[4 + block.len()..];
     }
@@ -117,8 +145,16 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        let input: Vec<u8> = (0..100_000u32).flat_map(|i| format!("{{\"id\":{i},\"ok\":true}}").into_bytes()).collect();
-        for compression in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        let input: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| format!("{{\"id\":{i},\"ok\":true}}").into_bytes())
+            .collect();
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let mut compressed = Vec::new();
             compress(compression, None, &input, &mut compressed).unwrap();
             let mut output = Vec::new();

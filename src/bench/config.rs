@@ -19,7 +19,11 @@ pub enum ConfigError {
     Unknown { key: String, supported: String },
     /// The value could not be parsed or is out of range.
     #[error("invalid value `{value}` for producer property `{key}`: {reason}")]
-    Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// `acks`: how many acknowledgments the leader must have received before answering a Produce.
@@ -154,8 +158,15 @@ impl ProducerConfig {
                         _ => return Err(invalid("expected 0, 1, all or -1")),
                     }
                 }
-                "linger.ms" => config.linger_ms = parse_in(value, 0, 3_600_000).ok_or_else(|| invalid("expected 0..=3600000 ms"))?,
-                "batch.size" => config.batch_size = parse_in(value, 0, 1 << 30).ok_or_else(|| invalid("expected 0..=1073741824 bytes"))? as usize,
+                "linger.ms" => {
+                    config.linger_ms = parse_in(value, 0, 3_600_000)
+                        .ok_or_else(|| invalid("expected 0..=3600000 ms"))?
+                }
+                "batch.size" => {
+                    config.batch_size = parse_in(value, 0, 1 << 30)
+                        .ok_or_else(|| invalid("expected 0..=1073741824 bytes"))?
+                        as usize
+                }
                 "compression.type" => {
                     config.compression = match value {
                         "none" => Compression::None,
@@ -167,8 +178,9 @@ impl ProducerConfig {
                     }
                 }
                 "max.in.flight.requests.per.connection" => {
-                    config.max_in_flight_requests_per_connection =
-                        parse_in(value, 1, 1000).ok_or_else(|| invalid("expected 1..=1000"))? as usize
+                    config.max_in_flight_requests_per_connection = parse_in(value, 1, 1000)
+                        .ok_or_else(|| invalid("expected 1..=1000"))?
+                        as usize
                 }
                 "enable.idempotence" => {
                     idempotence_explicit = true;
@@ -178,9 +190,20 @@ impl ProducerConfig {
                         _ => return Err(invalid("expected true or false")),
                     }
                 }
-                "request.timeout.ms" => config.request_timeout_ms = parse_in(value, 1, 3_600_000).ok_or_else(|| invalid("expected 1..=3600000 ms"))?,
-                "buffer.memory" => config.buffer_memory = parse_in(value, 1024, 1 << 40).ok_or_else(|| invalid("expected at least 1024 bytes"))? as usize,
-                "max.request.size" => config.max_request_size = parse_in(value, 1024, 1 << 30).ok_or_else(|| invalid("expected 1024..=1073741824 bytes"))? as usize,
+                "request.timeout.ms" => {
+                    config.request_timeout_ms = parse_in(value, 1, 3_600_000)
+                        .ok_or_else(|| invalid("expected 1..=3600000 ms"))?
+                }
+                "buffer.memory" => {
+                    config.buffer_memory = parse_in(value, 1024, 1 << 40)
+                        .ok_or_else(|| invalid("expected at least 1024 bytes"))?
+                        as usize
+                }
+                "max.request.size" => {
+                    config.max_request_size = parse_in(value, 1024, 1 << 30)
+                        .ok_or_else(|| invalid("expected 1024..=1073741824 bytes"))?
+                        as usize
+                }
                 "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
                     let level: i64 = value.parse().map_err(|_| invalid("expected an integer"))?;
                     config.compression_level = Some(level as i32);
@@ -188,7 +211,9 @@ impl ProducerConfig {
                 "client.id" => config.client_id = value.to_string(),
                 "bootstrap.servers" => config.bootstrap_servers = Some(value.to_string()),
                 _ if IGNORED.contains(&key) => {
-                    eprintln!("warning: producer property `{key}` is accepted but has no effect here");
+                    eprintln!(
+                        "warning: producer property `{key}` is accepted but has no effect here"
+                    );
                 }
                 _ => {
                     return Err(ConfigError::Unknown {
@@ -198,13 +223,15 @@ impl ProducerConfig {
                 }
             }
         }
-        let compatible = config.acks == Acks::All && config.max_in_flight_requests_per_connection <= 5;
+        let compatible =
+            config.acks == Acks::All && config.max_in_flight_requests_per_connection <= 5;
         if config.enable_idempotence && !compatible {
             if idempotence_explicit {
                 return Err(ConfigError::Invalid {
                     key: "enable.idempotence".to_string(),
                     value: "true".to_string(),
-                    reason: "requires acks=all and max.in.flight.requests.per.connection <= 5".to_string(),
+                    reason: "requires acks=all and max.in.flight.requests.per.connection <= 5"
+                        .to_string(),
                 });
             }
             config.enable_idempotence = false;
@@ -258,7 +285,13 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        for bad in ["acks=2", "compression.type=brotli", "linger.ms=-1", "nope=1", "batch.size"] {
+        for bad in [
+            "acks=2",
+            "compression.type=brotli",
+            "linger.ms=-1",
+            "nope=1",
+            "batch.size",
+        ] {
             assert!(ProducerConfig::from_props(&[bad]).is_err(), "{bad}");
         }
     }

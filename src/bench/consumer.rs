@@ -76,7 +76,12 @@ pub struct ConsumeWorkerResult {
 }
 
 /// Runs one consumer worker on the current executor.
-pub async fn consume_worker(spec: Arc<ConsumeSpec>, layout: TopicLayout, worker: usize, stats: Arc<SharedStats>) -> Result<ConsumeWorkerResult, BenchError> {
+pub async fn consume_worker(
+    spec: Arc<ConsumeSpec>,
+    layout: TopicLayout,
+    worker: usize,
+    stats: Arc<SharedStats>,
+) -> Result<ConsumeWorkerResult, BenchError> {
     let result = consume_worker_inner(spec, layout, worker, stats.clone()).await;
     if let Err(e) = &result {
         stats.fail(e.to_string());
@@ -84,27 +89,51 @@ pub async fn consume_worker(spec: Arc<ConsumeSpec>, layout: TopicLayout, worker:
     result
 }
 
-async fn consume_worker_inner(spec: Arc<ConsumeSpec>, layout: TopicLayout, worker: usize, stats: Arc<SharedStats>) -> Result<ConsumeWorkerResult, BenchError> {
-    let assigned: Vec<usize> = (0..layout.partitions()).filter(|p| p % spec.threads == worker).collect();
+async fn consume_worker_inner(
+    spec: Arc<ConsumeSpec>,
+    layout: TopicLayout,
+    worker: usize,
+    stats: Arc<SharedStats>,
+) -> Result<ConsumeWorkerResult, BenchError> {
+    let assigned: Vec<usize> = (0..layout.partitions())
+        .filter(|p| p % spec.threads == worker)
+        .collect();
     let mut loops = Vec::new();
     for (broker, partitions) in layout.by_leader(&assigned) {
         let timeout = Duration::from_millis(spec.request_timeout_ms);
-        let connection = Rc::new(Connection::connect(&layout.brokers[&broker], &spec.client_id, timeout).await?);
+        let connection =
+            Rc::new(Connection::connect(&layout.brokers[&broker], &spec.client_id, timeout).await?);
         let start = list_offsets(&connection, &spec.topic, &partitions, spec.start_from).await?;
         let end = match spec.num_records {
             Some(_) => None,
-            None => Some(list_offsets(&connection, &spec.topic, &partitions, StartFrom::Latest).await?),
+            None => {
+                Some(list_offsets(&connection, &spec.topic, &partitions, StartFrom::Latest).await?)
+            }
         };
-        loops.push(glommio::spawn_local(fetch_loop(spec.clone(), connection, partitions, start, end, stats.clone())));
+        loops.push(glommio::spawn_local(fetch_loop(
+            spec.clone(),
+            connection,
+            partitions,
+            start,
+            end,
+            stats.clone(),
+        )));
     }
-    let mut result = ConsumeWorkerResult { records: 0, bytes: 0, histogram: latency_histogram() };
+    let mut result = ConsumeWorkerResult {
+        records: 0,
+        bytes: 0,
+        histogram: latency_histogram(),
+    };
     let mut first_error = None;
     for task in loops {
         match task.await {
             Ok(part) => {
                 result.records += part.records;
                 result.bytes += part.bytes;
-                result.histogram.add(&part.histogram).expect("same histogram bounds");
+                result
+                    .histogram
+                    .add(&part.histogram)
+                    .expect("same histogram bounds");
             }
             Err(e) => {
                 stats.fail(e.to_string());
@@ -119,7 +148,12 @@ async fn consume_worker_inner(spec: Arc<ConsumeSpec>, layout: TopicLayout, worke
 }
 
 /// Offsets of `partitions` at the log start (`Earliest`, timestamp -2) or end (`Latest`, -1).
-pub async fn list_offsets(connection: &Connection, topic: &str, partitions: &[usize], which: StartFrom) -> Result<Vec<i64>, BenchError> {
+pub async fn list_offsets(
+    connection: &Connection,
+    topic: &str,
+    partitions: &[usize],
+    which: StartFrom,
+) -> Result<Vec<i64>, BenchError> {
     let version = connection.version::<ListOffsetsRequest>(8)?;
     let timestamp = match which {
         StartFrom::Earliest => -2,
@@ -127,26 +161,44 @@ pub async fn list_offsets(connection: &Connection, topic: &str, partitions: &[us
     };
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(
-            partitions
-                .iter()
-                .map(|&p| ListOffsetsPartition::default().with_partition_index(p as i32).with_timestamp(timestamp).with_current_leader_epoch(-1))
-                .collect(),
-        )]);
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&p| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(p as i32)
+                            .with_timestamp(timestamp)
+                            .with_current_leader_epoch(-1)
+                    })
+                    .collect(),
+            )]);
     let response = connection.call(&request, version).await?;
     let mut offsets = vec![-1; partitions.len()];
     for t in &response.topics {
         for p in &t.partitions {
             if p.error_code != 0 {
-                return Err(ClientError::broker(ApiKey::ListOffsets, format!(" for {topic}-{}", p.partition_index), p.error_code).into());
+                return Err(ClientError::broker(
+                    ApiKey::ListOffsets,
+                    format!(" for {topic}-{}", p.partition_index),
+                    p.error_code,
+                )
+                .into());
             }
-            if let Some(i) = partitions.iter().position(|&q| q as i32 == p.partition_index) {
+            if let Some(i) = partitions
+                .iter()
+                .position(|&q| q as i32 == p.partition_index)
+            {
                 offsets[i] = p.offset;
             }
         }
     }
     if let Some(i) = offsets.iter().position(|&o| o < 0) {
-        return Err(BenchError::Protocol(format!("ListOffsets gave no offset for {topic}-{}", partitions[i])));
+        return Err(BenchError::Protocol(format!(
+            "ListOffsets gave no offset for {topic}-{}",
+            partitions[i]
+        )));
     }
     Ok(offsets)
 }
@@ -161,7 +213,11 @@ async fn fetch_loop(
 ) -> Result<ConsumeWorkerResult, BenchError> {
     let version = connection.version::<FetchRequest>(12)?;
     let topic: TopicName = topic_name(&spec.topic);
-    let mut result = ConsumeWorkerResult { records: 0, bytes: 0, histogram: latency_histogram() };
+    let mut result = ConsumeWorkerResult {
+        records: 0,
+        bytes: 0,
+        histogram: latency_histogram(),
+    };
     let mut scratch = Vec::new();
     let mut last_progress = Instant::now();
     let mut end_checked = vec![false; partitions.len()];
@@ -169,10 +225,15 @@ async fn fetch_loop(
         if stats.stopping() {
             return Ok(result);
         }
-        if spec.num_records.is_some_and(|n| stats.records.load(Ordering::Relaxed) >= n) {
+        if spec
+            .num_records
+            .is_some_and(|n| stats.records.load(Ordering::Relaxed) >= n)
+        {
             return Ok(result);
         }
-        let wanted: Vec<usize> = (0..partitions.len()).filter(|&i| end.as_ref().is_none_or(|e| offsets[i] < e[i])).collect();
+        let wanted: Vec<usize> = (0..partitions.len())
+            .filter(|&i| end.as_ref().is_none_or(|e| offsets[i] < e[i]))
+            .collect();
         if wanted.is_empty() {
             return Ok(result);
         }
@@ -184,20 +245,22 @@ async fn fetch_loop(
             .with_isolation_level(0)
             .with_session_id(0)
             .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default().with_topic(topic.clone()).with_partitions(
-                wanted
-                    .iter()
-                    .map(|&i| {
-                        FetchPartition::default()
-                            .with_partition(partitions[i] as i32)
-                            .with_current_leader_epoch(-1)
-                            .with_fetch_offset(offsets[i])
-                            .with_last_fetched_epoch(-1)
-                            .with_log_start_offset(-1)
-                            .with_partition_max_bytes(spec.max_partition_fetch_bytes)
-                    })
-                    .collect(),
-            )]);
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic.clone())
+                .with_partitions(
+                    wanted
+                        .iter()
+                        .map(|&i| {
+                            FetchPartition::default()
+                                .with_partition(partitions[i] as i32)
+                                .with_current_leader_epoch(-1)
+                                .with_fetch_offset(offsets[i])
+                                .with_last_fetched_epoch(-1)
+                                .with_log_start_offset(-1)
+                                .with_partition_max_bytes(spec.max_partition_fetch_bytes)
+                        })
+                        .collect(),
+                )]);
         let response = connection.call(&request, version).await?;
         if response.error_code != 0 {
             return Err(ClientError::broker(ApiKey::Fetch, "", response.error_code).into());
@@ -206,9 +269,19 @@ async fn fetch_loop(
         let (mut records, mut bytes, mut sum_us, mut max_us) = (0u64, 0u64, 0u64, 0u64);
         for t in &response.responses {
             for p in &t.partitions {
-                let Some(i) = partitions.iter().position(|&q| q as i32 == p.partition_index) else { continue };
+                let Some(i) = partitions
+                    .iter()
+                    .position(|&q| q as i32 == p.partition_index)
+                else {
+                    continue;
+                };
                 if p.error_code != 0 {
-                    return Err(ClientError::broker(ApiKey::Fetch, format!(" for {}-{}", spec.topic, p.partition_index), p.error_code).into());
+                    return Err(ClientError::broker(
+                        ApiKey::Fetch,
+                        format!(" for {}-{}", spec.topic, p.partition_index),
+                        p.error_code,
+                    )
+                    .into());
                 }
                 if let Some(end) = end.as_mut().filter(|_| !end_checked[i]) {
                     // Some brokers answer ListOffsets(latest) below the log end offset (tansu 0.6
@@ -236,11 +309,15 @@ async fn fetch_loop(
                                 return;
                             }
                             records += 1;
-                            bytes += (record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len)) as u64;
+                            bytes += (record.key.map_or(0, <[u8]>::len)
+                                + record.value.map_or(0, <[u8]>::len))
+                                as u64;
                             if let (Some(now_ns), Some(value)) = (now_ns, record.value) {
                                 if let Some(stamp) = value.get(..8) {
-                                    let sent_ns = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
-                                    let latency_us = (now_ns.saturating_sub(sent_ns) / 1000).clamp(1, LATENCY_MAX_US);
+                                    let sent_ns =
+                                        u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
+                                    let latency_us = (now_ns.saturating_sub(sent_ns) / 1000)
+                                        .clamp(1, LATENCY_MAX_US);
                                     let _ = result.histogram.record(latency_us);
                                     sum_us += latency_us;
                                     max_us = max_us.max(latency_us);
@@ -259,7 +336,11 @@ async fn fetch_loop(
             last_progress = Instant::now();
         } else if last_progress.elapsed() >= Duration::from_millis(spec.timeout_ms) {
             let consumed = stats.records.load(Ordering::Relaxed);
-            return Err(BenchError::NoProgress { consumed, timeout_ms: spec.timeout_ms, broker: connection.addr.clone() });
+            return Err(BenchError::NoProgress {
+                consumed,
+                timeout_ms: spec.timeout_ms,
+                broker: connection.addr.clone(),
+            });
         }
     }
 }

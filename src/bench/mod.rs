@@ -67,7 +67,11 @@ pub enum BenchError {
     UnknownTopic { topic: String, broker: String },
     /// The topic did not get leaders in time.
     #[error("topic `{topic}` not ready after {waited_ms} ms: {reason}")]
-    TopicNotReady { topic: String, reason: String, waited_ms: u64 },
+    TopicNotReady {
+        topic: String,
+        reason: String,
+        waited_ms: u64,
+    },
     /// `bootstrap.servers` held no address.
     #[error("no broker address in `{0}`")]
     NoBootstrap(String),
@@ -85,7 +89,11 @@ pub enum BenchError {
     Protocol(String),
     /// The consumer saw no record for the timeout.
     #[error("no records from {broker} for {timeout_ms} ms ({consumed} consumed so far)")]
-    NoProgress { consumed: u64, timeout_ms: u64, broker: String },
+    NoProgress {
+        consumed: u64,
+        timeout_ms: u64,
+        broker: String,
+    },
     /// A command-line argument was invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -282,7 +290,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1.0)
     };
-    let value: f64 = number.trim().parse().map_err(|_| format!("`{text}` is not a duration (e.g. 30, 30s, 500ms, 5m)"))?;
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30, 30s, 500ms, 5m)"))?;
     if !(value > 0.0 && value.is_finite()) {
         return Err(format!("`{text}` must be a positive duration"));
     }
@@ -291,32 +302,55 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn check_common(common: &CommonArgs) -> Result<(), BenchError> {
     if common.threads == 0 || common.threads > 64 {
-        return Err(BenchError::InvalidArgument(format!("--threads {} must be 1..=64", common.threads)));
+        return Err(BenchError::InvalidArgument(format!(
+            "--threads {} must be 1..=64",
+            common.threads
+        )));
     }
     if common.partitions.is_some_and(|p| p <= 0) {
-        return Err(BenchError::InvalidArgument("--partitions must be positive".into()));
+        return Err(BenchError::InvalidArgument(
+            "--partitions must be positive".into(),
+        ));
     }
     if common.topic.is_empty() {
-        return Err(BenchError::InvalidArgument("--topic must not be empty".into()));
+        return Err(BenchError::InvalidArgument(
+            "--topic must not be empty".into(),
+        ));
     }
     Ok(())
 }
 
 fn check_load(load: &LoadArgs, minimum_record_size: usize) -> Result<Payloads, BenchError> {
     match (load.num_records, load.duration) {
-        (None, None) => return Err(BenchError::InvalidArgument("give --num-records or --duration".into())),
-        (Some(_), Some(_)) => return Err(BenchError::InvalidArgument("give only one of --num-records and --duration".into())),
-        (Some(0), _) => return Err(BenchError::InvalidArgument("--num-records must be positive".into())),
+        (None, None) => {
+            return Err(BenchError::InvalidArgument(
+                "give --num-records or --duration".into(),
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(BenchError::InvalidArgument(
+                "give only one of --num-records and --duration".into(),
+            ))
+        }
+        (Some(0), _) => {
+            return Err(BenchError::InvalidArgument(
+                "--num-records must be positive".into(),
+            ))
+        }
         _ => {}
     }
     if load.throughput == 0.0 || !load.throughput.is_finite() {
-        return Err(BenchError::InvalidArgument("--throughput must be positive, or -1 for no limit".into()));
+        return Err(BenchError::InvalidArgument(
+            "--throughput must be positive, or -1 for no limit".into(),
+        ));
     }
     let payloads = match &load.payload_file {
         Some(path) => Payloads::from_file(path, &load.payload_delimiter)?,
         None => {
             if load.record_size < minimum_record_size || load.record_size > 64 << 20 {
-                return Err(BenchError::InvalidArgument(format!("--record-size must be {minimum_record_size}..=67108864 bytes")));
+                return Err(BenchError::InvalidArgument(format!(
+                    "--record-size must be {minimum_record_size}..=67108864 bytes"
+                )));
             }
             Payloads::generate(load.payload, load.record_size, 0x5eed)
         }
@@ -357,25 +391,40 @@ const STALL_MARGIN: Duration = Duration::from_secs(15);
 /// Period of each executor's heartbeat timer.
 const HEARTBEAT: Duration = Duration::from_millis(10);
 
-fn join<T: Send>(handle: glommio::ExecutorJoinHandle<Result<T, BenchError>>) -> Result<T, BenchError> {
-    handle.join().map_err(|e| BenchError::Executor(e.to_string()))?
+fn join<T: Send>(
+    handle: glommio::ExecutorJoinHandle<Result<T, BenchError>>,
+) -> Result<T, BenchError> {
+    handle
+        .join()
+        .map_err(|e| BenchError::Executor(e.to_string()))?
 }
 
 /// Connects, creates the topic if asked, and returns its layout.
-fn setup(common: &CommonArgs, bootstrap: String, client_id: String, timeout: Duration) -> Result<TopicLayout, BenchError> {
+fn setup(
+    common: &CommonArgs,
+    bootstrap: String,
+    client_id: String,
+    timeout: Duration,
+) -> Result<TopicLayout, BenchError> {
     let topic = common.topic.clone();
     let partitions = common.partitions;
     let replication_factor = common.replication_factor;
     join(spawn_executor("bench-setup".into(), move || async move {
         let connection = cluster::bootstrap(&bootstrap, &client_id, timeout).await?;
         let created = match partitions {
-            Some(n) => cluster::create_topic(&connection, &topic, n, replication_factor, timeout).await?,
+            Some(n) => {
+                cluster::create_topic(&connection, &topic, n, replication_factor, timeout).await?
+            }
             None => false,
         };
-        let layout = cluster::describe_topic(&connection, &topic, Duration::from_secs(10), created).await?;
+        let layout =
+            cluster::describe_topic(&connection, &topic, Duration::from_secs(10), created).await?;
         if let Some(n) = partitions {
             if layout.partitions() != n as usize {
-                eprintln!("warning: topic {topic} exists with {} partitions, not {n}", layout.partitions());
+                eprintln!(
+                    "warning: topic {topic} exists with {} partitions, not {n}",
+                    layout.partitions()
+                );
             }
         }
         Ok(layout)
@@ -383,7 +432,9 @@ fn setup(common: &CommonArgs, bootstrap: String, client_id: String, timeout: Dur
 }
 
 fn unix_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn result_name(common: &CommonArgs, kind: &str) -> String {
@@ -399,7 +450,13 @@ struct ProduceRun {
 }
 
 /// Runs producer workers to completion with a reporter on this thread.
-fn produce(spec: ProduceSpec, layout: &TopicLayout, reporting_interval: Duration, progress: bool, stats: Arc<SharedStats>) -> Result<ProduceRun, BenchError> {
+fn produce(
+    spec: ProduceSpec,
+    layout: &TopicLayout,
+    reporting_interval: Duration,
+    progress: bool,
+    stats: Arc<SharedStats>,
+) -> Result<ProduceRun, BenchError> {
     let spec = Arc::new(spec);
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -419,9 +476,21 @@ fn produce(spec: ProduceSpec, layout: &TopicLayout, reporting_interval: Duration
             }
         }
     }
-    let mut reporter = Reporter::new(reporting_interval, true, progress, spec.num_records, spec.duration);
+    let mut reporter = Reporter::new(
+        reporting_interval,
+        true,
+        progress,
+        spec.num_records,
+        spec.duration,
+    );
     let stall_limit = spec.config.request_timeout() + STALL_MARGIN;
-    reporter.run(&stats, spec.threads, started, spec.duration.is_some(), stall_limit)?;
+    reporter.run(
+        &stats,
+        spec.threads,
+        started,
+        spec.duration.is_some(),
+        stall_limit,
+    )?;
     let elapsed = started.elapsed();
     let mut histogram = latency_histogram();
     let (mut batches, mut requests, mut wire, mut uncompressed) = (0, 0, 0, 0);
@@ -447,11 +516,25 @@ fn produce(spec: ProduceSpec, layout: &TopicLayout, reporting_interval: Duration
         return Err(e);
     }
     let bytes = stats.bytes.load(Ordering::Relaxed);
-    let figures = ProduceFigures::new(&histogram, bytes, elapsed, batches, requests, wire, uncompressed);
+    let figures = ProduceFigures::new(
+        &histogram,
+        bytes,
+        elapsed,
+        batches,
+        requests,
+        wire,
+        uncompressed,
+    );
     Ok(ProduceRun { figures, histogram })
 }
 
-fn produce_spec(common: &CommonArgs, load: &LoadArgs, config: ProducerConfig, payloads: Payloads, stamp_epoch: Option<Instant>) -> ProduceSpec {
+fn produce_spec(
+    common: &CommonArgs,
+    load: &LoadArgs,
+    config: ProducerConfig,
+    payloads: Payloads,
+    stamp_epoch: Option<Instant>,
+) -> ProduceSpec {
     ProduceSpec {
         topic: common.topic.clone(),
         num_records: load.num_records,
@@ -465,19 +548,42 @@ fn produce_spec(common: &CommonArgs, load: &LoadArgs, config: ProducerConfig, pa
     }
 }
 
-fn write_results(common: &CommonArgs, kind: &str, settings: serde_json::Value, figures: serde_json::Value, histogram: Option<&hdrhistogram::Histogram<u64>>, plot_title: &str) -> Result<(), BenchError> {
+fn write_results(
+    common: &CommonArgs,
+    kind: &str,
+    settings: serde_json::Value,
+    figures: serde_json::Value,
+    histogram: Option<&hdrhistogram::Histogram<u64>>,
+    plot_title: &str,
+) -> Result<(), BenchError> {
     if common.no_results {
         return Ok(());
     }
     let name = result_name(common, kind);
     let command: Vec<String> = std::env::args().collect();
-    let mut result = report::result_envelope(kind, &common.workload, &common.broker_label, &command, settings, figures);
+    let mut result = report::result_envelope(
+        kind,
+        &common.workload,
+        &common.broker_label,
+        &command,
+        settings,
+        figures,
+    );
     if let Some(histogram) = histogram.filter(|h| !h.is_empty()) {
         let table = report::percentile_table(histogram);
-        result["latency_percentiles_ms"] = json!(table.iter().map(|&(p, ms)| [p, ms]).collect::<Vec<_>>());
+        result["latency_percentiles_ms"] =
+            json!(table.iter().map(|&(p, ms)| [p, ms]).collect::<Vec<_>>());
         let svg = common.results_dir.join(format!("{name}.svg"));
-        std::fs::create_dir_all(&common.results_dir).map_err(|source| ReportError::Io { op: "creating", path: common.results_dir.clone(), source })?;
-        let label = if common.broker_label.is_empty() { common.bootstrap_server.clone() } else { common.broker_label.clone() };
+        std::fs::create_dir_all(&common.results_dir).map_err(|source| ReportError::Io {
+            op: "creating",
+            path: common.results_dir.clone(),
+            source,
+        })?;
+        let label = if common.broker_label.is_empty() {
+            common.bootstrap_server.clone()
+        } else {
+            common.broker_label.clone()
+        };
         report::plot_percentiles(&svg, plot_title, &[(label, table)])?;
     }
     let path = report::write_json(&common.results_dir, &name, &result)?;
@@ -490,28 +596,60 @@ fn run_produce(args: ProduceArgs) -> anyhow::Result<()> {
     check_common(&common)?;
     let payloads = check_load(&load, 1)?;
     let config = ProducerConfig::from_props(&load.producer_props)?;
-    let bootstrap = config.bootstrap_servers.clone().unwrap_or_else(|| common.bootstrap_server.clone());
-    let layout = setup(&common, bootstrap, config.client_id.clone(), config.request_timeout())
-        .with_context(|| format!("setting up topic {}", common.topic))?;
+    let bootstrap = config
+        .bootstrap_servers
+        .clone()
+        .unwrap_or_else(|| common.bootstrap_server.clone());
+    let layout = setup(
+        &common,
+        bootstrap,
+        config.client_id.clone(),
+        config.request_timeout(),
+    )
+    .with_context(|| format!("setting up topic {}", common.topic))?;
     let spec = produce_spec(&common, &load, config.clone(), payloads, None);
     let stats = Arc::new(SharedStats::default());
-    let run = produce(spec, &layout, Duration::from_millis(load.reporting_interval_ms), !common.no_progress, stats)?;
+    let run = produce(
+        spec,
+        &layout,
+        Duration::from_millis(load.reporting_interval_ms),
+        !common.no_progress,
+        stats,
+    )?;
     println!("{}", run.figures.perf_test_line());
     let settings = json!({ "common": common, "load": load, "producer": config, "partitions": layout.partitions(), "note": common.note });
-    write_results(&common, "produce", settings, json!({ "produce": run.figures }), Some(&run.histogram), &format!("produce latency: {}", common.topic))?;
+    write_results(
+        &common,
+        "produce",
+        settings,
+        json!({ "produce": run.figures }),
+        Some(&run.histogram),
+        &format!("produce latency: {}", common.topic),
+    )?;
     Ok(())
 }
 
 fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let common = &args.common;
     check_common(common)?;
-    if args.fetch_max_bytes <= 0 || args.max_partition_fetch_bytes <= 0 || args.fetch_max_wait_ms < 0 {
-        return Err(BenchError::InvalidArgument("fetch sizes must be positive and --fetch-max-wait-ms non-negative".into()).into());
+    if args.fetch_max_bytes <= 0
+        || args.max_partition_fetch_bytes <= 0
+        || args.fetch_max_wait_ms < 0
+    {
+        return Err(BenchError::InvalidArgument(
+            "fetch sizes must be positive and --fetch-max-wait-ms non-negative".into(),
+        )
+        .into());
     }
     let request_timeout_ms = 30_000u64.max(args.fetch_max_wait_ms as u64 + 5_000);
     let client_id = "ringtail-bench-consumer".to_string();
-    let layout = setup(common, common.bootstrap_server.clone(), client_id.clone(), Duration::from_millis(request_timeout_ms))
-        .with_context(|| format!("setting up topic {}", common.topic))?;
+    let layout = setup(
+        common,
+        common.bootstrap_server.clone(),
+        client_id.clone(),
+        Duration::from_millis(request_timeout_ms),
+    )
+    .with_context(|| format!("setting up topic {}", common.topic))?;
     let spec = ConsumeSpec {
         topic: common.topic.clone(),
         num_records: args.num_records,
@@ -529,7 +667,13 @@ fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let start_ms = unix_ms();
     let started = Instant::now();
     let handles = spawn_consumers(Arc::new(spec.clone()), &layout, &stats);
-    let mut reporter = Reporter::new(Duration::from_secs(3600), false, !common.no_progress, args.num_records, None);
+    let mut reporter = Reporter::new(
+        Duration::from_secs(3600),
+        false,
+        !common.no_progress,
+        args.num_records,
+        None,
+    );
     let stall_limit = Duration::from_millis(request_timeout_ms.max(args.timeout_ms)) + STALL_MARGIN;
     reporter.run(&stats, spec.threads, started, false, stall_limit)?;
     let (records, bytes, _) = join_consumers(handles, &stats)?;
@@ -537,11 +681,22 @@ fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
     println!("{}", ConsumeFigures::HEADER);
     println!("{}", figures.perf_test_line());
     let settings = json!({ "common": common, "consume": args, "partitions": layout.partitions(), "note": common.note });
-    write_results(common, "consume", settings, serde_json::to_value(&figures).expect("figures serialize"), None, "")?;
+    write_results(
+        common,
+        "consume",
+        settings,
+        serde_json::to_value(&figures).expect("figures serialize"),
+        None,
+        "",
+    )?;
     Ok(())
 }
 
-fn spawn_consumers(spec: Arc<ConsumeSpec>, layout: &TopicLayout, stats: &Arc<SharedStats>) -> Vec<glommio::ExecutorJoinHandle<Result<consumer::ConsumeWorkerResult, BenchError>>> {
+fn spawn_consumers(
+    spec: Arc<ConsumeSpec>,
+    layout: &TopicLayout,
+    stats: &Arc<SharedStats>,
+) -> Vec<glommio::ExecutorJoinHandle<Result<consumer::ConsumeWorkerResult, BenchError>>> {
     let mut handles = Vec::new();
     for worker in 0..spec.threads {
         let (spec, layout, worker_stats) = (spec.clone(), layout.clone(), stats.clone());
@@ -589,16 +744,31 @@ fn join_consumers(
 }
 
 fn run_e2e(args: E2eArgs) -> anyhow::Result<()> {
-    let E2eArgs { common, load, timeout_ms } = args;
+    let E2eArgs {
+        common,
+        load,
+        timeout_ms,
+    } = args;
     check_common(&common)?;
     let payloads = check_load(&load, 8)?;
     let Some(num_records) = load.num_records else {
-        return Err(BenchError::InvalidArgument("e2e needs --num-records (the consumer stops after that many)".into()).into());
+        return Err(BenchError::InvalidArgument(
+            "e2e needs --num-records (the consumer stops after that many)".into(),
+        )
+        .into());
     };
     let config = ProducerConfig::from_props(&load.producer_props)?;
-    let bootstrap = config.bootstrap_servers.clone().unwrap_or_else(|| common.bootstrap_server.clone());
-    let layout = setup(&common, bootstrap, config.client_id.clone(), config.request_timeout())
-        .with_context(|| format!("setting up topic {}", common.topic))?;
+    let bootstrap = config
+        .bootstrap_servers
+        .clone()
+        .unwrap_or_else(|| common.bootstrap_server.clone());
+    let layout = setup(
+        &common,
+        bootstrap,
+        config.client_id.clone(),
+        config.request_timeout(),
+    )
+    .with_context(|| format!("setting up topic {}", common.topic))?;
     let epoch = Instant::now();
     let consume_spec = Arc::new(ConsumeSpec {
         topic: common.topic.clone(),
@@ -619,7 +789,13 @@ fn run_e2e(args: E2eArgs) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let spec = produce_spec(&common, &load, config.clone(), payloads, Some(epoch));
     let produce_stats = Arc::new(SharedStats::default());
-    let produced = produce(spec, &layout, Duration::from_millis(load.reporting_interval_ms), !common.no_progress, produce_stats);
+    let produced = produce(
+        spec,
+        &layout,
+        Duration::from_millis(load.reporting_interval_ms),
+        !common.no_progress,
+        produce_stats,
+    );
     if produced.is_err() {
         consume_stats.stop.store(true, Ordering::Relaxed);
     }
@@ -648,7 +824,14 @@ fn run_e2e(args: E2eArgs) -> anyhow::Result<()> {
         e2e.max() as f64 / 1000.0
     );
     let settings = json!({ "common": common, "load": load, "producer": config, "partitions": layout.partitions(), "note": common.note });
-    write_results(&common, "e2e", settings, json!({ "produce": run.figures, "e2e": e2e_figures }), Some(&e2e), &format!("end-to-end latency: {}", common.topic))?;
+    write_results(
+        &common,
+        "e2e",
+        settings,
+        json!({ "produce": run.figures, "e2e": e2e_figures }),
+        Some(&e2e),
+        &format!("end-to-end latency: {}", common.topic),
+    )?;
     Ok(())
 }
 

@@ -104,7 +104,12 @@ mod tests {
     use super::*;
 
     fn check(input: &[u8], expected: i32) {
-        assert_eq!(murmur2(input), expected, "murmur2({:?})", String::from_utf8_lossy(input));
+        assert_eq!(
+            murmur2(input),
+            expected,
+            "murmur2({:?})",
+            String::from_utf8_lossy(input)
+        );
     }
 
     /// Kafka's `UtilsTest.testMurmur2` vectors.
@@ -114,7 +119,10 @@ mod tests {
         check(b"foobar", -790_332_482);
         check(b"a-little-bit-long-string", -985_981_536);
         check(b"a-little-bit-longer-string", -1_486_304_829);
-        check(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971);
+        check(
+            b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+            -58_897_971,
+        );
         check(b"abc", 479_470_107);
     }
 
@@ -135,7 +143,10 @@ mod tests {
             assert_eq!(sticky.partition(100), first, "stays below batch.size");
         }
         let second = sticky.partition(100);
-        assert_ne!(second, first, "switches once batch.size bytes were produced");
+        assert_ne!(
+            second, first,
+            "switches once batch.size bytes were produced"
+        );
         sticky.on_new_batch();
         assert_ne!(sticky.partition(1), second, "switches on a new batch");
     }

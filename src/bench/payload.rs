@@ -41,8 +41,12 @@ impl Payloads {
     pub fn generate(kind: PayloadKind, record_size: usize, seed: u64) -> Payloads {
         let mut rng = StdRng::seed_from_u64(seed);
         let pool = match kind {
-            PayloadKind::Random => vec![(0..record_size).map(|_| rng.gen_range(b'A'..=b'Z')).collect()],
-            PayloadKind::Json => (0..1024).map(|_| json_document(&mut rng, record_size)).collect(),
+            PayloadKind::Random => vec![(0..record_size)
+                .map(|_| rng.gen_range(b'A'..=b'Z'))
+                .collect()],
+            PayloadKind::Json => (0..1024)
+                .map(|_| json_document(&mut rng, record_size))
+                .collect(),
         };
         Payloads { pool }
     }
@@ -50,7 +54,10 @@ impl Payloads {
     /// Records split from a file by `delimiter`, as kafka-producer-perf-test's
     /// `--payload-file` and `--payload-delimiter` do.
     pub fn from_file(path: &str, delimiter: &str) -> Result<Payloads, PayloadError> {
-        let text = std::fs::read(path).map_err(|source| PayloadError::Read { path: path.to_string(), source })?;
+        let text = std::fs::read(path).map_err(|source| PayloadError::Read {
+            path: path.to_string(),
+            source,
+        })?;
         let delimiter = delimiter.as_bytes();
         let mut pool = Vec::new();
         let mut start = 0;
@@ -67,7 +74,9 @@ impl Payloads {
         pool.push(text[start..].to_vec());
         pool.retain(|p| !p.is_empty());
         if pool.is_empty() {
-            return Err(PayloadError::Empty { path: path.to_string() });
+            return Err(PayloadError::Empty {
+                path: path.to_string(),
+            });
         }
         Ok(Payloads { pool })
     }
@@ -83,9 +92,19 @@ impl Payloads {
     }
 }
 
-const ACTIONS: &[&str] = &["page_view", "add_to_cart", "checkout", "search", "login", "logout", "purchase"];
+const ACTIONS: &[&str] = &[
+    "page_view",
+    "add_to_cart",
+    "checkout",
+    "search",
+    "login",
+    "logout",
+    "purchase",
+];
 const COUNTRIES: &[&str] = &["DE", "FR", "US", "GB", "JP", "BR", "IN", "NL", "SE", "ES"];
-const NAMES: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"];
+const NAMES: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+];
 const PATHS: &[&str] = &["products", "cart", "search", "account", "orders", "help"];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",

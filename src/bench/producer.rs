@@ -102,7 +102,12 @@ struct Worker {
 /// Runs one worker on the current executor: connects to every leader, produces its share of the
 /// records (`worker` of `spec.threads`), and returns its figures. Errors met while running are
 /// also reported through `stats.fail` so the other workers stop.
-pub async fn produce_worker(spec: Arc<ProduceSpec>, layout: TopicLayout, worker: usize, stats: Arc<SharedStats>) -> Result<ProduceWorkerResult, BenchError> {
+pub async fn produce_worker(
+    spec: Arc<ProduceSpec>,
+    layout: TopicLayout,
+    worker: usize,
+    stats: Arc<SharedStats>,
+) -> Result<ProduceWorkerResult, BenchError> {
     let result = produce_worker_inner(spec, layout, worker, stats.clone()).await;
     if let Err(e) = &result {
         stats.fail(e.to_string());
@@ -110,15 +115,28 @@ pub async fn produce_worker(spec: Arc<ProduceSpec>, layout: TopicLayout, worker:
     result
 }
 
-async fn produce_worker_inner(spec: Arc<ProduceSpec>, layout: TopicLayout, worker: usize, stats: Arc<SharedStats>) -> Result<ProduceWorkerResult, BenchError> {
+async fn produce_worker_inner(
+    spec: Arc<ProduceSpec>,
+    layout: TopicLayout,
+    worker: usize,
+    stats: Arc<SharedStats>,
+) -> Result<ProduceWorkerResult, BenchError> {
     let config = &spec.config;
     let partitions: Vec<usize> = (0..layout.partitions()).collect();
     let mut nodes = Vec::new();
     for (broker, led) in layout.by_leader(&partitions) {
-        let connection = Connection::connect(&layout.brokers[&broker], &config.client_id, config.request_timeout()).await?;
+        let connection = Connection::connect(
+            &layout.brokers[&broker],
+            &config.client_id,
+            config.request_timeout(),
+        )
+        .await?;
         let version = connection.version::<ProduceRequest>(12)?;
         if config.compression == Compression::Zstd && version < 7 {
-            return Err(BenchError::ZstdUnsupported { broker: connection.addr.clone(), version });
+            return Err(BenchError::ZstdUnsupported {
+                broker: connection.addr.clone(),
+                version,
+            });
         }
         nodes.push((Rc::new(connection), version, led));
     }
@@ -130,7 +148,12 @@ async fn produce_worker_inner(spec: Arc<ProduceSpec>, layout: TopicLayout, worke
     let (wake_sender, wake_sender_rx) = mpsc::channel(1);
     let (wake_generator, wake_generator_rx) = mpsc::channel(1);
     let worker_state = WorkerState {
-        accumulator: RecordAccumulator::new(layout.partitions(), config.batch_size, config.linger(), config.compression),
+        accumulator: RecordAccumulator::new(
+            layout.partitions(),
+            config.batch_size,
+            config.linger(),
+            config.compression,
+        ),
         in_flight: vec![0; nodes.len()],
         sequences: vec![0; layout.partitions()],
         generating: true,
@@ -216,14 +239,23 @@ pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
     }
 }
 
-async fn generate(worker: &Rc<Worker>, index: usize, partitions: usize, mut wake_rx: mpsc::Receiver<()>) -> Result<(), BenchError> {
+async fn generate(
+    worker: &Rc<Worker>,
+    index: usize,
+    partitions: usize,
+    mut wake_rx: mpsc::Receiver<()>,
+) -> Result<(), BenchError> {
     let spec = &worker.spec;
     let config = &spec.config;
     let threads = spec.threads as u64;
     let share = spec
         .num_records
         .map(|n| n / threads + u64::from((index as u64) < n % threads));
-    let rate = if spec.throughput > 0.0 { spec.throughput / threads as f64 } else { 0.0 };
+    let rate = if spec.throughput > 0.0 {
+        spec.throughput / threads as f64
+    } else {
+        0.0
+    };
     let start = Instant::now();
     let deadline = spec.duration.map(|d| start + d);
     let mut sticky = StickyPartitioner::new(partitions, config.batch_size, index as u64 + 1);
@@ -252,8 +284,13 @@ async fn generate(worker: &Rc<Worker>, index: usize, partitions: usize, mut wake
         };
         while worker.state.borrow().accumulator.buffered_bytes() >= config.buffer_memory {
             worker.wake_sender();
-            if with_timeout(config.request_timeout(), wake_rx.next()).await.is_none() {
-                return Err(BenchError::BufferFull { timeout_ms: config.request_timeout_ms });
+            if with_timeout(config.request_timeout(), wake_rx.next())
+                .await
+                .is_none()
+            {
+                return Err(BenchError::BufferFull {
+                    timeout_ms: config.request_timeout_ms,
+                });
             }
             if worker.stats.stopping() {
                 return Ok(());
@@ -285,11 +322,14 @@ async fn generate(worker: &Rc<Worker>, index: usize, partitions: usize, mut wake
         if i.is_multiple_of(1024) {
             timestamp_ms = now_ms();
         }
-        let outcome = worker
-            .state
-            .borrow_mut()
-            .accumulator
-            .append(partition, key_bytes, value_bytes, timestamp_ms, send_time, now);
+        let outcome = worker.state.borrow_mut().accumulator.append(
+            partition,
+            key_bytes,
+            value_bytes,
+            timestamp_ms,
+            send_time,
+            now,
+        );
         if outcome.batch_full && key_bytes.is_none() {
             sticky.on_new_batch();
         }
@@ -321,7 +361,9 @@ async fn run_sender(worker: Rc<Worker>, mut wake_rx: mpsc::Receiver<()>) -> Resu
                 if state.in_flight[node] >= max_in_flight {
                     continue;
                 }
-                state.accumulator.drain(&worker.nodes[node].2, now, config.max_request_size)
+                state
+                    .accumulator
+                    .drain(&worker.nodes[node].2, now, config.max_request_size)
             };
             if batches.is_empty() {
                 continue;
@@ -336,7 +378,8 @@ async fn run_sender(worker: Rc<Worker>, mut wake_rx: mpsc::Receiver<()>) -> Resu
         let (done, deadline) = {
             let state = worker.state.borrow();
             let idle = state.in_flight.iter().all(|&n| n == 0);
-            let done = idle && ((!state.generating && state.accumulator.is_empty()) || worker.stats.stopping());
+            let done = idle
+                && ((!state.generating && state.accumulator.is_empty()) || worker.stats.stopping());
             (done, state.accumulator.next_linger_deadline())
         };
         if done {
@@ -352,7 +395,11 @@ async fn run_sender(worker: Rc<Worker>, mut wake_rx: mpsc::Receiver<()>) -> Resu
     }
 }
 
-async fn send_request(worker: &Rc<Worker>, node: usize, batches: Vec<(usize, BatchBuilder)>) -> Result<(), BenchError> {
+async fn send_request(
+    worker: &Rc<Worker>,
+    node: usize,
+    batches: Vec<(usize, BatchBuilder)>,
+) -> Result<(), BenchError> {
     let config = &worker.spec.config;
     let (connection, version, _) = &worker.nodes[node];
     let mut partition_data = Vec::with_capacity(batches.len());
@@ -362,22 +409,39 @@ async fn send_request(worker: &Rc<Worker>, node: usize, batches: Vec<(usize, Bat
         for (partition, batch) in batches {
             let base_sequence = if worker.producer_id >= 0 {
                 let sequence = state.sequences[partition];
-                state.sequences[partition] = increment_sequence(sequence, batch.record_count() as i32);
+                state.sequences[partition] =
+                    increment_sequence(sequence, batch.record_count() as i32);
                 sequence
             } else {
                 -1
             };
             let bytes = batch
-                .finish(config.compression, config.compression_level, worker.producer_id, worker.producer_epoch, base_sequence)
+                .finish(
+                    config.compression,
+                    config.compression_level,
+                    worker.producer_id,
+                    worker.producer_epoch,
+                    base_sequence,
+                )
                 .map_err(|e| BenchError::Encode(e.to_string()))?;
             let records_bytes = batch.uncompressed_bytes() - RECORD_BATCH_HEADER_BYTES;
-            state.accumulator.observe_compression(records_bytes, bytes.len() - RECORD_BATCH_HEADER_BYTES);
+            state
+                .accumulator
+                .observe_compression(records_bytes, bytes.len() - RECORD_BATCH_HEADER_BYTES);
             state.batches += 1;
             state.wire_bytes += bytes.len() as u64;
             state.uncompressed_bytes += records_bytes as u64;
-            let value_bytes = (batch.record_count() as f64 * worker.spec.payloads.mean_bytes()) as u64;
-            partition_data.push(PartitionProduceData::default().with_index(partition as i32).with_records(Some(bytes)));
-            sent.push(SentBatch { send_times: batch.send_times, value_bytes });
+            let value_bytes =
+                (batch.record_count() as f64 * worker.spec.payloads.mean_bytes()) as u64;
+            partition_data.push(
+                PartitionProduceData::default()
+                    .with_index(partition as i32)
+                    .with_records(Some(bytes)),
+            );
+            sent.push(SentBatch {
+                send_times: batch.send_times,
+                value_bytes,
+            });
         }
         state.requests += 1;
     }
@@ -409,20 +473,41 @@ async fn send_request(worker: &Rc<Worker>, node: usize, batches: Vec<(usize, Bat
     Ok(())
 }
 
-async fn handle_response(worker: Rc<Worker>, node: usize, receiver: ResponseReceiver, sent: Vec<SentBatch>) {
+async fn handle_response(
+    worker: Rc<Worker>,
+    node: usize,
+    receiver: ResponseReceiver,
+    sent: Vec<SentBatch>,
+) {
     let (connection, version, _) = &worker.nodes[node];
-    let result = connection.receive::<ProduceRequest>(receiver, *version).await;
+    let result = connection
+        .receive::<ProduceRequest>(receiver, *version)
+        .await;
     let now = Instant::now();
     match result {
         Err(e) => worker.stats.fail(e.to_string()),
         Ok(response) => {
             let failed = response.responses.iter().flat_map(|t| {
-                t.partition_responses.iter().filter(|p| p.error_code != 0).map(move |p| (t.name.as_str(), p))
+                t.partition_responses
+                    .iter()
+                    .filter(|p| p.error_code != 0)
+                    .map(move |p| (t.name.as_str(), p))
             });
             let mut ok = true;
             for (topic, p) in failed {
-                let message = p.error_message.as_ref().map(|m| format!(" ({})", m.as_str())).unwrap_or_default();
-                worker.stats.fail(ClientError::broker(ApiKey::Produce, format!(" for {topic}-{}{message}", p.index), p.error_code).to_string());
+                let message = p
+                    .error_message
+                    .as_ref()
+                    .map(|m| format!(" ({})", m.as_str()))
+                    .unwrap_or_default();
+                worker.stats.fail(
+                    ClientError::broker(
+                        ApiKey::Produce,
+                        format!(" for {topic}-{}{message}", p.index),
+                        p.error_code,
+                    )
+                    .to_string(),
+                );
                 ok = false;
             }
             if ok {
@@ -440,8 +525,12 @@ fn complete(worker: &Worker, sent: &[SentBatch], now: Instant) {
     let (mut records, mut bytes, mut sum_us, mut max_us) = (0u64, 0u64, 0u64, 0u64);
     for batch in sent {
         for &send_time in &batch.send_times {
-            let latency_us = (now.saturating_duration_since(send_time).as_micros() as u64).clamp(1, LATENCY_MAX_US);
-            state.histogram.record(latency_us).expect("latency clamped into the histogram's range");
+            let latency_us = (now.saturating_duration_since(send_time).as_micros() as u64)
+                .clamp(1, LATENCY_MAX_US);
+            state
+                .histogram
+                .record(latency_us)
+                .expect("latency clamped into the histogram's range");
             sum_us += latency_us;
             max_us = max_us.max(latency_us);
         }
@@ -452,7 +541,9 @@ fn complete(worker: &Worker, sent: &[SentBatch], now: Instant) {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Figures of a whole produce run, all workers merged.
@@ -494,7 +585,15 @@ pub struct ProduceFigures {
 
 impl ProduceFigures {
     /// Computes the figures from merged worker results.
-    pub fn new(histogram: &Histogram<u64>, bytes: u64, elapsed: Duration, batches: u64, requests: u64, wire_bytes: u64, uncompressed_bytes: u64) -> ProduceFigures {
+    pub fn new(
+        histogram: &Histogram<u64>,
+        bytes: u64,
+        elapsed: Duration,
+        batches: u64,
+        requests: u64,
+        wire_bytes: u64,
+        uncompressed_bytes: u64,
+    ) -> ProduceFigures {
         let records = histogram.len();
         let elapsed_s = elapsed.as_secs_f64().max(1e-9);
         let ms = |us: u64| us as f64 / 1000.0;
@@ -504,7 +603,11 @@ impl ProduceFigures {
             elapsed_s,
             records_per_sec: records as f64 / elapsed_s,
             mb_per_sec: bytes as f64 / elapsed_s / (1024.0 * 1024.0),
-            latency_avg_ms: if records == 0 { 0.0 } else { histogram.mean() / 1000.0 },
+            latency_avg_ms: if records == 0 {
+                0.0
+            } else {
+                histogram.mean() / 1000.0
+            },
             latency_max_ms: ms(histogram.max()),
             latency_p50_ms: ms(histogram.value_at_quantile(0.50)),
             latency_p95_ms: ms(histogram.value_at_quantile(0.95)),
@@ -513,11 +616,16 @@ impl ProduceFigures {
             latency_p9999_ms: ms(histogram.value_at_quantile(0.9999)),
             batches,
             requests,
-            records_per_batch: if batches == 0 { 0.0 } else { records as f64 / batches as f64 },
+            records_per_batch: if batches == 0 {
+                0.0
+            } else {
+                records as f64 / batches as f64
+            },
             compression_ratio: if uncompressed_bytes == 0 {
                 1.0
             } else {
-                (wire_bytes - batches * RECORD_BATCH_HEADER_BYTES as u64) as f64 / uncompressed_bytes as f64
+                (wire_bytes - batches * RECORD_BATCH_HEADER_BYTES as u64) as f64
+                    / uncompressed_bytes as f64
             },
         }
     }

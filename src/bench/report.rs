@@ -77,7 +77,9 @@ impl MachineInfo {
 }
 
 /// Percentiles stored in result files and plotted.
-pub const PLOT_PERCENTILES: &[f64] = &[0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0];
+pub const PLOT_PERCENTILES: &[f64] = &[
+    0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0,
+];
 
 /// `[percentile, latency ms]` pairs of `histogram` (microseconds) at `PLOT_PERCENTILES`.
 pub fn percentile_table(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
@@ -89,17 +91,32 @@ pub fn percentile_table(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
 
 /// Writes `result` as `<dir>/<name>.json` and returns the path.
 pub fn write_json(dir: &Path, name: &str, result: &Value) -> Result<PathBuf, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { op: "creating", path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        op: "creating",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let path = dir.join(format!("{name}.json"));
     let text = serde_json::to_string_pretty(result).expect("serde_json::Value always serializes");
-    std::fs::write(&path, text + "\n").map_err(|source| ReportError::Io { op: "writing", path: path.clone(), source })?;
+    std::fs::write(&path, text + "\n").map_err(|source| ReportError::Io {
+        op: "writing",
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 
 /// Draws latency-by-percentile curves (x: percentile on a "number of nines" scale, y: ms) into
 /// an SVG file, one curve per `(label, [(percentile, ms)])` series.
-pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<(), ReportError> {
-    let plot_error = |reason: String| ReportError::Plot { path: path.to_path_buf(), reason };
+pub fn plot_percentiles(
+    path: &Path,
+    title: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), ReportError> {
+    let plot_error = |reason: String| ReportError::Plot {
+        path: path.to_path_buf(),
+        reason,
+    };
     // x = -log10(1 - p/100), capped at 5 nines so p100 sits at the right edge.
     let nines = |p: f64| -(1.0 - (p / 100.0).min(0.99999)).log10();
     let y_max = series
@@ -135,10 +152,15 @@ pub fn plot_percentiles(path: &Path, title: &str, series: &[(String, Vec<(f64, f
     for (i, (label, points)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(LineSeries::new(points.iter().map(|&(p, ms)| (nines(p), ms)), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                points.iter().map(|&(p, ms)| (nines(p), ms)),
+                color.stroke_width(2),
+            ))
             .map_err(|e| plot_error(e.to_string()))?
             .label(label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -156,7 +178,16 @@ type Series = (String, Vec<(f64, f64)>);
 
 /// Row order of the summary: scripts/bench.sh's workloads as the issue lists them.
 const WORKLOAD_ORDER: &[&str] = &[
-    "throughput", "durable", "small", "latency", "compressed-lz4", "compressed-zstd", "fetch-load", "fetch", "partitions", "e2e",
+    "throughput",
+    "durable",
+    "small",
+    "latency",
+    "compressed-lz4",
+    "compressed-zstd",
+    "fetch-load",
+    "fetch",
+    "partitions",
+    "e2e",
 ];
 
 /// A result file with its parsed JSON.
@@ -165,13 +196,27 @@ struct ResultFile {
 }
 
 fn read_results(dir: &Path) -> Result<Vec<ResultFile>, ReportError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ReportError::Io { op: "listing", path: dir.to_path_buf(), source })?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    let entries = std::fs::read_dir(dir).map_err(|source| ReportError::Io {
+        op: "listing",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
     paths.sort();
     let mut files = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io { op: "reading", path: path.clone(), source })?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| ReportError::Parse { path: path.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
+            op: "reading",
+            path: path.clone(),
+            source,
+        })?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         if json.get("kind").is_some() {
             files.push(ResultFile { json });
         }
@@ -218,10 +263,16 @@ fn setup_cell(kind: &str, settings: &Value) -> String {
     if let Some(size) = settings["load"]["record_size"].as_u64() {
         parts.push(format!("{size} B"));
     }
-    if let Some(payload) = settings["load"]["payload"].as_str().filter(|p| *p != "random") {
+    if let Some(payload) = settings["load"]["payload"]
+        .as_str()
+        .filter(|p| *p != "random")
+    {
         parts.push(payload.to_string());
     }
-    if let Some(codec) = settings["producer"]["compression"].as_str().filter(|c| *c != "none") {
+    if let Some(codec) = settings["producer"]["compression"]
+        .as_str()
+        .filter(|c| *c != "none")
+    {
         parts.push(codec.to_string());
     }
     if let Some(rate) = settings["load"]["throughput"].as_f64().filter(|r| *r > 0.0) {
@@ -236,8 +287,15 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
     let mut files = read_results(dir)?;
     files.sort_by_key(|file| {
         let workload = s(&file.json, &["workload"]);
-        let rank = WORKLOAD_ORDER.iter().position(|w| *w == workload).unwrap_or(WORKLOAD_ORDER.len());
-        (rank, workload.to_string(), s(&file.json, &["broker"]).to_string())
+        let rank = WORKLOAD_ORDER
+            .iter()
+            .position(|w| *w == workload)
+            .unwrap_or(WORKLOAD_ORDER.len());
+        (
+            rank,
+            workload.to_string(),
+            s(&file.json, &["broker"]).to_string(),
+        )
     });
     let mut md = format!("# {title}\n\n");
     if let Some(first) = files.first() {
@@ -251,9 +309,13 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
         );
     }
     // Machine limits written by scripts/bench.sh, to read each figure as a fraction of them.
-    let limits = std::fs::read_to_string(dir.join("machine.json")).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let limits = std::fs::read_to_string(dir.join("machine.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
     let loopback = limits.as_ref().and_then(|l| f(l, &["loopback_tcp_mib_s"]));
-    let disk = limits.as_ref().and_then(|l| f(l, &["disk_seq_write_mib_s"]));
+    let disk = limits
+        .as_ref()
+        .and_then(|l| f(l, &["disk_seq_write_mib_s"]));
     md += "| workload | broker | setup | records | records/s | MB/s | % loopback / disk | p50 ms | p99 ms | p99.9 ms | max ms | e2e p99 ms | notes |\n";
     md += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     let mut plots: std::collections::BTreeMap<String, Vec<Series>> = Default::default();
@@ -264,7 +326,15 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
         let kind = s(j, &["kind"]);
         let figures = &j["figures"];
         let (records, rate, mb, p50, p99, p999, max) = if kind == "consume" {
-            (f(figures, &["records"]), f(figures, &["records_per_sec"]), f(figures, &["mb_per_sec"]), None, None, None, None)
+            (
+                f(figures, &["records"]),
+                f(figures, &["records_per_sec"]),
+                f(figures, &["mb_per_sec"]),
+                None,
+                None,
+                None,
+                None,
+            )
         } else {
             let p = &figures["produce"];
             (
@@ -282,7 +352,9 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
         let note = s(settings, &["note"]);
         let setup = setup_cell(kind, settings);
         let fraction = match (mb, loopback, disk) {
-            (Some(mb), Some(l), Some(d)) if l > 0.0 && d > 0.0 => format!("{:.0}% / {:.0}%", 100.0 * mb / l, 100.0 * mb / d),
+            (Some(mb), Some(l), Some(d)) if l > 0.0 && d > 0.0 => {
+                format!("{:.0}% / {:.0}%", 100.0 * mb / l, 100.0 * mb / d)
+            }
             _ => "–".to_string(),
         };
         md += &format!(
@@ -298,10 +370,24 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
             note.trim()
         );
         if let Some(points) = j["latency_percentiles_ms"].as_array() {
-            let points: Vec<(f64, f64)> = points.iter().filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?))).collect();
+            let points: Vec<(f64, f64)> = points
+                .iter()
+                .filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?)))
+                .collect();
             if !points.is_empty() {
-                let key = if workload.is_empty() { kind.to_string() } else { workload.to_string() };
-                plots.entry(key).or_default().push((if broker.is_empty() { "run".to_string() } else { broker.to_string() }, points));
+                let key = if workload.is_empty() {
+                    kind.to_string()
+                } else {
+                    workload.to_string()
+                };
+                plots.entry(key).or_default().push((
+                    if broker.is_empty() {
+                        "run".to_string()
+                    } else {
+                        broker.to_string()
+                    },
+                    points,
+                ));
             }
         }
     }
@@ -313,16 +399,31 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
     }
     for (workload, series) in &plots {
         let path = dir.join(format!("{workload}-latency.svg"));
-        plot_percentiles(&path, &format!("{workload}: produce latency by percentile"), series)?;
+        plot_percentiles(
+            &path,
+            &format!("{workload}: produce latency by percentile"),
+            series,
+        )?;
         md += &format!("\n![{workload} latency]({workload}-latency.svg)\n");
     }
     let path = dir.join("summary.md");
-    std::fs::write(&path, &md).map_err(|source| ReportError::Io { op: "writing", path, source })?;
+    std::fs::write(&path, &md).map_err(|source| ReportError::Io {
+        op: "writing",
+        path,
+        source,
+    })?;
     Ok(md)
 }
 
 /// The common fields of every result file.
-pub fn result_envelope(kind: &str, workload: &str, broker: &str, command: &[String], settings: Value, figures: Value) -> Value {
+pub fn result_envelope(
+    kind: &str,
+    workload: &str,
+    broker: &str,
+    command: &[String],
+    settings: Value,
+    figures: Value,
+) -> Value {
     json!({
         "kind": kind,
         "workload": workload,

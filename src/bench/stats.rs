@@ -43,8 +43,10 @@ impl SharedStats {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.window_records.fetch_add(records, Ordering::Relaxed);
         self.window_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.window_latency_sum_us.fetch_add(latency_sum_us, Ordering::Relaxed);
-        self.window_latency_max_us.fetch_max(latency_max_us, Ordering::Relaxed);
+        self.window_latency_sum_us
+            .fetch_add(latency_sum_us, Ordering::Relaxed);
+        self.window_latency_max_us
+            .fetch_max(latency_max_us, Ordering::Relaxed);
     }
 
     /// Records an error and asks every worker to stop.
@@ -81,7 +83,13 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter for a run of `total_records` (or `duration`) records; the bar only when
     /// stderr is a terminal and `progress` is on.
-    pub fn new(interval: Duration, print_windows: bool, progress: bool, total_records: Option<u64>, duration: Option<Duration>) -> Reporter {
+    pub fn new(
+        interval: Duration,
+        print_windows: bool,
+        progress: bool,
+        total_records: Option<u64>,
+        duration: Option<Duration>,
+    ) -> Reporter {
         let bar = (progress && std::io::stderr().is_terminal()).then(|| {
             let (length, template) = match (total_records, duration) {
                 (_, Some(d)) => (d.as_secs(), "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} s  {msg}"),
@@ -92,7 +100,13 @@ impl Reporter {
             bar.set_style(indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
             bar
         });
-        Reporter { interval, print_windows, bar, last: Instant::now(), last_records: 0 }
+        Reporter {
+            interval,
+            print_windows,
+            bar,
+            last: Instant::now(),
+            last_records: 0,
+        }
     }
 
     /// Polls the counters until `workers` workers are done, printing windows; `record_size` is
@@ -100,7 +114,14 @@ impl Reporter {
     /// A run whose completed-record count stays unchanged for `stall_limit` while workers are
     /// still running is abandoned with `BenchError::Stalled` (the caller then returns without
     /// joining the workers), so a wedged broker or executor never hangs the tool.
-    pub fn run(&mut self, stats: &SharedStats, workers: usize, started: Instant, duration_bar: bool, stall_limit: Duration) -> Result<(), super::BenchError> {
+    pub fn run(
+        &mut self,
+        stats: &SharedStats,
+        workers: usize,
+        started: Instant,
+        duration_bar: bool,
+        stall_limit: Duration,
+    ) -> Result<(), super::BenchError> {
         let mut last_change = Instant::now();
         let mut last_seen = 0;
         let mut bar_last = Instant::now();
@@ -110,7 +131,11 @@ impl Reporter {
             // Poll often so the end of the run is seen within ~2 ms; redraw at most every 100 ms.
             std::thread::sleep(Duration::from_millis(2));
             let now = Instant::now();
-            if let Some(bar) = self.bar.as_ref().filter(|_| now.duration_since(bar_drawn) >= Duration::from_millis(100)) {
+            if let Some(bar) = self
+                .bar
+                .as_ref()
+                .filter(|_| now.duration_since(bar_drawn) >= Duration::from_millis(100))
+            {
                 bar_drawn = now;
                 let records = stats.records.load(Ordering::Relaxed);
                 let elapsed = now.duration_since(bar_last).as_secs_f64();
@@ -138,7 +163,10 @@ impl Reporter {
                     bar.finish_and_clear();
                 }
                 stats.fail("stalled".to_string());
-                return Err(super::BenchError::Stalled { stalled_ms: stall_limit.as_millis() as u64, records });
+                return Err(super::BenchError::Stalled {
+                    stalled_ms: stall_limit.as_millis() as u64,
+                    records,
+                });
             }
         }
         if let Some(bar) = self.bar.take() {
