@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the codemap and the invariants.
 
 pub mod alloc;
+pub mod bench;
 pub mod config;
 pub mod group_coordinator;
 pub mod log;

@@ -1,4 +1,5 @@
-//! The `ringtail` binary: `ringtail serve` runs the broker.
+//! The `ringtail` binary: `ringtail serve` runs the broker, `ringtail bench` load-generates
+//! against any Kafka-compatible broker.
 
 use clap::{Parser, Subcommand};
 use ringtail::config::{BrokerConfig, ServeArgs};
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the broker (defaults: PLAINTEXT://127.0.0.1:9092, data in ./data).
     Serve(ServeArgs),
+    /// Load-generate against any Kafka-compatible broker (produce, consume, e2e, summary).
+    Bench(ringtail::bench::BenchArgs),
 }
 
 fn main() {
@@ -35,6 +38,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Bench(args) => ringtail::bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("ringtail: {e:#}");

@@ -1355,7 +1355,7 @@ mod tests {
                             };
                             partition.wait_written(last_offset).await.expect("written");
                         }
-                        glommio::executor().yield_task_queue_now().await;
+                        futures_lite::future::yield_now().await;
                     }
                 })
             };
@@ -1380,7 +1380,7 @@ mod tests {
                                 assert!(last.next_offset() <= read.high_watermark);
                                 reads += 1;
                             }
-                            glommio::executor().yield_task_queue_now().await;
+                            futures_lite::future::yield_now().await;
                         }
                         reads
                     })

@@ -646,7 +646,7 @@ fn reads_interleave_with_appends() {
                 reads += 1;
             }
             glommio::yield_if_needed().await;
-            glommio::executor().yield_task_queue_now().await;
+            futures_lite::future::yield_now().await;
         }
         let batches = writer.await;
         assert!(reads > 0, "reads ran while appends were in flight");

@@ -1,0 +1,219 @@
+//! Integration check: `ringtail bench` against a real Kafka-compatible broker (tansu, the peer
+//! named in issue 4). Starts tansu's in-memory broker on a free loopback port, produces a few
+//! thousand records with idempotence and each codec, consumes them back, runs e2e, and checks
+//! the perf-test output lines and the result files. Skipped (with a message) when no tansu
+//! binary is found at `$TANSU_BIN` or `/tmp/tansu/tansu`
+//! (install: `shared/scripts/install-peer-tansu.sh /tmp/tansu`).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tansu() -> Option<Broker> {
+    let bin = std::env::var("TANSU_BIN").unwrap_or_else(|_| "/tmp/tansu/tansu".to_string());
+    if !std::path::Path::new(&bin).exists() {
+        eprintln!("skipping: no tansu binary at {bin}");
+        return None;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{addr}");
+    let child = Command::new(bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let broker = Broker { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&broker.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen on {} within 10 s",
+            broker.addr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(broker)
+}
+
+fn bench(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_ringtail"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run ringtail bench");
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn produce_consume_e2e_against_tansu() {
+    let Some(broker) = start_tansu() else { return };
+    let results = tempfile::tempdir().unwrap();
+    let results_dir = results.path().to_str().unwrap();
+    let addr = broker.addr.as_str();
+    let base = [
+        "--bootstrap-server",
+        addr,
+        "--results-dir",
+        results_dir,
+        "--no-progress",
+    ];
+
+    let mut produced = 0;
+    for (i, compression) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
+        let props = format!("compression.type={compression}");
+        let name = format!("produce-{compression}");
+        let mut args = vec![
+            "produce",
+            "--topic",
+            "it",
+            "--partitions",
+            "4",
+            "--num-records",
+            "2000",
+            "--payload",
+            "json",
+        ];
+        args.extend(base);
+        args.extend([
+            "--result-name",
+            &name,
+            "--producer-props",
+            "acks=all",
+            "linger.ms=2",
+            &props,
+        ]);
+        if i == 1 {
+            args.extend(["--keys", "100"]);
+        }
+        let out = stdout(&bench(&args));
+        assert!(
+            out.contains("2000 records sent,") && out.contains("ms 99.9th."),
+            "{out}"
+        );
+        produced += 2000;
+    }
+    assert!(results.path().join("produce-none.json").exists());
+    assert!(results.path().join("produce-none.svg").exists());
+
+    let mut args = vec![
+        "consume",
+        "--topic",
+        "it",
+        "--result-name",
+        "consume",
+        "--timeout-ms",
+        "5000",
+    ];
+    args.extend(base);
+    let out = stdout(&bench(&args));
+    assert!(
+        out.starts_with("start.time, end.time, data.consumed.in.MB"),
+        "{out}"
+    );
+    let values: Vec<&str> = out.lines().nth(1).unwrap().split(", ").collect();
+    assert_eq!(
+        values[4],
+        produced.to_string(),
+        "every produced record is consumed: {out}"
+    );
+
+    let mut args = vec![
+        "e2e",
+        "--topic",
+        "it-e2e",
+        "--partitions",
+        "2",
+        "--num-records",
+        "2000",
+        "--throughput",
+        "4000",
+        "--result-name",
+        "e2e",
+    ];
+    args.extend(base);
+    let out = stdout(&bench(&args));
+    assert!(out.contains("2000 records consumed end to end"), "{out}");
+
+    let out = stdout(&bench(&["summary", "--results-dir", results_dir]));
+    assert!(
+        out.contains("| produce |") || out.contains("produce"),
+        "{out}"
+    );
+
+    let unknown = bench(&[
+        "produce",
+        "--bootstrap-server",
+        addr,
+        "--topic",
+        "absent",
+        "--num-records",
+        "1",
+        "--no-results",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("does not exist"));
+}
+
+#[test]
+fn unreachable_broker_fails_fast() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let output = bench(&[
+        "produce",
+        "--bootstrap-server",
+        &addr,
+        "--topic",
+        "t",
+        "--num-records",
+        "1",
+        "--no-results",
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

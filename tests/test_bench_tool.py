@@ -1,0 +1,54 @@
+"""`ringtail bench` against a real Ringtail broker (issue 4): produce with every codec and acks
+setting (idempotent with acks=all), consume everything back, e2e latency, the result files, and
+clear failures for an unknown topic and an invalid setting."""
+
+import json
+import subprocess
+
+import harness
+
+BENCH_TIMEOUT_S = 120
+
+
+def bench(*args, check=True):
+    result = subprocess.run([str(harness.ringtail_bin()), "bench", *args], capture_output=True,
+                            text=True, timeout=BENCH_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    if check:
+        assert result.returncode == 0, f"bench {args} exited {result.returncode}:\n{result.stderr[-4000:]}"
+    return result
+
+
+def test_produce_consume_e2e(start_broker, tmp_path):
+    broker = start_broker(shards=2)
+    topic = harness.unique_topic("bench")
+    common = ["--bootstrap-server", broker.bootstrap, "--results-dir", str(tmp_path), "--no-progress"]
+    produced = 0
+    runs = [("none", "1"), ("gzip", "all"), ("snappy", "0"), ("lz4", "1"), ("zstd", "all")]
+    for codec, acks in runs:
+        out = bench("produce", "--topic", topic, "--partitions", "4", "--num-records", "3000",
+                    "--payload", "json", "--result-name", f"p-{codec}", *common,
+                    "--producer-props", f"acks={acks}", "linger.ms=2", f"compression.type={codec}").stdout
+        assert "3000 records sent," in out and "ms 99.9th." in out, out
+        produced += 3000
+    result = json.loads((tmp_path / "p-zstd.json").read_text())
+    assert result["figures"]["produce"]["records"] == 3000
+    assert result["settings"]["producer"]["enable_idempotence"] is True
+    assert (tmp_path / "p-zstd.svg").exists()
+
+    out = bench("consume", "--topic", topic, "--result-name", "c", *common).stdout
+    header, values = out.strip().splitlines()[-2:]
+    assert header.startswith("start.time, end.time, data.consumed.in.MB")
+    assert values.split(", ")[4] == str(produced), out
+
+    out = bench("e2e", "--topic", harness.unique_topic("bench-e2e"), "--partitions", "2",
+                "--num-records", "2000", "--throughput", "2000", "--result-name", "e", *common).stdout
+    assert "2000 records consumed end to end" in out, out
+
+
+def test_bad_input_fails_clearly(broker):
+    missing = bench("produce", "--bootstrap-server", broker.bootstrap, "--topic", "no-such-topic",
+                    "--num-records", "1", "--no-results", check=False)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr, missing.stderr
+    invalid = bench("produce", "--bootstrap-server", broker.bootstrap, "--topic", "t",
+                    "--num-records", "1", "--no-results", "--producer-props", "acks=2", check=False)
+    assert invalid.returncode != 0 and "acks" in invalid.stderr, invalid.stderr
