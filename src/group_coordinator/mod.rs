@@ -157,6 +157,9 @@ struct Inner {
     writer_wakeup: RefCell<Option<glommio::channels::local_channel::LocalSender<()>>>,
     /// Set by `shutdown`; the timer and writer tasks end.
     stopping: Cell<bool>,
+    /// OffsetCommits between validation and applying their durable records to the state; the
+    /// writer compacts only when none is, so that a snapshot holds every appended commit.
+    offset_commits_in_flight: Cell<usize>,
     tasks: RefCell<Vec<glommio::task::JoinHandle<()>>>,
     writer_done: RefCell<Option<oneshot::Receiver<()>>>,
 }
@@ -190,6 +193,7 @@ impl GroupCoordinator {
                 write_queue: RefCell::new(VecDeque::new()),
                 writer_wakeup: RefCell::new(None),
                 stopping: Cell::new(false),
+                offset_commits_in_flight: Cell::new(0),
                 tasks: RefCell::new(Vec::new()),
                 writer_done: RefCell::new(None),
             }),
@@ -230,6 +234,7 @@ impl GroupCoordinator {
             settings.offsets_topic_num_partitions,
         );
         let mut logs = BTreeMap::new();
+        let mut stored_records = BTreeMap::new();
         let mut replayed = 0usize;
         for partition in partitions {
             let mut log = storage::PartitionLog::open(&self.inner.log_dir, partition).await?;
@@ -252,6 +257,9 @@ impl GroupCoordinator {
                     "compacting __consumer_offsets"
                 );
                 log = log.rewrite(&self.inner.log_dir, &snapshot, now).await?;
+                stored_records.insert(partition, RecordCounts::new(snapshot.len(), snapshot.len()));
+            } else {
+                stored_records.insert(partition, RecordCounts::new(stored, snapshot.len()));
             }
             logs.insert(partition, log);
         }
@@ -268,6 +276,7 @@ impl GroupCoordinator {
         let writer = glommio::spawn_local(writer_task(
             self.inner.clone(),
             logs,
+            stored_records,
             wakeup_receiver,
             done_sender,
         ))
@@ -407,6 +416,7 @@ impl GroupCoordinator {
         request: OffsetCommitRequest,
         version: i16,
     ) -> OffsetCommitResponse {
+        let _in_flight = InFlight::enter(&self.inner);
         let group_id = request.group_id.to_string();
         let now = now_ms();
         let validation = self.inner.state.borrow_mut().validate_offset_commit(
@@ -747,12 +757,19 @@ async fn timer_task(inner: Rc<Inner>) {
 async fn writer_task(
     inner: Rc<Inner>,
     mut logs: BTreeMap<i32, storage::PartitionLog>,
+    mut stored_records: BTreeMap<i32, RecordCounts>,
     wakeup: glommio::channels::local_channel::LocalReceiver<()>,
     done: oneshot::Sender<()>,
 ) {
     loop {
         let requests: Vec<WriteRequest> = inner.write_queue.borrow_mut().drain(..).collect();
         if requests.is_empty() {
+            if inner.offset_commits_in_flight.get() == 0 && !inner.stopping.get() {
+                compact_idle_partitions(&inner, &mut logs, &mut stored_records).await;
+                if !inner.write_queue.borrow().is_empty() {
+                    continue;
+                }
+            }
             if wakeup.recv().await.is_none() {
                 // Shutdown: one last drain happens above on the next pass if anything is left.
                 if inner.write_queue.borrow().is_empty() {
@@ -769,6 +786,7 @@ async fn writer_task(
             entry.1.extend(request.durable);
         }
         for (partition, (records, waiters)) in by_partition {
+            stored_records.entry(partition).or_default().stored += records.len();
             let result = match logs.get_mut(&partition) {
                 Some(log) => {
                     let appended = log.append(&records, now_ms()).await;
@@ -793,6 +811,105 @@ async fn writer_task(
         }
     }
     let _ = done.send(());
+}
+
+/// Rewrites partitions whose log holds many more records than their live state (see
+/// [`COMPACTION_MIN_RECORDS`]); called by the writer when nothing is queued and no commit is
+/// between its append and its application, so the snapshot covers every appended record.
+/// Records queued meanwhile are appended to the new log afterwards.
+async fn compact_idle_partitions(
+    inner: &Inner,
+    logs: &mut BTreeMap<i32, storage::PartitionLog>,
+    stored_records: &mut BTreeMap<i32, RecordCounts>,
+) {
+    let candidates: Vec<i32> = stored_records
+        .iter()
+        .filter(|(_, counts)| counts.worth_checking())
+        .map(|(partition, _)| *partition)
+        .collect();
+    for partition in candidates {
+        let snapshot = inner.state.borrow().snapshot_records(partition);
+        let counts = stored_records.entry(partition).or_default();
+        counts.live_at_last_check = snapshot.len();
+        let stored = counts.stored;
+        if stored <= COMPACTION_RATIO * snapshot.len() {
+            continue;
+        }
+        let Some(log) = logs.remove(&partition) else {
+            continue;
+        };
+        tracing::info!(
+            partition,
+            stored,
+            live = snapshot.len(),
+            "compacting __consumer_offsets"
+        );
+        match log.rewrite(&inner.log_dir, &snapshot, now_ms()).await {
+            Ok(log) => {
+                logs.insert(partition, log);
+                stored_records.insert(partition, RecordCounts::new(snapshot.len(), snapshot.len()));
+            }
+            Err(error) => {
+                tracing::error!(partition, %error, "compacting __consumer_offsets failed");
+                match storage::PartitionLog::open(&inner.log_dir, partition).await {
+                    Ok(mut log) => {
+                        let records = log.read_all().await.map_or(stored, |r| r.len());
+                        logs.insert(partition, log);
+                        stored_records
+                            .insert(partition, RecordCounts::new(records, snapshot.len()));
+                    }
+                    Err(error) => {
+                        tracing::error!(partition, %error, "__consumer_offsets partition unavailable")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records in one `__consumer_offsets` log, and in its live state when last looked at.
+#[derive(Clone, Copy, Debug, Default)]
+struct RecordCounts {
+    stored: usize,
+    live_at_last_check: usize,
+}
+
+impl RecordCounts {
+    fn new(stored: usize, live: usize) -> RecordCounts {
+        RecordCounts {
+            stored,
+            live_at_last_check: live,
+        }
+    }
+
+    /// Worth building a snapshot: enough records, and more than the ratio over the live state
+    /// seen last time (so a large live state is not snapshotted on every write).
+    fn worth_checking(&self) -> bool {
+        self.stored >= COMPACTION_MIN_RECORDS
+            && self.stored > COMPACTION_RATIO * self.live_at_last_check
+    }
+}
+
+/// Counts an OffsetCommit in flight for as long as the guard lives; the last one out wakes
+/// the writer, which may then compact.
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn enter(inner: &'a Inner) -> InFlight<'a> {
+        let count = &inner.offset_commits_in_flight;
+        count.set(count.get() + 1);
+        InFlight(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let count = &self.0.offset_commits_in_flight;
+        count.set(count.get() - 1);
+        if count.get() == 0 {
+            self.0.wake_writer();
+        }
+    }
 }
 
 fn code(error: Option<ResponseError>) -> i16 {
