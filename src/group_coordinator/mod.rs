@@ -9,7 +9,9 @@
 //! appends group metadata and offset commits to the shard's `__consumer_offsets-<p>` logs
 //! (Kafka's key/value schemas, see [`records`]). An OffsetCommit is answered only once its
 //! records are flushed. On [`GroupCoordinator::load`] the logs are replayed; until then every
-//! group request gets COORDINATOR_LOAD_IN_PROGRESS.
+//! group request gets COORDINATOR_LOAD_IN_PROGRESS. A log holding at least
+//! [`COMPACTION_MIN_RECORDS`] records and more than [`COMPACTION_RATIO`] times its live state is
+//! rewritten to the live state, at load and whenever the writer is idle.
 //!
 //! Invariants: only this shard touches its groups and its `__consumer_offsets` partitions;
 //! records reach the log in the order the state changed (one writer task, one queue).

@@ -3,8 +3,9 @@
 //! segments in Kafka's layout, owned by the coordinator of this shard (the replica manager
 //! never opens `__consumer_offsets`).
 //!
-//! Compaction (Kafka compacts `__consumer_offsets` by key) is done at load time by rewriting:
-//! the live state is written to `__consumer_offsets-<p>.compacting` and closed, the old
+//! Compaction (Kafka compacts `__consumer_offsets` by key) is done by rewriting, at load time
+//! and by the writer task when idle (`group_coordinator::compact_idle_partitions`): the live
+//! state is written to `__consumer_offsets-<p>.compacting` and closed, the old
 //! directory is renamed to `.old`, the new one to the live name, then `.old` is removed. A crash
 //! at any step is finished or undone by [`PartitionLog::open`]: a live directory wins and
 //! leftovers go; without one, a `.compacting` that exists next to `.old` was complete before
