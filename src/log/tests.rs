@@ -330,7 +330,11 @@ fn capture_logs(f: impl FnOnce()) -> String {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    tracing::subscriber::with_default(subscriber, f);
+    tracing::subscriber::with_default(subscriber, || {
+        // Tests on other threads may have cached "never" for these callsites; recompute.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let bytes = captured.0.lock().expect("lock").clone();
     String::from_utf8_lossy(&bytes).into_owned()
 }
