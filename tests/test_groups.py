@@ -558,3 +558,15 @@ def test_consumer_offsets_compacted(start_broker):
     assert committed() == last
 
 
+
+
+def test_consumer_offsets_listed_only_when_named(group_broker):
+    """Kafka hides the internal topic from a full listing and describes it when named."""
+    broker = group_broker
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    assert "__consumer_offsets" not in admin.list_topics(timeout=10).topics
+    named = admin.list_topics(topic="__consumer_offsets", timeout=10).topics["__consumer_offsets"]
+    assert named.error is None
+    assert len(named.partitions) == 50
+    again = admin.list_topics(topic="__consumer_offsets", timeout=10).topics["__consumer_offsets"]
+    assert sorted(again.partitions) == sorted(named.partitions)

@@ -15,7 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{create_topic, CreateTopicError};
-use crate::metadata::TopicMetadata;
+use crate::metadata::{PartitionAssignment, TopicMetadata, CONSUMER_OFFSETS_TOPIC};
 use crate::shard::ShardContext;
 
 /// Kafka's "authorized operations not requested" value.
@@ -67,6 +67,8 @@ pub async fn handle(
                 )
             }
         };
+        let found = found
+            .or_else(|| (name == CONSUMER_OFFSETS_TOPIC).then(|| consumer_offsets_topic(&ctx)));
         let topic = match found {
             Some(topic) => topic_response(&topic, node),
             None if wanted.name.is_none() => {
@@ -107,6 +109,28 @@ pub async fn handle(
         response.topics.push(topic);
     }
     response
+}
+
+/// `__consumer_offsets` as Kafka lists it when asked by name: internal, with
+/// `offsets.topic.num.partitions` partitions. Its logs belong to the group coordinator, not to
+/// the topic store, so it is described here; the topic id is a v5 UUID of the cluster id, stable
+/// across restarts.
+fn consumer_offsets_topic(ctx: &ShardContext) -> std::sync::Arc<TopicMetadata> {
+    let cluster_id = ctx.metadata().cluster_id.clone();
+    let name = format!("{cluster_id}/{CONSUMER_OFFSETS_TOPIC}");
+    let partitions = ctx.config.offsets_topic_num_partitions.max(1);
+    std::sync::Arc::new(TopicMetadata {
+        name: CONSUMER_OFFSETS_TOPIC.to_string(),
+        topic_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()),
+        partitions: (0..partitions)
+            .map(|partition| PartitionAssignment {
+                partition,
+                shard: partition as usize % ctx.shard_count,
+            })
+            .collect(),
+        configs: Default::default(),
+        internal: true,
+    })
 }
 
 fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopic {
