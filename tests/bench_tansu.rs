@@ -22,9 +22,14 @@ impl Drop for Broker {
 }
 
 fn start_tansu() -> Option<Broker> {
-    let bin = std::env::var("TANSU_BIN").unwrap_or_else(|_| "/tmp/tansu/tansu".to_string());
+    let explicit = std::env::var("TANSU_BIN").ok();
+    let bin = explicit
+        .clone()
+        .unwrap_or_else(|| "/tmp/tansu/tansu".to_string());
     if !std::path::Path::new(&bin).exists() {
-        eprintln!("skipping: no tansu binary at {bin}");
+        // scripts/test.sh installs the peer and sets TANSU_BIN: then it must be there.
+        assert!(explicit.is_none(), "TANSU_BIN={bin} does not exist");
+        eprintln!("skipping: no tansu binary at {bin} (scripts/test.sh installs one)");
         return None;
     }
     let port = TcpListener::bind("127.0.0.1:0")
