@@ -26,6 +26,9 @@ use crate::shard::ShardContext;
 
 /// Bytes read from the socket per read call when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Pieces of a response at least this large are written without copying them into the
+/// coalescing buffer.
+const LARGE_PART_BYTES: usize = 16 * 1024;
 /// Upper bound on responses queued per connection, whatever `queued.max.requests` says.
 const MAX_QUEUED_RESPONSES: usize = 1024;
 
@@ -86,6 +89,27 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
                     continue;
                 }
                 Response::Frame(frame) => out.extend_from_slice(&frame),
+                Response::Parts(parts) => {
+                    // Small pieces join `out`; a large one (stored records) goes out as is.
+                    let mut failed = false;
+                    for part in parts {
+                        if part.len() < LARGE_PART_BYTES {
+                            out.extend_from_slice(&part);
+                            continue;
+                        }
+                        if !out.is_empty() {
+                            failed |= writer.write_all(&out).await.is_err();
+                            out.clear();
+                        }
+                        failed |= writer.write_all(&part).await.is_err();
+                        if failed {
+                            break;
+                        }
+                    }
+                    if failed {
+                        break;
+                    }
+                }
                 Response::None => continue,
                 Response::Close(reason) => {
                     tracing::warn!("closing connection from {writer_peer}: {reason}");
