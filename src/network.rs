@@ -91,22 +91,7 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
                 Response::Frame(frame) => out.extend_from_slice(&frame),
                 Response::Parts(parts) => {
                     // Small pieces join `out`; a large one (stored records) goes out as is.
-                    let mut failed = false;
-                    for part in parts {
-                        if part.len() < LARGE_PART_BYTES {
-                            out.extend_from_slice(&part);
-                            continue;
-                        }
-                        if !out.is_empty() {
-                            failed |= writer.write_all(&out).await.is_err();
-                            out.clear();
-                        }
-                        failed |= writer.write_all(&part).await.is_err();
-                        if failed {
-                            break;
-                        }
-                    }
-                    if failed {
+                    if write_parts(&mut writer, &mut out, parts).await.is_err() {
                         break;
                     }
                 }
@@ -156,6 +141,27 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
     }
     drop(queue);
     writer_task.await;
+}
+
+/// Writes a response's pieces in order: small ones are appended to `out` (written later with
+/// what follows), a large one is written at once after whatever `out` holds.
+async fn write_parts<W: futures::AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+    parts: Vec<Bytes>,
+) -> std::io::Result<()> {
+    for part in parts {
+        if part.len() < LARGE_PART_BYTES {
+            out.extend_from_slice(&part);
+            continue;
+        }
+        if !out.is_empty() {
+            writer.write_all(out).await?;
+            out.clear();
+        }
+        writer.write_all(&part).await?;
+    }
+    Ok(())
 }
 
 /// Reads one size-prefixed frame. `Ok(None)` on a clean end of stream between frames.
