@@ -26,6 +26,9 @@ use crate::shard::ShardContext;
 
 /// Bytes read from the socket per read call when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Pieces of a response at least this large are written without copying them into the
+/// coalescing buffer.
+const LARGE_PART_BYTES: usize = 16 * 1024;
 /// Upper bound on responses queued per connection, whatever `queued.max.requests` says.
 const MAX_QUEUED_RESPONSES: usize = 1024;
 
@@ -87,6 +90,12 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
                     continue;
                 }
                 Response::Frame(frame) => out.extend_from_slice(&frame),
+                Response::Parts(parts) => {
+                    // Small pieces join `out`; a large one (stored records) goes out as is.
+                    if write_parts(&mut writer, &mut out, parts).await.is_err() {
+                        break;
+                    }
+                }
                 Response::None => continue,
                 Response::Close(reason) => {
                     tracing::warn!("closing connection from {writer_peer}: {reason}");
@@ -133,6 +142,27 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
     }
     drop(queue);
     writer_task.await;
+}
+
+/// Writes a response's pieces in order: small ones are appended to `out` (written later with
+/// what follows), a large one is written at once after whatever `out` holds.
+async fn write_parts<W: futures::AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+    parts: Vec<Bytes>,
+) -> std::io::Result<()> {
+    for part in parts {
+        if part.len() < LARGE_PART_BYTES {
+            out.extend_from_slice(&part);
+            continue;
+        }
+        if !out.is_empty() {
+            writer.write_all(out).await?;
+            out.clear();
+        }
+        writer.write_all(&part).await?;
+    }
+    Ok(())
 }
 
 /// Reads one size-prefixed frame. `Ok(None)` on a clean end of stream between frames.

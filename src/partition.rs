@@ -256,6 +256,14 @@ impl Partition {
         &self.log
     }
 
+    /// Changes the tail cache's bound (at most the configured `cache_bytes`), dropping the oldest
+    /// batches beyond it now.
+    pub fn set_cache_bytes(&self, max_bytes: usize) {
+        self.cache
+            .borrow_mut()
+            .set_max_bytes(max_bytes.min(self.config.cache_bytes));
+    }
+
     /// Validates and assigns offsets to every batch in `records`, synchronously.
     ///
     /// Either all batches are accepted or none is. `now_ms` is the broker's clock, used for
@@ -758,6 +766,20 @@ impl TailCache {
         }
     }
 
+    fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.bytes > self.max_bytes {
+            match self.batches.pop_front() {
+                Some((header, _)) => self.bytes -= header.size_bytes(),
+                None => break,
+            }
+        }
+    }
+
     fn push(&mut self, chunk: &Bytes, headers: &[RecordBatchHeader]) {
         if self.max_bytes == 0 {
             return;
@@ -770,12 +792,7 @@ impl TailCache {
             self.bytes += size;
             position += size;
         }
-        while self.bytes > self.max_bytes {
-            match self.batches.pop_front() {
-                Some((header, _)) => self.bytes -= header.size_bytes(),
-                None => break,
-            }
-        }
+        self.evict();
     }
 
     /// Forgets batches that end below `offset` (the log start offset after retention).

@@ -137,8 +137,11 @@ impl RecordAccumulator {
     }
 
     /// Takes at most one ready batch per partition among `partitions` (one leader's), up to
-    /// `max_request_bytes` of uncompressed data (at least one batch), rotating the starting
-    /// partition between calls for fairness (`RecordAccumulator.drainBatchesForOneNode`).
+    /// `max_request_bytes` of uncompressed data (at least one batch). Like the Java client's
+    /// `RecordAccumulator.drainBatchesForOneNode`, the next call starts at the last partition
+    /// this one visited (the one that did not fit), so every partition is reached within a few
+    /// requests; starting one partition further per call instead starves partitions far from
+    /// the start when many are ready (1,000 partitions: batches waited seconds).
     pub fn drain(
         &mut self,
         partitions: &[usize],
@@ -151,9 +154,10 @@ impl RecordAccumulator {
         }
         let mut request_bytes = 0;
         let start = self.drain_start % partitions.len();
-        self.drain_start = self.drain_start.wrapping_add(1);
         for i in 0..partitions.len() {
-            let partition = partitions[(start + i) % partitions.len()];
+            let index = (start + i) % partitions.len();
+            self.drain_start = index;
+            let partition = partitions[index];
             if !self.is_ready(partition, now) {
                 continue;
             }
@@ -279,6 +283,29 @@ mod tests {
         let second = acc.drain(&[0], t0, 1 << 20);
         assert_eq!(second[0].1.record_count(), 1);
         assert!(second[0].1.uncompressed_bytes() > 500);
+    }
+
+    #[test]
+    fn drain_resumes_where_the_last_request_stopped() {
+        let t0 = Instant::now();
+        let partitions: Vec<usize> = (0..4).collect();
+        let mut acc = RecordAccumulator::new(4, 16384, Duration::ZERO, Compression::None);
+        // Two batches queued per partition; a request holds two of them.
+        let mut order = Vec::new();
+        for _ in 0..2 {
+            for &partition in &partitions {
+                acc.append(partition, None, &[0; 1000], 0, t0, t0);
+                acc.close(partition);
+            }
+        }
+        for _ in 0..4 {
+            let drained = acc.drain(&partitions, t0, 2500);
+            assert_eq!(drained.len(), 2);
+            order.extend(drained.into_iter().map(|(partition, _)| partition));
+        }
+        // Java's drainIndex: 0 1 | 2 3 | 0 1 | 2 3, not 0 1 | 1 2 | 2 3 | 3 0 (the old rotation).
+        assert_eq!(order, vec![0, 1, 2, 3, 0, 1, 2, 3]);
+        assert!(acc.is_empty());
     }
 
     #[test]

@@ -121,6 +121,21 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
     response
 }
 
+/// Record sets large enough to be sent from where they are stored rather than copied into the
+/// encoded response, in the order the encoder writes them.
+pub fn shareable_records(response: &FetchResponse) -> Vec<Bytes> {
+    response
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .filter_map(|partition| partition.records.clone())
+        .filter(|records| records.len() >= SHARED_RECORDS_MIN_BYTES)
+        .collect()
+}
+
+/// Smaller record sets are copied into the response: one more write costs more than the copy.
+const SHARED_RECORDS_MIN_BYTES: usize = 16 * 1024;
+
 impl PartFetch {
     fn error(slot: (usize, usize), error: ResponseError) -> PartFetch {
         PartFetch {

@@ -34,6 +34,9 @@ pub use api_versions::supported_versions;
 pub enum Response {
     /// A complete frame, size prefix included.
     Frame(BytesMut),
+    /// A complete frame in pieces to send one after the other, size prefix included: encoded
+    /// fields and, unchanged, the stored record batches of a Fetch (not copied again).
+    Parts(Vec<Bytes>),
     /// Nothing is sent (Produce with acks=0).
     None,
     /// Close the connection after the responses before this one, logging the reason.
@@ -130,7 +133,17 @@ pub async fn dispatch(
         }
         ApiKey::ApiVersions => handle!(ApiVersionsRequest, api_versions::handle),
         ApiKey::Metadata => handle!(MetadataRequest, metadata::handle),
-        ApiKey::Fetch => handle!(FetchRequest, fetch::handle),
+        ApiKey::Fetch => {
+            let request = match decode::<FetchRequest>(&mut body, version, api_key) {
+                Ok(request) => request,
+                Err(reason) => return Dispatched::Close(reason),
+            };
+            Dispatched::Respond(Box::pin(async move {
+                let response = fetch::handle(ctx, request, version).await;
+                let records = fetch::shareable_records(&response);
+                encode_frame_sharing(api_key, version, correlation_id, &response, &records)
+            }))
+        }
         ApiKey::ListOffsets => handle!(ListOffsetsRequest, list_offsets::handle),
         ApiKey::CreateTopics => handle!(CreateTopicsRequest, admin::create_topics),
         ApiKey::DeleteTopics => handle!(DeleteTopicsRequest, admin::delete_topics),
@@ -203,6 +216,144 @@ pub fn encode_frame<T: Encodable + HeaderVersion + Message>(
     }
 }
 
+/// Like [`encode_frame`], but the bytes of `shared` (in the order the encoder writes them) are
+/// referenced instead of copied when the encoder writes one of them whole.
+pub fn encode_frame_sharing<T: Encodable + HeaderVersion + Message>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+    shared: &[Bytes],
+) -> Response {
+    if shared.is_empty() {
+        return encode_frame(api_key, version, correlation_id, body);
+    }
+    let header_version = api_key.response_header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let shared_bytes: usize = shared.iter().map(Bytes::len).sum();
+    let size = header
+        .compute_size(header_version)
+        .and_then(|h| Ok(h + body.compute_size(version)?));
+    let encoded_bytes = size.as_ref().map_or(64, |s| s.saturating_sub(shared_bytes));
+    let mut out = SharingBuf::new(shared, encoded_bytes.min(ENCODE_CAPACITY_MAX_BYTES) + 4);
+    out.put_i32(0);
+    let encoded = header
+        .encode(&mut out, header_version)
+        .and_then(|()| body.encode(&mut out, version));
+    match encoded {
+        Ok(()) => Response::Parts(out.finish()),
+        Err(e) => Response::Close(format!(
+            "cannot encode {api_key:?} v{version} response: {e}"
+        )),
+    }
+}
+
+/// Upper bound on the up-front capacity of an encoding buffer (it grows past it if needed).
+const ENCODE_CAPACITY_MAX_BYTES: usize = 1 << 20;
+
+/// An encoding buffer whose pieces are owned encoded bytes or whole shared `Bytes`.
+struct SharingBuf<'a> {
+    shared: &'a [Bytes],
+    /// Index in `shared` of the next slice expected.
+    next_shared: usize,
+    /// Pieces before `current`, in order: the first is the frame's start (size prefix).
+    done: Vec<Bytes>,
+    /// Length of all of `done`.
+    done_bytes: usize,
+    /// The frame's first piece, kept mutable to patch the size prefix.
+    head: Option<BytesMut>,
+    current: BytesMut,
+}
+
+impl<'a> SharingBuf<'a> {
+    fn new(shared: &'a [Bytes], capacity: usize) -> SharingBuf<'a> {
+        SharingBuf {
+            shared,
+            next_shared: 0,
+            done: Vec::with_capacity(2 * shared.len() + 1),
+            done_bytes: 0,
+            head: None,
+            current: BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// The next expected shared piece when `src` is exactly it.
+    fn shared_piece(&self, src: &[u8]) -> Option<Bytes> {
+        let candidate = self.shared.get(self.next_shared)?;
+        (candidate.as_ptr() == src.as_ptr() && candidate.len() == src.len())
+            .then(|| candidate.clone())
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        let current = std::mem::take(&mut self.current);
+        let mut head = match self.head.take() {
+            Some(head) => {
+                self.done_bytes += current.len();
+                self.done.push(current.freeze());
+                head
+            }
+            None => current,
+        };
+        let length = (head.len() + self.done_bytes - 4) as i32;
+        head[..4].copy_from_slice(&length.to_be_bytes());
+        let mut parts = Vec::with_capacity(self.done.len() + 1);
+        parts.push(head.freeze());
+        parts.extend(self.done.into_iter().filter(|part| !part.is_empty()));
+        parts
+    }
+}
+
+// SAFETY: every method delegates to `current`, a `BytesMut`, which upholds `BufMut`'s contract.
+unsafe impl bytes::BufMut for SharingBuf<'_> {
+    fn remaining_mut(&self) -> usize {
+        self.current.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller's guarantee about `chunk_mut` (from `current`) is passed on.
+        unsafe { self.current.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        self.current.chunk_mut()
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        let Some(piece) = self.shared_piece(src) else {
+            self.current.extend_from_slice(src);
+            return;
+        };
+        self.next_shared += 1;
+        let current = std::mem::take(&mut self.current);
+        if self.head.is_none() {
+            self.head = Some(current);
+        } else {
+            self.done_bytes += current.len();
+            self.done.push(current.freeze());
+        }
+        self.done_bytes += piece.len();
+        self.done.push(piece);
+    }
+}
+
+impl kafka_protocol::protocol::buf::ByteBufMut for SharingBuf<'_> {
+    fn offset(&self) -> usize {
+        self.head.as_ref().map_or(0, BytesMut::len) + self.done_bytes + self.current.len()
+    }
+
+    fn seek(&mut self, offset: usize) {
+        let start = self.offset() - self.current.len();
+        assert!(offset >= start, "encoder seeks back into a sent piece");
+        self.current.resize(offset - start, 0);
+    }
+
+    fn range(&mut self, r: std::ops::Range<usize>) -> &mut [u8] {
+        let start = self.offset() - self.current.len();
+        assert!(r.start >= start, "encoder rewrites a sent piece");
+        &mut self.current[r.start - start..r.end - start]
+    }
+}
+
 /// Reads a non-flexible protocol string (int16 length, -1 = null).
 fn get_legacy_string(buf: &mut Bytes) -> Option<Option<Bytes>> {
     if buf.remaining() < 2 {
@@ -216,4 +367,53 @@ fn get_legacy_string(buf: &mut Bytes) -> Option<Option<Bytes>> {
         return None;
     }
     Some(Some(buf.split_to(length as usize)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+
+    fn bytes_of(response: Response) -> Vec<u8> {
+        match response {
+            Response::Frame(frame) => frame.to_vec(),
+            Response::Parts(parts) => parts.concat(),
+            Response::None | Response::Close(_) => panic!("no frame"),
+        }
+    }
+
+    fn check(sizes: &[usize], version: i16) {
+        let partitions = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                PartitionData::default()
+                    .with_partition_index(i as i32)
+                    .with_records(Some(Bytes::from(vec![i as u8 + 1; size])))
+            })
+            .collect();
+        let response =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(partitions)]);
+        let records = fetch::shareable_records(&response);
+        let copied = bytes_of(encode_frame(ApiKey::Fetch, version, 7, &response));
+        let shared = encode_frame_sharing(ApiKey::Fetch, version, 7, &response, &records);
+        if let Response::Parts(parts) = &shared {
+            assert_eq!(parts.len() > 1, !records.is_empty(), "v{version} {sizes:?}");
+        }
+        assert_eq!(bytes_of(shared), copied, "v{version} {sizes:?}");
+    }
+
+    #[test]
+    fn shared_fetch_records_encode_like_copied_ones() {
+        for version in 4..=18 {
+            check(&[], version);
+            check(&[100], version);
+            check(&[1 << 20], version);
+            check(&[1 << 20, 10, 70_000, 0, 16 * 1024], version);
+        }
+    }
 }
