@@ -10,13 +10,11 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use ringtail::log::{Log, LogConfig, OffsetIndex};
 use ringtail::protocol::record_batch::{set_base_offset, validate_batch};
+use ringtail::test_support::{encode_batch, BatchSpec};
 
 /// One measured benchmark: iterations, time and bytes over every sample criterion took.
 #[derive(Default)]
@@ -46,30 +44,12 @@ fn main() {
 /// A single uncompressed batch of about `target_bytes`, as a producer would send it.
 fn batch_of(target_bytes: usize) -> BytesMut {
     let value_bytes = 100;
-    let count = (target_bytes.saturating_sub(61) / (value_bytes + 8)).max(1);
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; value_bytes])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-    buf
+    encode_batch(&BatchSpec {
+        count: (target_bytes.saturating_sub(61) / (value_bytes + 8)).max(1),
+        value_bytes,
+        timestamp_step_ms: 0,
+        ..BatchSpec::default()
+    })
 }
 
 fn bench_append(criterion: &mut Criterion, summary: &Summary) {

@@ -14,3 +14,5 @@ pub mod protocol;
 pub mod replica_manager;
 pub mod request_handler;
 pub mod shard;
+#[doc(hidden)]
+pub mod test_support;

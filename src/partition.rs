@@ -846,9 +846,7 @@ impl TailCache {
 mod tests {
     use super::*;
     use crate::protocol::record_batch::{validate_batch, BatchIter};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use crate::test_support::{encode_batch, BatchSpec};
 
     /// Runs `future` on a fresh executor with little pinned memory (`ulimit -l` is small).
     fn run<F: std::future::Future<Output = ()> + 'static>(
@@ -896,31 +894,16 @@ mod tests {
     /// encoder writes it; sequences wrap as `RecordBatchEncoder` computes them.
     fn encode(count: usize, value_bytes: usize, producer: Producer, control: bool) -> BytesMut {
         let (producer_id, producer_epoch, base_sequence) = producer;
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // Constant offset - sequence keeps the encoder to one batch; base_sequence -1
-                // for a non-idempotent producer.
-                sequence: base_sequence.wrapping_add(i as i32),
-                timestamp: 1_700_000_000_000 + i as i64,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-        buf
+        encode_batch(&BatchSpec {
+            count,
+            value_bytes,
+            keyed: true,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            control,
+            ..BatchSpec::default()
+        })
     }
 
     fn batch(count: usize) -> BytesMut {

@@ -3,12 +3,10 @@
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 use super::*;
 use crate::protocol::record_batch::{set_base_offset, validate_batch};
+use crate::test_support::{encode_batch, BatchSpec};
 
 /// Runs `future` on a fresh executor with little pinned memory (`ulimit -l` is small).
 fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
@@ -30,29 +28,13 @@ fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
 
 /// A batch of `count` records with timestamps `first_timestamp + 10 * i` and `value_bytes` values.
 fn batch(count: usize, first_timestamp: i64, value_bytes: usize) -> BytesMut {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: first_timestamp + 10 * i as i64,
-            key: None,
-            value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-    buf
+    encode_batch(&BatchSpec {
+        count,
+        value_bytes,
+        first_timestamp,
+        timestamp_step_ms: 10,
+        ..BatchSpec::default()
+    })
 }
 
 /// Assigns offsets from the log end and appends the batches as one chunk; returns the bytes.

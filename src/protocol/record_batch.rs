@@ -383,37 +383,21 @@ fn i64_at(bytes: &[u8], at: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression as WireCompression, Record, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    };
+    use crate::test_support::{encode_batch, BatchSpec};
+    use bytes::BytesMut;
+    use kafka_protocol::records::Compression as WireCompression;
 
     /// Encodes `count` records with kafka-protocol's encoder, as a producer would.
     fn batch(count: usize, compression: WireCompression) -> BytesMut {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: -1,
-                producer_id: 7,
-                producer_epoch: 0,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: 10 + i as i32,
-                timestamp: 1_700_000_000_000 + i as i64,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(vec![b'v'; 100])),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
+        encode_batch(&BatchSpec {
+            count,
+            keyed: true,
+            producer_id: 7,
+            producer_epoch: 0,
+            base_sequence: 10,
             compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encode");
-        buf
+            ..BatchSpec::default()
+        })
     }
 
     #[test]
