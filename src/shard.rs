@@ -198,16 +198,16 @@ pub async fn publish_metadata(image: Arc<MetadataImage>) -> Result<(), String> {
 }
 
 /// Starts every shard and blocks until shutdown. Returns after a clean shutdown.
-pub fn run(config: BrokerConfig) -> Result<(), StartError> {
+pub fn run(mut config: BrokerConfig) -> Result<(), StartError> {
+    // Every file path below is absolute: glommio opens directories (for the fsync that makes a
+    // new segment's name durable) with openat on an absolute path, and a relative one such as
+    // the default `./data` fails there with EBADF.
+    let log_dir = absolute_log_dir(config.log_dir())?;
+    config.log_dirs[0] = log_dir.clone();
     let config = Arc::new(config);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shard_count = config.shard_count();
     ensure_memlock(shard_count, config.io_memory_bytes)?;
-    let log_dir = config.log_dir().to_path_buf();
-    std::fs::create_dir_all(&log_dir).map_err(|source| StartError::LogDir {
-        path: log_dir.clone(),
-        source,
-    })?;
     let recover = !take_clean_shutdown_marker(&log_dir)?;
     if recover {
         tracing::info!(dir = %log_dir.display(), "no clean-shutdown marker: recovering partition logs");
@@ -494,6 +494,16 @@ fn ensure_memlock(shards: usize, io_memory_bytes: u64) -> Result<(), StartError>
         shards,
         reason: std::io::Error::last_os_error().to_string(),
     })
+}
+
+/// Creates the log dir if needed and returns its absolute, canonical path.
+fn absolute_log_dir(dir: &Path) -> Result<PathBuf, StartError> {
+    let error = |source| StartError::LogDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(error)?;
+    std::fs::canonicalize(dir).map_err(error)
 }
 
 fn take_clean_shutdown_marker(log_dir: &Path) -> Result<bool, StartError> {
