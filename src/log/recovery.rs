@@ -157,10 +157,10 @@ async fn load_segment(
                         .await?
                     {
                         Some(state) => (state, false),
-                        None => (empty_state(base_offset, config), true),
+                        None => (SegmentState::empty(base_offset, config), true),
                     }
                 }
-                _ => (empty_state(base_offset, config), true),
+                _ => (SegmentState::empty(base_offset, config), true),
             };
             let mut scan =
                 scan_segment(&file, &log_path, start, file_size, config, check_crc).await?;
@@ -174,7 +174,7 @@ async fn load_segment(
                 scan = scan_segment(
                     &file,
                     &log_path,
-                    empty_state(base_offset, config),
+                    SegmentState::empty(base_offset, config),
                     file_size,
                     config,
                     check_crc,
@@ -304,7 +304,7 @@ struct ScanResult {
 /// optionally checking CRCs, and stopping at the first bad batch.
 ///
 /// `state` is where the scan starts: `size_bytes` is the position of the first batch to read and
-/// `next_offset` its expected base offset ([`empty_state`] for a full scan).
+/// `next_offset` its expected base offset ([`SegmentState::empty`] for a full scan).
 async fn scan_segment(
     file: &DmaFile,
     log_path: &Path,
@@ -393,23 +393,6 @@ async fn scan_segment(
 /// The segment base offset, recovered from the indexes' base (both indexes share it).
 fn base_offset_of(state: &SegmentState) -> i64 {
     state.offset_index.base_offset()
-}
-
-/// Bookkeeping of a segment with no batches: the starting point of a full scan.
-fn empty_state(base_offset: i64, config: &LogConfig) -> SegmentState {
-    SegmentState {
-        size_bytes: 0,
-        tail: Vec::new(),
-        next_offset: base_offset,
-        offset_index: OffsetIndex::new(base_offset, config.segment_index_bytes),
-        time_index: TimeIndex::new(base_offset, config.segment_index_bytes),
-        bytes_since_last_index_entry: 0,
-        max_timestamp: -1,
-        offset_of_max_timestamp: -1,
-        first_batch_timestamp: None,
-        created_ms: now_ms(),
-        indexes_dirty: true,
-    }
 }
 
 /// The state from which to scan only the tail of a cleanly closed active segment (Kafka's

@@ -80,6 +80,25 @@ pub(crate) struct SegmentState {
     pub indexes_dirty: bool,
 }
 
+impl SegmentState {
+    /// Bookkeeping of a segment with no batches yet: a new segment, or the start of a full scan.
+    pub(crate) fn empty(base_offset: i64, config: &LogConfig) -> SegmentState {
+        SegmentState {
+            size_bytes: 0,
+            tail: Vec::new(),
+            next_offset: base_offset,
+            offset_index: OffsetIndex::new(base_offset, config.segment_index_bytes),
+            time_index: TimeIndex::new(base_offset, config.segment_index_bytes),
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            first_batch_timestamp: None,
+            created_ms: now_ms(),
+            indexes_dirty: true,
+        }
+    }
+}
+
 /// One segment: its open `.log` file and in-memory indexes.
 pub(crate) struct LogSegment {
     base_offset: i64,
@@ -101,19 +120,7 @@ impl LogSegment {
     ) -> Result<LogSegment, LogError> {
         let log_path = segment_file_path(dir, base_offset, LOG_FILE_SUFFIX);
         let file = open_dma(&log_path, true).await?;
-        let state = SegmentState {
-            size_bytes: 0,
-            tail: Vec::new(),
-            next_offset: base_offset,
-            offset_index: OffsetIndex::new(base_offset, config.segment_index_bytes),
-            time_index: TimeIndex::new(base_offset, config.segment_index_bytes),
-            bytes_since_last_index_entry: 0,
-            max_timestamp: -1,
-            offset_of_max_timestamp: -1,
-            first_batch_timestamp: None,
-            created_ms: now_ms(),
-            indexes_dirty: true,
-        };
+        let state = SegmentState::empty(base_offset, config);
         Ok(LogSegment::from_parts(base_offset, log_path, file, state))
     }
 

@@ -283,18 +283,7 @@ pub async fn handle_describe_groups(
         })
     }))
     .await;
-    let mut described: Vec<Option<describe_groups_response::DescribedGroup>> =
-        answers.into_iter().flatten().map(Some).collect();
-    let groups = request
-        .groups
-        .iter()
-        .filter_map(|id| {
-            described
-                .iter_mut()
-                .find(|g| g.as_ref().is_some_and(|g| &g.group_id == id))
-                .and_then(Option::take)
-        })
-        .collect();
+    let groups = in_request_order(&request.groups, answers, |g| &g.group_id);
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
@@ -317,19 +306,8 @@ pub async fn handle_delete_groups(
         })
     }))
     .await;
-    let mut results: Vec<Option<delete_groups_response::DeletableGroupResult>> =
-        answers.into_iter().flatten().map(Some).collect();
-    let ordered = request
-        .groups_names
-        .iter()
-        .filter_map(|id| {
-            results
-                .iter_mut()
-                .find(|r| r.as_ref().is_some_and(|r| &r.group_id == id))
-                .and_then(Option::take)
-        })
-        .collect();
-    DeleteGroupsResponse::default().with_results(ordered)
+    let results = in_request_order(&request.groups_names, answers, |r| &r.group_id);
+    DeleteGroupsResponse::default().with_results(results)
 }
 
 /// ListGroups v0-5: every shard's groups, sorted by id; the first shard error (loading) wins.
@@ -359,6 +337,25 @@ pub async fn handle_list_groups(
 }
 
 /// Groups items by the shard coordinating their group id, keeping request order within each.
+/// Merges per-shard answers back into the order the request named the groups (a group named
+/// twice is answered twice only if a shard answered it twice).
+fn in_request_order<T, K: PartialEq>(
+    requested: &[K],
+    answers: Vec<Vec<T>>,
+    key: impl Fn(&T) -> &K,
+) -> Vec<T> {
+    let mut answers: Vec<Option<T>> = answers.into_iter().flatten().map(Some).collect();
+    requested
+        .iter()
+        .filter_map(|id| {
+            answers
+                .iter_mut()
+                .find(|a| a.as_ref().is_some_and(|a| key(a) == id))
+                .and_then(Option::take)
+        })
+        .collect()
+}
+
 fn split_by_shard<T>(
     ctx: &ShardContext,
     items: Vec<T>,
