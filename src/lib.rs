@@ -10,9 +10,12 @@ pub mod log;
 pub mod metadata;
 pub mod network;
 pub mod partition;
-pub mod protocol;
+/// The sans-io wire code (crate `ringtail-protocol`), under its old path `crate::protocol`.
+pub use ringtail_protocol as protocol;
 pub mod replica_manager;
 pub mod request_handler;
 pub mod shard;
+/// Record batches as a producer encodes them, for unit tests and benches (crate
+/// `ringtail-protocol`'s `testing`).
 #[doc(hidden)]
-pub mod test_support;
+pub use ringtail_protocol::testing as test_support;

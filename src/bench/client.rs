@@ -5,7 +5,9 @@
 //! correlation ids matches them. Every wait is bounded: connecting by `connect_timeout`, each
 //! response by `request.timeout.ms`. Versions are negotiated with ApiVersions (KIP-511): the
 //! highest version both sides support, capped where this client relies on topic names
-//! (Produce and Fetch v13 switched to topic ids).
+//! (Produce and Fetch v13 switched to topic ids). Frames are encoded and decoded by
+//! ringtail-protocol's sans-io client codec ([`ringtail_protocol::client`]); this module does
+//! the I/O and the waiting.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -13,20 +15,19 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
-    TopicName,
+    ApiKey, ApiVersionsRequest, MetadataRequest, MetadataResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
+use ringtail_protocol::client::{self as codec, ClientCodecError};
 
-/// Largest response frame accepted, in bytes (a Fetch answer is bounded by `fetch.max.bytes`).
-pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
+pub use ringtail_protocol::client::MAX_RESPONSE_BYTES;
 
 /// Why talking to a broker failed.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +209,7 @@ impl Connection {
         version: i16,
         expect_response: bool,
     ) -> Result<Option<ResponseReceiver>, ClientError> {
-        let api = ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions);
+        let api = codec::api_of::<R>();
         if let Some(reason) = self.shared.closed.borrow().clone() {
             return Err(ClientError::Closed {
                 addr: self.addr.clone(),
@@ -217,14 +218,13 @@ impl Connection {
         }
         let correlation_id = self.next_correlation_id.get();
         self.next_correlation_id.set(correlation_id.wrapping_add(1));
-        let frame = self
-            .encode(request, version, correlation_id)
-            .map_err(|reason| ClientError::Codec {
+        let frame = codec::encode_request(request, version, correlation_id, Some(&self.client_id))
+            .map_err(|e| ClientError::Codec {
                 addr: self.addr.clone(),
                 api,
                 version,
                 op: "encode",
-                reason,
+                reason: codec_reason(e),
             })?;
         let mut writer = match with_timeout(self.request_timeout, self.writer.lock()).await {
             Some(writer) => writer,
@@ -232,7 +232,7 @@ impl Connection {
         };
         let receiver = expect_response.then(|| {
             let (tx, rx) = oneshot::channel();
-            let header_version = <R::Response as HeaderVersion>::header_version(version);
+            let header_version = codec::response_header_version::<R>(version);
             self.shared.pending.borrow_mut().push_back(Pending {
                 correlation_id,
                 header_version,
@@ -256,7 +256,7 @@ impl Connection {
         receiver: ResponseReceiver,
         version: i16,
     ) -> Result<R::Response, ClientError> {
-        let api = ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions);
+        let api = codec::api_of::<R>();
         let mut body = match with_timeout(self.request_timeout, receiver).await {
             Some(Ok(result)) => result?,
             Some(Err(_)) => {
@@ -267,12 +267,12 @@ impl Connection {
             }
             None => return Err(self.timeout(api)),
         };
-        R::Response::decode(&mut body, version).map_err(|e| ClientError::Codec {
+        codec::decode_response::<R>(&mut body, version).map_err(|e| ClientError::Codec {
             addr: self.addr.clone(),
             api,
             version,
             op: "decode",
-            reason: e.to_string(),
+            reason: codec_reason(e),
         })
     }
 
@@ -306,33 +306,6 @@ impl Connection {
         self.call(&request, version).await
     }
 
-    fn encode<R: Request>(
-        &self,
-        request: &R,
-        version: i16,
-        correlation_id: i32,
-    ) -> Result<BytesMut, String> {
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let header_version = R::header_version(version);
-        let size = header
-            .compute_size(header_version)
-            .map_err(|e| e.to_string())?
-            + request.compute_size(version).map_err(|e| e.to_string())?;
-        let mut frame = BytesMut::with_capacity(4 + size);
-        frame.put_i32(size as i32);
-        header
-            .encode(&mut frame, header_version)
-            .map_err(|e| e.to_string())?;
-        request
-            .encode(&mut frame, version)
-            .map_err(|e| e.to_string())?;
-        Ok(frame)
-    }
-
     fn timeout(&self, api: ApiKey) -> ClientError {
         ClientError::Timeout {
             addr: self.addr.clone(),
@@ -347,6 +320,14 @@ impl Connection {
             addr: self.addr.clone(),
             reason,
         }
+    }
+}
+
+/// The part of a codec error that `ClientError::Codec` does not say already.
+fn codec_reason(error: ClientCodecError) -> String {
+    match error {
+        ClientCodecError::Encode { reason, .. } | ClientCodecError::Decode { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 
@@ -388,30 +369,22 @@ async fn read_responses(
         if let Err(e) = reader.read_exact(&mut size).await {
             break format!("reading a response: {e}");
         }
-        let size = i32::from_be_bytes(size);
-        if size < 4 || size as usize > MAX_RESPONSE_BYTES {
-            break format!(
-                "response frame of {size} bytes (bytes {:?}: is this a Kafka broker?)",
-                size.to_be_bytes()
-            );
-        }
-        let mut body = BytesMut::zeroed(size as usize);
+        let size = match codec::response_frame_size(size) {
+            Ok(size) => size,
+            Err(e) => break e.to_string(),
+        };
+        let mut body = BytesMut::zeroed(size);
         if let Err(e) = reader.read_exact(&mut body).await {
             break format!("reading a response: {e}");
         }
         let mut body = body.freeze();
         let Some(pending) = shared.pending.borrow_mut().pop_front() else {
-            break "a response to no request".to_string();
+            break ClientCodecError::Unexpected.to_string();
         };
-        let correlation_id = (&body[..4]).get_i32();
-        if correlation_id != pending.correlation_id {
-            break format!(
-                "correlation id {correlation_id}, expected {}",
-                pending.correlation_id
-            );
-        }
-        if let Err(e) = ResponseHeader::decode(&mut body, pending.header_version) {
-            break format!("response header: {e}");
+        if let Err(e) =
+            codec::strip_response_header(&mut body, pending.correlation_id, pending.header_version)
+        {
+            break e.to_string();
         }
         let _ = pending.tx.send(Ok(body));
     };

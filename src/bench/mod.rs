@@ -13,17 +13,24 @@
 //! `consumer`, `stats` (shared counters, progress), `report` (JSON, SVG, summary).
 
 pub mod accumulator;
-pub mod batch;
 pub mod client;
 pub mod cluster;
-pub mod codec;
 pub mod config;
 pub mod consumer;
+pub mod open_batch;
 pub mod partitioner;
 pub mod payload;
 pub mod producer;
 pub mod report;
 pub mod stats;
+
+/// Record batches: the producer's open batch and, from ringtail-protocol, record walking.
+pub mod batch {
+    pub use super::open_batch::BatchBuilder;
+    pub use ringtail_protocol::records::{walk_records, RecordView, WalkError};
+}
+/// The codecs with Kafka's framings (ringtail-protocol).
+pub use ringtail_protocol::codec;
 
 use std::future::Future;
 use std::path::PathBuf;

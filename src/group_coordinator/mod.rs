@@ -18,7 +18,8 @@
 
 pub mod coordinator_state;
 pub mod group;
-pub mod records;
+/// The `__consumer_offsets` record schemas (crate `ringtail-protocol`).
+pub use ringtail_protocol::consumer_offsets as records;
 mod responses;
 mod storage;
 

@@ -21,14 +21,16 @@ mod produce;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message};
+use ringtail_protocol::frame::{self, RequestPrefix};
 
 use crate::shard::ShardContext;
 
 pub use api_versions::supported_versions;
+pub use ringtail_protocol::frame::UNSUPPORTED_VERSION;
 
 /// What the connection writer does for one request.
 pub enum Response {
@@ -45,12 +47,11 @@ pub enum Response {
 
 /// The result of dispatching one frame, decided in request order.
 pub enum Dispatched {
+    /// Send what the future gives, after the responses before it.
     Respond(LocalBoxFuture<'static, Response>),
+    /// Close the connection (after the responses before this one), logging the reason.
     Close(String),
 }
-
-/// Kafka's UNSUPPORTED_VERSION error code.
-pub const UNSUPPORTED_VERSION: i16 = 35;
 
 /// Decodes `frame` (the bytes after the size prefix) and starts handling it. `peer` is the
 /// client's address (JoinGroup records it for DescribeGroups).
@@ -63,120 +64,216 @@ pub async fn dispatch(
     frame: Bytes,
     peer: Option<SocketAddr>,
 ) -> Dispatched {
-    if frame.len() < 8 {
-        return Dispatched::Close(format!("request of {} bytes has no header", frame.len()));
-    }
-    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Some((api_key, (min, max))) = ApiKey::try_from(raw_key)
-        .ok()
-        .and_then(|key| Some((key, supported_versions(key)?)))
-    else {
-        return Dispatched::Close(format!("unknown or unsupported API key {raw_key}"));
+    let prefix = match RequestPrefix::parse(&frame) {
+        Ok(prefix) => prefix,
+        Err(e) => return Dispatched::Close(e.to_string()),
     };
-    if api_key == ApiKey::ApiVersions && version > max {
-        // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges; the client retries.
-        let response = api_versions::response(UNSUPPORTED_VERSION);
-        return ready(encode_frame(
-            ApiKey::ApiVersions,
-            0,
-            correlation_id,
-            &response,
-        ));
-    }
-    if api_key == ApiKey::Produce && (0..3).contains(&version) {
-        return ready(produce::unsupported_legacy_version(
-            frame,
-            version,
-            correlation_id,
-        ));
-    }
-    if version < min || version > max {
-        return Dispatched::Close(format!(
-            "unsupported version {version} of {api_key:?} (supported {min}-{max})"
-        ));
-    }
+    let api_key = match check_version(prefix, &frame) {
+        Ok(api_key) => api_key,
+        Err(answered) => return answered,
+    };
+    let version = prefix.api_version;
     let mut body = frame;
     let header = match RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
         Ok(header) => header,
         Err(e) => return Dispatched::Close(format!("malformed {api_key:?} header: {e}")),
     };
-    let ctx = ctx.clone();
-    macro_rules! handle {
-        ($request:ty, $handler:path) => {{
-            let request = match decode::<$request>(&mut body, version, api_key) {
-                Ok(request) => request,
-                Err(reason) => return Dispatched::Close(reason),
-            };
-            Dispatched::Respond(Box::pin(async move {
-                let response = $handler(ctx, request, version).await;
-                encode_frame(api_key, version, correlation_id, &response)
-            }))
-        }};
+    let request = Request {
+        ctx: ctx.clone(),
+        api_key,
+        version,
+        correlation_id: prefix.correlation_id,
+        body,
+    };
+    route(request, header, peer).await
+}
+
+/// Maps the raw API key and checks the version. `Err` is the whole answer: a close for an
+/// unknown API or version, or the frames Kafka sends for a too new ApiVersions (KIP-511) and
+/// for Produce v0-2.
+fn check_version(prefix: RequestPrefix, frame: &Bytes) -> Result<ApiKey, Dispatched> {
+    let RequestPrefix {
+        api_key: raw_key,
+        api_version: version,
+        correlation_id,
+    } = prefix;
+    let Some((api_key, (min, max))) = ApiKey::try_from(raw_key)
+        .ok()
+        .and_then(|key| Some((key, supported_versions(key)?)))
+    else {
+        return Err(Dispatched::Close(format!(
+            "unknown or unsupported API key {raw_key}"
+        )));
+    };
+    if api_key == ApiKey::ApiVersions && version > max {
+        // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges; the client retries.
+        let response = api_versions::response(UNSUPPORTED_VERSION);
+        return Err(ready(encode_frame(
+            ApiKey::ApiVersions,
+            0,
+            correlation_id,
+            &response,
+        )));
     }
-    match api_key {
-        ApiKey::Produce => {
-            let request = match decode::<ProduceRequest>(&mut body, version, api_key) {
-                Ok(request) => request,
-                Err(reason) => return Dispatched::Close(reason),
-            };
-            let acks = request.acks;
-            let pending = produce::dispatch(&ctx, request, version).await;
-            Dispatched::Respond(Box::pin(async move {
-                let response = pending.await;
-                if acks == 0 {
-                    return Response::None;
-                }
-                encode_frame(api_key, version, correlation_id, &response)
-            }))
-        }
-        ApiKey::ApiVersions => handle!(ApiVersionsRequest, api_versions::handle),
-        ApiKey::Metadata => handle!(MetadataRequest, metadata::handle),
-        ApiKey::Fetch => {
-            let request = match decode::<FetchRequest>(&mut body, version, api_key) {
-                Ok(request) => request,
-                Err(reason) => return Dispatched::Close(reason),
-            };
-            Dispatched::Respond(Box::pin(async move {
-                let response = fetch::handle(ctx, request, version).await;
-                let records = fetch::shareable_records(&response);
-                encode_frame_sharing(api_key, version, correlation_id, &response, &records)
-            }))
-        }
-        ApiKey::ListOffsets => handle!(ListOffsetsRequest, list_offsets::handle),
-        ApiKey::CreateTopics => handle!(CreateTopicsRequest, admin::create_topics),
-        ApiKey::DeleteTopics => handle!(DeleteTopicsRequest, admin::delete_topics),
-        ApiKey::DescribeConfigs => handle!(DescribeConfigsRequest, admin::describe_configs),
-        ApiKey::DescribeCluster => handle!(DescribeClusterRequest, admin::describe_cluster),
-        ApiKey::InitProducerId => handle!(InitProducerIdRequest, admin::init_producer_id),
-        ApiKey::FindCoordinator => handle!(FindCoordinatorRequest, group::handle_find_coordinator),
-        ApiKey::JoinGroup => {
-            let request = match decode::<JoinGroupRequest>(&mut body, version, api_key) {
-                Ok(request) => request,
-                Err(reason) => return Dispatched::Close(reason),
-            };
-            let client_id = header.client_id.clone();
-            Dispatched::Respond(Box::pin(async move {
-                let response =
-                    group::handle_join_group(ctx, request, version, client_id, peer).await;
-                encode_frame(api_key, version, correlation_id, &response)
-            }))
-        }
-        ApiKey::SyncGroup => handle!(SyncGroupRequest, group::handle_sync_group),
-        ApiKey::Heartbeat => handle!(HeartbeatRequest, group::handle_heartbeat),
-        ApiKey::LeaveGroup => handle!(LeaveGroupRequest, group::handle_leave_group),
-        ApiKey::OffsetCommit => handle!(OffsetCommitRequest, group::handle_offset_commit),
-        ApiKey::OffsetFetch => handle!(OffsetFetchRequest, group::handle_offset_fetch),
-        ApiKey::ListGroups => handle!(ListGroupsRequest, group::handle_list_groups),
-        ApiKey::DescribeGroups => handle!(DescribeGroupsRequest, group::handle_describe_groups),
-        ApiKey::DeleteGroups => handle!(DeleteGroupsRequest, group::handle_delete_groups),
-        ApiKey::OffsetDelete => handle!(OffsetDeleteRequest, group::handle_offset_delete),
-        other => {
-            let _ = header;
-            Dispatched::Close(format!("API {other:?} is not handled"))
-        }
+    if api_key == ApiKey::Produce && (0..3).contains(&version) {
+        return Err(ready(produce::unsupported_legacy_version(
+            frame,
+            version,
+            correlation_id,
+        )));
     }
+    if version < min || version > max {
+        return Err(Dispatched::Close(format!(
+            "unsupported version {version} of {api_key:?} (supported {min}-{max})"
+        )));
+    }
+    Ok(api_key)
+}
+
+/// A request whose header was read: what every handler needs to decode and answer it.
+struct Request {
+    ctx: Rc<ShardContext>,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    /// The request body, after the header.
+    body: Bytes,
+}
+
+impl Request {
+    /// Decodes the body as `T`; the error is the reason to close the connection.
+    fn decode<T: Decodable>(&mut self) -> Result<T, String> {
+        decode(&mut self.body, self.version, self.api_key)
+    }
+
+    /// Encodes `response` as the answer to this request.
+    fn encode<T: Encodable + HeaderVersion + Message>(&self, response: &T) -> Response {
+        encode_frame(self.api_key, self.version, self.correlation_id, response)
+    }
+}
+
+/// Decodes the body as `$request`, runs `$handler(ctx, request, version)` in the returned
+/// future and encodes its response.
+macro_rules! handle {
+    ($request:expr, $type:ty, $handler:path) => {{
+        let mut request = $request;
+        match request.decode::<$type>() {
+            Ok(decoded) => Dispatched::Respond(Box::pin(async move {
+                let response = $handler(request.ctx.clone(), decoded, request.version).await;
+                request.encode(&response)
+            })),
+            Err(reason) => Dispatched::Close(reason),
+        }
+    }};
+}
+
+/// Hands the request to its API's handler.
+async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>) -> Dispatched {
+    match request.api_key {
+        ApiKey::Produce => produce(request).await,
+        ApiKey::ApiVersions => handle!(request, ApiVersionsRequest, api_versions::handle),
+        ApiKey::Metadata => handle!(request, MetadataRequest, metadata::handle),
+        ApiKey::Fetch => fetch(request),
+        ApiKey::ListOffsets => handle!(request, ListOffsetsRequest, list_offsets::handle),
+        ApiKey::CreateTopics => handle!(request, CreateTopicsRequest, admin::create_topics),
+        ApiKey::DeleteTopics => handle!(request, DeleteTopicsRequest, admin::delete_topics),
+        ApiKey::DescribeConfigs => {
+            handle!(request, DescribeConfigsRequest, admin::describe_configs)
+        }
+        ApiKey::DescribeCluster => {
+            handle!(request, DescribeClusterRequest, admin::describe_cluster)
+        }
+        ApiKey::InitProducerId => {
+            handle!(request, InitProducerIdRequest, admin::init_producer_id)
+        }
+        ApiKey::FindCoordinator => {
+            handle!(
+                request,
+                FindCoordinatorRequest,
+                group::handle_find_coordinator
+            )
+        }
+        ApiKey::JoinGroup => join_group(request, header, peer),
+        ApiKey::SyncGroup => handle!(request, SyncGroupRequest, group::handle_sync_group),
+        ApiKey::Heartbeat => handle!(request, HeartbeatRequest, group::handle_heartbeat),
+        ApiKey::LeaveGroup => handle!(request, LeaveGroupRequest, group::handle_leave_group),
+        ApiKey::OffsetCommit => {
+            handle!(request, OffsetCommitRequest, group::handle_offset_commit)
+        }
+        ApiKey::OffsetFetch => handle!(request, OffsetFetchRequest, group::handle_offset_fetch),
+        ApiKey::ListGroups => handle!(request, ListGroupsRequest, group::handle_list_groups),
+        ApiKey::DescribeGroups => {
+            handle!(
+                request,
+                DescribeGroupsRequest,
+                group::handle_describe_groups
+            )
+        }
+        ApiKey::DeleteGroups => {
+            handle!(request, DeleteGroupsRequest, group::handle_delete_groups)
+        }
+        ApiKey::OffsetDelete => {
+            handle!(request, OffsetDeleteRequest, group::handle_offset_delete)
+        }
+        other => Dispatched::Close(format!("API {other:?} is not handled")),
+    }
+}
+
+/// Produce: validation and offset assignment now, in request order; the answer once written
+/// (acks=1) or durable (acks=-1); nothing for acks=0.
+async fn produce(mut request: Request) -> Dispatched {
+    let decoded = match request.decode::<ProduceRequest>() {
+        Ok(decoded) => decoded,
+        Err(reason) => return Dispatched::Close(reason),
+    };
+    let acks = decoded.acks;
+    let pending = produce::dispatch(&request.ctx, decoded, request.version).await;
+    Dispatched::Respond(Box::pin(async move {
+        let response = pending.await;
+        if acks == 0 {
+            return Response::None;
+        }
+        request.encode(&response)
+    }))
+}
+
+/// Fetch: the stored record sets go out as they are, not copied into the response.
+fn fetch(mut request: Request) -> Dispatched {
+    let decoded = match request.decode::<FetchRequest>() {
+        Ok(decoded) => decoded,
+        Err(reason) => return Dispatched::Close(reason),
+    };
+    Dispatched::Respond(Box::pin(async move {
+        let response = fetch::handle(request.ctx.clone(), decoded, request.version).await;
+        let records = fetch::shareable_records(&response);
+        encode_frame_sharing(
+            request.api_key,
+            request.version,
+            request.correlation_id,
+            &response,
+            &records,
+        )
+    }))
+}
+
+/// JoinGroup also records the member's `client.id` and address (for DescribeGroups).
+fn join_group(mut request: Request, header: RequestHeader, peer: Option<SocketAddr>) -> Dispatched {
+    let decoded = match request.decode::<JoinGroupRequest>() {
+        Ok(decoded) => decoded,
+        Err(reason) => return Dispatched::Close(reason),
+    };
+    let client_id = header.client_id;
+    Dispatched::Respond(Box::pin(async move {
+        let response = group::handle_join_group(
+            request.ctx.clone(),
+            decoded,
+            request.version,
+            client_id,
+            peer,
+        )
+        .await;
+        request.encode(&response)
+    }))
 }
 
 fn decode<T: Decodable>(body: &mut Bytes, version: i16, api_key: ApiKey) -> Result<T, String> {
@@ -187,37 +284,23 @@ fn ready(response: Response) -> Dispatched {
     Dispatched::Respond(Box::pin(async move { response }))
 }
 
-/// Encodes size prefix, response header (v0, or v1 for flexible versions) and body.
+/// Encodes size prefix, response header (v0, or v1 for flexible versions) and body
+/// ([`frame::encode_response`]); a failure to encode closes the connection.
 pub fn encode_frame<T: Encodable + HeaderVersion + Message>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &T,
 ) -> Response {
-    let header_version = api_key.response_header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header
-        .compute_size(header_version)
-        .and_then(|h| Ok(h + body.compute_size(version)?));
-    let mut out = BytesMut::with_capacity(4 + size.as_ref().copied().unwrap_or(64));
-    out.put_i32(0);
-    let encoded = header
-        .encode(&mut out, header_version)
-        .and_then(|()| body.encode(&mut out, version));
-    match encoded {
-        Ok(()) => {
-            let length = (out.len() - 4) as i32;
-            out[..4].copy_from_slice(&length.to_be_bytes());
-            Response::Frame(out)
-        }
-        Err(e) => Response::Close(format!(
-            "cannot encode {api_key:?} v{version} response: {e}"
-        )),
+    match frame::encode_response(api_key, version, correlation_id, body) {
+        Ok(out) => Response::Frame(out),
+        Err(e) => Response::Close(e.to_string()),
     }
 }
 
 /// Like [`encode_frame`], but the bytes of `shared` (in the order the encoder writes them) are
-/// referenced instead of copied when the encoder writes one of them whole.
+/// referenced instead of copied when the encoder writes one of them whole
+/// ([`frame::encode_response_sharing`]).
 pub fn encode_frame_sharing<T: Encodable + HeaderVersion + Message>(
     api_key: ApiKey,
     version: i16,
@@ -228,145 +311,10 @@ pub fn encode_frame_sharing<T: Encodable + HeaderVersion + Message>(
     if shared.is_empty() {
         return encode_frame(api_key, version, correlation_id, body);
     }
-    let header_version = api_key.response_header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let shared_bytes: usize = shared.iter().map(Bytes::len).sum();
-    let size = header
-        .compute_size(header_version)
-        .and_then(|h| Ok(h + body.compute_size(version)?));
-    let encoded_bytes = size.as_ref().map_or(64, |s| s.saturating_sub(shared_bytes));
-    let mut out = SharingBuf::new(shared, encoded_bytes.min(ENCODE_CAPACITY_MAX_BYTES) + 4);
-    out.put_i32(0);
-    let encoded = header
-        .encode(&mut out, header_version)
-        .and_then(|()| body.encode(&mut out, version));
-    match encoded {
-        Ok(()) => Response::Parts(out.finish()),
-        Err(e) => Response::Close(format!(
-            "cannot encode {api_key:?} v{version} response: {e}"
-        )),
+    match frame::encode_response_sharing(api_key, version, correlation_id, body, shared) {
+        Ok(parts) => Response::Parts(parts),
+        Err(e) => Response::Close(e.to_string()),
     }
-}
-
-/// Upper bound on the up-front capacity of an encoding buffer (it grows past it if needed).
-const ENCODE_CAPACITY_MAX_BYTES: usize = 1 << 20;
-
-/// An encoding buffer whose pieces are owned encoded bytes or whole shared `Bytes`.
-struct SharingBuf<'a> {
-    shared: &'a [Bytes],
-    /// Index in `shared` of the next slice expected.
-    next_shared: usize,
-    /// Pieces before `current`, in order: the first is the frame's start (size prefix).
-    done: Vec<Bytes>,
-    /// Length of all of `done`.
-    done_bytes: usize,
-    /// The frame's first piece, kept mutable to patch the size prefix.
-    head: Option<BytesMut>,
-    current: BytesMut,
-}
-
-impl<'a> SharingBuf<'a> {
-    fn new(shared: &'a [Bytes], capacity: usize) -> SharingBuf<'a> {
-        SharingBuf {
-            shared,
-            next_shared: 0,
-            done: Vec::with_capacity(2 * shared.len() + 1),
-            done_bytes: 0,
-            head: None,
-            current: BytesMut::with_capacity(capacity),
-        }
-    }
-
-    /// The next expected shared piece when `src` is exactly it.
-    fn shared_piece(&self, src: &[u8]) -> Option<Bytes> {
-        let candidate = self.shared.get(self.next_shared)?;
-        (candidate.as_ptr() == src.as_ptr() && candidate.len() == src.len())
-            .then(|| candidate.clone())
-    }
-
-    fn finish(mut self) -> Vec<Bytes> {
-        let current = std::mem::take(&mut self.current);
-        let mut head = match self.head.take() {
-            Some(head) => {
-                self.done_bytes += current.len();
-                self.done.push(current.freeze());
-                head
-            }
-            None => current,
-        };
-        let length = (head.len() + self.done_bytes - 4) as i32;
-        head[..4].copy_from_slice(&length.to_be_bytes());
-        let mut parts = Vec::with_capacity(self.done.len() + 1);
-        parts.push(head.freeze());
-        parts.extend(self.done.into_iter().filter(|part| !part.is_empty()));
-        parts
-    }
-}
-
-// SAFETY: every method delegates to `current`, a `BytesMut`, which upholds `BufMut`'s contract.
-unsafe impl bytes::BufMut for SharingBuf<'_> {
-    fn remaining_mut(&self) -> usize {
-        self.current.remaining_mut()
-    }
-
-    unsafe fn advance_mut(&mut self, cnt: usize) {
-        // SAFETY: the caller's guarantee about `chunk_mut` (from `current`) is passed on.
-        unsafe { self.current.advance_mut(cnt) }
-    }
-
-    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
-        self.current.chunk_mut()
-    }
-
-    fn put_slice(&mut self, src: &[u8]) {
-        let Some(piece) = self.shared_piece(src) else {
-            self.current.extend_from_slice(src);
-            return;
-        };
-        self.next_shared += 1;
-        let current = std::mem::take(&mut self.current);
-        if self.head.is_none() {
-            self.head = Some(current);
-        } else {
-            self.done_bytes += current.len();
-            self.done.push(current.freeze());
-        }
-        self.done_bytes += piece.len();
-        self.done.push(piece);
-    }
-}
-
-impl kafka_protocol::protocol::buf::ByteBufMut for SharingBuf<'_> {
-    fn offset(&self) -> usize {
-        self.head.as_ref().map_or(0, BytesMut::len) + self.done_bytes + self.current.len()
-    }
-
-    fn seek(&mut self, offset: usize) {
-        let start = self.offset() - self.current.len();
-        assert!(offset >= start, "encoder seeks back into a sent piece");
-        self.current.resize(offset - start, 0);
-    }
-
-    fn range(&mut self, r: std::ops::Range<usize>) -> &mut [u8] {
-        let start = self.offset() - self.current.len();
-        assert!(r.start >= start, "encoder rewrites a sent piece");
-        &mut self.current[r.start - start..r.end - start]
-    }
-}
-
-/// Reads a non-flexible protocol string (int16 length, -1 = null).
-fn get_legacy_string(buf: &mut Bytes) -> Option<Option<Bytes>> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let length = buf.get_i16();
-    if length < 0 {
-        return Some(None);
-    }
-    if buf.remaining() < length as usize {
-        return None;
-    }
-    Some(Some(buf.split_to(length as usize)))
 }
 
 #[cfg(test)]

@@ -8,14 +8,14 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::{join_all, LocalBoxFuture};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{get_legacy_string, Response, UNSUPPORTED_VERSION};
+use super::Response;
 use crate::partition::{AppendError, Appended, Partition};
 use crate::protocol::record_batch::{BatchError, Compression, RecordBatchHeader};
 use crate::shard::{self, ShardContext};
@@ -286,62 +286,14 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Answers a Produce v0-2 request with UNSUPPORTED_VERSION for every partition, encoded by hand
-/// because the message classes start at v3 (Kafka 4.0 removed v0-2, KIP-896).
-///
-/// v0-2 request body: acks int16, timeout int32, [topic string, [partition int32, records bytes]].
-/// Response: [topic string, [partition int32, error int16, base_offset int64,
-/// log_append_time int64 (v2)]], throttle_time_ms int32 (v1+).
-pub fn unsupported_legacy_version(frame: Bytes, version: i16, correlation_id: i32) -> Response {
-    let parse = || -> Option<BytesMut> {
-        let mut buf = frame.slice(8..);
-        get_legacy_string(&mut buf)?; // client_id
-        if buf.remaining() < 10 {
-            return None;
-        }
-        buf.advance(6); // acks, timeout
-        let topics = buf.get_i32();
-        let mut out = BytesMut::new();
-        out.put_i32(0);
-        out.put_i32(correlation_id);
-        out.put_i32(topics.max(0));
-        for _ in 0..topics.max(0) {
-            let name = get_legacy_string(&mut buf)?.unwrap_or_default();
-            if buf.remaining() < 4 {
-                return None;
-            }
-            let partitions = buf.get_i32();
-            out.put_i16(name.len() as i16);
-            out.put_slice(&name);
-            out.put_i32(partitions.max(0));
-            for _ in 0..partitions.max(0) {
-                if buf.remaining() < 8 {
-                    return None;
-                }
-                let partition = buf.get_i32();
-                let size = buf.get_i32();
-                if size > 0 {
-                    if buf.remaining() < size as usize {
-                        return None;
-                    }
-                    buf.advance(size as usize);
-                }
-                out.put_i32(partition);
-                out.put_i16(UNSUPPORTED_VERSION);
-                out.put_i64(-1);
-                if version >= 2 {
-                    out.put_i64(-1);
-                }
-            }
-        }
-        if version >= 1 {
-            out.put_i32(0);
-        }
-        let length = (out.len() - 4) as i32;
-        out[..4].copy_from_slice(&length.to_be_bytes());
-        Some(out)
-    };
-    match parse() {
+/// Answers a Produce v0-2 request with UNSUPPORTED_VERSION for every partition
+/// ([`ringtail_protocol::produce_legacy`]); a malformed one closes the connection.
+pub fn unsupported_legacy_version(frame: &Bytes, version: i16, correlation_id: i32) -> Response {
+    match ringtail_protocol::produce_legacy::unsupported_version_response(
+        frame,
+        version,
+        correlation_id,
+    ) {
         Some(out) => {
             tracing::warn!("Produce v{version} refused with UNSUPPORTED_VERSION (v3+ is required)");
             Response::Frame(out)

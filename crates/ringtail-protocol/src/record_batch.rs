@@ -33,10 +33,15 @@ const ATTR_CONTROL: i16 = 0x20;
 /// The codec in attribute bits 0-2 (Kafka's `CompressionType` ids).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// Records stored as they are.
     None = 0,
+    /// gzip (RFC 1952).
     Gzip = 1,
+    /// snappy, xerial-framed as the Java client writes it.
     Snappy = 2,
+    /// LZ4 frame (KIP-57).
     Lz4 = 3,
+    /// zstd frame (KIP-110).
     Zstd = 4,
 }
 
@@ -70,40 +75,72 @@ impl Compression {
 pub enum BatchError {
     /// Fewer bytes than a header or than `batch_length` promises (CORRUPT_MESSAGE).
     #[error("batch truncated: need {needed} bytes, have {available}")]
-    Truncated { needed: usize, available: usize },
+    Truncated {
+        /// Bytes the header or `batch_length` requires.
+        needed: usize,
+        /// Bytes there are.
+        available: usize,
+    },
     /// `batch_length` is negative or smaller than the header (CORRUPT_MESSAGE).
     #[error("invalid batch_length {batch_length}")]
-    InvalidLength { batch_length: i32 },
+    InvalidLength {
+        /// The field as stored.
+        batch_length: i32,
+    },
     /// Magic other than 2 (UNSUPPORTED_FOR_MESSAGE_FORMAT / INVALID_RECORD).
     #[error("unsupported magic {magic}, only v2 record batches are accepted")]
-    UnsupportedMagic { magic: i8 },
+    UnsupportedMagic {
+        /// The magic byte as stored.
+        magic: i8,
+    },
     /// Stored CRC-32C does not match the bytes (CORRUPT_MESSAGE).
     #[error("CRC-32C mismatch: header says {expected:#010x}, bytes give {actual:#010x}")]
-    CrcMismatch { expected: u32, actual: u32 },
+    CrcMismatch {
+        /// The CRC stored in the header.
+        expected: u32,
+        /// The CRC of the bytes.
+        actual: u32,
+    },
     /// Codec bits 5-7 (UNSUPPORTED_COMPRESSION_TYPE).
     #[error("unknown compression codec id {codec}")]
-    UnknownCompression { codec: i16 },
+    UnknownCompression {
+        /// Attribute bits 0-2.
+        codec: i16,
+    },
     /// `record_count` disagrees with `last_offset_delta` (INVALID_RECORD).
     #[error("record_count {record_count} does not match last_offset_delta {last_offset_delta}")]
     RecordCountMismatch {
+        /// The header's `record_count`.
         record_count: i32,
+        /// The header's `last_offset_delta`.
         last_offset_delta: i32,
     },
     /// Larger than `message.max.bytes` (MESSAGE_TOO_LARGE).
     #[error("batch of {size} bytes exceeds message.max.bytes {max}")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// The batch's size in bytes.
+        size: usize,
+        /// `message.max.bytes`.
+        max: usize,
+    },
 }
 
 /// The fixed 61-byte header of a v2 record batch, as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordBatchHeader {
+    /// Offset of the first record (assigned by the broker; 0 as a producer sends it).
     pub base_offset: i64,
     /// Bytes after the `batch_length` field; the whole batch is `batch_length + 12` bytes.
     pub batch_length: i32,
+    /// Leader epoch when the batch was appended (KIP-101), -1 from a producer.
     pub partition_leader_epoch: i32,
+    /// Message format version; 2 for every batch this broker accepts.
     pub magic: i8,
+    /// CRC-32C of bytes 21..end.
     pub crc: u32,
+    /// Bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control.
     pub attributes: i16,
+    /// Offset of the last record minus `base_offset`.
     pub last_offset_delta: i32,
     /// Milliseconds since the Unix epoch.
     pub base_timestamp: i64,
@@ -111,9 +148,11 @@ pub struct RecordBatchHeader {
     pub max_timestamp: i64,
     /// -1 when the producer is not idempotent.
     pub producer_id: i64,
+    /// The producer's epoch, -1 when the producer is not idempotent.
     pub producer_epoch: i16,
     /// -1 when the producer is not idempotent.
     pub base_sequence: i32,
+    /// Records in the batch.
     pub record_count: i32,
 }
 
@@ -383,7 +422,7 @@ fn i64_at(bytes: &[u8], at: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{encode_batch, BatchSpec};
+    use crate::testing::{encode_batch, BatchSpec};
     use bytes::BytesMut;
     use kafka_protocol::records::Compression as WireCompression;
 

@@ -42,25 +42,47 @@ pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 pub enum RecordError {
     /// Fewer bytes than the schema needs.
     #[error("record truncated while reading {field}")]
-    Truncated { field: &'static str },
+    Truncated {
+        /// The schema field being read.
+        field: &'static str,
+    },
     /// A negative length other than -1 (null), or null where the schema forbids it.
     #[error("invalid length {length} for {field}")]
-    InvalidLength { field: &'static str, length: i32 },
+    InvalidLength {
+        /// The schema field being read.
+        field: &'static str,
+        /// The length prefix as stored.
+        length: i32,
+    },
     /// A string field that is not UTF-8.
     #[error("field {field} is not valid UTF-8")]
-    InvalidUtf8 { field: &'static str },
+    InvalidUtf8 {
+        /// The schema field being read.
+        field: &'static str,
+    },
     /// A value schema version this broker does not read.
     #[error("unsupported {schema} version {version}")]
-    UnsupportedVersion { schema: &'static str, version: i16 },
+    UnsupportedVersion {
+        /// The schema (`OffsetCommitValue`, `GroupMetadataValue`, ...).
+        schema: &'static str,
+        /// The version as stored.
+        version: i16,
+    },
     /// A record without a key.
     #[error("record without a key")]
     MissingKey,
     /// A string or byte field longer than its length prefix can say.
     #[error("field {field} is {length} bytes, too long to encode")]
-    TooLong { field: &'static str, length: usize },
+    TooLong {
+        /// The schema field being written.
+        field: &'static str,
+        /// Its length in bytes.
+        length: usize,
+    },
     /// The record batch itself could not be encoded or decoded.
     #[error("record batch: {source}")]
     Batch {
+        /// kafka-protocol's record encoder or decoder error.
         #[source]
         source: anyhow::Error,
     },
@@ -69,8 +91,11 @@ pub enum RecordError {
 /// Key of a committed offset: (group, topic, partition).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OffsetCommitKey {
+    /// The group id.
     pub group: String,
+    /// The topic name.
     pub topic: String,
+    /// The partition index.
     pub partition: i32,
 }
 
@@ -90,10 +115,13 @@ pub struct OffsetCommitValue {
 /// One member as stored in `GroupMetadataValue`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberMetadataValue {
+    /// The member id the coordinator assigned.
     pub member_id: String,
     /// `group.instance.id` of a static member (KIP-345).
     pub group_instance_id: Option<String>,
+    /// The member's `client.id`.
     pub client_id: String,
+    /// The member's address as the coordinator saw it (`/ip`).
     pub client_host: String,
     /// Milliseconds.
     pub rebalance_timeout: i32,
@@ -108,24 +136,35 @@ pub struct MemberMetadataValue {
 /// A group's membership as of its last stored generation (Kafka's `GroupMetadataValue`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupMetadataValue {
+    /// `consumer` for consumer groups (the JoinGroup `protocol_type`).
     pub protocol_type: String,
+    /// The generation id.
     pub generation: i32,
+    /// The selected protocol (assignor), `None` while the group is empty.
     pub protocol: Option<String>,
+    /// The leader's member id, `None` while the group is empty.
     pub leader: Option<String>,
     /// Milliseconds since the Unix epoch of the last state change, -1 when unknown.
     pub current_state_timestamp: i64,
+    /// The members of the generation.
     pub members: Vec<MemberMetadataValue>,
 }
 
 /// One record of `__consumer_offsets`; `None` values are tombstones.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CoordinatorRecord {
+    /// A committed offset (key versions 0-1); `None` deletes it.
     OffsetCommit {
+        /// Which offset.
         key: OffsetCommitKey,
+        /// The offset, or a tombstone.
         value: Option<OffsetCommitValue>,
     },
+    /// A group's membership (key version 2); `None` deletes the group.
     GroupMetadata {
+        /// The group id.
         group: String,
+        /// The membership, or a tombstone.
         value: Option<GroupMetadataValue>,
     },
 }
@@ -639,8 +678,7 @@ mod tests {
             group_record(),
         ];
         let batch = encode_batch(&records, 1_700_000_000_000).expect("encode");
-        let header =
-            crate::protocol::record_batch::validate_batch(&batch, 1 << 20).expect("valid batch");
+        let header = crate::record_batch::validate_batch(&batch, 1 << 20).expect("valid batch");
         assert_eq!(header.record_count, 3, "one batch holds every record");
         assert_eq!(header.base_sequence, -1);
         assert_eq!(header.producer_id, -1);

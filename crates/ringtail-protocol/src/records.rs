@@ -1,14 +1,13 @@
 //! Record batch v2 writing (producer side) and record walking (consumer side).
 //!
 //! Layout: Kafka protocol guide, "Record Batch" and "Record" (KIP-98). Record fields are zigzag
-//! varints. The CRC-32C covers bytes 21..end of the batch.
-
-use std::time::Instant;
+//! varints ([`crate::varint`]). The CRC-32C covers bytes 21..end of the batch.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::codec::{self, CodecError};
-use crate::protocol::record_batch::{Compression, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES};
+use crate::codec::{self, CodecError};
+use crate::record_batch::{Compression, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES};
+use crate::varint::{get_varlong, put_varlong};
 
 /// Most bytes one record's framing adds besides key and value: length (5), attributes (1),
 /// timestamp delta (10), offset delta (5), key and value lengths (5 + 5), header count (1).
@@ -16,27 +15,21 @@ pub const RECORD_OVERHEAD_MAX_BYTES: usize = 32;
 
 /// An open batch for one partition: records appended uncompressed, compressed at `finish`.
 #[derive(Debug)]
-pub struct BatchBuilder {
+pub struct RecordBatchBuilder {
     records: Vec<u8>,
     record_count: i32,
     base_timestamp_ms: i64,
     max_timestamp_ms: i64,
-    /// When the batch was opened: `linger.ms` counts from here (Kafka `ProducerBatch.createdMs`).
-    pub created: Instant,
-    /// Each record's send time (the intended one when a rate is set), for latency.
-    pub send_times: Vec<Instant>,
 }
 
-impl BatchBuilder {
-    /// An empty batch opened at `created`.
-    pub fn new(created: Instant, capacity_bytes: usize) -> BatchBuilder {
-        BatchBuilder {
+impl RecordBatchBuilder {
+    /// An empty batch with room for `capacity_bytes` of uncompressed records.
+    pub fn new(capacity_bytes: usize) -> RecordBatchBuilder {
+        RecordBatchBuilder {
             records: Vec::with_capacity(capacity_bytes),
             record_count: 0,
             base_timestamp_ms: 0,
             max_timestamp_ms: 0,
-            created,
-            send_times: Vec::new(),
         }
     }
 
@@ -50,14 +43,8 @@ impl BatchBuilder {
         RECORD_BATCH_HEADER_BYTES + self.records.len()
     }
 
-    /// Appends one record with CreateTime `timestamp_ms`.
-    pub fn append(
-        &mut self,
-        key: Option<&[u8]>,
-        value: &[u8],
-        timestamp_ms: i64,
-        send_time: Instant,
-    ) {
+    /// Appends one record with CreateTime `timestamp_ms` (ms since the Unix epoch), no headers.
+    pub fn append(&mut self, key: Option<&[u8]>, value: &[u8], timestamp_ms: i64) {
         if self.record_count == 0 {
             self.base_timestamp_ms = timestamp_ms;
         }
@@ -82,11 +69,14 @@ impl BatchBuilder {
         self.records.extend_from_slice(value);
         self.records.push(0); // header count: 0
         self.record_count += 1;
-        self.send_times.push(send_time);
     }
 
     /// Writes the complete batch: header, compressed records, CRC-32C. `producer_id` -1 and
-    /// `base_sequence` -1 mean not idempotent. Returns the batch bytes.
+    /// `base_sequence` -1 mean not idempotent. Returns the batch bytes (base offset 0, leader
+    /// epoch -1: the broker assigns both).
+    ///
+    /// Errors: [`CodecError`] when the codec fails. Panics when no record was appended (an empty
+    /// batch is not a valid v2 batch; callers never send one).
     pub fn finish(
         &self,
         compression: Compression,
@@ -121,33 +111,6 @@ impl BatchBuilder {
     }
 }
 
-/// Writes `value` as a zigzag varlong into `out` and returns the bytes written.
-fn put_varlong(out: &mut [u8], value: i64) -> usize {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    let mut i = 0;
-    while v >= 0x80 {
-        out[i] = (v as u8) | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    out[i] = v as u8;
-    i + 1
-}
-
-/// Reads a zigzag varlong; `None` when truncated or longer than 10 bytes.
-fn get_varlong(input: &[u8], at: &mut usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let byte = *input.get(*at)?;
-        *at += 1;
-        value |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
 /// One record as the consumer sees it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RecordView<'a> {
@@ -164,21 +127,34 @@ pub struct RecordView<'a> {
 pub enum WalkError {
     /// The records section is shorter than its framing says.
     #[error("malformed record at byte {at} of a batch at offset {base_offset}")]
-    Malformed { base_offset: i64, at: usize },
+    Malformed {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// Byte position in the (decompressed) records section.
+        at: usize,
+    },
     /// Decompression failed.
     #[error("batch at offset {base_offset}: {source}")]
     Codec {
+        /// The batch's base offset.
         base_offset: i64,
+        /// The codec's failure.
         #[source]
         source: CodecError,
     },
     /// Codec bits 5-7.
     #[error("batch at offset {base_offset} has unknown codec bits")]
-    UnknownCodec { base_offset: i64 },
+    UnknownCodec {
+        /// The batch's base offset.
+        base_offset: i64,
+    },
 }
 
-/// Calls `f` for each record of one complete batch (`batch` holds exactly the batch).
-/// `scratch` is reused for decompression.
+/// Calls `f` for each record of one complete batch (`batch` holds exactly the batch, `header`
+/// is its parsed header). `scratch` is reused for decompression.
+///
+/// Errors: [`WalkError`] when the codec bits are invalid, decompression fails or a record's
+/// framing overruns the section; records before the bad one have been passed to `f`.
 pub fn walk_records<'s>(
     header: &RecordBatchHeader,
     batch: &'s [u8],
@@ -243,7 +219,7 @@ fn read_bytes<'a>(input: &'a [u8], at: &mut usize, end: usize) -> Option<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::record_batch::validate_batch;
+    use crate::record_batch::validate_batch;
 
     #[test]
     fn built_batches_validate_and_walk_back() {
@@ -254,11 +230,10 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let now = Instant::now();
-            let mut builder = BatchBuilder::new(now, 1024);
-            builder.append(None, b"first", 1_000, now);
-            builder.append(Some(b"key"), b"second", 1_005, now);
-            builder.append(Some(b""), &[7u8; 300], 1_002, now);
+            let mut builder = RecordBatchBuilder::new(1024);
+            builder.append(None, b"first", 1_000);
+            builder.append(Some(b"key"), b"second", 1_005);
+            builder.append(Some(b""), &[7u8; 300], 1_002);
             let bytes = builder.finish(compression, None, 42, 0, 7).unwrap();
             let header = validate_batch(&bytes, 1 << 20).unwrap();
             assert_eq!(header.record_count, 3);
@@ -283,28 +258,6 @@ mod tests {
                     (2, Some(vec![]), Some(300))
                 ]
             );
-        }
-    }
-
-    #[test]
-    fn varlong_round_trips() {
-        for value in [
-            0i64,
-            1,
-            -1,
-            63,
-            -64,
-            64,
-            300,
-            i32::MAX as i64,
-            i64::MIN,
-            i64::MAX,
-        ] {
-            let mut buf = [0u8; 10];
-            let n = put_varlong(&mut buf, value);
-            let mut at = 0;
-            assert_eq!(get_varlong(&buf[..n], &mut at), Some(value));
-            assert_eq!(at, n);
         }
     }
 }

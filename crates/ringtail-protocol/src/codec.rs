@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 
-use crate::protocol::record_batch::Compression;
+use crate::record_batch::Compression;
 
 /// A codec failed on data that was supposed to be valid.
 #[derive(Debug, thiserror::Error)]
@@ -15,8 +15,11 @@ pub enum CodecError {
     /// The codec library reported an error.
     #[error("{codec} {op} failed: {source}")]
     Io {
+        /// The codec's `compression.type` name.
         codec: &'static str,
+        /// `compress` or `decompress`.
         op: &'static str,
+        /// The library's error.
         #[source]
         source: std::io::Error,
     },

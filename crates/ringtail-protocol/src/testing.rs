@@ -1,6 +1,7 @@
 //! Record batches as a producer encodes them, for unit tests and criterion benches.
 //!
-//! Not part of the broker: hidden from docs, used by `#[cfg(test)]` modules and `benches/`.
+//! Not part of the broker: hidden from docs, used by `#[cfg(test)]` modules (here and in the
+//! broker crate, as `ringtail::test_support`) and `benches/`.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
