@@ -7,10 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
-use ringtail::bench::accumulator::RecordAccumulator;
-use ringtail::bench::batch::BatchBuilder;
-use ringtail::bench::payload::{PayloadKind, Payloads};
-use ringtail::protocol::record_batch::Compression;
+use ringtail_bench::accumulator::RecordAccumulator;
+use ringtail_bench::batch::BatchBuilder;
+use ringtail_bench::payload::{PayloadKind, Payloads};
+use ringtail_protocol::record_batch::Compression;
 
 const RECORDS: u64 = 10_000;
 

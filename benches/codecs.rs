@@ -5,9 +5,9 @@
 mod common;
 
 use criterion::{black_box, Criterion, Throughput};
-use ringtail::bench::codec::{compress, decompress};
-use ringtail::bench::payload::{PayloadKind, Payloads};
-use ringtail::protocol::record_batch::Compression;
+use ringtail_bench::codec::{compress, decompress};
+use ringtail_bench::payload::{PayloadKind, Payloads};
+use ringtail_protocol::record_batch::Compression;
 
 fn codecs(c: &mut Criterion) {
     let payloads = Payloads::generate(PayloadKind::Json, 1024, 7);

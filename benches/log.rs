@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use ringtail::log::{Log, LogConfig, OffsetIndex};
-use ringtail::protocol::record_batch::{set_base_offset, validate_batch};
-use ringtail::test_support::{encode_batch, BatchSpec};
+use ringtail_protocol::record_batch::{set_base_offset, validate_batch};
+use ringtail_protocol::testing::{encode_batch, BatchSpec};
 
 /// One measured benchmark: iterations, time and bytes over every sample criterion took.
 #[derive(Default)]

@@ -6,8 +6,8 @@ mod common;
 use std::time::Instant;
 
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
-use ringtail::bench::batch::BatchBuilder;
-use ringtail::protocol::record_batch::{validate_batch, Compression};
+use ringtail_bench::batch::BatchBuilder;
+use ringtail_protocol::record_batch::{validate_batch, Compression};
 
 fn batch_of(bytes: usize) -> bytes::Bytes {
     let now = Instant::now();

@@ -3,7 +3,6 @@
 //! See `ARCHITECTURE.md` for the codemap and the invariants.
 
 pub mod alloc;
-pub mod bench;
 pub mod config;
 pub mod group_coordinator;
 pub mod log;

@@ -24,7 +24,7 @@ enum Command {
     /// Run the broker (defaults: PLAINTEXT://127.0.0.1:9092, data in ./data).
     Serve(ServeArgs),
     /// Load-generate against any Kafka-compatible broker (produce, consume, e2e, summary).
-    Bench(Box<ringtail::bench::BenchArgs>),
+    Bench(Box<ringtail_bench::BenchArgs>),
 }
 
 fn main() {
@@ -38,7 +38,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
-        Command::Bench(args) => ringtail::bench::run(*args),
+        Command::Bench(args) => ringtail_bench::run(*args),
     };
     if let Err(e) = result {
         eprintln!("ringtail: {e:#}");

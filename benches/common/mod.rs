@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::Criterion;
-use ringtail::bench::report::MachineInfo;
+use ringtail_bench::report::MachineInfo;
 use serde_json::{json, Value};
 
 /// Criterion with short warm-up and measurement, overridable from the command line.

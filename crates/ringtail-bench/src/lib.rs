@@ -1,4 +1,5 @@
-//! `ringtail bench`: a Kafka producer/consumer load generator of our own, on glommio.
+//! `ringtail bench`: a Kafka producer/consumer load generator of our own, on glommio (crate
+//! `ringtail-bench`; it speaks Kafka through `ringtail-protocol` only, not the broker library).
 //!
 //! `produce`, `consume` and `e2e` speak the Kafka protocol to any Kafka-compatible broker and
 //! print the same lines as Apache Kafka's kafka-producer-perf-test and kafka-consumer-perf-test,
@@ -11,6 +12,9 @@
 //! (record batch v2 writing/reading), `accumulator` (linger.ms / batch.size), `client`
 //! (connection, pipelining, ApiVersions), `cluster` (Metadata, CreateTopics), `producer`,
 //! `consumer`, `stats` (shared counters, progress), `report` (JSON, SVG, summary).
+
+// The wire code, under the path the modules of this crate use.
+use ringtail_protocol as protocol;
 
 pub mod accumulator;
 pub mod client;
