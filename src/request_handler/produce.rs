@@ -51,16 +51,75 @@ impl PartResult {
     }
 }
 
+/// The request's partitions sorted by owning shard, with the answers known up front.
+struct Routed {
+    /// The response with every partition in place, filled in once all answers are in.
+    response: ProduceResponse,
+    /// Indexed by shard: the parts that shard appends.
+    by_shard: Vec<Vec<ProducePart>>,
+    /// Parts answered without an append (invalid acks, unknown topic or partition).
+    early: Vec<PartResult>,
+}
+
+/// What one shard's append needs besides the records.
+#[derive(Clone, Copy)]
+struct AppendSettings {
+    acks: i16,
+    timeout_ms: u64,
+    /// zstd needs Produce v7+ (KIP-110).
+    allow_zstd: bool,
+}
+
 /// Runs the ordered part of a Produce now; the returned future gives the response.
 pub async fn dispatch(
     ctx: &Rc<ShardContext>,
     request: ProduceRequest,
     version: i16,
 ) -> LocalBoxFuture<'static, ProduceResponse> {
+    let settings = AppendSettings {
+        acks: request.acks,
+        timeout_ms: request.timeout_ms.max(0) as u64,
+        allow_zstd: version >= 7,
+    };
+    let Routed {
+        mut response,
+        by_shard,
+        early,
+    } = route(ctx, request, version);
+    let mut pending: Vec<LocalBoxFuture<'static, Vec<PartResult>>> = Vec::new();
+    for (shard, parts) in by_shard.into_iter().enumerate() {
+        if parts.is_empty() {
+            continue;
+        }
+        if shard == ctx.shard_id {
+            pending.push(produce_local(ctx, parts, settings));
+        } else {
+            pending.push(produce_remote(shard, parts, settings).await);
+        }
+    }
+    Box::pin(async move {
+        let results = join_all(pending).await.into_iter().flatten().chain(early);
+        for result in results {
+            let (t, p) = result.slot;
+            let partition = &mut response.responses[t].partition_responses[p];
+            partition.error_code = result.error_code;
+            partition.error_message = result.error_message.map(StrBytes::from_string);
+            partition.base_offset = result.base_offset;
+            partition.log_append_time_ms = result.log_append_time;
+            partition.log_start_offset = result.log_start_offset;
+        }
+        response
+    })
+}
+
+/// Looks up each partition's topic (by id from v13, else by name) and owning shard.
+fn route(ctx: &ShardContext, request: ProduceRequest, version: i16) -> Routed {
     let image = ctx.metadata();
-    let mut response = ProduceResponse::default();
-    let mut by_shard: Vec<Vec<ProducePart>> = (0..ctx.shard_count).map(|_| Vec::new()).collect();
-    let mut early: Vec<PartResult> = Vec::new();
+    let mut routed = Routed {
+        response: ProduceResponse::default(),
+        by_shard: (0..ctx.shard_count).map(|_| Vec::new()).collect(),
+        early: Vec::new(),
+    };
     let valid_acks = matches!(request.acks, -1..=1);
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
         let metadata = if version >= 13 {
@@ -83,165 +142,164 @@ pub async fn dispatch(
                 .push(PartitionProduceResponse::default().with_index(data.index));
             let shard = metadata.and_then(|m| m.shard_of(data.index));
             match (valid_acks, metadata, shard) {
-                (false, _, _) => early.push(PartResult::error(
+                (false, _, _) => routed.early.push(PartResult::error(
                     slot,
                     ResponseError::InvalidRequiredAcks,
                     None,
                 )),
-                (true, Some(metadata), Some(shard)) => by_shard[shard].push(ProducePart {
+                (true, Some(metadata), Some(shard)) => routed.by_shard[shard].push(ProducePart {
                     slot,
                     topic: metadata.name.clone(),
                     partition: data.index,
                     records: data.records,
                 }),
-                (true, _, _) => early.push(PartResult::error(slot, unknown, None)),
+                (true, _, _) => routed.early.push(PartResult::error(slot, unknown, None)),
             }
         }
-        response.responses.push(topic_response);
+        routed.response.responses.push(topic_response);
     }
-    let acks = request.acks;
-    let timeout_ms = request.timeout_ms.max(0) as u64;
-    let allow_zstd = version >= 7;
-    let mut pending: Vec<LocalBoxFuture<'static, Vec<PartResult>>> = Vec::new();
-    for (shard, parts) in by_shard.into_iter().enumerate() {
-        if parts.is_empty() {
-            continue;
-        }
-        if shard == ctx.shard_id {
-            pending.push(produce_local(ctx, parts, acks, timeout_ms, allow_zstd));
-        } else {
-            let slots: Vec<(usize, usize)> = parts.iter().map(|p| p.slot).collect();
-            let reply = shard::submit_to(shard, move |ctx| {
-                produce_local(&ctx, parts, acks, timeout_ms, allow_zstd)
-            })
-            .await;
-            pending.push(Box::pin(async move {
-                reply.await.unwrap_or_else(|_| {
-                    let error = ResponseError::NotLeaderOrFollower;
-                    slots
-                        .into_iter()
-                        .map(|s| PartResult::error(s, error, None))
-                        .collect()
-                })
-            }));
-        }
-    }
+    routed
+}
+
+/// Hands `parts` to `shard` in request order; the future gives their results, or
+/// NOT_LEADER_OR_FOLLOWER for each when the shard is gone.
+async fn produce_remote(
+    shard: usize,
+    parts: Vec<ProducePart>,
+    settings: AppendSettings,
+) -> LocalBoxFuture<'static, Vec<PartResult>> {
+    let slots: Vec<(usize, usize)> = parts.iter().map(|p| p.slot).collect();
+    let reply = shard::submit_to(shard, move |ctx| produce_local(&ctx, parts, settings)).await;
     Box::pin(async move {
-        let results = join_all(pending).await.into_iter().flatten().chain(early);
-        for result in results {
-            let (t, p) = result.slot;
-            let partition = &mut response.responses[t].partition_responses[p];
-            partition.error_code = result.error_code;
-            partition.error_message = result.error_message.map(StrBytes::from_string);
-            partition.base_offset = result.base_offset;
-            partition.log_append_time_ms = result.log_append_time;
-            partition.log_start_offset = result.log_start_offset;
-        }
-        response
+        reply.await.unwrap_or_else(|_| {
+            let error = ResponseError::NotLeaderOrFollower;
+            slots
+                .into_iter()
+                .map(|s| PartResult::error(s, error, None))
+                .collect()
+        })
     })
+}
+
+/// A part appended (or found a duplicate), waiting for its write or flush.
+struct Wait {
+    result: PartResult,
+    partition: Rc<Partition>,
+    last_offset: i64,
 }
 
 /// Appends `parts` (all owned by this shard) now and returns a future of their results.
 fn produce_local(
     ctx: &ShardContext,
     parts: Vec<ProducePart>,
-    acks: i16,
-    timeout_ms: u64,
-    allow_zstd: bool,
+    settings: AppendSettings,
 ) -> LocalBoxFuture<'static, Vec<PartResult>> {
     let now_ms = now_ms();
     let mut results = Vec::with_capacity(parts.len());
-    let mut waits: Vec<(PartResult, Rc<Partition>, i64)> = Vec::new();
+    let mut waits: Vec<Wait> = Vec::new();
     for part in parts {
-        let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
-            results.push(PartResult::error(
-                part.slot,
-                ResponseError::NotLeaderOrFollower,
-                None,
-            ));
-            continue;
-        };
-        let records = part.records.unwrap_or_default();
-        let appended =
-            check_codec(&records, allow_zstd).and_then(|()| partition.append(&records, now_ms));
-        match appended {
-            Ok(Appended::New {
-                base_offset,
-                last_offset,
-                log_append_time,
-            }) => waits.push((
-                PartResult {
-                    slot: part.slot,
-                    error_code: 0,
-                    error_message: None,
-                    base_offset,
-                    log_append_time,
-                    log_start_offset: partition.log_start_offset(),
-                },
-                partition,
-                last_offset,
-            )),
-            Ok(Appended::Duplicate {
-                base_offset,
-                last_offset,
-            }) => {
-                tracing::debug!(topic = %part.topic, partition = part.partition, base_offset, "duplicate batch from idempotent producer");
-                waits.push((
-                    PartResult {
-                        slot: part.slot,
-                        error_code: 0,
-                        error_message: None,
-                        base_offset,
-                        log_append_time: -1,
-                        log_start_offset: partition.log_start_offset(),
-                    },
-                    partition,
-                    last_offset,
-                ))
-            }
-            Err(e) => {
-                tracing::warn!(topic = %part.topic, partition = part.partition, "produce rejected: {e}");
-                results.push(PartResult::error(
-                    part.slot,
-                    append_error_code(&e),
-                    Some(e.to_string()),
-                ));
-            }
+        match append_part(ctx, part, settings.allow_zstd, now_ms) {
+            Ok(wait) => waits.push(wait),
+            Err(result) => results.push(result),
         }
     }
     Box::pin(async move {
-        if acks == 0 {
+        if settings.acks == 0 {
             return results;
         }
-        let durable = acks == -1;
-        let waited = join_all(waits.into_iter().map(
-            |(result, partition, last_offset)| async move {
-                let wait = async {
-                    partition.wait_written(last_offset).await?;
-                    if durable {
-                        partition.wait_durable(last_offset).await?;
-                    }
-                    Ok::<(), crate::partition::StorageError>(())
-                };
-                match glommio::timer::timeout(Duration::from_millis(timeout_ms.max(1)), async {
-                    Ok(wait.await)
-                })
-                .await
-                {
-                    Ok(Ok(())) => result,
-                    Ok(Err(e)) => PartResult::error(
-                        result.slot,
-                        ResponseError::KafkaStorageError,
-                        Some(e.to_string()),
-                    ),
-                    Err(_) => PartResult::error(result.slot, ResponseError::RequestTimedOut, None),
-                }
-            },
-        ))
+        let durable = settings.acks == -1;
+        let waited = join_all(
+            waits
+                .into_iter()
+                .map(|wait| wait_for(wait, durable, settings.timeout_ms)),
+        )
         .await;
         results.extend(waited);
         results
     })
+}
+
+/// Validates and appends one part; `Err` is its answer when nothing was appended.
+fn append_part(
+    ctx: &ShardContext,
+    part: ProducePart,
+    allow_zstd: bool,
+    now_ms: i64,
+) -> Result<Wait, PartResult> {
+    let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
+        return Err(PartResult::error(
+            part.slot,
+            ResponseError::NotLeaderOrFollower,
+            None,
+        ));
+    };
+    let records = part.records.unwrap_or_default();
+    let appended =
+        check_codec(&records, allow_zstd).and_then(|()| partition.append(&records, now_ms));
+    let (base_offset, last_offset, log_append_time) = match appended {
+        Ok(Appended::New {
+            base_offset,
+            last_offset,
+            log_append_time,
+        }) => (base_offset, last_offset, log_append_time),
+        Ok(Appended::Duplicate {
+            base_offset,
+            last_offset,
+        }) => {
+            tracing::debug!(topic = %part.topic, partition = part.partition, base_offset, "duplicate batch from idempotent producer");
+            (base_offset, last_offset, -1)
+        }
+        Err(e) => {
+            tracing::warn!(topic = %part.topic, partition = part.partition, "produce rejected: {e}");
+            return Err(PartResult::error(
+                part.slot,
+                append_error_code(&e),
+                Some(e.to_string()),
+            ));
+        }
+    };
+    Ok(Wait {
+        result: PartResult {
+            slot: part.slot,
+            error_code: 0,
+            error_message: None,
+            base_offset,
+            log_append_time,
+            log_start_offset: partition.log_start_offset(),
+        },
+        partition,
+        last_offset,
+    })
+}
+
+/// Waits until the part is written (and flushed when `durable`), at most `timeout_ms`
+/// (REQUEST_TIMED_OUT after); a storage failure is KAFKA_STORAGE_ERROR.
+async fn wait_for(wait: Wait, durable: bool, timeout_ms: u64) -> PartResult {
+    let Wait {
+        result,
+        partition,
+        last_offset,
+    } = wait;
+    let written = async {
+        partition.wait_written(last_offset).await?;
+        if durable {
+            partition.wait_durable(last_offset).await?;
+        }
+        Ok::<(), crate::partition::StorageError>(())
+    };
+    match glommio::timer::timeout(Duration::from_millis(timeout_ms.max(1)), async {
+        Ok(written.await)
+    })
+    .await
+    {
+        Ok(Ok(())) => result,
+        Ok(Err(e)) => PartResult::error(
+            result.slot,
+            ResponseError::KafkaStorageError,
+            Some(e.to_string()),
+        ),
+        Err(_) => PartResult::error(result.slot, ResponseError::RequestTimedOut, None),
+    }
 }
 
 /// zstd needs Produce v7+ (KIP-110): older requests get UNSUPPORTED_COMPRESSION_TYPE.

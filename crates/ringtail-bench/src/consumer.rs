@@ -237,36 +237,15 @@ async fn fetch_loop(
         if wanted.is_empty() {
             return Ok(result);
         }
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(spec.fetch_max_wait_ms)
-            .with_min_bytes(1)
-            .with_max_bytes(spec.fetch_max_bytes)
-            .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic.clone())
-                .with_partitions(
-                    wanted
-                        .iter()
-                        .map(|&i| {
-                            FetchPartition::default()
-                                .with_partition(partitions[i] as i32)
-                                .with_current_leader_epoch(-1)
-                                .with_fetch_offset(offsets[i])
-                                .with_last_fetched_epoch(-1)
-                                .with_log_start_offset(-1)
-                                .with_partition_max_bytes(spec.max_partition_fetch_bytes)
-                        })
-                        .collect(),
-                )]);
+        let request = fetch_request(&spec, &topic, &partitions, &offsets, &wanted);
         let response = connection.call(&request, version).await?;
         if response.error_code != 0 {
             return Err(ClientError::broker(ApiKey::Fetch, "", response.error_code).into());
         }
-        let now_ns = spec.e2e_epoch.map(|e| e.elapsed().as_nanos() as u64);
-        let (mut records, mut bytes, mut sum_us, mut max_us) = (0u64, 0u64, 0u64, 0u64);
+        let mut tally = Tally {
+            now_ns: spec.e2e_epoch.map(|e| e.elapsed().as_nanos() as u64),
+            ..Tally::default()
+        };
         for t in &response.responses {
             for p in &t.partitions {
                 let Some(i) = partitions
@@ -291,44 +270,22 @@ async fn fetch_loop(
                 }
                 let Some(data) = &p.records else { continue };
                 let limit = end.as_ref().map_or(i64::MAX, |e| e[i]);
-                let mut rest: &[u8] = data;
-                while let Ok(header) = RecordBatchHeader::parse(rest) {
-                    let size = header.size_bytes();
-                    if size > rest.len() || size == 0 {
-                        break; // a partial batch at the end of the response
-                    }
-                    let batch = &rest[..size];
-                    rest = &rest[size..];
-                    if header.next_offset() <= offsets[i] {
-                        continue;
-                    }
-                    if !header.is_control() {
-                        let from = offsets[i];
-                        walk_records(&header, batch, &mut scratch, |record| {
-                            if record.offset < from || record.offset >= limit {
-                                return;
-                            }
-                            records += 1;
-                            bytes += (record.key.map_or(0, <[u8]>::len)
-                                + record.value.map_or(0, <[u8]>::len))
-                                as u64;
-                            if let (Some(now_ns), Some(value)) = (now_ns, record.value) {
-                                if let Some(stamp) = value.get(..8) {
-                                    let sent_ns =
-                                        u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
-                                    let latency_us = (now_ns.saturating_sub(sent_ns) / 1000)
-                                        .clamp(1, LATENCY_MAX_US);
-                                    let _ = result.histogram.record(latency_us);
-                                    sum_us += latency_us;
-                                    max_us = max_us.max(latency_us);
-                                }
-                            }
-                        })?;
-                    }
-                    offsets[i] = header.next_offset();
-                }
+                tally.batches(
+                    data,
+                    &mut offsets[i],
+                    limit,
+                    &mut scratch,
+                    &mut result.histogram,
+                )?;
             }
         }
+        let Tally {
+            records,
+            bytes,
+            sum_us,
+            max_us,
+            ..
+        } = tally;
         result.records += records;
         result.bytes += bytes;
         stats.complete(records, bytes, sum_us, max_us);
@@ -342,6 +299,104 @@ async fn fetch_loop(
                 broker: connection.addr.clone(),
             });
         }
+    }
+}
+
+/// One Fetch for the `wanted` indexes of `partitions`, each from its offset in `offsets`.
+fn fetch_request(
+    spec: &ConsumeSpec,
+    topic: &TopicName,
+    partitions: &[usize],
+    offsets: &[i64],
+    wanted: &[usize],
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(spec.fetch_max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(spec.fetch_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic.clone())
+            .with_partitions(
+                wanted
+                    .iter()
+                    .map(|&i| {
+                        FetchPartition::default()
+                            .with_partition(partitions[i] as i32)
+                            .with_current_leader_epoch(-1)
+                            .with_fetch_offset(offsets[i])
+                            .with_last_fetched_epoch(-1)
+                            .with_log_start_offset(-1)
+                            .with_partition_max_bytes(spec.max_partition_fetch_bytes)
+                    })
+                    .collect(),
+            )])
+}
+
+/// What one Fetch response delivered.
+#[derive(Default)]
+struct Tally {
+    /// Nanoseconds since the e2e epoch at receipt; `None` unless the run is e2e.
+    now_ns: Option<u64>,
+    records: u64,
+    /// Key and value bytes.
+    bytes: u64,
+    /// Sum and maximum of the e2e latencies recorded, in microseconds.
+    sum_us: u64,
+    max_us: u64,
+}
+
+impl Tally {
+    /// Counts the records of one partition's record set from `*offset` up to `limit`
+    /// (exclusive) and moves `*offset` past each whole batch. A partial batch at the end of
+    /// the set is left for the next Fetch; control batches are skipped.
+    fn batches(
+        &mut self,
+        data: &[u8],
+        offset: &mut i64,
+        limit: i64,
+        scratch: &mut Vec<u8>,
+        histogram: &mut Histogram<u64>,
+    ) -> Result<(), BenchError> {
+        let mut rest: &[u8] = data;
+        while let Ok(header) = RecordBatchHeader::parse(rest) {
+            let size = header.size_bytes();
+            if size > rest.len() || size == 0 {
+                break; // a partial batch at the end of the response
+            }
+            let batch = &rest[..size];
+            rest = &rest[size..];
+            if header.next_offset() <= *offset {
+                continue;
+            }
+            if !header.is_control() {
+                let from = *offset;
+                walk_records(&header, batch, scratch, |record| {
+                    if record.offset < from || record.offset >= limit {
+                        return;
+                    }
+                    self.records += 1;
+                    self.bytes += (record.key.map_or(0, <[u8]>::len)
+                        + record.value.map_or(0, <[u8]>::len))
+                        as u64;
+                    if let (Some(now_ns), Some(value)) = (self.now_ns, record.value) {
+                        if let Some(stamp) = value.get(..8) {
+                            let sent_ns = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
+                            let latency_us =
+                                (now_ns.saturating_sub(sent_ns) / 1000).clamp(1, LATENCY_MAX_US);
+                            let _ = histogram.record(latency_us);
+                            self.sum_us += latency_us;
+                            self.max_us = self.max_us.max(latency_us);
+                        }
+                    }
+                })?;
+            }
+            *offset = header.next_offset();
+        }
+        Ok(())
     }
 }
 

@@ -285,18 +285,7 @@ fn setup_cell(kind: &str, settings: &Value) -> String {
 /// workload (`<workload>-latency.svg`), and returns the markdown.
 pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String, ReportError> {
     let mut files = read_results(dir)?;
-    files.sort_by_key(|file| {
-        let workload = s(&file.json, &["workload"]);
-        let rank = WORKLOAD_ORDER
-            .iter()
-            .position(|w| *w == workload)
-            .unwrap_or(WORKLOAD_ORDER.len());
-        (
-            rank,
-            workload.to_string(),
-            s(&file.json, &["broker"]).to_string(),
-        )
-    });
+    sort_by_workload(&mut files);
     let mut md = format!("# {title}\n\n");
     if let Some(first) = files.first() {
         let m = &first.json["machine"];
@@ -320,75 +309,9 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
     md += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     let mut plots: std::collections::BTreeMap<String, Vec<Series>> = Default::default();
     for file in &files {
-        let j = &file.json;
-        let workload = s(j, &["workload"]);
-        let broker = s(j, &["broker"]);
-        let kind = s(j, &["kind"]);
-        let figures = &j["figures"];
-        let (records, rate, mb, p50, p99, p999, max) = if kind == "consume" {
-            (
-                f(figures, &["records"]),
-                f(figures, &["records_per_sec"]),
-                f(figures, &["mb_per_sec"]),
-                None,
-                None,
-                None,
-                None,
-            )
-        } else {
-            let p = &figures["produce"];
-            (
-                f(p, &["records"]),
-                f(p, &["records_per_sec"]),
-                f(p, &["mb_per_sec"]),
-                f(p, &["latency_p50_ms"]),
-                f(p, &["latency_p99_ms"]),
-                f(p, &["latency_p999_ms"]),
-                f(p, &["latency_max_ms"]),
-            )
-        };
-        let e2e = f(figures, &["e2e", "latency_p99_ms"]);
-        let settings = &j["settings"];
-        let note = s(settings, &["note"]);
-        let setup = setup_cell(kind, settings);
-        let fraction = match (mb, loopback, disk) {
-            (Some(mb), Some(l), Some(d)) if l > 0.0 && d > 0.0 => {
-                format!("{:.0}% / {:.0}%", 100.0 * mb / l, 100.0 * mb / d)
-            }
-            _ => "–".to_string(),
-        };
-        md += &format!(
-            "| {workload} | {broker} | {setup} | {} | {} | {} | {fraction} | {} | {} | {} | {} | {} | {} |\n",
-            cell(records, 0),
-            cell(rate, 0),
-            cell(mb, 1),
-            cell(p50, 2),
-            cell(p99, 2),
-            cell(p999, 2),
-            cell(max, 2),
-            cell(e2e, 2),
-            note.trim()
-        );
-        if let Some(points) = j["latency_percentiles_ms"].as_array() {
-            let points: Vec<(f64, f64)> = points
-                .iter()
-                .filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?)))
-                .collect();
-            if !points.is_empty() {
-                let key = if workload.is_empty() {
-                    kind.to_string()
-                } else {
-                    workload.to_string()
-                };
-                plots.entry(key).or_default().push((
-                    if broker.is_empty() {
-                        "run".to_string()
-                    } else {
-                        broker.to_string()
-                    },
-                    points,
-                ));
-            }
+        md += &summary_row(&file.json, loopback, disk);
+        if let Some((key, series)) = latency_series(&file.json) {
+            plots.entry(key).or_default().push(series);
         }
     }
     md += "\nMB = 1024 × 1024 bytes of record values, as kafka-producer-perf-test and kafka-consumer-perf-test count. \
@@ -413,6 +336,102 @@ pub fn write_summary(dir: &Path, title: &str, notes: &[String]) -> Result<String
         source,
     })?;
     Ok(md)
+}
+
+/// Orders result files by workload (as [`WORKLOAD_ORDER`], unknown ones last), then broker.
+fn sort_by_workload(files: &mut [ResultFile]) {
+    files.sort_by_key(|file| {
+        let workload = s(&file.json, &["workload"]);
+        let rank = WORKLOAD_ORDER
+            .iter()
+            .position(|w| *w == workload)
+            .unwrap_or(WORKLOAD_ORDER.len());
+        (
+            rank,
+            workload.to_string(),
+            s(&file.json, &["broker"]).to_string(),
+        )
+    });
+}
+
+/// The summary table's row for one result file `j`; `loopback` and `disk` are the machine's
+/// limits in MiB/s when known.
+fn summary_row(j: &Value, loopback: Option<f64>, disk: Option<f64>) -> String {
+    let workload = s(j, &["workload"]);
+    let broker = s(j, &["broker"]);
+    let kind = s(j, &["kind"]);
+    let figures = &j["figures"];
+    let (records, rate, mb, p50, p99, p999, max) = if kind == "consume" {
+        (
+            f(figures, &["records"]),
+            f(figures, &["records_per_sec"]),
+            f(figures, &["mb_per_sec"]),
+            None,
+            None,
+            None,
+            None,
+        )
+    } else {
+        let p = &figures["produce"];
+        (
+            f(p, &["records"]),
+            f(p, &["records_per_sec"]),
+            f(p, &["mb_per_sec"]),
+            f(p, &["latency_p50_ms"]),
+            f(p, &["latency_p99_ms"]),
+            f(p, &["latency_p999_ms"]),
+            f(p, &["latency_max_ms"]),
+        )
+    };
+    let e2e = f(figures, &["e2e", "latency_p99_ms"]);
+    let settings = &j["settings"];
+    let note = s(settings, &["note"]);
+    let setup = setup_cell(kind, settings);
+    let fraction = match (mb, loopback, disk) {
+        (Some(mb), Some(l), Some(d)) if l > 0.0 && d > 0.0 => {
+            format!("{:.0}% / {:.0}%", 100.0 * mb / l, 100.0 * mb / d)
+        }
+        _ => "–".to_string(),
+    };
+    format!(
+        "| {workload} | {broker} | {setup} | {} | {} | {} | {fraction} | {} | {} | {} | {} | {} | {} |\n",
+        cell(records, 0),
+        cell(rate, 0),
+        cell(mb, 1),
+        cell(p50, 2),
+        cell(p99, 2),
+        cell(p999, 2),
+        cell(max, 2),
+        cell(e2e, 2),
+        note.trim()
+    )
+}
+
+/// The latency percentile curve of result file `j`, keyed by workload (or kind) and named by
+/// broker; `None` without points.
+fn latency_series(j: &Value) -> Option<(String, Series)> {
+    let workload = s(j, &["workload"]);
+    let broker = s(j, &["broker"]);
+    let kind = s(j, &["kind"]);
+    let points: Vec<(f64, f64)> = j["latency_percentiles_ms"]
+        .as_array()?
+        .iter()
+        .filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?)))
+        .collect();
+    if points.is_empty() {
+        return None;
+    }
+    let key = if workload.is_empty() {
+        kind.to_string()
+    } else {
+        workload.to_string()
+    };
+    let name = if broker.is_empty() {
+        "run".to_string()
+    } else {
+        broker.to_string()
+    };
+    Some((key, (name, points)))
 }
 
 /// The common fields of every result file.
