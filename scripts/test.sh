@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit tests, then the integration tests in tests/ (the real broker
-# binary driven by kcat and the Python Kafka clients). Works on a fresh Debian machine as root
+# The whole test suite: `cargo fmt --check` and clippy (-D warnings), Rust unit and integration
+# tests of the workspace, then the Python integration tests in tests/ (the real broker binary
+# driven by kcat and the Python Kafka clients). Works on a fresh Debian machine as root
 # with no input: installs what is missing (kcat, a C toolchain, Python venv support, Rust) and a
 # local .venv with the pinned Python clients (tests/requirements.txt).
 #
@@ -77,11 +78,22 @@ if [ -z "${TANSU_BIN:-}" ] && [ -x .venv/peers/tansu ]; then
     export TANSU_BIN="$PWD/.venv/peers/tansu"
 fi
 
-# --- build and unit tests ---
-log "cargo build --release"
-cargo build --release
-log "cargo test --release"
-cargo test --release
+# --- formatting and lints: fail the run before any test ---
+# (a minimal rustup profile has neither; add them when missing)
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    log "installing rustfmt and clippy"
+    rustup component add rustfmt clippy </dev/null
+fi
+log "cargo fmt --all --check"
+cargo fmt --all --check
+log "cargo clippy --workspace --all-targets --release -- -D warnings"
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+# --- build and unit tests (the broker, ringtail-protocol, ringtail-bench) ---
+log "cargo build --release --workspace"
+cargo build --release --workspace
+log "cargo test --release --workspace"
+cargo test --release --workspace
 
 # glommio (io_uring) needs locked memory; raise the limit where we may (root, containers).
 ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
