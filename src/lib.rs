@@ -13,6 +13,7 @@ pub mod partition;
 pub mod protocol;
 pub mod replica_manager;
 pub mod request_handler;
+pub mod server;
 pub mod shard;
 #[doc(hidden)]
 pub mod test_support;
