@@ -67,7 +67,9 @@ pub enum StartError {
     Shard { shard: usize, reason: String },
 }
 
-/// Starts every shard and blocks until shutdown. Returns after a clean shutdown.
+/// Starts every shard and blocks until shutdown (SIGTERM/SIGINT). Returns after a clean
+/// shutdown; a [`StartError`] if the log dir, the locked-memory limit, the topic metadata or a
+/// shard's start-up failed, or writing the clean-shutdown marker at the end did.
 pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     let LogDirState {
         config,
