@@ -49,6 +49,6 @@ fn main() {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = BrokerConfig::from_args(args)?;
     ringtail::alloc::tune_system_allocator();
-    ringtail::shard::run(config)?;
+    ringtail::server::run(config)?;
     Ok(())
 }

@@ -1,0 +1,467 @@
+//! Process start-up and shutdown: the log dir, the locked-memory limit, Kafka's marker files,
+//! one executor thread per shard, signals.
+//!
+//! Start-up: check/raise `RLIMIT_MEMLOCK` (io_uring registered buffers count against it), load
+//! topic metadata, note whether the last shutdown was clean (`.kafka_cleanshutdown`, Kafka's
+//! marker) and remove the marker, start the shards, each opening (and, after an unclean stop,
+//! recovering) its partitions before it accepts connections. Shutdown on SIGTERM/SIGINT: stop
+//! accepting, close every partition (flush, indexes), then write the marker again.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpListener;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+
+use crate::config::BrokerConfig;
+use crate::group_coordinator::{GroupCoordinator, GroupSettings};
+use crate::metadata::{MetadataImage, TopicStore};
+use crate::replica_manager::ReplicaManager;
+use crate::shard::{self, MeshEnds, ShardContext, ShardId, ShardParts};
+
+/// Kafka's clean-shutdown marker file in the log dir.
+pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
+/// Locked memory per shard beyond `ringtail.io.memory.bytes`: io_uring rings and slack, bytes.
+const MEMLOCK_SLACK_PER_SHARD: u64 = 2 << 20;
+/// How often shards look at the shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `RLIMIT_MEMLOCK` is below what the shards' io_uring buffers need and could not be raised.
+    #[error(
+        "locked memory limit too small: io_uring needs {needed_kib} KiB for {shards} shard(s) \
+         but `ulimit -l` is {limit_kib} KiB and raising it failed ({reason}). Fix: run \
+         `ulimit -l {needed_kib}` (or `unlimited`) before starting, set `LimitMEMLOCK=infinity` \
+         in the systemd unit, or lower --shards / ringtail.io.memory.bytes"
+    )]
+    MemlockTooSmall {
+        needed_kib: u64,
+        limit_kib: u64,
+        shards: usize,
+        reason: String,
+    },
+    /// A shard's glommio executor (its io_uring rings) could not be created.
+    #[error(
+        "could not start the io_uring executor for shard {shard}: {reason}. io_uring must be \
+         available (Linux 5.8+, not disabled by kernel.io_uring_disabled or a seccomp filter) \
+         and `ulimit -l` large enough"
+    )]
+    IoUring { shard: usize, reason: String },
+    /// Creating, reading or syncing the log dir or a marker file in it failed.
+    #[error("log dir {path}: {source}")]
+    LogDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The topic metadata file could not be loaded or `meta.properties` not written.
+    #[error(transparent)]
+    Metadata(#[from] crate::metadata::MetadataError),
+    /// A shard could not open its partitions or groups, or bind the listener.
+    #[error("shard {shard} failed to start: {reason}")]
+    Shard { shard: usize, reason: String },
+}
+
+/// Starts every shard and blocks until shutdown (SIGTERM/SIGINT). Returns after a clean
+/// shutdown; a [`StartError`] if the log dir, the locked-memory limit, the topic metadata or a
+/// shard's start-up failed, or writing the clean-shutdown marker at the end did.
+pub fn run(config: BrokerConfig) -> Result<(), StartError> {
+    let LogDirState {
+        config,
+        log_dir,
+        recover,
+        store,
+    } = open_log_dir(config)?;
+    let shard_count = config.shard_count();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    register_signals(shutdown.clone());
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardId, StartError>>();
+    let handles = spawn_shards(&config, store, recover, &shutdown, ready_tx)?;
+    wait_until_ready(&ready_rx, shard_count, &shutdown)?;
+    let listener = &config.listeners[0];
+    tracing::info!(
+        "ringtail listening on {}:{} with {} shard(s), log dir {}",
+        listener.host,
+        listener.port,
+        shard_count,
+        log_dir.display()
+    );
+    if join_shards(handles) {
+        write_clean_shutdown_marker(&log_dir)?;
+        tracing::info!("clean shutdown complete");
+    }
+    Ok(())
+}
+
+/// What start-up learned from the log dir before any shard runs.
+struct LogDirState {
+    /// The configuration with `log.dirs` made absolute.
+    config: Arc<BrokerConfig>,
+    log_dir: PathBuf,
+    /// No clean-shutdown marker was found: the shards recover their partition logs.
+    recover: bool,
+    store: TopicStore,
+}
+
+/// The steps before the shards start: make the log dir absolute, raise the locked-memory limit,
+/// take the clean-shutdown marker, load topic metadata, write `meta.properties`.
+fn open_log_dir(mut config: BrokerConfig) -> Result<LogDirState, StartError> {
+    // Every file path below is absolute: glommio opens directories (for the fsync that makes a
+    // new segment's name durable) with openat on an absolute path, and a relative one such as
+    // the default `./data` fails there with EBADF.
+    let log_dir = absolute_log_dir(config.log_dir())?;
+    config.log_dirs[0] = log_dir.clone();
+    let config = Arc::new(config);
+    let shard_count = config.shard_count();
+    ensure_memlock(shard_count, config.io_memory_bytes)?;
+    let recover = !take_clean_shutdown_marker(&log_dir)?;
+    if recover {
+        tracing::info!(dir = %log_dir.display(), "no clean-shutdown marker: recovering partition logs");
+    }
+    let store = TopicStore::load(&log_dir, shard_count)?;
+    write_meta_properties(&log_dir, &store.image().cluster_id, config.node_id)?;
+    Ok(LogDirState {
+        config,
+        log_dir,
+        recover,
+        store,
+    })
+}
+
+/// Starts one executor thread per shard running [`run_shard`], shard i pinned to CPU i when
+/// there are at least as many CPUs as shards. Shard 0 gets the topic store.
+fn spawn_shards(
+    config: &Arc<BrokerConfig>,
+    store: TopicStore,
+    recover: bool,
+    shutdown: &Arc<AtomicBool>,
+    ready_tx: mpsc::Sender<Result<ShardId, StartError>>,
+) -> Result<Vec<ExecutorJoinHandle<()>>, StartError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shard_count = config.shard_count();
+    let image = store.image();
+    let mut store = Some(store);
+    let mut mesh = shard::mesh(shard_count).into_iter();
+    let first_producer_id = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as i64))
+        << 16;
+
+    let mut handles = Vec::with_capacity(shard_count);
+    for shard_id in 0..shard_count {
+        let mesh = mesh.next().expect("one mesh end per shard");
+        let config = config.clone();
+        let image = image.clone();
+        let shutdown = shutdown.clone();
+        let ready = ready_tx.clone();
+        let store = if shard_id == 0 { store.take() } else { None };
+        let placement = if shard_count <= cores {
+            Placement::Fixed(shard_id)
+        } else {
+            Placement::Unbound
+        };
+        let builder = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{shard_id}"))
+            .io_memory(config.io_memory_bytes as usize)
+            .ring_depth(256)
+            .preempt_timer(Duration::from_millis(10));
+        let handle = builder
+            .spawn(move || async move {
+                let start = ShardStart {
+                    shard_id,
+                    shard_count,
+                    config,
+                    image,
+                    store,
+                    mesh,
+                    recover,
+                    first_producer_id,
+                };
+                if let Err(e) = run_shard(start, shutdown, ready).await {
+                    tracing::error!(shard = shard_id, "{e}");
+                }
+            })
+            .map_err(|e| StartError::IoUring {
+                shard: shard_id,
+                reason: e.to_string(),
+            })?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
+/// Waits until every shard has reported its start-up; on the first failure sets the shutdown
+/// flag, so the shards that started stop, and returns it.
+fn wait_until_ready(
+    ready_rx: &mpsc::Receiver<Result<ShardId, StartError>>,
+    shard_count: usize,
+    shutdown: &AtomicBool,
+) -> Result<(), StartError> {
+    for _ in 0..shard_count {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                shutdown.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(StartError::IoUring {
+                    shard: 0,
+                    reason: "an executor thread exited during start-up (io_uring setup failed?)"
+                        .to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits for every shard thread to end; false if one stopped abnormally.
+fn join_shards(handles: Vec<ExecutorJoinHandle<()>>) -> bool {
+    let mut clean = true;
+    for (shard, handle) in handles.into_iter().enumerate() {
+        if let Err(e) = handle.join() {
+            tracing::error!(shard, "shard stopped abnormally: {e}");
+            clean = false;
+        }
+    }
+    clean
+}
+
+/// What a shard starts from, moved to its executor thread.
+struct ShardStart {
+    shard_id: ShardId,
+    shard_count: usize,
+    config: Arc<BrokerConfig>,
+    image: Arc<MetadataImage>,
+    store: Option<TopicStore>,
+    mesh: MeshEnds,
+    recover: bool,
+    first_producer_id: i64,
+}
+
+/// One shard's life on its executor: open it, report ready (or why not) on `ready`, accept
+/// connections until `shutdown` is set, then close its groups and partitions.
+async fn run_shard(
+    start: ShardStart,
+    shutdown: Arc<AtomicBool>,
+    ready: mpsc::Sender<Result<ShardId, StartError>>,
+) -> Result<(), String> {
+    let shard_id = start.shard_id;
+    let (ctx, listener) = match open_shard(start, &shutdown).await {
+        Ok(opened) => opened,
+        Err(reason) => {
+            let _ = ready.send(Err(StartError::Shard {
+                shard: shard_id,
+                reason: reason.clone(),
+            }));
+            return Err(reason);
+        }
+    };
+    tracing::debug!(
+        shard = shard_id,
+        partitions = ctx.replica_manager.partition_count(),
+        "shard ready"
+    );
+    let _ = ready.send(Ok(shard_id));
+    serve_until_shutdown(&ctx, listener, &shutdown).await;
+    close_shard(&ctx).await
+}
+
+/// Everything before a shard accepts connections, in this order: connect the mesh and install
+/// the context; open (after an unclean stop, recover) its partitions; start retention; start
+/// running what other shards send; load its consumer groups; bind the listener.
+async fn open_shard(
+    start: ShardStart,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<(Rc<ShardContext>, TcpListener), String> {
+    let shard_id = start.shard_id;
+    let parts = ShardParts {
+        shard_id,
+        shard_count: start.shard_count,
+        replica_manager: ReplicaManager::new(shard_id, start.config.clone()),
+        group_coordinator: GroupCoordinator::new(
+            shard_id,
+            start.shard_count,
+            group_settings(&start.config),
+            start.config.log_dir().to_path_buf(),
+        ),
+        config: start.config.clone(),
+        topic_store: start.store,
+        image: start.image.clone(),
+        first_producer_id: start.first_producer_id,
+    };
+    let (ctx, inbox) = shard::install(parts, start.mesh).await;
+    ctx.replica_manager
+        .apply_image(&start.image, start.recover)
+        .await
+        .map_err(|e| format!("opening partitions: {e}"))?;
+    glommio::spawn_local(retention_loop(ctx.clone(), shutdown.clone())).detach();
+    shard::start_receiving(&ctx, inbox);
+    ctx.group_coordinator
+        .load()
+        .await
+        .map_err(|e| format!("loading __consumer_offsets: {e}"))?;
+    let listener = crate::network::bind(&ctx.config).map_err(|e| e.to_string())?;
+    Ok((ctx, listener))
+}
+
+/// Accepts connections until the shutdown flag is set (looked at every [`SHUTDOWN_POLL`]), then
+/// stops accepting.
+async fn serve_until_shutdown(
+    ctx: &Rc<ShardContext>,
+    listener: TcpListener,
+    shutdown: &AtomicBool,
+) {
+    let accept = glommio::spawn_local(crate::network::accept_loop(ctx.clone(), listener));
+    while !shutdown.load(Ordering::SeqCst) {
+        glommio::timer::sleep(SHUTDOWN_POLL).await;
+    }
+    accept.cancel().await;
+}
+
+/// Closes the shard's groups, then its partitions (flush, indexes).
+async fn close_shard(ctx: &ShardContext) -> Result<(), String> {
+    tracing::info!(shard = ctx.shard_id, "shutting down: closing partitions");
+    // The context stays installed: connection tasks may still run until the executor exits.
+    ctx.group_coordinator.shutdown().await;
+    ctx.replica_manager
+        .shutdown()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Applies retention to this shard's partitions every `log.retention.check.interval.ms`
+/// (Kafka's `LogManager` "kafka-log-retention" task), the first time one interval after start;
+/// returns once the shutdown flag is set.
+async fn retention_loop(ctx: Rc<ShardContext>, shutdown: Arc<AtomicBool>) {
+    let interval = Duration::from_millis(ctx.config.log_retention_check_interval_ms.max(1) as u64);
+    let mut next_check = Instant::now() + interval;
+    while !shutdown.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= next_check {
+            ctx.replica_manager.apply_retention().await;
+            next_check = Instant::now() + interval;
+            continue;
+        }
+        glommio::timer::sleep((next_check - now).min(SHUTDOWN_POLL)).await;
+    }
+}
+
+/// The group coordinator's settings from the broker's `group.*` and `offsets.*` properties.
+fn group_settings(config: &BrokerConfig) -> GroupSettings {
+    GroupSettings {
+        group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+        group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+        group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        offsets_retention_ms: config.offsets_retention_minutes as i64 * 60 * 1000,
+        ..GroupSettings::default()
+    }
+}
+
+/// Raises RLIMIT_MEMLOCK to what the shards need, or explains how to.
+fn ensure_memlock(shards: usize, io_memory_bytes: u64) -> Result<(), StartError> {
+    let needed = shards as u64 * (io_memory_bytes + MEMLOCK_SLACK_PER_SHARD);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return Ok(());
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY || limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    let raised = libc::rlimit {
+        rlim_cur: needed,
+        rlim_max: limit.rlim_max.max(needed),
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raised) } == 0 {
+        tracing::info!(
+            "raised the locked-memory limit (ulimit -l) from {} KiB to {} KiB for io_uring",
+            limit.rlim_cur / 1024,
+            needed / 1024
+        );
+        return Ok(());
+    }
+    Err(StartError::MemlockTooSmall {
+        needed_kib: needed / 1024,
+        limit_kib: limit.rlim_cur / 1024,
+        shards,
+        reason: std::io::Error::last_os_error().to_string(),
+    })
+}
+
+/// Creates the log dir if needed and returns its absolute, canonical path.
+fn absolute_log_dir(dir: &Path) -> Result<PathBuf, StartError> {
+    let error = |source| StartError::LogDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(error)?;
+    std::fs::canonicalize(dir).map_err(error)
+}
+
+fn take_clean_shutdown_marker(log_dir: &Path) -> Result<bool, StartError> {
+    let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => {
+            sync_dir(log_dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StartError::LogDir {
+            path: marker,
+            source,
+        }),
+    }
+}
+
+fn write_clean_shutdown_marker(log_dir: &Path) -> Result<(), StartError> {
+    let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
+    std::fs::File::create(&marker)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| StartError::LogDir {
+            path: marker,
+            source,
+        })?;
+    sync_dir(log_dir)
+}
+
+/// Kafka's `meta.properties` (version 1: cluster.id, node.id), written once.
+fn write_meta_properties(log_dir: &Path, cluster_id: &str, node_id: i32) -> Result<(), StartError> {
+    let path = log_dir.join("meta.properties");
+    if path.exists() {
+        return Ok(());
+    }
+    let text =
+        format!("#Written by ringtail\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    crate::metadata::write_atomically(&path, text.as_bytes())?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StartError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StartError::LogDir {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// SIGTERM/SIGINT set the shutdown flag; a second signal exits at once.
+fn register_signals(shutdown: Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGTERM, SIGINT] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone());
+        let _ = signal_hook::flag::register(signal, shutdown.clone());
+    }
+}
