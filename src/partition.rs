@@ -22,6 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
@@ -69,14 +70,23 @@ pub enum AppendError {
         expected: i32,
         received: i32,
     },
+    /// The partition went offline after a failed write or fdatasync; the error is the
+    /// log's (shared with every waiter that failed with it). Its text is in the message
+    /// because produce answers carry it as `error_message`.
     #[error("partition is offline after a storage error: {0}")]
-    Offline(String),
+    Offline(#[source] Arc<LogError>),
 }
 
-/// Why a wait for a write or a sync failed.
+/// Why a wait for a write or a sync failed; cloned to every waiter.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StorageError(pub String);
+pub enum StorageError {
+    /// A write or fdatasync failed and the partition is offline.
+    #[error("storage error: {0}")]
+    Offline(#[source] Arc<LogError>),
+    /// The partition was closed (or deleted) before the offset was written.
+    #[error("storage error: partition closed")]
+    Closed,
+}
 
 /// Result of [`Partition::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +170,8 @@ pub struct Partition {
     written_waiters: OffsetWaiters,
     producers: RefCell<HashMap<i64, ProducerState>>,
     cache: RefCell<TailCache>,
-    offline: RefCell<Option<String>>,
+    /// Why the partition is offline (the first write or sync error), if it is.
+    offline: RefCell<Option<Arc<LogError>>>,
 }
 
 impl Partition {
@@ -269,8 +280,8 @@ impl Partition {
     /// Either all batches are accepted or none is. `now_ms` is the broker's clock, used for
     /// LogAppendTime topics. `max_message_bytes` (Kafka's `LogValidator`) bounds each batch.
     pub fn append(self: &Rc<Self>, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
-        if let Some(reason) = self.offline.borrow().as_ref() {
-            return Err(AppendError::Offline(reason.clone()));
+        if let Some(error) = self.offline.borrow().as_ref() {
+            return Err(AppendError::Offline(error.clone()));
         }
         let headers = self.validate(records)?;
         if let Some(duplicate) = self.check_sequences(&headers)? {
@@ -323,13 +334,13 @@ impl Partition {
         if self.high_watermark.get() > last_offset {
             return Ok(());
         }
-        if let Some(reason) = self.offline.borrow().as_ref() {
-            return Err(StorageError(reason.clone()));
+        if let Some(error) = self.offline_error() {
+            return Err(error);
         }
         let waiter = self.written_waiters.wait_until(last_offset + 1);
         match waiter.await {
             Ok(()) => Ok(()),
-            Err(_) => Err(StorageError(self.offline_reason())),
+            Err(_) => Err(self.offline_error().unwrap_or(StorageError::Closed)),
         }
     }
 
@@ -345,8 +356,8 @@ impl Partition {
             if self.durable_offset.get() > last_offset {
                 return Ok(());
             }
-            if let Some(reason) = self.offline.borrow().as_ref() {
-                return Err(StorageError(reason.clone()));
+            if let Some(error) = self.offline_error() {
+                return Err(error);
             }
             if self.sync_running.get() {
                 let (tx, rx) = oneshot::channel();
@@ -362,7 +373,7 @@ impl Partition {
                 Ok(()) => self
                     .durable_offset
                     .set(self.durable_offset.get().max(target)),
-                Err(e) => self.go_offline(format!("fdatasync failed: {e}")),
+                Err(e) => self.go_offline(e),
             }
             for waiter in self.sync_waiters.borrow_mut().drain(..) {
                 let _ = waiter.send(());
@@ -576,7 +587,7 @@ impl Partition {
                     self.written_waiters.notify(end);
                 }
                 Err(e) => {
-                    self.go_offline(format!("write failed: {e}"));
+                    self.go_offline(e);
                     self.writer_running.set(false);
                     return;
                 }
@@ -584,13 +595,15 @@ impl Partition {
         }
     }
 
-    fn go_offline(&self, reason: String) {
+    /// Takes the partition offline after `error` (a failed write or fdatasync; the first one
+    /// is kept): pending batches are dropped and every waiter fails.
+    fn go_offline(&self, error: LogError) {
         tracing::error!(
             topic = %self.topic,
             partition = self.partition,
-            "partition goes offline: {reason}; acknowledged data is kept, new produces get KAFKA_STORAGE_ERROR"
+            "partition goes offline: {error}; acknowledged data is kept, new produces get KAFKA_STORAGE_ERROR"
         );
-        self.offline.borrow_mut().get_or_insert(reason);
+        self.offline.borrow_mut().get_or_insert(Arc::new(error));
         self.pending.borrow_mut().headers.clear();
         self.pending.borrow_mut().chunk.clear();
         self.written_waiters.fail_all();
@@ -599,11 +612,8 @@ impl Partition {
         }
     }
 
-    fn offline_reason(&self) -> String {
-        self.offline
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| "partition closed".to_string())
+    fn offline_error(&self) -> Option<StorageError> {
+        self.offline.borrow().clone().map(StorageError::Offline)
     }
 }
 

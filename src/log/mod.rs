@@ -9,6 +9,7 @@
 //! segment's next offset, the last segment is the active one and the only one appended to;
 //! `log_start_offset <= log_end_offset`; offsets are strictly increasing and contiguous.
 
+mod dir_swap;
 mod offset_index;
 mod recovery;
 mod segment;
@@ -20,6 +21,7 @@ use std::rc::Rc;
 
 use crate::protocol::record_batch::{BatchError, RecordBatchHeader};
 
+pub use dir_swap::DirSwap;
 pub use offset_index::{OffsetIndex, OffsetIndexEntry, OffsetPosition, OFFSET_INDEX_ENTRY_BYTES};
 pub use segment::{segment_file_path, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
 pub use time_index::{TimeIndex, TimestampOffset, TIME_INDEX_ENTRY_BYTES};
@@ -74,6 +76,14 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
+    /// A rename of a log file or directory failed.
+    #[error("rename {from} -> {to}: {source}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A DMA write completed with fewer bytes than submitted.
     #[error("short write to {path} at {position}: {written} of {expected} bytes")]
     ShortWrite {
@@ -117,6 +127,51 @@ pub enum LogError {
     /// The log was closed or deleted.
     #[error("log {path} is closed")]
     Closed { path: PathBuf },
+}
+
+/// Why an index file read from disk is rejected; `recovery` then rebuilds the index from the
+/// `.log` (Kafka's `LogLoader` does the same on a corrupt index).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    /// The file size is not a whole number of entries.
+    #[error("size {size_bytes} is not a multiple of {entry_bytes}")]
+    PartialEntry {
+        size_bytes: usize,
+        entry_bytes: usize,
+    },
+    /// An offset-index entry with a negative field or a position outside the `.log`.
+    #[error("entry {entry} ({relative_offset}, {position}) is out of range (log {log_size_bytes} bytes)")]
+    OffsetEntryOutOfRange {
+        entry: usize,
+        relative_offset: i32,
+        position: i32,
+        log_size_bytes: u64,
+    },
+    /// An offset-index entry whose offset or position does not exceed the previous entry's.
+    #[error("entry {entry} ({relative_offset}, {position}) is not increasing")]
+    OffsetEntryNotIncreasing {
+        entry: usize,
+        relative_offset: i32,
+        position: i32,
+    },
+    /// The last offset-index entry names an offset of the next segment.
+    #[error("offset {offset} beyond next segment {next_base_offset}")]
+    BeyondNextSegment { offset: i64, next_base_offset: i64 },
+    /// A time-index entry with a negative relative offset or one past the segment's last.
+    #[error("entry {entry} has relative offset {relative_offset} out of range")]
+    TimeEntryOutOfRange {
+        entry: usize,
+        relative_offset: i32,
+        max_relative_offset: Option<i64>,
+    },
+    /// A time-index entry whose timestamp does not exceed, or whose offset is below, the
+    /// previous entry's.
+    #[error("entry {entry} ({timestamp}, {relative_offset}) is not increasing")]
+    TimeEntryNotIncreasing {
+        entry: usize,
+        timestamp: i64,
+        relative_offset: i32,
+    },
 }
 
 impl LogError {

@@ -8,6 +8,8 @@
 //! increasing. The index lives in memory (a `Vec`) and is written as a whole when the segment is
 //! rolled or closed; a file that breaks the invariants is rejected and rebuilt by `recovery`.
 
+use super::IndexError;
+
 /// Size of one entry on disk in bytes (Kafka: `OffsetIndex.ENTRY_SIZE`).
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
 
@@ -55,12 +57,12 @@ impl OffsetIndex {
         max_index_bytes: u64,
         bytes: &[u8],
         log_size_bytes: u64,
-    ) -> Result<OffsetIndex, String> {
+    ) -> Result<OffsetIndex, IndexError> {
         if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
-            return Err(format!(
-                "size {} is not a multiple of {OFFSET_INDEX_ENTRY_BYTES}",
-                bytes.len()
-            ));
+            return Err(IndexError::PartialEntry {
+                size_bytes: bytes.len(),
+                entry_bytes: OFFSET_INDEX_ENTRY_BYTES,
+            });
         }
         let mut index = OffsetIndex::new(base_offset, max_index_bytes);
         index.max_entries = index
@@ -70,17 +72,22 @@ impl OffsetIndex {
             let relative_offset = i32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"));
             let position = i32::from_be_bytes(entry[4..8].try_into().expect("4 bytes"));
             if relative_offset < 0 || position < 0 || position as u64 >= log_size_bytes {
-                return Err(format!(
-                    "entry {i} ({relative_offset}, {position}) is out of range (log {log_size_bytes} bytes)"
-                ));
+                return Err(IndexError::OffsetEntryOutOfRange {
+                    entry: i,
+                    relative_offset,
+                    position,
+                    log_size_bytes,
+                });
             }
             if let Some(last) = index.entries.last() {
                 if relative_offset as u32 <= last.relative_offset
                     || position as u32 <= last.position
                 {
-                    return Err(format!(
-                        "entry {i} ({relative_offset}, {position}) is not increasing"
-                    ));
+                    return Err(IndexError::OffsetEntryNotIncreasing {
+                        entry: i,
+                        relative_offset,
+                        position,
+                    });
                 }
             }
             index.entries.push(OffsetIndexEntry {

@@ -7,6 +7,8 @@
 //!
 //! Invariants: timestamps strictly increasing; relative offsets non-decreasing and non-negative.
 
+use super::IndexError;
+
 /// Size of one entry on disk in bytes (Kafka: `TimeIndex.ENTRY_SIZE`).
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
 
@@ -45,12 +47,12 @@ impl TimeIndex {
         max_index_bytes: u64,
         bytes: &[u8],
         max_relative_offset: Option<i64>,
-    ) -> Result<TimeIndex, String> {
+    ) -> Result<TimeIndex, IndexError> {
         if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
-            return Err(format!(
-                "size {} is not a multiple of {TIME_INDEX_ENTRY_BYTES}",
-                bytes.len()
-            ));
+            return Err(IndexError::PartialEntry {
+                size_bytes: bytes.len(),
+                entry_bytes: TIME_INDEX_ENTRY_BYTES,
+            });
         }
         let mut index = TimeIndex::new(base_offset, max_index_bytes);
         index.max_entries = index
@@ -62,15 +64,19 @@ impl TimeIndex {
             if relative_offset < 0
                 || max_relative_offset.is_some_and(|m| relative_offset as i64 > m)
             {
-                return Err(format!(
-                    "entry {i} has relative offset {relative_offset} out of range"
-                ));
+                return Err(IndexError::TimeEntryOutOfRange {
+                    entry: i,
+                    relative_offset,
+                    max_relative_offset,
+                });
             }
             if let Some(&(last_timestamp, last_relative)) = index.entries.last() {
                 if timestamp <= last_timestamp || (relative_offset as u32) < last_relative {
-                    return Err(format!(
-                        "entry {i} ({timestamp}, {relative_offset}) is not increasing"
-                    ));
+                    return Err(IndexError::TimeEntryNotIncreasing {
+                        entry: i,
+                        timestamp,
+                        relative_offset,
+                    });
                 }
             }
             index.entries.push((timestamp, relative_offset as u32));
