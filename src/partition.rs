@@ -46,6 +46,9 @@ pub const PRODUCER_STATE_MIN_BATCHES: usize = 1024;
 /// A producer that appended nothing for this long is forgotten (Kafka's
 /// `producer.id.expiration.ms`, default one day), so producer state stays bounded.
 pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+const _: () = assert!(PRODUCER_STATE_MIN_BATCHES >= PRODUCER_BATCHES_TO_RETAIN);
+const _: () = assert!(PRODUCER_BATCHES_TO_RETAIN > 0);
+const _: () = assert!(PRODUCER_ID_EXPIRATION_MS > 0);
 
 /// Why a produce to this partition was refused; mapped to Kafka codes in `request_handler::produce`.
 #[derive(Debug, thiserror::Error)]
@@ -311,9 +314,18 @@ impl Partition {
             if assigned.has_producer_id() {
                 ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset, now_ms);
             }
+            assert_eq!(
+                assigned.base_offset, offset,
+                "invariant: offsets are contiguous (a batch gets the next offset)"
+            );
             self.next_offset.set(assigned.next_offset());
             position += size;
         }
+        assert_eq!(
+            position,
+            records.len(),
+            "invariant: the validated batches tile the request's records"
+        );
         drop(pending);
         if !self.writer_running.replace(true) {
             glommio::spawn_local(self.clone().run_writer()).detach();
@@ -370,9 +382,11 @@ impl Partition {
             let result = self.log.flush().await;
             self.sync_running.set(false);
             match result {
-                Ok(()) => self
-                    .durable_offset
-                    .set(self.durable_offset.get().max(target)),
+                Ok(()) => {
+                    self.durable_offset
+                        .set(self.durable_offset.get().max(target));
+                    self.assert_offsets();
+                }
                 Err(e) => self.go_offline(e),
             }
             for waiter in self.sync_waiters.borrow_mut().drain(..) {
@@ -409,7 +423,10 @@ impl Partition {
         // The cache borrow must end before the await below: the writer task pushes meanwhile.
         let cached = self.cache.borrow().read(offset, max_bytes, high_watermark);
         let records = match cached {
-            Some(cached) => cached,
+            Some(cached) => {
+                crate::log::assert_read(&cached, offset, max_bytes, high_watermark);
+                cached
+            }
             None => self.log.read(offset, max_bytes, high_watermark).await?,
         };
         Ok(FetchRead {
@@ -577,13 +594,22 @@ impl Partition {
                 (pending.chunk.freeze(), pending.headers)
             };
             let first = headers.first().expect("non-empty").base_offset;
-            assert_eq!(first, self.high_watermark.get(), "pending starts at the HW");
+            assert_eq!(
+                first,
+                self.high_watermark.get(),
+                "invariant: the pending chunk starts at the high watermark"
+            );
             match self.log.append(&chunk, &headers).await {
                 Ok(()) => {
                     let end = headers.last().expect("non-empty").next_offset();
-                    assert_eq!(self.log.log_end_offset(), end, "log end matches batches");
+                    assert_eq!(
+                        self.log.log_end_offset(),
+                        end,
+                        "invariant: the log ends where the written batches end"
+                    );
                     self.cache.borrow_mut().push(&chunk, &headers);
                     self.high_watermark.set(end);
+                    self.assert_offsets();
                     self.written_waiters.notify(end);
                 }
                 Err(e) => {
@@ -610,6 +636,33 @@ impl Partition {
         for waiter in self.sync_waiters.borrow_mut().drain(..) {
             let _ = waiter.send(());
         }
+    }
+
+    /// Asserts the offset order of the module docs (invariant): `durable_offset <=
+    /// high_watermark <= log_end_offset <= next_offset` and `log_start_offset <=
+    /// high_watermark`. Checked after each write and each fdatasync.
+    fn assert_offsets(&self) {
+        let durable = self.durable_offset.get();
+        let high_watermark = self.high_watermark.get();
+        let log_end_offset = self.log.log_end_offset();
+        assert!(
+            durable <= high_watermark,
+            "invariant: durable_offset {durable} <= high_watermark {high_watermark}"
+        );
+        assert!(
+            high_watermark <= log_end_offset,
+            "invariant: high_watermark {high_watermark} <= log_end_offset {log_end_offset}"
+        );
+        assert!(
+            log_end_offset <= self.next_offset.get(),
+            "invariant: log_end_offset {log_end_offset} <= next offset to assign {}",
+            self.next_offset.get()
+        );
+        assert!(
+            self.log.log_start_offset() <= high_watermark,
+            "invariant: log_start_offset {} <= high_watermark {high_watermark}",
+            self.log.log_start_offset()
+        );
     }
 
     fn offline_error(&self) -> Option<StorageError> {
@@ -729,6 +782,7 @@ struct OffsetWaiters {
 
 /// Pruning threshold for abandoned waiters (fetch long polls that timed out).
 const WAITERS_PRUNE_AT: usize = 64;
+const _: () = assert!(WAITERS_PRUNE_AT > 0);
 
 impl OffsetWaiters {
     fn wait_until(&self, offset: i64) -> oneshot::Receiver<()> {

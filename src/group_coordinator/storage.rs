@@ -13,8 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::log::{DirSwap, Log, LogConfig, LogError};
-use crate::protocol::record_batch::{set_base_offset, BatchError, BatchIter, RecordBatchHeader};
+use crate::log::{DirSwap, Log, LogConfig, LogError, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::protocol::record_batch::{
+    set_base_offset, BatchError, BatchIter, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES,
+};
 
 use super::records::{decode_batches, encode_batch, CoordinatorRecord, RecordError};
 use super::OFFSETS_TOPIC_NAME;
@@ -25,6 +27,11 @@ pub const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
 const REPLAY_READ_BYTES: usize = 1 << 20;
 /// Records per batch when a partition is rewritten by compaction.
 const COMPACTION_BATCH_RECORDS: usize = 1000;
+const _: () = assert!(COMPACTION_BATCH_RECORDS > 0);
+const _: () = assert!(COMPACTION_BATCH_RECORDS <= i32::MAX as usize);
+const _: () = assert!(REPLAY_READ_BYTES >= RECORD_BATCH_HEADER_BYTES);
+const _: () = assert!(OFFSETS_TOPIC_SEGMENT_BYTES >= SEGMENT_BYTES_MIN);
+const _: () = assert!(OFFSETS_TOPIC_SEGMENT_BYTES <= SEGMENT_BYTES_MAX);
 
 /// Why a `__consumer_offsets` read or write failed. Cloned to every waiter of a group commit,
 /// so the sources are shared (`Arc`).
