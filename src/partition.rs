@@ -14,9 +14,11 @@
 //! batches per producer id) survives a clean restart through a snapshot written at close and
 //! is otherwise rebuilt from the newest batch headers of the log.
 //!
-//! Invariants: `high_watermark <= next_offset`; `durable_offset <= high_watermark`; offsets in
-//! the pending chunk are contiguous from `high_watermark`. After a storage error the partition is
-//! offline: nothing more is accepted, nothing acknowledged is touched.
+//! Invariants: `durable_offset <= high_watermark <= log_end_offset <= next_offset` and
+//! `log_start_offset <= high_watermark` (asserted after each write and each fdatasync);
+//! offsets in the pending chunk are contiguous from `high_watermark` (asserted before each
+//! write). After a storage error the partition is offline: nothing more is accepted, nothing
+//! acknowledged is touched, and every waiter gets the same `Arc<LogError>`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -189,54 +191,7 @@ impl Partition {
         recover: bool,
     ) -> Result<Rc<Partition>, LogError> {
         let log = Log::open(dir, config.log.clone(), recover).await?;
-        // A snapshot is trusted only after a clean close at exactly this log end offset; it is
-        // taken (removed) either way so that it cannot go stale.
-        let snapshot = log.take_producer_snapshot()?;
-        let producers = match snapshot.filter(|_| !recover) {
-            Some(bytes) => match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
-                Ok(snapshot) if snapshot.is_plausible() => {
-                    Some(snapshot.producers.into_iter().collect())
-                }
-                Ok(_) => {
-                    tracing::warn!(
-                        topic,
-                        partition,
-                        "ignoring implausible producer-state snapshot"
-                    );
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        topic,
-                        partition,
-                        "ignoring bad producer-state snapshot: {e}"
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
-        let producers = match producers {
-            Some(producers) => producers,
-            None => {
-                // Rebuilt producers count as active now: record timestamps are the clients'.
-                let opened_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let mut producers = HashMap::new();
-                for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
-                    if header.has_producer_id() {
-                        ProducerState::record(
-                            &mut producers,
-                            &header,
-                            header.base_offset,
-                            opened_ms,
-                        );
-                    }
-                }
-                producers
-            }
-        };
+        let producers = load_producers(&log, topic, partition, recover).await?;
         let end = log.log_end_offset();
         Ok(Rc::new(Partition {
             topic: topic.to_string(),
@@ -668,6 +623,47 @@ impl Partition {
     fn offline_error(&self) -> Option<StorageError> {
         self.offline.borrow().clone().map(StorageError::Offline)
     }
+}
+
+/// Idempotent-producer state at open: the snapshot of a clean close at exactly this log end
+/// offset when there is a usable one, else rebuilt from the newest batch headers
+/// ([`Log::tail_batch_headers`]). The snapshot is taken (removed) either way so that it
+/// cannot go stale.
+async fn load_producers(
+    log: &Log,
+    topic: &str,
+    partition: i32,
+    recover: bool,
+) -> Result<HashMap<i64, ProducerState>, LogError> {
+    let snapshot = log.take_producer_snapshot()?;
+    if let Some(bytes) = snapshot.filter(|_| !recover) {
+        match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
+            Ok(snapshot) if snapshot.is_plausible() => {
+                return Ok(snapshot.producers.into_iter().collect());
+            }
+            Ok(_) => tracing::warn!(
+                topic,
+                partition,
+                "ignoring implausible producer-state snapshot"
+            ),
+            Err(e) => tracing::warn!(
+                topic,
+                partition,
+                "ignoring bad producer-state snapshot: {e}"
+            ),
+        }
+    }
+    // Rebuilt producers count as active now: record timestamps are the clients'.
+    let opened_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut producers = HashMap::new();
+    for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
+        if header.has_producer_id() {
+            ProducerState::record(&mut producers, &header, header.base_offset, opened_ms);
+        }
+    }
+    Ok(producers)
 }
 
 /// Sets LogAppendTime (attribute bit 3, `max_timestamp = now`) and recomputes the CRC, as

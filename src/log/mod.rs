@@ -701,6 +701,10 @@ impl Log {
             .map_err(|e| LogError::io("close_dir", &self.dir, e))?;
         self.dir_changes_synced
             .set(self.dir_changes_synced.get().max(target));
+        assert!(
+            self.dir_changes_synced.get() <= self.dir_changes.get(),
+            "invariant: a directory sync covers only changes already made"
+        );
         Ok(())
     }
 }

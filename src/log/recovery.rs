@@ -97,6 +97,10 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
     }
     logs.sort_unstable();
+    assert!(
+        logs.windows(2).all(|w| w[0] < w[1]),
+        "invariant: segment base offsets are unique (one 20-digit name each)"
+    );
     for (base_offset, path) in indexes {
         if logs.binary_search(&base_offset).is_err() {
             tracing::warn!(path = %path.display(), "deleting index without a .log");
@@ -183,6 +187,14 @@ async fn load_segment(
     if is_last || truncated {
         state.tail = read_tail(&file, &log_path, state.size_bytes).await?;
     }
+    assert!(
+        !truncated || state.size_bytes < file_size,
+        "invariant: a truncated segment is shorter than its file was"
+    );
+    assert!(
+        state.size_bytes <= file_size,
+        "invariant: a segment's logical size lies inside its file"
+    );
     let rebuilt = state.indexes_dirty;
     let segment = LogSegment::from_parts(base_offset, log_path, file, state);
     if rebuilt && !is_last && !truncated {
@@ -679,6 +691,10 @@ async fn read_tail(file: &DmaFile, log_path: &Path, size_bytes: u64) -> Result<V
         .read_at(start, (size_bytes - start) as usize)
         .await
         .map_err(|e| LogError::io("read", log_path, e))?;
+    assert!(
+        size_bytes - start < file.alignment(),
+        "invariant: the tail is shorter than one page"
+    );
     if data.len() as u64 != size_bytes - start {
         return Err(LogError::CorruptSegment {
             path: log_path.to_path_buf(),
