@@ -165,41 +165,62 @@ async fn write_parts<W: futures::AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Why a connection is closed while reading a request frame (logged, never answered: Kafka's
+/// `SocketServer` closes the connection on the same conditions).
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    /// The peer closed the connection inside the 4-byte size prefix.
+    #[error("connection closed inside a frame size ({received} bytes)")]
+    ClosedInSize { received: usize },
+    /// A size smaller than a request header can be (8 bytes: api key, version, correlation id).
+    #[error("invalid frame size {size}")]
+    InvalidSize { size: i32 },
+    /// A size above `socket.request.max.bytes` (Kafka's `InvalidReceiveException`).
+    #[error("frame of {size} bytes exceeds socket.request.max.bytes ({max_bytes})")]
+    TooLarge { size: usize, max_bytes: usize },
+    /// The peer closed the connection inside a frame.
+    #[error("connection closed inside a frame: got {received} of {size} bytes")]
+    ClosedInFrame { received: usize, size: usize },
+    /// The socket read failed.
+    #[error("read error: {0}")]
+    Read(#[source] std::io::Error),
+}
+
 /// Reads one size-prefixed frame. `Ok(None)` on a clean end of stream between frames.
 async fn read_frame<R: futures::AsyncRead + Unpin>(
     reader: &mut R,
     buffer: &mut BytesMut,
     max_frame: usize,
-) -> Result<Option<Bytes>, String> {
+) -> Result<Option<Bytes>, FrameError> {
     while buffer.len() < 4 {
         if fill(reader, buffer, READ_CHUNK_BYTES).await? == 0 {
             return if buffer.is_empty() {
                 Ok(None)
             } else {
-                Err(format!(
-                    "connection closed inside a frame size ({} bytes)",
-                    buffer.len()
-                ))
+                Err(FrameError::ClosedInSize {
+                    received: buffer.len(),
+                })
             };
         }
     }
     let size = i32::from_be_bytes(buffer[..4].try_into().expect("4 bytes"));
     if size < 8 {
-        return Err(format!("invalid frame size {size}"));
+        return Err(FrameError::InvalidSize { size });
     }
     let size = size as usize;
     if size > max_frame {
-        return Err(format!(
-            "frame of {size} bytes exceeds socket.request.max.bytes ({max_frame})"
-        ));
+        return Err(FrameError::TooLarge {
+            size,
+            max_bytes: max_frame,
+        });
     }
     while buffer.len() < 4 + size {
         let want = (4 + size - buffer.len()).max(READ_CHUNK_BYTES);
         if fill(reader, buffer, want).await? == 0 {
-            return Err(format!(
-                "connection closed inside a frame: got {} of {size} bytes",
-                buffer.len() - 4
-            ));
+            return Err(FrameError::ClosedInFrame {
+                received: buffer.len() - 4,
+                size,
+            });
         }
     }
     let mut frame = buffer.split_to(4 + size);
@@ -211,11 +232,11 @@ async fn fill<R: futures::AsyncRead + Unpin>(
     reader: &mut R,
     buffer: &mut BytesMut,
     want: usize,
-) -> Result<usize, String> {
+) -> Result<usize, FrameError> {
     let start = buffer.len();
     buffer.resize(start + want, 0);
     let result = reader.read(&mut buffer[start..]).await;
     let n = *result.as_ref().unwrap_or(&0);
     buffer.truncate(start + n);
-    result.map_err(|e| format!("read error: {e}"))
+    result.map_err(FrameError::Read)
 }

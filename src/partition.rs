@@ -14,14 +14,17 @@
 //! batches per producer id) survives a clean restart through a snapshot written at close and
 //! is otherwise rebuilt from the newest batch headers of the log.
 //!
-//! Invariants: `high_watermark <= next_offset`; `durable_offset <= high_watermark`; offsets in
-//! the pending chunk are contiguous from `high_watermark`. After a storage error the partition is
-//! offline: nothing more is accepted, nothing acknowledged is touched.
+//! Invariants: `durable_offset <= high_watermark <= log_end_offset <= next_offset` and
+//! `log_start_offset <= high_watermark` (asserted after each write and each fdatasync);
+//! offsets in the pending chunk are contiguous from `high_watermark` (asserted before each
+//! write). After a storage error the partition is offline: nothing more is accepted, nothing
+//! acknowledged is touched, and every waiter gets the same `Arc<LogError>`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
@@ -45,6 +48,9 @@ pub const PRODUCER_STATE_MIN_BATCHES: usize = 1024;
 /// A producer that appended nothing for this long is forgotten (Kafka's
 /// `producer.id.expiration.ms`, default one day), so producer state stays bounded.
 pub const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+const _: () = assert!(PRODUCER_STATE_MIN_BATCHES >= PRODUCER_BATCHES_TO_RETAIN);
+const _: () = assert!(PRODUCER_BATCHES_TO_RETAIN > 0);
+const _: () = assert!(PRODUCER_ID_EXPIRATION_MS > 0);
 
 /// Why a produce to this partition was refused; mapped to Kafka codes in `request_handler::produce`.
 #[derive(Debug, thiserror::Error)]
@@ -69,14 +75,23 @@ pub enum AppendError {
         expected: i32,
         received: i32,
     },
+    /// The partition went offline after a failed write or fdatasync; the error is the
+    /// log's (shared with every waiter that failed with it). Its text is in the message
+    /// because produce answers carry it as `error_message`.
     #[error("partition is offline after a storage error: {0}")]
-    Offline(String),
+    Offline(#[source] Arc<LogError>),
 }
 
-/// Why a wait for a write or a sync failed.
+/// Why a wait for a write or a sync failed; cloned to every waiter.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StorageError(pub String);
+pub enum StorageError {
+    /// A write or fdatasync failed and the partition is offline.
+    #[error("storage error: {0}")]
+    Offline(#[source] Arc<LogError>),
+    /// The partition was closed (or deleted) before the offset was written.
+    #[error("storage error: partition closed")]
+    Closed,
+}
 
 /// Result of [`Partition::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +175,8 @@ pub struct Partition {
     written_waiters: OffsetWaiters,
     producers: RefCell<HashMap<i64, ProducerState>>,
     cache: RefCell<TailCache>,
-    offline: RefCell<Option<String>>,
+    /// Why the partition is offline (the first write or sync error), if it is.
+    offline: RefCell<Option<Arc<LogError>>>,
 }
 
 impl Partition {
@@ -175,54 +191,7 @@ impl Partition {
         recover: bool,
     ) -> Result<Rc<Partition>, LogError> {
         let log = Log::open(dir, config.log.clone(), recover).await?;
-        // A snapshot is trusted only after a clean close at exactly this log end offset; it is
-        // taken (removed) either way so that it cannot go stale.
-        let snapshot = log.take_producer_snapshot()?;
-        let producers = match snapshot.filter(|_| !recover) {
-            Some(bytes) => match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
-                Ok(snapshot) if snapshot.is_plausible() => {
-                    Some(snapshot.producers.into_iter().collect())
-                }
-                Ok(_) => {
-                    tracing::warn!(
-                        topic,
-                        partition,
-                        "ignoring implausible producer-state snapshot"
-                    );
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        topic,
-                        partition,
-                        "ignoring bad producer-state snapshot: {e}"
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
-        let producers = match producers {
-            Some(producers) => producers,
-            None => {
-                // Rebuilt producers count as active now: record timestamps are the clients'.
-                let opened_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let mut producers = HashMap::new();
-                for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
-                    if header.has_producer_id() {
-                        ProducerState::record(
-                            &mut producers,
-                            &header,
-                            header.base_offset,
-                            opened_ms,
-                        );
-                    }
-                }
-                producers
-            }
-        };
+        let producers = load_producers(&log, topic, partition, recover).await?;
         let end = log.log_end_offset();
         Ok(Rc::new(Partition {
             topic: topic.to_string(),
@@ -269,8 +238,8 @@ impl Partition {
     /// Either all batches are accepted or none is. `now_ms` is the broker's clock, used for
     /// LogAppendTime topics. `max_message_bytes` (Kafka's `LogValidator`) bounds each batch.
     pub fn append(self: &Rc<Self>, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
-        if let Some(reason) = self.offline.borrow().as_ref() {
-            return Err(AppendError::Offline(reason.clone()));
+        if let Some(error) = self.offline.borrow().as_ref() {
+            return Err(AppendError::Offline(error.clone()));
         }
         let headers = self.validate(records)?;
         if let Some(duplicate) = self.check_sequences(&headers)? {
@@ -300,9 +269,18 @@ impl Partition {
             if assigned.has_producer_id() {
                 ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset, now_ms);
             }
+            assert_eq!(
+                assigned.base_offset, offset,
+                "invariant: offsets are contiguous (a batch gets the next offset)"
+            );
             self.next_offset.set(assigned.next_offset());
             position += size;
         }
+        assert_eq!(
+            position,
+            records.len(),
+            "invariant: the validated batches tile the request's records"
+        );
         drop(pending);
         if !self.writer_running.replace(true) {
             glommio::spawn_local(self.clone().run_writer()).detach();
@@ -323,13 +301,13 @@ impl Partition {
         if self.high_watermark.get() > last_offset {
             return Ok(());
         }
-        if let Some(reason) = self.offline.borrow().as_ref() {
-            return Err(StorageError(reason.clone()));
+        if let Some(error) = self.offline_error() {
+            return Err(error);
         }
         let waiter = self.written_waiters.wait_until(last_offset + 1);
         match waiter.await {
             Ok(()) => Ok(()),
-            Err(_) => Err(StorageError(self.offline_reason())),
+            Err(_) => Err(self.offline_error().unwrap_or(StorageError::Closed)),
         }
     }
 
@@ -345,8 +323,8 @@ impl Partition {
             if self.durable_offset.get() > last_offset {
                 return Ok(());
             }
-            if let Some(reason) = self.offline.borrow().as_ref() {
-                return Err(StorageError(reason.clone()));
+            if let Some(error) = self.offline_error() {
+                return Err(error);
             }
             if self.sync_running.get() {
                 let (tx, rx) = oneshot::channel();
@@ -359,10 +337,12 @@ impl Partition {
             let result = self.log.flush().await;
             self.sync_running.set(false);
             match result {
-                Ok(()) => self
-                    .durable_offset
-                    .set(self.durable_offset.get().max(target)),
-                Err(e) => self.go_offline(format!("fdatasync failed: {e}")),
+                Ok(()) => {
+                    self.durable_offset
+                        .set(self.durable_offset.get().max(target));
+                    self.assert_offsets();
+                }
+                Err(e) => self.go_offline(e),
             }
             for waiter in self.sync_waiters.borrow_mut().drain(..) {
                 let _ = waiter.send(());
@@ -398,7 +378,10 @@ impl Partition {
         // The cache borrow must end before the await below: the writer task pushes meanwhile.
         let cached = self.cache.borrow().read(offset, max_bytes, high_watermark);
         let records = match cached {
-            Some(cached) => cached,
+            Some(cached) => {
+                crate::log::assert_read(&cached, offset, max_bytes, high_watermark);
+                cached
+            }
             None => self.log.read(offset, max_bytes, high_watermark).await?,
         };
         Ok(FetchRead {
@@ -566,17 +549,26 @@ impl Partition {
                 (pending.chunk.freeze(), pending.headers)
             };
             let first = headers.first().expect("non-empty").base_offset;
-            assert_eq!(first, self.high_watermark.get(), "pending starts at the HW");
+            assert_eq!(
+                first,
+                self.high_watermark.get(),
+                "invariant: the pending chunk starts at the high watermark"
+            );
             match self.log.append(&chunk, &headers).await {
                 Ok(()) => {
                     let end = headers.last().expect("non-empty").next_offset();
-                    assert_eq!(self.log.log_end_offset(), end, "log end matches batches");
+                    assert_eq!(
+                        self.log.log_end_offset(),
+                        end,
+                        "invariant: the log ends where the written batches end"
+                    );
                     self.cache.borrow_mut().push(&chunk, &headers);
                     self.high_watermark.set(end);
+                    self.assert_offsets();
                     self.written_waiters.notify(end);
                 }
                 Err(e) => {
-                    self.go_offline(format!("write failed: {e}"));
+                    self.go_offline(e);
                     self.writer_running.set(false);
                     return;
                 }
@@ -584,13 +576,15 @@ impl Partition {
         }
     }
 
-    fn go_offline(&self, reason: String) {
+    /// Takes the partition offline after `error` (a failed write or fdatasync; the first one
+    /// is kept): pending batches are dropped and every waiter fails.
+    fn go_offline(&self, error: LogError) {
         tracing::error!(
             topic = %self.topic,
             partition = self.partition,
-            "partition goes offline: {reason}; acknowledged data is kept, new produces get KAFKA_STORAGE_ERROR"
+            "partition goes offline: {error}; acknowledged data is kept, new produces get KAFKA_STORAGE_ERROR"
         );
-        self.offline.borrow_mut().get_or_insert(reason);
+        self.offline.borrow_mut().get_or_insert(Arc::new(error));
         self.pending.borrow_mut().headers.clear();
         self.pending.borrow_mut().chunk.clear();
         self.written_waiters.fail_all();
@@ -599,12 +593,77 @@ impl Partition {
         }
     }
 
-    fn offline_reason(&self) -> String {
-        self.offline
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| "partition closed".to_string())
+    /// Asserts the offset order of the module docs (invariant): `durable_offset <=
+    /// high_watermark <= log_end_offset <= next_offset` and `log_start_offset <=
+    /// high_watermark`. Checked after each write and each fdatasync.
+    fn assert_offsets(&self) {
+        let durable = self.durable_offset.get();
+        let high_watermark = self.high_watermark.get();
+        let log_end_offset = self.log.log_end_offset();
+        assert!(
+            durable <= high_watermark,
+            "invariant: durable_offset {durable} <= high_watermark {high_watermark}"
+        );
+        assert!(
+            high_watermark <= log_end_offset,
+            "invariant: high_watermark {high_watermark} <= log_end_offset {log_end_offset}"
+        );
+        assert!(
+            log_end_offset <= self.next_offset.get(),
+            "invariant: log_end_offset {log_end_offset} <= next offset to assign {}",
+            self.next_offset.get()
+        );
+        assert!(
+            self.log.log_start_offset() <= high_watermark,
+            "invariant: log_start_offset {} <= high_watermark {high_watermark}",
+            self.log.log_start_offset()
+        );
     }
+
+    fn offline_error(&self) -> Option<StorageError> {
+        self.offline.borrow().clone().map(StorageError::Offline)
+    }
+}
+
+/// Idempotent-producer state at open: the snapshot of a clean close at exactly this log end
+/// offset when there is a usable one, else rebuilt from the newest batch headers
+/// ([`Log::tail_batch_headers`]). The snapshot is taken (removed) either way so that it
+/// cannot go stale.
+async fn load_producers(
+    log: &Log,
+    topic: &str,
+    partition: i32,
+    recover: bool,
+) -> Result<HashMap<i64, ProducerState>, LogError> {
+    let snapshot = log.take_producer_snapshot()?;
+    if let Some(bytes) = snapshot.filter(|_| !recover) {
+        match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
+            Ok(snapshot) if snapshot.is_plausible() => {
+                return Ok(snapshot.producers.into_iter().collect());
+            }
+            Ok(_) => tracing::warn!(
+                topic,
+                partition,
+                "ignoring implausible producer-state snapshot"
+            ),
+            Err(e) => tracing::warn!(
+                topic,
+                partition,
+                "ignoring bad producer-state snapshot: {e}"
+            ),
+        }
+    }
+    // Rebuilt producers count as active now: record timestamps are the clients'.
+    let opened_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut producers = HashMap::new();
+    for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
+        if header.has_producer_id() {
+            ProducerState::record(&mut producers, &header, header.base_offset, opened_ms);
+        }
+    }
+    Ok(producers)
 }
 
 /// Sets LogAppendTime (attribute bit 3, `max_timestamp = now`) and recomputes the CRC, as
@@ -719,6 +778,7 @@ struct OffsetWaiters {
 
 /// Pruning threshold for abandoned waiters (fetch long polls that timed out).
 const WAITERS_PRUNE_AT: usize = 64;
+const _: () = assert!(WAITERS_PRUNE_AT > 0);
 
 impl OffsetWaiters {
     fn wait_until(&self, offset: i64) -> oneshot::Receiver<()> {

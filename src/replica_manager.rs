@@ -22,6 +22,7 @@ use crate::partition::{Partition, PartitionConfig};
 /// their caches would exceed this (1,000 partitions x 4 MiB filled 4 GB of fresh pages: page
 /// faults were half the broker's CPU).
 pub const SHARD_CACHE_MAX_BYTES: usize = 256 << 20;
+const _: () = assert!(SHARD_CACHE_MAX_BYTES > 0);
 
 /// Owned partitions of one shard.
 pub struct ReplicaManager {

@@ -122,9 +122,20 @@ where
     }
 }
 
+/// A shard could not open or delete the partitions a new metadata image gives it.
+#[derive(Debug, thiserror::Error)]
+#[error("shard {shard}: {source}")]
+pub struct PublishError {
+    /// The shard whose replica manager failed.
+    pub shard: usize,
+    /// The log error it failed with.
+    #[source]
+    pub source: crate::log::LogError,
+}
+
 /// Pushes a new metadata image from shard 0 to every shard and waits until each has opened or
 /// deleted its partitions accordingly.
-pub async fn publish_metadata(image: Arc<MetadataImage>) -> Result<(), String> {
+pub async fn publish_metadata(image: Arc<MetadataImage>) -> Result<(), PublishError> {
     let ctx = context();
     assert_eq!(ctx.shard_id, 0, "metadata is published by shard 0");
     let version = {
@@ -141,7 +152,10 @@ pub async fn publish_metadata(image: Arc<MetadataImage>) -> Result<(), String> {
                 ctx.replica_manager
                     .apply_image(&ctx.metadata(), false)
                     .await
-                    .map_err(|e| format!("shard {}: {e}", ctx.shard_id))
+                    .map_err(|source| PublishError {
+                        shard: ctx.shard_id,
+                        source,
+                    })
             })
         })
     }))

@@ -5,16 +5,18 @@
 //!
 //! Compaction (Kafka compacts `__consumer_offsets` by key) is done by rewriting, at load time
 //! and by the writer task when idle (`group_coordinator::compact_idle_partitions`): the live
-//! state is written to `__consumer_offsets-<p>.compacting` and closed, the old
-//! directory is renamed to `.old`, the new one to the live name, then `.old` is removed. A crash
-//! at any step is finished or undone by [`PartitionLog::open`]: a live directory wins and
-//! leftovers go; without one, a `.compacting` that exists next to `.old` was complete before
-//! the first rename, so it becomes the live directory.
+//! state is written to `__consumer_offsets-<p>.compacting` and closed, then
+//! [`crate::log::DirSwap`] swaps it in for the live directory (via `.old`). A crash at any step
+//! is finished or undone by [`PartitionLog::open`] ([`crate::log::DirSwap::recover`]). This
+//! module touches no file itself: every file and directory operation is `crate::log`'s.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::log::{Log, LogConfig, LogError};
-use crate::protocol::record_batch::{set_base_offset, BatchIter, RecordBatchHeader};
+use crate::log::{DirSwap, Log, LogConfig, LogError, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::protocol::record_batch::{
+    set_base_offset, BatchError, BatchIter, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES,
+};
 
 use super::records::{decode_batches, encode_batch, CoordinatorRecord, RecordError};
 use super::OFFSETS_TOPIC_NAME;
@@ -25,16 +27,37 @@ pub const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
 const REPLAY_READ_BYTES: usize = 1 << 20;
 /// Records per batch when a partition is rewritten by compaction.
 const COMPACTION_BATCH_RECORDS: usize = 1000;
+const _: () = assert!(COMPACTION_BATCH_RECORDS > 0);
+const _: () = assert!(COMPACTION_BATCH_RECORDS <= i32::MAX as usize);
+const _: () = assert!(REPLAY_READ_BYTES >= RECORD_BATCH_HEADER_BYTES);
+const _: () = assert!(OFFSETS_TOPIC_SEGMENT_BYTES >= SEGMENT_BYTES_MIN);
+const _: () = assert!(OFFSETS_TOPIC_SEGMENT_BYTES <= SEGMENT_BYTES_MAX);
 
-/// Why a `__consumer_offsets` read or write failed. Cloned to every waiter of a group commit.
+/// Why a `__consumer_offsets` read or write failed. Cloned to every waiter of a group commit,
+/// so the sources are shared (`Arc`).
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The partition log failed.
-    #[error("__consumer_offsets-{partition}: {message}")]
-    Log { partition: i32, message: String },
+    /// The partition log (or a directory swap of compaction) failed.
+    #[error("__consumer_offsets-{partition}: {source}")]
+    Log {
+        partition: i32,
+        #[source]
+        source: Arc<LogError>,
+    },
     /// A stored record does not decode, or one could not be encoded.
-    #[error("__consumer_offsets-{partition}: {message}")]
-    Record { partition: i32, message: String },
+    #[error("__consumer_offsets-{partition}: {source}")]
+    Record {
+        partition: i32,
+        #[source]
+        source: Arc<RecordError>,
+    },
+    /// A batch this module encoded has a header that does not parse.
+    #[error("__consumer_offsets-{partition}: encoded batch: {source}")]
+    Batch {
+        partition: i32,
+        #[source]
+        source: BatchError,
+    },
     /// This shard does not own the partition.
     #[error("__consumer_offsets-{partition} is not owned by this shard")]
     NotOwned { partition: i32 },
@@ -53,7 +76,9 @@ impl PartitionLog {
     /// Opens (creating if needed) the partition's log under `log_dir`, recovering its tail and
     /// finishing an interrupted compaction.
     pub async fn open(log_dir: &Path, partition: i32) -> Result<PartitionLog, StoreError> {
-        finish_compaction(log_dir, partition)?;
+        dir_swap(log_dir, partition)
+            .recover()
+            .map_err(|e| log_error(partition, e))?;
         let log = Log::open(partition_dir(log_dir, partition, ""), log_config(), true)
             .await
             .map_err(|e| log_error(partition, e))?;
@@ -68,13 +93,12 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<PartitionLog, StoreError> {
         let partition = self.partition;
-        let live = partition_dir(log_dir, partition, "");
-        let compacting = partition_dir(log_dir, partition, ".compacting");
-        let old = partition_dir(log_dir, partition, ".old");
-        remove_dir_if_exists(&compacting, partition)?;
+        let swap = dir_swap(log_dir, partition);
+        swap.clear_replacement()
+            .map_err(|e| log_error(partition, e))?;
         let mut fresh = PartitionLog {
             partition,
-            log: Log::open(compacting.clone(), log_config(), false)
+            log: Log::open(swap.replacement.clone(), log_config(), false)
                 .await
                 .map_err(|e| log_error(partition, e))?,
         };
@@ -84,10 +108,7 @@ impl PartitionLog {
         fresh.close().await?;
         let mut current = self;
         current.close().await?;
-        rename(&live, &old, partition)?;
-        rename(&compacting, &live, partition)?;
-        sync_dir(log_dir, partition)?;
-        remove_dir_if_exists(&old, partition)?;
+        swap.commit().map_err(|e| log_error(partition, e))?;
         PartitionLog::open(log_dir, partition).await
     }
 
@@ -128,9 +149,9 @@ impl PartitionLog {
         }
         let mut batch = encode_batch(records, now_ms).map_err(|e| self.record_error(e))?;
         set_base_offset(&mut batch, self.log.log_end_offset());
-        let header = RecordBatchHeader::parse(&batch).map_err(|e| StoreError::Record {
+        let header = RecordBatchHeader::parse(&batch).map_err(|source| StoreError::Batch {
             partition: self.partition,
-            message: e.to_string(),
+            source,
         })?;
         assert_eq!(
             header.base_offset,
@@ -167,7 +188,7 @@ impl PartitionLog {
     fn record_error(&self, error: RecordError) -> StoreError {
         StoreError::Record {
             partition: self.partition,
-            message: error.to_string(),
+            source: Arc::new(error),
         }
     }
 }
@@ -184,55 +205,18 @@ fn partition_dir(log_dir: &Path, partition: i32, suffix: &str) -> PathBuf {
     log_dir.join(format!("{OFFSETS_TOPIC_NAME}-{partition}{suffix}"))
 }
 
-/// Completes or undoes a compaction a crash interrupted (see the module docs).
-fn finish_compaction(log_dir: &Path, partition: i32) -> Result<(), StoreError> {
-    let live = partition_dir(log_dir, partition, "");
-    let compacting = partition_dir(log_dir, partition, ".compacting");
-    let old = partition_dir(log_dir, partition, ".old");
-    if !live.exists() && old.exists() {
-        let source = if compacting.exists() {
-            &compacting
-        } else {
-            &old
-        };
-        tracing::warn!(partition, from = %source.display(), "finishing an interrupted __consumer_offsets compaction");
-        rename(source, &live, partition)?;
-        sync_dir(log_dir, partition)?;
-    }
-    remove_dir_if_exists(&compacting, partition)?;
-    remove_dir_if_exists(&old, partition)
-}
-
-fn rename(from: &Path, to: &Path, partition: i32) -> Result<(), StoreError> {
-    std::fs::rename(from, to).map_err(|e| StoreError::Log {
-        partition,
-        message: format!("rename {} -> {}: {e}", from.display(), to.display()),
-    })
-}
-
-fn remove_dir_if_exists(dir: &Path, partition: i32) -> Result<(), StoreError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StoreError::Log {
-            partition,
-            message: format!("remove {}: {e}", dir.display()),
-        }),
-    }
-}
-
-fn sync_dir(dir: &Path, partition: i32) -> Result<(), StoreError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::Log {
-            partition,
-            message: format!("fsync {}: {e}", dir.display()),
-        })
+/// The swap of the live directory with its `.compacting` rewrite, via `.old`.
+fn dir_swap(log_dir: &Path, partition: i32) -> DirSwap {
+    DirSwap::new(
+        partition_dir(log_dir, partition, ""),
+        partition_dir(log_dir, partition, ".compacting"),
+        partition_dir(log_dir, partition, ".old"),
+    )
 }
 
 fn log_error(partition: i32, error: LogError) -> StoreError {
     StoreError::Log {
         partition,
-        message: error.to_string(),
+        source: Arc::new(error),
     }
 }

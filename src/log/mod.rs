@@ -9,6 +9,7 @@
 //! segment's next offset, the last segment is the active one and the only one appended to;
 //! `log_start_offset <= log_end_offset`; offsets are strictly increasing and contiguous.
 
+mod dir_swap;
 mod offset_index;
 mod recovery;
 mod segment;
@@ -18,8 +19,11 @@ use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::protocol::record_batch::{BatchError, RecordBatchHeader};
+use crate::protocol::record_batch::{
+    BatchError, BatchIter, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES,
+};
 
+pub use dir_swap::DirSwap;
 pub use offset_index::{OffsetIndex, OffsetIndexEntry, OffsetPosition, OFFSET_INDEX_ENTRY_BYTES};
 pub use segment::{segment_file_path, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
 pub use time_index::{TimeIndex, TimestampOffset, TIME_INDEX_ENTRY_BYTES};
@@ -32,7 +36,17 @@ pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 /// Smallest `segment_bytes` (Kafka: `LegacyRecord.RECORD_OVERHEAD_V0`-based minimum of 14; we
 /// require room for one batch header).
 pub const SEGMENT_BYTES_MIN: u64 = 61;
+/// Kafka's `segment.bytes` default: 1 GiB.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Kafka's `segment.index.bytes` default: 10 MiB.
+pub const SEGMENT_INDEX_BYTES_DEFAULT: u64 = 10 * 1024 * 1024;
 const _: () = assert!(SEGMENT_BYTES_MIN < SEGMENT_BYTES_MAX);
+const _: () = assert!(SEGMENT_BYTES_MIN >= RECORD_BATCH_HEADER_BYTES as u64);
+const _: () = assert!(SEGMENT_BYTES_MAX <= i32::MAX as u64);
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!(SEGMENT_INDEX_BYTES_DEFAULT >= OFFSET_INDEX_ENTRY_BYTES as u64);
+const _: () = assert!(SEGMENT_INDEX_BYTES_DEFAULT >= TIME_INDEX_ENTRY_BYTES as u64);
 
 /// Suffix of the producer-state snapshot `<log_end_offset:020>.producer-state` that a clean close
 /// leaves (Kafka keeps `<offset>.snapshot` files for the same purpose, in its own format).
@@ -55,10 +69,10 @@ impl Default for LogConfig {
     /// Kafka's defaults: 1 GiB segments, 7 days, 4 KiB index interval, 10 MiB indexes.
     fn default() -> LogConfig {
         LogConfig {
-            segment_bytes: 1 << 30,
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             index_interval_bytes: 4096,
-            segment_index_bytes: 10 * 1024 * 1024,
+            segment_index_bytes: SEGMENT_INDEX_BYTES_DEFAULT,
         }
     }
 }
@@ -71,6 +85,14 @@ pub enum LogError {
     Io {
         op: &'static str,
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A rename of a log file or directory failed.
+    #[error("rename {from} -> {to}: {source}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -119,6 +141,51 @@ pub enum LogError {
     Closed { path: PathBuf },
 }
 
+/// Why an index file read from disk is rejected; `recovery` then rebuilds the index from the
+/// `.log` (Kafka's `LogLoader` does the same on a corrupt index).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    /// The file size is not a whole number of entries.
+    #[error("size {size_bytes} is not a multiple of {entry_bytes}")]
+    PartialEntry {
+        size_bytes: usize,
+        entry_bytes: usize,
+    },
+    /// An offset-index entry with a negative field or a position outside the `.log`.
+    #[error("entry {entry} ({relative_offset}, {position}) is out of range (log {log_size_bytes} bytes)")]
+    OffsetEntryOutOfRange {
+        entry: usize,
+        relative_offset: i32,
+        position: i32,
+        log_size_bytes: u64,
+    },
+    /// An offset-index entry whose offset or position does not exceed the previous entry's.
+    #[error("entry {entry} ({relative_offset}, {position}) is not increasing")]
+    OffsetEntryNotIncreasing {
+        entry: usize,
+        relative_offset: i32,
+        position: i32,
+    },
+    /// The last offset-index entry names an offset of the next segment.
+    #[error("offset {offset} beyond next segment {next_base_offset}")]
+    BeyondNextSegment { offset: i64, next_base_offset: i64 },
+    /// A time-index entry with a negative relative offset or one past the segment's last.
+    #[error("entry {entry} has relative offset {relative_offset} out of range")]
+    TimeEntryOutOfRange {
+        entry: usize,
+        relative_offset: i32,
+        max_relative_offset: Option<i64>,
+    },
+    /// A time-index entry whose timestamp does not exceed, or whose offset is below, the
+    /// previous entry's.
+    #[error("entry {entry} ({timestamp}, {relative_offset}) is not increasing")]
+    TimeEntryNotIncreasing {
+        entry: usize,
+        timestamp: i64,
+        relative_offset: i32,
+    },
+}
+
 impl LogError {
     /// An [`LogError::Io`] from any error convertible to `std::io::Error` (glommio's included).
     pub fn io(op: &'static str, path: &Path, source: impl Into<std::io::Error>) -> LogError {
@@ -159,8 +226,9 @@ impl Log {
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
         assert!(
             log_start_offset <= log_end_offset,
-            "log start beyond log end"
+            "invariant: log_start_offset <= log_end_offset"
         );
+        assert_contiguous_segments(&segments);
         Ok(Log {
             dir,
             config,
@@ -234,13 +302,26 @@ impl Log {
         let next = headers
             .last()
             .map_or(self.log_end_offset(), |h| h.next_offset());
-        assert!(next > self.log_end_offset(), "log end offset must grow");
+        let appended: i64 = headers.iter().map(|h| h.record_count as i64).sum();
+        assert_eq!(
+            next,
+            self.log_end_offset() + appended,
+            "invariant: offsets are contiguous (the log end grows by the records appended)"
+        );
+        assert!(
+            next > self.log_end_offset(),
+            "invariant: the log end offset grows with every append"
+        );
         assert_eq!(
             active.next_offset(),
             next,
-            "segment and log agree on the end"
+            "invariant: the active segment ends at the log end offset"
         );
         self.log_end_offset.set(next);
+        assert!(
+            self.log_start_offset() <= self.log_end_offset(),
+            "invariant: log_start_offset <= log_end_offset"
+        );
         Ok(())
     }
 
@@ -295,6 +376,7 @@ impl Log {
         let slack = self.config.index_interval_bytes as usize;
         for segment in candidates {
             if let Some(bytes) = segment.read(offset, max_bytes, max_offset, slack).await? {
+                assert_read(&bytes, offset, max_bytes, max_offset);
                 return Ok(bytes);
             }
         }
@@ -500,11 +582,15 @@ impl Log {
         let new_start = self.segments.borrow()[0].base_offset();
         assert!(
             new_start > self.log_start_offset(),
-            "log start offset must advance"
+            "invariant: retention advances the log start offset"
         );
         assert!(
             new_start <= self.log_end_offset(),
-            "log start offset beyond log end"
+            "invariant: log_start_offset <= log_end_offset"
+        );
+        assert!(
+            !self.segments.borrow().is_empty(),
+            "invariant: retention keeps the active segment"
         );
         self.log_start_offset.set(new_start);
         self.dir_changes.set(self.dir_changes.get() + 1);
@@ -582,7 +668,12 @@ impl Log {
         let base_offset = self.log_end_offset();
         assert!(
             base_offset > active.base_offset(),
-            "roll needs a non-empty active segment"
+            "invariant: only a non-empty active segment is rolled"
+        );
+        assert_eq!(
+            active.next_offset(),
+            base_offset,
+            "invariant: a new segment starts where the active one ends"
         );
         active.seal().await?;
         let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &self.config).await?);
@@ -610,6 +701,10 @@ impl Log {
             .map_err(|e| LogError::io("close_dir", &self.dir, e))?;
         self.dir_changes_synced
             .set(self.dir_changes_synced.get().max(target));
+        assert!(
+            self.dir_changes_synced.get() <= self.dir_changes.get(),
+            "invariant: a directory sync covers only changes already made"
+        );
         Ok(())
     }
 }
@@ -640,31 +735,103 @@ fn validate_config(dir: &Path, config: &LogConfig) -> Result<(), LogError> {
 /// Asserts the caller's side of the append contract: headers are non-empty, start at the log
 /// end offset, are contiguous, and tile `chunk` exactly.
 fn check_chunk(chunk: &[u8], headers: &[RecordBatchHeader], log_end_offset: i64) {
-    assert!(!headers.is_empty(), "append needs at least one batch");
+    assert!(
+        !headers.is_empty(),
+        "invariant: an append holds at least one batch"
+    );
     let mut expected = log_end_offset;
     let mut position = 0usize;
     for header in headers {
         assert_eq!(
             header.base_offset, expected,
-            "batch base offsets must be contiguous"
+            "invariant: offsets are contiguous (each batch starts at the previous one's next)"
         );
         assert!(
             header.last_offset_delta >= 0,
-            "batch last offset below base offset"
+            "invariant: a batch's last offset is not below its base offset"
         );
         assert!(
-            chunk.len() >= position + 8,
-            "chunk shorter than its headers"
+            header.size_bytes() >= RECORD_BATCH_HEADER_BYTES,
+            "invariant: a batch is at least a header long"
+        );
+        assert!(
+            chunk.len() >= position + header.size_bytes(),
+            "invariant: the chunk holds every batch its headers describe"
         );
         assert_eq!(
             &chunk[position..position + 8],
             &header.base_offset.to_be_bytes(),
-            "chunk bytes and header disagree on base offset"
+            "invariant: the chunk's bytes carry the assigned base offset"
         );
         expected = header.next_offset();
         position += header.size_bytes();
     }
-    assert_eq!(position, chunk.len(), "headers must tile the chunk");
+    assert_eq!(
+        position,
+        chunk.len(),
+        "invariant: the headers tile the chunk exactly"
+    );
+}
+
+/// Asserts what [`Log::read`] promises about `bytes` read for `offset` (invariant: fetch returns
+/// whole batches, never past the high watermark): they start at a batch boundary with the batch
+/// that holds `offset`, every batch is whole and ends at or below `max_offset`, and only the
+/// first may exceed `max_bytes` (KIP-74). The walk over every batch is a `debug_assert!` (one
+/// header parse per batch on the fetch path); the first batch is always checked. The
+/// partition's tail cache answers are checked with it too.
+pub(crate) fn assert_read(bytes: &[u8], offset: i64, max_bytes: usize, max_offset: i64) {
+    if bytes.is_empty() {
+        return;
+    }
+    let first = RecordBatchHeader::parse(bytes);
+    assert!(
+        first.is_ok(),
+        "invariant: a read starts at a batch boundary: {first:?}"
+    );
+    let first = first.expect("checked above");
+    assert!(
+        first.last_offset() >= offset,
+        "invariant: a read starts with the batch holding the fetch offset"
+    );
+    assert!(
+        first.next_offset() <= max_offset,
+        "invariant: a read ends at or below the high watermark"
+    );
+    assert!(
+        bytes.len() <= max_bytes.max(first.size_bytes()),
+        "invariant: only the first batch of a read may exceed max_bytes"
+    );
+    debug_assert!(
+        whole_batches_below(bytes, max_offset),
+        "invariant: a read holds whole batches ending at or below the high watermark"
+    );
+}
+
+/// True when `bytes` are whole batches, each ending at or below `max_offset`.
+fn whole_batches_below(bytes: &[u8], max_offset: i64) -> bool {
+    let mut iter = BatchIter::new(bytes);
+    let all_below = iter.by_ref().all(|(_, h)| h.next_offset() <= max_offset);
+    all_below && iter.error().is_none() && iter.valid_bytes() == bytes.len()
+}
+
+/// Asserts the segment list's shape (invariant): never empty, sorted by base offset, and each
+/// segment starting at the previous one's next offset.
+fn assert_contiguous_segments(segments: &[segment::LogSegment]) {
+    assert!(
+        !segments.is_empty(),
+        "invariant: a log always has an active segment"
+    );
+    for pair in segments.windows(2) {
+        assert!(
+            pair[0].base_offset() < pair[1].base_offset(),
+            "invariant: segments are sorted by base offset"
+        );
+        assert_eq!(
+            pair[0].next_offset(),
+            pair[1].base_offset(),
+            "invariant: each segment starts at the previous one's next offset"
+        );
+    }
 }
 
 #[cfg(test)]

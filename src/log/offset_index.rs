@@ -8,8 +8,12 @@
 //! increasing. The index lives in memory (a `Vec`) and is written as a whole when the segment is
 //! rolled or closed; a file that breaks the invariants is rejected and rebuilt by `recovery`.
 
+use super::IndexError;
+
 /// Size of one entry on disk in bytes (Kafka: `OffsetIndex.ENTRY_SIZE`).
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
+// An entry is a relative offset and a position, both `i32`.
+const _: () = assert!(OFFSET_INDEX_ENTRY_BYTES == 2 * std::mem::size_of::<i32>());
 
 /// One index entry, relative to the segment's base offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,12 +59,12 @@ impl OffsetIndex {
         max_index_bytes: u64,
         bytes: &[u8],
         log_size_bytes: u64,
-    ) -> Result<OffsetIndex, String> {
+    ) -> Result<OffsetIndex, IndexError> {
         if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
-            return Err(format!(
-                "size {} is not a multiple of {OFFSET_INDEX_ENTRY_BYTES}",
-                bytes.len()
-            ));
+            return Err(IndexError::PartialEntry {
+                size_bytes: bytes.len(),
+                entry_bytes: OFFSET_INDEX_ENTRY_BYTES,
+            });
         }
         let mut index = OffsetIndex::new(base_offset, max_index_bytes);
         index.max_entries = index
@@ -70,17 +74,22 @@ impl OffsetIndex {
             let relative_offset = i32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"));
             let position = i32::from_be_bytes(entry[4..8].try_into().expect("4 bytes"));
             if relative_offset < 0 || position < 0 || position as u64 >= log_size_bytes {
-                return Err(format!(
-                    "entry {i} ({relative_offset}, {position}) is out of range (log {log_size_bytes} bytes)"
-                ));
+                return Err(IndexError::OffsetEntryOutOfRange {
+                    entry: i,
+                    relative_offset,
+                    position,
+                    log_size_bytes,
+                });
             }
             if let Some(last) = index.entries.last() {
                 if relative_offset as u32 <= last.relative_offset
                     || position as u32 <= last.position
                 {
-                    return Err(format!(
-                        "entry {i} ({relative_offset}, {position}) is not increasing"
-                    ));
+                    return Err(IndexError::OffsetEntryNotIncreasing {
+                        entry: i,
+                        relative_offset,
+                        position,
+                    });
                 }
             }
             index.entries.push(OffsetIndexEntry {
@@ -103,23 +112,39 @@ impl OffsetIndex {
 
     /// Adds an entry for the batch ending at `last_offset` stored at `position`.
     ///
-    /// Panics when offsets or positions do not increase: appends are ordered by construction,
-    /// so a violation is a bug, never bad input.
+    /// Panics when offsets or positions do not increase or the index is full (Kafka's
+    /// `OffsetIndex.append` throws `InvalidOffsetException` / `IllegalArgumentException` for the
+    /// same): appends are ordered by construction, so a violation is a bug, never bad input.
     pub fn append(&mut self, last_offset: i64, position: u32) {
         assert!(
             last_offset >= self.base_offset,
-            "index offset below segment base"
+            "invariant: offset index entries are not below the segment base ({last_offset} < {})",
+            self.base_offset
         );
         let relative = last_offset - self.base_offset;
-        assert!(relative <= i32::MAX as i64, "relative offset overflows i32");
-        assert!(position <= i32::MAX as u32, "position overflows i32");
-        assert!(!self.is_full(), "offset index full");
+        assert!(
+            relative <= i32::MAX as i64,
+            "invariant: offset index relative offsets fit in i32"
+        );
+        assert!(
+            position <= i32::MAX as u32,
+            "invariant: offset index positions fit in i32"
+        );
+        assert!(
+            !self.is_full(),
+            "invariant: no append to a full offset index (the segment rolls first)"
+        );
         if let Some(last) = self.entries.last() {
             assert!(
                 relative as u32 > last.relative_offset,
-                "index offsets must increase"
+                "invariant: offset index offsets strictly increase ({relative} after {})",
+                last.relative_offset
             );
-            assert!(position > last.position, "index positions must increase");
+            assert!(
+                position > last.position,
+                "invariant: offset index positions strictly increase ({position} after {})",
+                last.position
+            );
         }
         self.entries.push(OffsetIndexEntry {
             relative_offset: relative as u32,
@@ -220,6 +245,28 @@ mod tests {
         let mut swapped = bytes[8..].to_vec();
         swapped.extend_from_slice(&bytes[..8]);
         assert!(OffsetIndex::from_bytes(100, 1 << 20, &swapped, 5000).is_err());
+    }
+
+    /// Kafka's `OffsetIndex.append` refuses an offset not larger than the last one
+    /// (`InvalidOffsetException`); positions grow with offsets in a log.
+    #[test]
+    #[should_panic(expected = "invariant: offset index offsets strictly increase")]
+    fn a_repeated_offset_is_a_bug() {
+        index(&[(104, 0), (104, 4096)]);
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant: offset index positions strictly increase")]
+    fn a_smaller_position_is_a_bug() {
+        index(&[(104, 4096), (110, 0)]);
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant: no append to a full offset index")]
+    fn an_append_to_a_full_index_is_a_bug() {
+        let mut idx = OffsetIndex::new(0, 8);
+        idx.append(1, 0);
+        idx.append(2, 10);
     }
 
     #[test]

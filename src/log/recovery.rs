@@ -20,7 +20,7 @@ use super::segment::{
     SegmentState, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_FILE_SUFFIX,
 };
 use super::time_index::TimeIndex;
-use super::{LogConfig, LogError};
+use super::{IndexError, LogConfig, LogError};
 use crate::protocol::record_batch::{
     BatchError, BatchIter, RecordBatchHeader, MAGIC_V2, RECORD_BATCH_HEADER_BYTES,
 };
@@ -97,6 +97,10 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
     }
     logs.sort_unstable();
+    assert!(
+        logs.windows(2).all(|w| w[0] < w[1]),
+        "invariant: segment base offsets are unique (one 20-digit name each)"
+    );
     for (base_offset, path) in indexes {
         if logs.binary_search(&base_offset).is_err() {
             tracing::warn!(path = %path.display(), "deleting index without a .log");
@@ -115,6 +119,9 @@ fn parse_base_offset(stem: &str) -> Option<i64> {
 }
 
 /// Opens one segment; the flag says whether its `.log` was truncated.
+///
+/// A sealed segment (not the last) with good indexes is trusted as it is; every other one is
+/// scanned for its end ([`scan_for_end`]) and truncated there ([`truncate_to_valid`]).
 async fn load_segment(
     dir: &Path,
     base_offset: i64,
@@ -128,86 +135,41 @@ async fn load_segment(
         .file_size()
         .await
         .map_err(|e| LogError::io("stat", &log_path, e))?;
-    let is_last = next_base.is_none();
     let indexes = load_indexes(dir, base_offset, next_base, config, file_size).await?;
     let created_ms = modified_ms(&log_path);
-    let (mut state, truncated) = match indexes {
-        Some((offset_index, time_index)) if !is_last => {
-            let last = time_index.last_entry();
+    let (mut state, truncated) = match (indexes, next_base) {
+        (Some((offset_index, time_index)), Some(next_base)) => {
             let state = SegmentState {
                 size_bytes: file_size,
                 tail: Vec::new(),
-                next_offset: next_base.unwrap_or(base_offset),
+                next_offset: next_base,
+                bytes_since_last_index_entry: 0,
+                max_timestamp: time_index.last_entry().map_or(-1, |e| e.timestamp),
+                offset_of_max_timestamp: time_index.last_entry().map_or(-1, |e| e.offset),
                 offset_index,
                 time_index,
-                bytes_since_last_index_entry: 0,
-                max_timestamp: last.map_or(-1, |e| e.timestamp),
-                offset_of_max_timestamp: last.map_or(-1, |e| e.offset),
                 first_batch_timestamp: None,
                 created_ms,
                 indexes_dirty: false,
             };
             (state, false)
         }
-        indexes => {
+        (indexes, _) => {
+            let is_last = next_base.is_none();
             let check_crc = recover && (is_last || indexes.is_none());
-            let (start, full) = match indexes {
-                Some((offset_index, time_index)) if !recover => {
-                    match tail_scan_state(&file, &log_path, base_offset, offset_index, time_index)
-                        .await?
-                    {
-                        Some(state) => (state, false),
-                        None => (SegmentState::empty(base_offset, config), true),
-                    }
-                }
-                _ => (SegmentState::empty(base_offset, config), true),
-            };
-            let mut scan =
-                scan_segment(&file, &log_path, start, file_size, config, check_crc).await?;
-            let time_index_beyond_end = scan
-                .state
-                .time_index
-                .last_entry()
-                .is_some_and(|e| e.offset >= scan.state.next_offset);
-            if !full && (scan.stop_reason.is_some() || time_index_beyond_end) {
-                tracing::warn!(path = %log_path.display(), "indexes disagree with the log tail, rebuilding");
-                scan = scan_segment(
-                    &file,
-                    &log_path,
-                    SegmentState::empty(base_offset, config),
-                    file_size,
-                    config,
-                    check_crc,
-                )
-                .await?;
-            }
-            let truncated = scan.valid_bytes < file_size;
-            if truncated {
-                let bytes = file_size - scan.valid_bytes;
-                if is_zeros(&file, &log_path, scan.valid_bytes, file_size).await? {
-                    // O_DIRECT appends write whole pages: after an unclean stop the file ends
-                    // in the zeros of the last page (or of a write that never reached the disk).
-                    tracing::debug!(
-                        path = %log_path.display(),
-                        position = scan.valid_bytes,
-                        "trimmed {bytes} bytes of zero padding"
-                    );
-                } else {
-                    tracing::warn!(
-                        path = %log_path.display(),
-                        position = scan.valid_bytes,
-                        bytes,
-                        reason = %scan.stop_reason.as_deref().unwrap_or("unknown"),
-                        "truncating torn or corrupt tail of segment"
-                    );
-                }
-                file.truncate(scan.valid_bytes)
-                    .await
-                    .map_err(|e| LogError::io("truncate", &log_path, e))?;
-                file.fdatasync()
-                    .await
-                    .map_err(|e| LogError::io("fdatasync", &log_path, e))?;
-            }
+            let scan = scan_for_end(
+                &file,
+                &log_path,
+                base_offset,
+                indexes,
+                file_size,
+                config,
+                recover,
+                check_crc,
+            )
+            .await?;
+            let truncated =
+                truncate_to_valid(&file, &log_path, &scan, file_size, check_crc).await?;
             let mut state = scan.state;
             state.created_ms = created_ms;
             // A sealed segment's final time-index entry holds its largest timestamp.
@@ -221,15 +183,175 @@ async fn load_segment(
             (state, truncated)
         }
     };
+    let is_last = next_base.is_none();
     if is_last || truncated {
         state.tail = read_tail(&file, &log_path, state.size_bytes).await?;
     }
+    assert!(
+        !truncated || state.size_bytes < file_size,
+        "invariant: a truncated segment is shorter than its file was"
+    );
+    assert!(
+        state.size_bytes <= file_size,
+        "invariant: a segment's logical size lies inside its file"
+    );
     let rebuilt = state.indexes_dirty;
     let segment = LogSegment::from_parts(base_offset, log_path, file, state);
     if rebuilt && !is_last && !truncated {
         segment.write_indexes().await?;
     }
     Ok((segment, truncated))
+}
+
+/// Scans a segment for its valid end: from the last offset-index entry when the indexes were
+/// loaded and the shutdown was clean ([`tail_scan_state`]), else from the start; a tail scan
+/// whose result contradicts the loaded indexes is redone from the start with fresh ones.
+#[allow(clippy::too_many_arguments)]
+async fn scan_for_end(
+    file: &DmaFile,
+    log_path: &Path,
+    base_offset: i64,
+    indexes: Option<(OffsetIndex, TimeIndex)>,
+    file_size: u64,
+    config: &LogConfig,
+    recover: bool,
+    check_crc: bool,
+) -> Result<ScanResult, LogError> {
+    let tail_start = match indexes {
+        Some((offset_index, time_index)) if !recover => {
+            tail_scan_state(file, log_path, base_offset, offset_index, time_index).await?
+        }
+        _ => None,
+    };
+    let Some(start) = tail_start else {
+        let empty = SegmentState::empty(base_offset, config);
+        return scan_segment(file, log_path, empty, file_size, config, check_crc).await;
+    };
+    let scan = scan_segment(file, log_path, start, file_size, config, check_crc).await?;
+    let time_index_beyond_end = scan
+        .state
+        .time_index
+        .last_entry()
+        .is_some_and(|e| e.offset >= scan.state.next_offset);
+    if scan.stop.is_none() && !time_index_beyond_end {
+        return Ok(scan);
+    }
+    tracing::warn!(path = %log_path.display(), "indexes disagree with the log tail, rebuilding");
+    let empty = SegmentState::empty(base_offset, config);
+    scan_segment(file, log_path, empty, file_size, config, check_crc).await
+}
+
+/// Truncates the file to the scan's valid prefix when it is shorter (logged: at debug level
+/// when only zero padding goes, else as a warning with the reason) and fdatasyncs it. Returns
+/// true when it truncated. Asserts the scan's bookkeeping first: the prefix ends with a whole
+/// batch ending at `valid_bytes`, or is empty. Then reads that batch back from the truncated
+/// file and checks its header (and CRC with `check_crc`): a mismatch is a
+/// [`LogError::CorruptSegment`], since what the disk returns is input, not an invariant.
+async fn truncate_to_valid(
+    file: &DmaFile,
+    log_path: &Path,
+    scan: &ScanResult,
+    file_size: u64,
+    check_crc: bool,
+) -> Result<bool, LogError> {
+    assert_scan_tail(scan, file_size);
+    let truncated = scan.valid_bytes < file_size;
+    if !truncated {
+        return Ok(false);
+    }
+    let bytes = file_size - scan.valid_bytes;
+    if is_zeros(file, log_path, scan.valid_bytes, file_size).await? {
+        // O_DIRECT appends write whole pages: after an unclean stop the file ends in the zeros
+        // of the last page (or of a write that never reached the disk).
+        tracing::debug!(
+            path = %log_path.display(),
+            position = scan.valid_bytes,
+            "trimmed {bytes} bytes of zero padding"
+        );
+    } else {
+        let reason = scan.stop.as_ref().map(ToString::to_string);
+        tracing::warn!(
+            path = %log_path.display(),
+            position = scan.valid_bytes,
+            bytes,
+            reason = %reason.as_deref().unwrap_or("unknown"),
+            "truncating torn or corrupt tail of segment"
+        );
+    }
+    file.truncate(scan.valid_bytes)
+        .await
+        .map_err(|e| LogError::io("truncate", log_path, e))?;
+    file.fdatasync()
+        .await
+        .map_err(|e| LogError::io("fdatasync", log_path, e))?;
+    if let Some((position, header)) = scan.last_batch {
+        verify_batch_at(file, log_path, position, &header, check_crc).await?;
+    }
+    Ok(true)
+}
+
+/// Asserts what a scan guarantees about the prefix it keeps (invariant: after recovery
+/// truncation the segment ends with a whole valid batch): it lies inside the file, its last
+/// batch ends exactly at `valid_bytes` and its next offset is the segment's, and with no batch
+/// kept nothing is added to where the scan started.
+fn assert_scan_tail(scan: &ScanResult, file_size: u64) {
+    assert!(
+        scan.valid_bytes <= file_size,
+        "invariant: the valid prefix lies inside the file"
+    );
+    assert_eq!(
+        scan.valid_bytes, scan.state.size_bytes,
+        "invariant: the valid prefix is the segment's logical size"
+    );
+    match scan.last_batch {
+        Some((position, header)) => {
+            assert_eq!(
+                position + header.size_bytes() as u64,
+                scan.valid_bytes,
+                "invariant: the valid prefix ends with a whole batch"
+            );
+            assert_eq!(
+                header.next_offset(),
+                scan.state.next_offset,
+                "invariant: the segment's next offset follows its last batch"
+            );
+        }
+        None => assert_eq!(
+            scan.valid_bytes, scan.start_position,
+            "invariant: a scan that kept no batch keeps nothing"
+        ),
+    }
+}
+
+/// Reads the batch `header` describes back at `position` and checks that it is the same,
+/// whole, and (with `check_crc`) intact.
+async fn verify_batch_at(
+    file: &DmaFile,
+    log_path: &Path,
+    position: u64,
+    header: &RecordBatchHeader,
+    check_crc: bool,
+) -> Result<(), LogError> {
+    let corrupt = |reason: &str| LogError::CorruptSegment {
+        path: log_path.to_path_buf(),
+        position,
+        reason: reason.to_string(),
+    };
+    let data = file
+        .read_at(position, header.size_bytes())
+        .await
+        .map_err(|e| LogError::io("read", log_path, e))?;
+    if data.len() != header.size_bytes() {
+        return Err(corrupt("last batch shorter after truncation"));
+    }
+    match RecordBatchHeader::parse(&data) {
+        Ok(read) if read == *header => {}
+        _ => return Err(corrupt("last batch changed after truncation")),
+    }
+    if check_crc && crate::protocol::record_batch::check_crc(&data, header).is_err() {
+        return Err(corrupt("last batch CRC changed after truncation"));
+    }
+    Ok(())
 }
 
 /// Loads and checks both index files; `None` when either is missing or bad (logged).
@@ -259,9 +381,10 @@ async fn load_indexes(
         log_size_bytes,
     )
     .and_then(|index| match (index.last_entry(), next_base) {
-        (Some(last), Some(next)) if last.offset >= next => {
-            Err(format!("offset {} beyond next segment {next}", last.offset))
-        }
+        (Some(last), Some(next)) if last.offset >= next => Err(IndexError::BeyondNextSegment {
+            offset: last.offset,
+            next_base_offset: next,
+        }),
         _ => Ok(index),
     });
     let offset_index = match offset_index {
@@ -294,10 +417,54 @@ async fn load_indexes(
 struct ScanResult {
     /// Bookkeeping rebuilt from the valid batches (indexes included).
     state: SegmentState,
+    /// Position where the scan started (0 for a full scan).
+    start_position: u64,
     /// Length of the valid prefix of the file in bytes.
     valid_bytes: u64,
+    /// Position and header of the last batch the scan kept, if it kept one.
+    last_batch: Option<(u64, RecordBatchHeader)>,
     /// Why the scan stopped before the end of the file.
-    stop_reason: Option<String>,
+    stop: Option<ScanStop>,
+}
+
+/// Why a scan stopped before the end of the file: the file's tail from there is torn, corrupt
+/// or not a continuation of the segment, and is truncated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum ScanStop {
+    /// The bytes do not frame a batch (or its CRC-32C does not match).
+    #[error(transparent)]
+    Batch(BatchError),
+    /// The last batch needs more bytes than the file has.
+    #[error("incomplete batch: need {needed} bytes, file has {available}")]
+    Incomplete { needed: usize, available: u64 },
+    /// The read returned fewer bytes than the file size promised.
+    #[error("short read")]
+    ShortRead,
+    /// A magic other than 2.
+    #[error("magic {magic}")]
+    Magic { magic: i8 },
+    /// A negative `last_offset_delta`, or a `record_count` that disagrees with it.
+    #[error("last_offset_delta {last_offset_delta} with record_count {record_count}")]
+    RecordCount {
+        last_offset_delta: i32,
+        record_count: i32,
+    },
+    /// A base offset that is not the expected next offset.
+    #[error("base offset {found} where {expected} was expected")]
+    BaseOffset { found: i64, expected: i64 },
+    /// The batch would end past `i32::MAX` bytes (index positions are `i32`).
+    #[error("segment larger than i32::MAX bytes")]
+    SegmentTooLarge,
+    /// The batch's last offset is more than `i32::MAX` past the segment base (relative
+    /// offsets are `i32`).
+    #[error("offset {offset} too far from base {base_offset}")]
+    RelativeOffset { offset: i64, base_offset: i64 },
+    /// A loaded time index names a later offset than a batch that beats its timestamp.
+    #[error("time index names offset {offset} past a larger timestamp")]
+    TimeIndexAhead { offset: i64 },
+    /// No room for another offset-index entry (`segment.index.bytes`).
+    #[error("offset index full (segment.index.bytes)")]
+    OffsetIndexFull,
 }
 
 /// Walks the batches of the `.log` (Kafka's `LogSegment.recover`), adding index entries,
@@ -313,10 +480,12 @@ async fn scan_segment(
     config: &LogConfig,
     check_crc: bool,
 ) -> Result<ScanResult, LogError> {
-    let mut position = state.size_bytes;
+    let start_position = state.size_bytes;
+    let mut position = start_position;
+    let mut last_batch = None;
     let index_lengths = (state.offset_index.len(), state.time_index.len());
     let mut want = SCAN_CHUNK_BYTES;
-    let stop_reason = loop {
+    let stop = loop {
         if position >= file_size {
             break None;
         }
@@ -332,27 +501,18 @@ async fn scan_segment(
         };
         let mut stop = None;
         for (local, header) in iter.by_ref() {
-            let problem = batch_problem(
-                &header,
-                &state,
-                base_offset_of(&state),
-                position + local as u64,
-            );
-            if let Some(reason) = problem {
-                stop = Some(reason);
+            let at = position + local as u64;
+            if let Some(problem) = batch_problem(&header, &state, base_offset_of(&state), at) {
+                stop = Some(problem);
                 break;
             }
             if state.offset_index.is_full() {
-                stop = Some("offset index full (segment.index.bytes)".to_string());
+                stop = Some(ScanStop::OffsetIndexFull);
                 break;
             }
-            record_batch(
-                &mut state,
-                &header,
-                position + local as u64,
-                config.index_interval_bytes,
-            );
-            state.size_bytes = position + local as u64 + header.size_bytes() as u64;
+            record_batch(&mut state, &header, at, config.index_interval_bytes);
+            state.size_bytes = at + header.size_bytes() as u64;
+            last_batch = Some((at, header));
         }
         if stop.is_some() {
             break stop;
@@ -366,27 +526,33 @@ async fn scan_segment(
                 let fits_in_file = at + *needed as u64 <= file_size;
                 if !fits_in_file || (consumed == 0 && *needed <= *available) || data.len() < length
                 {
-                    break Some(format!(
-                        "incomplete batch: need {needed} bytes, file has {}",
-                        file_size - at
-                    ));
+                    break Some(ScanStop::Incomplete {
+                        needed: *needed,
+                        available: file_size - at,
+                    });
                 }
                 position = at;
                 want = want.max(*needed);
             }
-            Some(error) => break Some(error.to_string()),
-            None => break Some("short read".to_string()),
+            Some(error) => break Some(ScanStop::Batch(error.clone())),
+            None => break Some(ScanStop::ShortRead),
         }
     };
     assert!(
         state.size_bytes <= file_size,
-        "valid prefix within the file"
+        "invariant: the valid prefix lies inside the file"
+    );
+    assert!(
+        state.size_bytes >= start_position,
+        "invariant: a scan never shortens what it started from"
     );
     state.indexes_dirty |= index_lengths != (state.offset_index.len(), state.time_index.len());
     Ok(ScanResult {
         valid_bytes: state.size_bytes,
+        start_position,
+        last_batch,
         state,
-        stop_reason,
+        stop,
     })
 }
 
@@ -454,41 +620,43 @@ fn batch_problem(
     state: &SegmentState,
     base_offset: i64,
     position: u64,
-) -> Option<String> {
+) -> Option<ScanStop> {
     let expected = state.next_offset;
     if header.magic != MAGIC_V2 {
-        return Some(format!("magic {}", header.magic));
+        return Some(ScanStop::Magic {
+            magic: header.magic,
+        });
     }
     if header.last_offset_delta < 0
         || header.record_count as i64 != header.last_offset_delta as i64 + 1
     {
-        return Some(format!(
-            "last_offset_delta {} with record_count {}",
-            header.last_offset_delta, header.record_count
-        ));
+        return Some(ScanStop::RecordCount {
+            last_offset_delta: header.last_offset_delta,
+            record_count: header.record_count,
+        });
     }
     if header.base_offset != expected {
-        return Some(format!(
-            "base offset {} where {expected} was expected",
-            header.base_offset
-        ));
+        return Some(ScanStop::BaseOffset {
+            found: header.base_offset,
+            expected,
+        });
     }
     if position + header.size_bytes() as u64 > i32::MAX as u64 {
-        return Some("segment larger than i32::MAX bytes".to_string());
+        return Some(ScanStop::SegmentTooLarge);
     }
     if header.last_offset() - base_offset > i32::MAX as i64 {
-        return Some(format!(
-            "offset {} too far from base {base_offset}",
-            header.last_offset()
-        ));
+        return Some(ScanStop::RelativeOffset {
+            offset: header.last_offset(),
+            base_offset,
+        });
     }
     // A time index loaded from disk must not name a later offset than a batch that beats its
     // largest timestamp (only possible when the file is wrong; the caller then rebuilds).
     let time_entry_offset = state.time_index.last_entry().map_or(-1, |e| e.offset);
     if header.max_timestamp > state.max_timestamp && header.last_offset() < time_entry_offset {
-        return Some(format!(
-            "time index names offset {time_entry_offset} past a larger timestamp"
-        ));
+        return Some(ScanStop::TimeIndexAhead {
+            offset: time_entry_offset,
+        });
     }
     None
 }
@@ -523,6 +691,10 @@ async fn read_tail(file: &DmaFile, log_path: &Path, size_bytes: u64) -> Result<V
         .read_at(start, (size_bytes - start) as usize)
         .await
         .map_err(|e| LogError::io("read", log_path, e))?;
+    assert!(
+        size_bytes - start < file.alignment(),
+        "invariant: the tail is shorter than one page"
+    );
     if data.len() as u64 != size_bytes - start {
         return Err(LogError::CorruptSegment {
             path: log_path.to_path_buf(),

@@ -42,6 +42,9 @@ pub const RECORD_MIN_BYTES: usize = 7;
 
 /// Bytes read per I/O while walking batch headers (scans, recovery, time lookups).
 pub(crate) const SCAN_CHUNK_BYTES: usize = 128 * 1024;
+const _: () = assert!(SCAN_CHUNK_BYTES >= RECORD_BATCH_HEADER_BYTES);
+const _: () = assert!(MAX_RECORDS_DECODED_PER_BATCH <= i32::MAX as usize);
+const _: () = assert!(RECORD_MIN_BYTES > 0);
 
 /// `<dir>/<base_offset zero-padded to 20 digits>.<suffix>` (Kafka: `LogFileUtils.filenamePrefixFromOffset`).
 pub fn segment_file_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -133,13 +136,18 @@ impl LogSegment {
     ) -> LogSegment {
         assert!(
             state.next_offset >= base_offset,
-            "segment next offset below base"
+            "invariant: a segment's next offset is not below its base offset"
+        );
+        assert_eq!(
+            state.offset_index.base_offset(),
+            base_offset,
+            "invariant: the offset index is relative to the segment's base offset"
         );
         // Only the active segment needs its partial last page (sealed ones are never appended).
         let partial = state.size_bytes - align_down(state.size_bytes, file.alignment());
         assert!(
             state.tail.is_empty() || state.tail.len() as u64 == partial,
-            "tail must be the partial last page"
+            "invariant: the tail is the partial last page"
         );
         LogSegment {
             base_offset,
@@ -227,16 +235,19 @@ impl LogSegment {
             assert_eq!(
                 headers.first().map(|h| h.base_offset),
                 Some(state.next_offset),
-                "append must start at next offset"
+                "invariant: an append starts at the segment's next offset"
             );
             let start = align_down(state.size_bytes, alignment);
             assert_eq!(
                 state.tail.len() as u64,
                 state.size_bytes - start,
-                "tail is the partial last page"
+                "invariant: the tail is the partial last page"
             );
             let end = state.size_bytes + chunk.len() as u64;
-            assert!(end <= i32::MAX as u64, "segment position overflows i32");
+            assert!(
+                end <= i32::MAX as u64,
+                "invariant: segment positions fit in i32"
+            );
             let length = (align_up(end, alignment) - start) as usize;
             let mut buffer = self.file.alloc_dma_buffer(length);
             let bytes = buffer.as_bytes_mut();
@@ -267,7 +278,7 @@ impl LogSegment {
         let mut state = self.state.borrow_mut();
         assert_eq!(
             state.size_bytes, size_before,
-            "appends must not run concurrently"
+            "invariant: appends to a segment never run concurrently"
         );
         let mut position = size_before;
         for header in headers {
@@ -277,7 +288,11 @@ impl LogSegment {
         assert_eq!(
             position,
             size_before + chunk.len() as u64,
-            "headers must cover the chunk"
+            "invariant: the headers cover the chunk"
+        );
+        assert!(
+            (new_tail.len() as u64) < alignment,
+            "invariant: the tail is shorter than one page"
         );
         state.size_bytes = position;
         state.tail = new_tail;
@@ -300,6 +315,10 @@ impl LogSegment {
             .map_err(|e| LogError::io("fdatasync", &self.log_path, e))?;
         self.appends_synced
             .set(self.appends_synced.get().max(target));
+        assert!(
+            self.appends_synced.get() <= self.appends_completed.get(),
+            "invariant: a sync covers only completed appends"
+        );
         Ok(true)
     }
 
@@ -393,7 +412,7 @@ impl LogSegment {
                     continue;
                 }
                 let first_position = position + local as u64;
-                if header.base_offset >= max_offset {
+                if header.next_offset() > max_offset {
                     return Ok(Some(Bytes::new()));
                 }
                 let wanted =
@@ -402,6 +421,10 @@ impl LogSegment {
                     trim_to_batches(&data[local..local + wanted], max_bytes, max_offset)
                 } else {
                     let again = self.read_at(first_position, wanted).await?;
+                    // The bytes are read again: they must still start with the batch found.
+                    if RecordBatchHeader::parse(&again).ok() != Some(header) {
+                        return Err(self.corrupt(first_position, "batch changed between reads"));
+                    }
                     trim_to_batches(&again, max_bytes, max_offset)
                 };
                 return Ok(Some(batches));
@@ -542,11 +565,15 @@ pub(crate) fn record_batch(
 ) {
     assert_eq!(
         header.base_offset, state.next_offset,
-        "batch offsets must be contiguous"
+        "invariant: offsets are contiguous (a batch starts at the segment's next offset)"
     );
     assert!(
         header.last_offset_delta >= 0,
-        "last offset must not precede base offset"
+        "invariant: a batch's last offset is not below its base offset"
+    );
+    assert!(
+        position + header.size_bytes() as u64 <= i32::MAX as u64,
+        "invariant: segment positions fit in i32"
     );
     if state.first_batch_timestamp.is_none() {
         state.first_batch_timestamp = Some(header.max_timestamp);
@@ -592,11 +619,12 @@ fn undecodable(header: &RecordBatchHeader) -> Option<String> {
 }
 
 /// Keeps the whole batches of `bytes` (which starts at a batch) that fit in `max_bytes`, the
-/// first always, stopping before any batch with base offset `>= max_offset`.
+/// first always, stopping before any batch that ends past `max_offset` (batches are written
+/// whole, so with a sound log that is the first with base offset `>= max_offset`).
 fn trim_to_batches(bytes: &[u8], max_bytes: usize, max_offset: i64) -> Bytes {
     let mut end = 0usize;
     for (position, header) in crate::protocol::record_batch::BatchIter::new(bytes) {
-        if header.base_offset >= max_offset
+        if header.next_offset() > max_offset
             || (position > 0 && position + header.size_bytes() > max_bytes)
         {
             break;

@@ -844,3 +844,152 @@ fn producer_snapshot_is_taken_once_and_only_at_its_offset() {
         log.close().await.expect("close");
     });
 }
+
+/// Recovery truncation leaves a segment that ends with a whole, CRC-valid batch (the invariant
+/// `recovery::truncate_to_valid` asserts), on every path that truncates: a full CRC scan after
+/// a crash, the tail scan of a cleanly closed segment, and a segment with no valid batch at all.
+#[test]
+fn recovery_truncation_ends_with_a_whole_valid_batch() {
+    use crate::protocol::record_batch::BatchIter;
+    use std::os::unix::fs::FileExt;
+    // (name, clean close before the damage, recover, damage(file, batches), batches kept of 6,
+    //  text the warning must contain, or "" for none)
+    type Damage = fn(&std::fs::File, &[Vec<u8>]);
+    let cases: Vec<(&str, bool, bool, Damage, usize, &str)> = vec![
+        (
+            "crash, torn last batch",
+            false,
+            true,
+            |file, batches| {
+                let end: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                file.set_len(end - 7).unwrap();
+            },
+            5,
+            "incomplete batch",
+        ),
+        (
+            "crash, wrong base offset in the middle",
+            false,
+            true,
+            |file, batches| {
+                let at: u64 = batches[..3].iter().map(|b| b.len() as u64).sum();
+                file.write_all_at(&77i64.to_be_bytes(), at).unwrap();
+            },
+            3,
+            "base offset 77 where 6 was expected",
+        ),
+        (
+            "crash, bad CRC in the first batch",
+            false,
+            true,
+            |file, _| file.write_all_at(&[0x5a], 70).unwrap(),
+            0,
+            "CRC-32C mismatch",
+        ),
+        (
+            "clean close, garbage appended",
+            true,
+            false,
+            |file, batches| {
+                let end: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                file.write_all_at(&[0xab; 500], end).unwrap();
+            },
+            6,
+            "truncating torn or corrupt tail",
+        ),
+        (
+            "clean close, torn last batch",
+            true,
+            false,
+            |file, batches| {
+                let end: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                file.set_len(end - 1).unwrap();
+            },
+            5,
+            "incomplete batch",
+        ),
+    ];
+    for (name, clean, recover, damage, kept, warning) in cases {
+        let logs = capture_logs(|| {
+            run(move || async move {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("topic-9");
+                let log = Log::open(path.clone(), config(1 << 20, 200), false)
+                    .await
+                    .expect("open");
+                let batches = append_many(&log, 6, 2, 120).await;
+                if clean {
+                    log.close().await.expect("close");
+                } else {
+                    log.flush().await.expect("flush");
+                }
+                drop(log);
+                let log_file = path.join("00000000000000000000.log");
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&log_file)
+                    .unwrap();
+                damage(&file, &batches);
+                drop(file);
+                let log = Log::open(path.clone(), config(1 << 20, 200), recover)
+                    .await
+                    .expect("recover");
+                let kept_bytes = batches[..kept].concat();
+                assert_eq!(log.log_end_offset(), 2 * kept as i64, "{name}");
+                assert_eq!(file_len(&log_file), kept_bytes.len() as u64, "{name}");
+                let on_disk = std::fs::read(&log_file).unwrap();
+                let mut iter = BatchIter::with_crc(&on_disk);
+                let count = iter.by_ref().count();
+                assert_eq!(count, kept, "{name}: whole CRC-valid batches");
+                assert!(iter.error().is_none(), "{name}: {:?}", iter.error());
+                assert_eq!(iter.valid_bytes(), on_disk.len(), "{name}: nothing after");
+                assert_eq!(
+                    on_disk, kept_bytes,
+                    "{name}: the bytes kept are the ones written"
+                );
+                append(&log, vec![batch(1, 5000, 10)]).await;
+                log.close().await.expect("close");
+            })
+        });
+        assert!(
+            logs.contains(warning),
+            "{name}: expected {warning:?} in:\n{logs}"
+        );
+    }
+}
+
+/// A read whose first batch would end past `max_offset` returns nothing, so what a read
+/// returns always ends at or below it (the invariant `assert_read` checks).
+#[test]
+fn reads_never_end_past_max_offset() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(dir.path().join("topic-8"), config(1 << 20, 100), false)
+            .await
+            .expect("open");
+        append_many(&log, 4, 3, 40).await;
+        // (offset, max_offset) -> (first base offset, next offset after the read) or None.
+        let check = |offset: i64, max_offset: i64, expected: Option<(i64, i64)>| {
+            let log = &log;
+            async move {
+                let bytes = log.read(offset, 1 << 20, max_offset).await.expect("read");
+                let got = (!bytes.is_empty()).then(|| {
+                    let headers: Vec<_> = crate::protocol::record_batch::BatchIter::new(&bytes)
+                        .map(|(_, h)| h)
+                        .collect();
+                    (
+                        headers[0].base_offset,
+                        headers.last().unwrap().next_offset(),
+                    )
+                });
+                assert_eq!(got, expected, "read({offset}, max_offset {max_offset})");
+            }
+        };
+        check(0, 12, Some((0, 12))).await;
+        check(0, 11, Some((0, 9))).await;
+        check(4, 9, Some((3, 9))).await;
+        check(4, 5, None).await;
+        check(11, 12, Some((9, 12))).await;
+        log.close().await.expect("close");
+    });
+}

@@ -7,8 +7,13 @@
 //!
 //! Invariants: timestamps strictly increasing; relative offsets non-decreasing and non-negative.
 
+use super::IndexError;
+
 /// Size of one entry on disk in bytes (Kafka: `TimeIndex.ENTRY_SIZE`).
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
+// An entry is an `i64` timestamp and an `i32` relative offset.
+const _: () =
+    assert!(TIME_INDEX_ENTRY_BYTES == std::mem::size_of::<i64>() + std::mem::size_of::<i32>());
 
 /// One entry, as absolute values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,12 +50,12 @@ impl TimeIndex {
         max_index_bytes: u64,
         bytes: &[u8],
         max_relative_offset: Option<i64>,
-    ) -> Result<TimeIndex, String> {
+    ) -> Result<TimeIndex, IndexError> {
         if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
-            return Err(format!(
-                "size {} is not a multiple of {TIME_INDEX_ENTRY_BYTES}",
-                bytes.len()
-            ));
+            return Err(IndexError::PartialEntry {
+                size_bytes: bytes.len(),
+                entry_bytes: TIME_INDEX_ENTRY_BYTES,
+            });
         }
         let mut index = TimeIndex::new(base_offset, max_index_bytes);
         index.max_entries = index
@@ -62,15 +67,19 @@ impl TimeIndex {
             if relative_offset < 0
                 || max_relative_offset.is_some_and(|m| relative_offset as i64 > m)
             {
-                return Err(format!(
-                    "entry {i} has relative offset {relative_offset} out of range"
-                ));
+                return Err(IndexError::TimeEntryOutOfRange {
+                    entry: i,
+                    relative_offset,
+                    max_relative_offset,
+                });
             }
             if let Some(&(last_timestamp, last_relative)) = index.entries.last() {
                 if timestamp <= last_timestamp || (relative_offset as u32) < last_relative {
-                    return Err(format!(
-                        "entry {i} ({timestamp}, {relative_offset}) is not increasing"
-                    ));
+                    return Err(IndexError::TimeEntryNotIncreasing {
+                        entry: i,
+                        timestamp,
+                        relative_offset,
+                    });
                 }
             }
             index.entries.push((timestamp, relative_offset as u32));
@@ -91,17 +100,32 @@ impl TimeIndex {
     /// Adds `(timestamp, offset)` when `timestamp` is larger than the last entry's (Kafka's
     /// `maybeAppend`); `skip_full_check` lets the final entry at roll/close exceed the limit.
     ///
-    /// Panics when `offset` goes backwards: callers append in offset order.
+    /// Panics when `offset` or `timestamp` goes backwards, as Kafka's `maybeAppend` throws
+    /// `InvalidOffsetException` / `IllegalStateException`: callers append the segment's running
+    /// largest timestamp and its offset, which never decrease. Unlike Kafka, an append to a full
+    /// index is skipped rather than refused (a multi-batch append may fill it mid-way; the
+    /// segment rolls before the next append).
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64, skip_full_check: bool) {
         let relative = offset - self.base_offset;
-        assert!(relative >= 0, "time index offset below segment base");
-        assert!(relative <= i32::MAX as i64, "relative offset overflows i32");
+        assert!(
+            relative >= 0,
+            "invariant: time index offsets are not below the segment base ({offset} < {})",
+            self.base_offset
+        );
+        assert!(
+            relative <= i32::MAX as i64,
+            "invariant: time index relative offsets fit in i32"
+        );
         if let Some(&(last_timestamp, last_relative)) = self.entries.last() {
             assert!(
                 relative as u32 >= last_relative,
-                "time index offsets must not decrease"
+                "invariant: time index offsets never decrease ({relative} after {last_relative})"
             );
-            if timestamp <= last_timestamp {
+            assert!(
+                timestamp >= last_timestamp,
+                "invariant: time index timestamps never decrease ({timestamp} after {last_timestamp})"
+            );
+            if timestamp == last_timestamp {
                 return;
             }
         }
@@ -157,7 +181,6 @@ mod tests {
         let mut idx = TimeIndex::new(10, 1 << 20);
         idx.maybe_append(1000, 12, false);
         idx.maybe_append(1000, 15, false);
-        idx.maybe_append(900, 16, false);
         idx.maybe_append(2000, 20, false);
         assert_eq!(idx.len(), 2);
         let check = |target: i64, expected: Option<(i64, i64)>| {
@@ -170,6 +193,24 @@ mod tests {
         check(2000, Some((1000, 12)));
         check(5000, Some((2000, 20)));
         assert_eq!(idx.last_entry().map(|e| e.offset), Some(20));
+    }
+
+    /// Kafka's `TimeIndex.maybeAppend` refuses a smaller timestamp (`IllegalStateException`)
+    /// or offset (`InvalidOffsetException`) than the last entry's; callers never pass one.
+    #[test]
+    #[should_panic(expected = "invariant: time index timestamps never decrease")]
+    fn a_smaller_timestamp_is_a_bug() {
+        let mut idx = TimeIndex::new(10, 1 << 20);
+        idx.maybe_append(1000, 12, false);
+        idx.maybe_append(900, 16, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant: time index offsets never decrease")]
+    fn a_smaller_offset_is_a_bug() {
+        let mut idx = TimeIndex::new(10, 1 << 20);
+        idx.maybe_append(1000, 12, false);
+        idx.maybe_append(2000, 11, false);
     }
 
     #[test]

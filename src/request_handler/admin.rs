@@ -41,8 +41,12 @@ pub enum CreateTopicError {
     InvalidReplicationFactor(i16),
     #[error("{0}")]
     InvalidConfig(String),
-    #[error("{0}")]
-    Storage(String),
+    /// The topic store could not record the topic.
+    #[error(transparent)]
+    Store(MetadataError),
+    /// A shard could not open the topic's partitions.
+    #[error(transparent)]
+    Publish(#[from] shard::PublishError),
 }
 
 impl CreateTopicError {
@@ -55,7 +59,9 @@ impl CreateTopicError {
                 ResponseError::InvalidReplicationFactor
             }
             CreateTopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
-            CreateTopicError::Storage(_) => ResponseError::KafkaStorageError,
+            CreateTopicError::Store(_) | CreateTopicError::Publish(_) => {
+                ResponseError::KafkaStorageError
+            }
         }
     }
 }
@@ -108,12 +114,10 @@ pub async fn create_topic(
                     CreateTopicError::InvalidName(e.to_string())
                 }
                 MetadataError::InvalidPartitions(n) => CreateTopicError::InvalidPartitions(n),
-                other => CreateTopicError::Storage(other.to_string()),
+                other => CreateTopicError::Store(other),
             })?;
             let image = store.borrow().image();
-            shard::publish_metadata(image)
-                .await
-                .map_err(CreateTopicError::Storage)?;
+            shard::publish_metadata(image).await?;
             Ok(topic)
         })
     })
