@@ -5,6 +5,8 @@ clear failures for an unknown topic and an invalid setting."""
 import json
 import subprocess
 
+import pytest
+
 import harness
 
 BENCH_TIMEOUT_S = 120
@@ -18,6 +20,16 @@ def bench(*args, check=True):
     return result
 
 
+# Found by running against Apache Kafka: Kafka may answer a broker's first InitProducerId with
+# the retriable COORDINATOR_LOAD_IN_PROGRESS (while it fetches a block of producer ids from the
+# controller); the Java producer retries it, `ringtail bench` gives up.
+BENCH_RETRIES_INIT_PRODUCER_ID = pytest.mark.xfail(
+    harness.TARGET == "kafka", strict=False, raises=AssertionError,
+    reason="ringtail bench bug: InitProducerId COORDINATOR_LOAD_IN_PROGRESS (14) is retriable "
+           "but ends the run")
+
+
+@BENCH_RETRIES_INIT_PRODUCER_ID
 def test_produce_consume_e2e(start_broker, tmp_path):
     broker = start_broker(shards=2)
     topic = harness.unique_topic("bench")

@@ -519,6 +519,8 @@ def test_commit_to_unknown_topic_or_partition_is_rejected(group_broker):
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.ringtail_only("Ringtail's own compaction of __consumer_offsets while it runs: its "
+                           "log lines, replay counts and .compacting/.old files")
 def test_consumer_offsets_compacted(start_broker):
     """12,000 commits of 6 offsets: the writer compacts the partition log down to the live
     offsets while the broker runs, and a crash afterwards replays only the compacted log."""
@@ -563,7 +565,15 @@ def test_consumer_offsets_compacted(start_broker):
 def test_consumer_offsets_listed_only_when_named(group_broker):
     """Kafka hides the internal topic from a full listing and describes it when named."""
     broker = group_broker
+    # Kafka creates __consumer_offsets when a group first needs its coordinator: commit once.
+    topic = harness.create_topic(broker, harness.unique_topic("named"), 1)
+    consumer = Consumer(consumer_config(broker, harness.unique_topic("gnamed")))
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    assert topic in admin.list_topics(timeout=10).topics
     assert "__consumer_offsets" not in admin.list_topics(timeout=10).topics
     named = admin.list_topics(topic="__consumer_offsets", timeout=10).topics["__consumer_offsets"]
     assert named.error is None
