@@ -116,6 +116,14 @@ class BrokerStartError(Exception):
     pass
 
 
+def ringtail_bug(reason):
+    """Marks a test whose expectation Apache Kafka meets and Ringtail does not yet (found by
+    the Kafka-target run): expected to fail on Ringtail, with `reason` naming the broker fix.
+    Strict: once Ringtail is fixed the unexpected pass fails the run, so the mark is removed."""
+    import pytest
+    return pytest.mark.xfail(TARGET == "ringtail", strict=True, reason=f"Ringtail bug: {reason}")
+
+
 class Broker:
     """One `ringtail serve` process. `restart()` keeps the port and the data dir."""
 
