@@ -31,7 +31,9 @@ import org.apache.kafka.clients.admin.DescribeClusterOptions;
  *       {@code ringtail serve --listeners PLAINTEXT://127.0.0.1:PORT --log-dirs DIR --shards N};
  *   <li>{@code kafka}: Apache Kafka through the peer script ({@code RINGTAIL_KAFKA_PEER}, default
  *       {@code ../../scripts/peers/kafka.sh}) as {@code kafka.sh start DIR PORT}, stopped with
- *       {@code kafka.sh stop DIR}.
+ *       {@code kafka.sh stop DIR}. Its jars are {@code KAFKA_PEER_LIBS} if set, else the script
+ *       installs them once ({@code kafka.sh install target/kafka-peer}, Maven's local repository
+ *       as the cache).
  * </ul>
  *
  * <p>Everything is bounded in time: start-up waits at most {@link #START_TIMEOUT}, a stop at most
@@ -102,7 +104,9 @@ public final class Broker implements AutoCloseable {
     Target target = Target.fromEnvironment();
     try {
       Path directory = Files.createTempDirectory("ringtail-java-it-");
-      Broker broker = new Broker(target, directory, freePort(), shards, settings);
+      // Kafka's controller listens on PORT+1 (scripts/peers/kafka.sh), so both must be free.
+      int port = target == Target.KAFKA ? freePortPair() : freePort();
+      Broker broker = new Broker(target, directory, port, shards, settings);
       broker.launch();
       return broker;
     } catch (IOException e) {
@@ -203,6 +207,40 @@ public final class Broker implements AutoCloseable {
     return script;
   }
 
+  /** {@code KAFKA_PEER_LIBS}: from the environment, else installed once per JVM. */
+  private static synchronized String kafkaPeerLibs() throws IOException {
+    String configured = System.getenv("KAFKA_PEER_LIBS");
+    if (configured != null && !configured.isEmpty()) {
+      return configured;
+    }
+    Path install =
+        Paths.get(System.getProperty("basedir", System.getProperty("user.dir")))
+            .toAbsolutePath()
+            .resolve("target/kafka-peer");
+    if (!Files.isRegularFile(install.resolve("libs/.installed"))) {
+      Files.createDirectories(install);
+      Path log = install.resolve("install.log");
+      ProcessBuilder builder =
+          new ProcessBuilder("bash", kafkaPeerScript().toString(), "install", install.toString());
+      builder.redirectErrorStream(true);
+      builder.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+      builder.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+      Process installer = builder.start();
+      try {
+        if (!installer.waitFor(20, TimeUnit.MINUTES) || installer.exitValue() != 0) {
+          installer.destroyForcibly();
+          throw new IllegalStateException(
+              "kafka.sh install " + install + " failed:\n" + Files.readString(log));
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        installer.destroyForcibly();
+        throw new IllegalStateException("interrupted while installing Kafka", e);
+      }
+    }
+    return install.resolve("libs").toString();
+  }
+
   private void launchKafka() throws IOException {
     Path script = kafkaPeerScript();
     List<String> command =
@@ -217,6 +255,7 @@ public final class Broker implements AutoCloseable {
 
   private int runScript(List<String> command, Duration timeout) throws IOException {
     ProcessBuilder builder = new ProcessBuilder(command);
+    builder.environment().put("KAFKA_PEER_LIBS", kafkaPeerLibs());
     builder.redirectErrorStream(true);
     builder.redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
     builder.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
@@ -281,11 +320,23 @@ public final class Broker implements AutoCloseable {
 
   /** The whole broker log (empty if it cannot be read). */
   public String logText() {
-    try {
-      return new String(Files.readAllBytes(logFile), StandardCharsets.UTF_8);
-    } catch (IOException e) {
-      return "";
+    StringBuilder text = new StringBuilder();
+    for (Path file : logFiles()) {
+      try {
+        text.append(new String(Files.readAllBytes(file), StandardCharsets.UTF_8));
+      } catch (IOException e) {
+        // Not written (yet).
+      }
     }
+    return text.toString();
+  }
+
+  /** Ringtail: its output. Kafka: the script's output, then the broker's server.log. */
+  private List<Path> logFiles() {
+    if (target == Target.KAFKA) {
+      return List.of(logFile, directory.resolve("logs/server.log"));
+    }
+    return List.of(logFile);
   }
 
   /** The last {@link #LOG_TAIL_LINES} lines of the broker log, with a heading. */
@@ -299,7 +350,7 @@ public final class Broker implements AutoCloseable {
         .append(bootstrap())
         .append(alive() ? " (running)" : " (NOT running)")
         .append(", log tail of ")
-        .append(logFile)
+        .append(logFiles())
         .append(" -----\n");
     for (int i = from; i < lines.length; i++) {
       tail.append(lines[i]).append('\n');
@@ -369,6 +420,27 @@ public final class Broker implements AutoCloseable {
       } catch (RuntimeException | IOException e) {
         // Nothing more to do while the JVM exits.
       }
+    }
+  }
+
+  /** A free loopback port whose successor is free too (for Kafka's controller listener). */
+  public static int freePortPair() throws IOException {
+    for (int attempt = 0; attempt < 50; attempt++) {
+      int port = freePort();
+      if (port < 65535 && portFree(port + 1)) {
+        return port;
+      }
+    }
+    throw new IOException("no two adjacent free loopback ports found");
+  }
+
+  private static boolean portFree(int port) {
+    try (ServerSocket probe = new ServerSocket()) {
+      probe.setReuseAddress(true);
+      probe.bind(new InetSocketAddress("127.0.0.1", port));
+      return true;
+    } catch (IOException e) {
+      return false;
     }
   }
 
