@@ -26,7 +26,11 @@ ulimit -l unlimited 2>/dev/null || true
 if [ -n "${RINGTAIL_BIN:-}" ]; then
     export RINGTAIL_BIN
 fi
-log "mvn test (target: ${RINGTAIL_TEST_TARGET:-ringtail}, broker: ${RINGTAIL_BIN:-../../target/release/ringtail})"
+if [ "${RINGTAIL_TEST_TARGET:-ringtail}" = kafka ]; then
+    log "mvn test (target: Apache Kafka via ${RINGTAIL_KAFKA_PEER:-scripts/peers/kafka.sh})"
+else
+    log "mvn test (target: ringtail ${RINGTAIL_BIN:-../../target/release/ringtail})"
+fi
 
 rm -rf target/surefire-reports
 # A hung build ends by itself (Surefire's own fork timeout is 900 s).

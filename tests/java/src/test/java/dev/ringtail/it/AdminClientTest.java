@@ -53,6 +53,7 @@ class AdminClientTest {
   @RegisterExtension static final BrokerExtension BROKER = new BrokerExtension();
 
   private static final long TIMEOUT_S = 30;
+  private static final Duration PROPAGATION = Duration.ofSeconds(10);
 
   @Test
   void createDescribeByNameThenDelete() throws Exception {
@@ -73,9 +74,9 @@ class AdminClientTest {
       assertInstanceOf(TopicExistsException.class, again.getCause(), "creating it again");
 
       Node node = onlyNode(admin);
-      TopicDescription byName =
+      TopicDescription byName = afterPropagation(() ->
           admin.describeTopics(TopicCollection.ofTopicNames(List.of(topic)))
-              .allTopicNames().get(TIMEOUT_S, TimeUnit.SECONDS).get(topic);
+              .allTopicNames().get(TIMEOUT_S, TimeUnit.SECONDS).get(topic));
       checkDescription(byName, topic, topicId, node);
 
       Set<String> listed = admin.listTopics().names().get(TIMEOUT_S, TimeUnit.SECONDS);
@@ -105,9 +106,9 @@ class AdminClientTest {
       CreateTopicsResult created = admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1)));
       Uuid topicId = created.topicId(topic).get(TIMEOUT_S, TimeUnit.SECONDS);
       Node node = onlyNode(admin);
-      TopicDescription byId =
+      TopicDescription byId = afterPropagation(() ->
           admin.describeTopics(TopicCollection.ofTopicIds(List.of(topicId)))
-              .allTopicIds().get(TIMEOUT_S, TimeUnit.SECONDS).get(topicId);
+              .allTopicIds().get(TIMEOUT_S, TimeUnit.SECONDS).get(topicId));
       checkDescription(byId, topic, topicId, node);
 
       Uuid unknown = Uuid.randomUuid();
@@ -236,6 +237,32 @@ class AdminClientTest {
       assertFalse(after.stream().anyMatch(l -> l.groupId().equals(group)),
           group + " gone after deleteConsumerGroups: " + after);
       assertTrue(groupOffsets(admin, group).isEmpty(), "no offsets after deleteConsumerGroups");
+    }
+  }
+
+  /** A call that can fail like this. */
+  private interface AdminCall<T> {
+    T call() throws Exception;
+  }
+
+  /**
+   * {@code call}, retried for up to {@link #PROPAGATION} while it fails with an unknown topic or
+   * topic id: Kafka answers CreateTopics once its controller committed the topic, and the
+   * broker's metadata cache learns it a moment later. Past that, the last failure is thrown.
+   */
+  private static <T> T afterPropagation(AdminCall<T> call) throws Exception {
+    long deadline = System.nanoTime() + PROPAGATION.toNanos();
+    while (true) {
+      try {
+        return call.call();
+      } catch (ExecutionException e) {
+        boolean unknown = e.getCause() instanceof UnknownTopicIdException
+            || e.getCause() instanceof UnknownTopicOrPartitionException;
+        if (!unknown || System.nanoTime() > deadline) {
+          throw e;
+        }
+        Thread.sleep(200);
+      }
     }
   }
 

@@ -107,7 +107,16 @@ public final class Broker implements AutoCloseable {
       // Kafka's controller listens on PORT+1 (scripts/peers/kafka.sh), so both must be free.
       int port = target == Target.KAFKA ? freePortPair() : freePort();
       Broker broker = new Broker(target, directory, port, shards, settings);
-      broker.launch();
+      try {
+        broker.launch();
+      } catch (RuntimeException | IOException e) {
+        try {
+          broker.close(); // a half-started broker (e.g. Kafka whose script failed) is stopped too
+        } catch (RuntimeException stopFailure) {
+          e.addSuppressed(stopFailure);
+        }
+        throw e;
+      }
       return broker;
     } catch (IOException e) {
       throw new UncheckedIOException(e);
@@ -339,21 +348,28 @@ public final class Broker implements AutoCloseable {
     return List.of(logFile);
   }
 
-  /** The last {@link #LOG_TAIL_LINES} lines of the broker log, with a heading. */
+  /** The last {@link #LOG_TAIL_LINES} lines of each broker log file, with headings. */
   public String logTail() {
-    String[] lines = logText().split("\n", -1);
-    int from = Math.max(0, lines.length - LOG_TAIL_LINES);
     StringBuilder tail = new StringBuilder();
     tail.append("----- ")
         .append(target.name().toLowerCase())
         .append(" broker ")
         .append(bootstrap())
         .append(alive() ? " (running)" : " (NOT running)")
-        .append(", log tail of ")
-        .append(logFiles())
         .append(" -----\n");
-    for (int i = from; i < lines.length; i++) {
-      tail.append(lines[i]).append('\n');
+    for (Path file : logFiles()) {
+      String text;
+      try {
+        text = new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
+      } catch (IOException e) {
+        continue;
+      }
+      String[] lines = text.split("\n", -1);
+      int from = Math.max(0, lines.length - LOG_TAIL_LINES);
+      tail.append("----- tail of ").append(file).append(" -----\n");
+      for (int i = from; i < lines.length; i++) {
+        tail.append(lines[i]).append('\n');
+      }
     }
     return tail.toString();
   }

@@ -7,17 +7,21 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -99,7 +103,12 @@ public final class Clients {
     return new KafkaConsumer<>(properties);
   }
 
-  /** Creates topics ({@code partitions} each, replication factor 1) and waits for the result. */
+  /**
+   * Creates topics ({@code partitions} each, replication factor 1) and waits until the broker's
+   * metadata names a leader for every partition, as Kafka's own integration tests do
+   * ({@code waitForPartitionMetadata}): Kafka answers CreateTopics when its controller committed
+   * the topic, and its broker becomes leader a moment later.
+   */
   public static void createTopics(String bootstrap, int partitions, String... topics)
       throws Exception {
     List<NewTopic> newTopics = new ArrayList<>();
@@ -108,6 +117,33 @@ public final class Clients {
     }
     try (Admin admin = admin(bootstrap)) {
       admin.createTopics(newTopics).all().get(CALL_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      waitUntil(Duration.ofSeconds(30), () -> "leaders for " + List.of(topics),
+          () -> leadersKnown(admin, List.of(topics), partitions));
+    }
+  }
+
+  private static boolean leadersKnown(Admin admin, List<String> topics, int partitions) {
+    try {
+      Map<String, TopicDescription> descriptions =
+          admin.describeTopics(topics).allTopicNames().get(CALL_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+      for (TopicDescription description : descriptions.values()) {
+        if (description.partitions().size() != partitions) {
+          return false;
+        }
+        for (TopicPartitionInfo partition : description.partitions()) {
+          if (partition.leader() == null || partition.leader().isEmpty()) {
+            return false;
+          }
+        }
+      }
+      return true;
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof UnknownTopicOrPartitionException) {
+        return false;
+      }
+      throw new AssertionError("describeTopics " + topics, e);
+    } catch (Exception e) {
+      throw new AssertionError("describeTopics " + topics, e);
     }
   }
 
