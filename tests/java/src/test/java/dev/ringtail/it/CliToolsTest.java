@@ -22,7 +22,8 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * and consumer, kafka-consumer-groups and kafka-get-offsets.
  */
 class CliToolsTest {
-  @RegisterExtension static final BrokerExtension BROKER = new BrokerExtension();
+  // Two Ringtail shards: group coordinator and partitions need not share a shard.
+  @RegisterExtension static final BrokerExtension BROKER = new BrokerExtension(2);
 
   private static final Duration TOOL_TIMEOUT = Duration.ofSeconds(60);
   private static final int PARTITIONS = 3;

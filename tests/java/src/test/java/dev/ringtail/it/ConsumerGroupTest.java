@@ -40,7 +40,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * from the committed offsets: every record is consumed once, none lost, none twice.
  */
 class ConsumerGroupTest {
-  @RegisterExtension static final BrokerExtension BROKER = new BrokerExtension();
+  // Two Ringtail shards: group coordinator and partitions need not share a shard.
+  @RegisterExtension static final BrokerExtension BROKER = new BrokerExtension(2);
 
   private static final int PARTITIONS = 4;
   private static final int RECORDS_PER_PARTITION = 100;
