@@ -656,3 +656,37 @@ func TestKadmListOffsetsByTimestamp(t *testing.T) {
 		})
 	}
 }
+
+// TestKadmListOffsetsWideTimestampDeltas lists offsets by timestamp in one batch whose records
+// are 59 days apart: a record's timestampDelta is a varlong (Kafka's DefaultRecord), larger
+// than any 32-bit varint holds (2^31 ms is 24.8 days). Kafka's default
+// log.message.timestamp.before.max.ms accepts old timestamps.
+func TestKadmListOffsetsWideTimestampDeltas(t *testing.T) {
+	admin := newAdmin(t)
+	ctx := testContext(t, 30*time.Second)
+	topic := uniqueName("kadm-wide")
+	createTopic(t, admin, topic, 1)
+	producer := newClient(t, kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(50*time.Millisecond))
+	now := time.Now().Truncate(time.Millisecond)
+	stamps := []time.Time{now.Add(-60 * 24 * time.Hour), now.Add(-24 * time.Hour), now.Add(-time.Hour)}
+	records := testRecords(topic, len(stamps), now)
+	for i := range records {
+		records[i].Timestamp = stamps[i]
+	}
+	if err := producer.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		t.Fatalf("ProduceSync: %v", err)
+	}
+	for i, stamp := range stamps {
+		listed, err := admin.ListOffsetsAfterMilli(ctx, stamp.UnixMilli(), topic)
+		checkListedOffsets(t, fmt.Sprintf("ListOffsetsAfterMilli(record %d)", i), topic, listed, err,
+			map[int32][2]int64{0: {int64(i), stamp.UnixMilli()}})
+	}
+	maxTimestamp, err := admin.ListMaxTimestampOffsets(ctx, topic)
+	checkListedOffsets(t, "ListMaxTimestampOffsets", topic, maxTimestamp, err, map[int32][2]int64{0: {2, stamps[2].UnixMilli()}})
+	consumer := newClient(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	for i, record := range consumeN(t, consumer, len(stamps), 20*time.Second) {
+		if !record.Timestamp.Equal(stamps[i]) {
+			t.Errorf("record %d read back with timestamp %v, want %v", i, record.Timestamp, stamps[i])
+		}
+	}
+}
