@@ -80,7 +80,13 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "temp dir:", err)
 		return 1
 	}
-	defer os.RemoveAll(scratch)
+	defer func() {
+		if os.Getenv("RINGTAIL_TEST_KEEP") == "" {
+			os.RemoveAll(scratch)
+		} else {
+			fmt.Printf("kept the broker's directory %s (RINGTAIL_TEST_KEEP)\n", scratch)
+		}
+	}()
 
 	switch target {
 	case "ringtail":

@@ -351,3 +351,83 @@ func TestSaramaConsumerGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestSaramaGroupTakeOver runs two sarama group members (range balancer, auto-commit) on a
+// 4-partition topic: both claim partitions and together read every record; then one closes
+// (committing its marked offsets and leaving), the other claims all four partitions and
+// reads exactly the records produced after that: none lost, none read twice.
+func TestSaramaGroupTakeOver(t *testing.T) {
+	const partitions = 4
+	topic, group := uniqueName("sarama-takeover"), uniqueName("sarama-takeover")
+	saramaCreateTopic(t, topic, partitions)
+	config := saramaConfig(t)
+	config.Producer.Return.Successes = true
+	config.Producer.Partitioner = sarama.NewManualPartitioner
+	producer, err := sarama.NewSyncProducer([]string{brokerAddr(t)}, config)
+	if err != nil {
+		t.Fatalf("NewSyncProducer: %v", err)
+	}
+	defer producer.Close()
+	produce := func(prefix string) {
+		t.Helper()
+		messages := make([]*sarama.ProducerMessage, 40)
+		for i := range messages {
+			messages[i] = &sarama.ProducerMessage{Topic: topic, Partition: int32(i % partitions),
+				Key: sarama.StringEncoder(fmt.Sprintf("%s-%02d", prefix, i)), Value: sarama.StringEncoder("v")}
+		}
+		if err := producer.SendMessages(messages); err != nil {
+			t.Fatalf("SendMessages: %v", err)
+		}
+	}
+	claimed := func(h *saramaGroupHandler) int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.started < len(h.claims[topic]) {
+			return 0 // still resolving its offsets
+		}
+		return len(h.claims[topic])
+	}
+
+	first, stopFirst := runSaramaGroup(t, group, topic)
+	second, stopSecond := runSaramaGroup(t, group, topic)
+	describe := func() string {
+		return fmt.Sprintf("first claims %d (read %d), second claims %d (read %d)",
+			claimed(first), first.count(), claimed(second), second.count())
+	}
+	waitFor(t, 60*time.Second, func() bool {
+		return claimed(first) > 0 && claimed(second) > 0 && claimed(first)+claimed(second) == partitions
+	}, func() string { return "group not balanced: " + describe() })
+	produce("before")
+	waitFor(t, 30*time.Second, func() bool { return first.count()+second.count() >= 40 },
+		func() string { return "records before the leave not all read: " + describe() })
+	if first.count() == 0 || second.count() == 0 {
+		t.Fatalf("both members should read records: %s", describe())
+	}
+
+	stopFirst()
+	waitFor(t, 60*time.Second, func() bool { return claimed(second) == partitions },
+		func() string { return "second member did not take over: " + describe() })
+	produce("after")
+	waitFor(t, 30*time.Second, func() bool { return first.count()+second.count() >= 80 },
+		func() string { return "records after the leave not all read: " + describe() })
+	time.Sleep(500 * time.Millisecond) // anything read twice would arrive now
+	stopSecond()
+
+	seen := map[string]string{}
+	for _, member := range []struct {
+		name    string
+		handler *saramaGroupHandler
+	}{{"first", first}, {"second", second}} {
+		member.handler.mu.Lock()
+		for _, message := range member.handler.received {
+			if earlier, dup := seen[string(message.Key)]; dup {
+				t.Errorf("%s read twice (by %s, then by %s)", message.Key, earlier, member.name)
+			}
+			seen[string(message.Key)] = member.name
+		}
+		member.handler.mu.Unlock()
+	}
+	if len(seen) != 80 {
+		t.Errorf("read %d distinct records, want 80", len(seen))
+	}
+}
