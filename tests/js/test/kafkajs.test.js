@@ -9,7 +9,12 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
 const assert = require('node:assert/strict')
 const { before, after } = require('node:test')
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
-const { startBroker, brokerTest, clientLogCreator, ringtailOnly, uniqueName, waitFor, sleep } = require('../harness')
+const { target, startBroker, brokerTest, clientLogCreator, ringtailOnly, uniqueName, waitFor, sleep } = require('../harness')
+
+/** Transactions are issue 10: Ringtail has no transaction coordinator yet. */
+const ringtailTransactions = () => target === 'ringtail'
+  ? { skip: 'transactions are issue 10 (Ringtail answers InitProducerId with a transactional id with INVALID_REQUEST)' }
+  : {}
 
 let broker = null
 const getBroker = () => broker
@@ -233,6 +238,61 @@ brokerTest('consumer group: two members share the partitions, one leaves, the ot
     const groups = await admin.describeGroups([groupId])
     assert.equal(groups.groups[0].state, 'Empty', 'after both left the group is Empty')
   })
+
+brokerTest('producer auto-creates a topic (allowAutoTopicCreation, the default) with num.partitions', getBroker, async () => {
+  const admin = await connected(kafka().admin())
+  const topic = uniqueName('js-auto')
+  const producer = await connected(kafka().producer())
+  const [result] = await producer.send({ topic, messages: [{ value: 'first' }] })
+  assert.equal(result.errorCode, 0)
+  assert.equal(result.baseOffset, '0')
+  const { topics } = await admin.fetchTopicMetadata({ topics: [topic] })
+  assert.equal(topics[0].partitions.length, 1)
+})
+
+brokerTest('admin: setOffsets, fetchOffsets, resetOffsets, listGroups, describeGroups, deleteGroups', getBroker, async () => {
+  const admin = await connected(kafka().admin())
+  const topic = uniqueName('js-offsets')
+  const groupId = uniqueName('js-offsets')
+  await createTopic(admin, topic, 2)
+  const producer = await connected(kafka().producer())
+  await producer.send({ topic, messages: Array.from({ length: 10 }, (_, i) => ({ value: `v${i}`, partition: i % 2 })) })
+
+  await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '3' }, { partition: 1, offset: '5' }] })
+  const fetched = async () => {
+    const [{ partitions }] = await admin.fetchOffsets({ groupId, topics: [topic] })
+    return partitions.sort((a, b) => a.partition - b.partition).map(p => p.offset)
+  }
+  assert.deepEqual(await fetched(), ['3', '5'])
+  await admin.resetOffsets({ groupId, topic, earliest: true })
+  assert.deepEqual(await fetched(), ['-2', '-2'], 'resetOffsets to earliest commits -2 (resolved by consumers)')
+  await admin.fetchOffsets({ groupId, topics: [topic], resolveOffsets: true })
+  assert.deepEqual(await fetched(), ['0', '0'])
+
+  const { groups } = await admin.listGroups()
+  assert.ok(groups.some(group => group.groupId === groupId), `listGroups has ${groupId}`)
+  const described = await admin.describeGroups([groupId])
+  assert.equal(described.groups[0].state, 'Empty')
+  assert.deepEqual(described.groups[0].members, [])
+  const [deleted] = await admin.deleteGroups([groupId])
+  assert.equal(deleted.errorCode, 0)
+  assert.deepEqual(await fetched(), ['-1', '-1'], 'no committed offsets after deleteGroups')
+})
+
+brokerTest('transactional producer: a read_committed consumer sees committed records only', getBroker, async () => {
+  const admin = await connected(kafka().admin())
+  const topic = uniqueName('js-txn')
+  await createTopic(admin, topic, 1)
+  const producer = await connected(kafka().producer({ transactionalId: uniqueName('js-txn'), idempotent: true, maxInFlightRequests: 1 }))
+  for (const commit of [true, false, true]) {
+    const transaction = await producer.transaction()
+    await transaction.send({ topic, messages: [{ value: `committed=${commit}` }, { value: `committed=${commit}` }] })
+    if (commit) await transaction.commit()
+    else await transaction.abort()
+  }
+  const received = await readAll(topic, 4)
+  assert.deepEqual(received.map(r => r.message.value.toString()), Array(4).fill('committed=true'))
+}, ringtailTransactions())
 
 brokerTest('the broker log shows no panic or abort', getBroker, async () => {
   const found = broker.panic()
