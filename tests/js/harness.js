@@ -22,6 +22,8 @@ const { Kafka, logLevel } = require('kafkajs')
 const START_TIMEOUT_MS = 60_000
 /** How long a clean shutdown may take before the broker is killed, in ms. */
 const STOP_TIMEOUT_MS = 20_000
+/** How long one test may take, in ms (the whole file is bounded by run.sh's --test-timeout). */
+const TEST_TIMEOUT_MS = 120_000
 /** How many lines of the broker's log a failing test prints. */
 const LOG_TAIL_LINES = 80
 /** A Rust panic or an allocation abort in Ringtail's log. */
@@ -238,11 +240,11 @@ async function startBroker () {
 }
 
 /**
- * A test against `getBroker()`: when it fails, the broker's log tail is attached (as TAP
+ * A test against `getBroker()`, bounded by TEST_TIMEOUT_MS: when it fails, the broker's log tail is attached (as TAP
  * diagnostics) and a Ringtail process that is no longer running fails it too.
  */
 function brokerTest (name, getBroker, fn, options = {}) {
-  return test(name, options, async t => {
+  return test(name, { timeout: TEST_TIMEOUT_MS, ...options }, async t => {
     const broker = getBroker()
     clientLog.length = 0
     try {

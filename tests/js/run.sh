@@ -10,9 +10,9 @@
 # (default .venv/peers/kafka, a cache kept between runs).
 #
 # Installs the locked packages (package-lock.json) with `npm ci` (npm's cache is the download
-# cache), runs node's built-in test runner with the TAP reporter and a
-# per-test timeout, and exits non-zero on any failure; TAP's `# pass N` / `# fail N` lines are
-# the summary.
+# cache), runs node's built-in test runner with the TAP reporter, bounded in time (600 s for the
+# file, 120 s per test), and exits non-zero on any failure; TAP's `# pass N` / `# fail N` lines
+# are the summary.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -40,4 +40,4 @@ log "npm ci"
 npm ci --no-audit --no-fund --prefer-offline </dev/null
 
 log "node --test (target: $target)"
-exec node --test --test-reporter=tap --test-timeout=120000 "$@" test/ </dev/null
+exec node --test --test-reporter=tap --test-timeout=600000 "$@" test/ </dev/null

@@ -39,8 +39,29 @@ async function connected (client) {
 }
 
 async function createTopic (admin, topic, numPartitions) {
-  const created = await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true })
+  const created = await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: false })
   assert.equal(created, true, `createTopics(${topic}) should report a new topic`)
+  await waitForLeaders(admin, [topic])
+}
+
+/**
+ * Waits until Metadata shows every partition of topics with a leader. KafkaJS's own
+ * waitForLeaders retries LEADER_NOT_AVAILABLE only, but a KRaft broker may answer
+ * UNKNOWN_TOPIC_OR_PARTITION until the new topic's metadata reaches it.
+ */
+async function waitForLeaders (admin, topics) {
+  let last = null
+  await waitFor(20_000, async () => {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics })
+      last = metadata
+      return metadata.topics.every(topic => topic.partitions.length > 0 && topic.partitions.every(p => p.leader >= 0))
+    } catch (error) {
+      last = error
+      if (error.type !== 'UNKNOWN_TOPIC_OR_PARTITION' && error.type !== 'LEADER_NOT_AVAILABLE') throw error
+      return false
+    }
+  }, () => `topics ${topics} have no leaders: ${last}`)
 }
 
 /** n keyed messages with two headers and timestamps one second apart from base (ms). */
@@ -73,10 +94,11 @@ brokerTest('admin: createTopics, fetchTopicMetadata, describeCluster, listTopics
     const admin = await connected(kafka().admin())
     const first = uniqueName('js-admin-a')
     const second = uniqueName('js-admin-b')
-    assert.equal(await admin.createTopics({ topics: [{ topic: first, numPartitions: 3 }, { topic: second }] }), true)
-    assert.equal(await admin.createTopics({ topics: [{ topic: first, numPartitions: 3 }] }), false,
+    assert.equal(await admin.createTopics({ topics: [{ topic: first, numPartitions: 3 }, { topic: second }], waitForLeaders: false }), true)
+    await waitForLeaders(admin, [first, second])
+    assert.equal(await admin.createTopics({ topics: [{ topic: first, numPartitions: 3 }], waitForLeaders: false }), false,
       'creating an existing topic resolves to false (TOPIC_ALREADY_EXISTS)')
-    await assert.rejects(admin.createTopics({ topics: [{ topic: uniqueName('js-admin-bad'), numPartitions: 0 }] }),
+    await assert.rejects(admin.createTopics({ topics: [{ topic: uniqueName('js-admin-bad'), numPartitions: 0 }], waitForLeaders: false }),
       error => /INVALID_PARTITIONS|Number of partitions/i.test(`${error.type} ${error.message} ${(error.errors || []).map(e => e.type).join(' ')}`),
       'zero partitions is INVALID_PARTITIONS')
 
