@@ -18,10 +18,12 @@ package clients_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -67,12 +69,54 @@ type broker struct {
 	process *exec.Cmd
 	// exited is set once the Ringtail process has ended.
 	exited atomic.Bool
-	stop   func() error
+	// stopBroker ends the broker; stop calls it once.
+	stopBroker func() error
+	stopOnce   sync.Once
+	stopErr    error
+}
+
+// stop ends the broker (once; later calls return the first call's result).
+func (b *broker) stop() error {
+	b.stopOnce.Do(func() { b.stopErr = b.stopBroker() })
+	return b.stopErr
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	os.Exit(runTests(m))
 }
+
+// guardBroker makes sure the broker does not outlive the test binary: on SIGINT/SIGTERM it is
+// stopped before the binary exits, and shortly before go test's -timeout would end the binary
+// (a panic that skips deferred calls) it is stopped too, so the tests still running fail.
+func guardBroker() {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		received := <-signals
+		fmt.Fprintf(os.Stderr, "%v: stopping the broker\n", received)
+		_ = testBroker.stop()
+		os.Exit(1)
+	}()
+	timeout := flag.Lookup("test.timeout")
+	if timeout == nil {
+		return
+	}
+	getter, ok := timeout.Value.(flag.Getter)
+	if !ok {
+		return
+	}
+	if limit, ok := getter.Get().(time.Duration); ok && limit > 2*guardMargin {
+		time.AfterFunc(limit-guardMargin, func() {
+			fmt.Fprintf(os.Stderr, "go test -timeout %v is near: stopping the broker\n", limit)
+			_ = testBroker.stop()
+		})
+	}
+}
+
+// guardMargin is how long before go test's -timeout the broker is stopped (Kafka's controlled
+// shutdown takes up to 30 s).
+const guardMargin = 40 * time.Second
 
 func runTests(m *testing.M) int {
 	scratch, err := os.MkdirTemp("", "ringtail-go-clients-")
@@ -105,6 +149,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("broker under test: %s at %s (log %s)\n", target, testBroker.addr, testBroker.logPath)
+	guardBroker()
 
 	code := m.Run()
 
@@ -204,7 +249,7 @@ func startRingtail(scratch string) (*broker, error) {
 		b.exited.Store(true)
 		close(waited)
 	}()
-	b.stop = func() error {
+	b.stopBroker = func() error {
 		if b.exited.Load() {
 			return fmt.Errorf("ringtail had exited before the end of the tests: %v",
 				b.process.ProcessState)
@@ -283,7 +328,7 @@ func startKafka(scratch string) (*broker, error) {
 	start := exec.CommandContext(ctx, script, "start", b.dataDir, strconv.Itoa(port))
 	start.Stdout = logFile
 	start.Stderr = logFile
-	b.stop = func() error {
+	b.stopBroker = func() error {
 		stopCtx, stopCancel := context.WithTimeout(context.Background(), 3*stopTimeout)
 		defer stopCancel()
 		stop := exec.CommandContext(stopCtx, script, "stop", b.dataDir)
