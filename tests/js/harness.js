@@ -10,7 +10,7 @@
 // Every wait is bounded; `brokerTest` prints the broker's log tail (and the clients' log) when a
 // test fails.
 
-const { spawn, execFile } = require('node:child_process')
+const { spawn, execFile, execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
@@ -208,7 +208,17 @@ async function startKafka (scratch) {
     dir: path.join(scratch, 'kafka'),
     logPath: path.join(scratch, 'kafka-peer.log')
   })
-  broker.stop = async () => { await run(script, ['stop', broker.dir], 3 * STOP_TIMEOUT_MS) }
+  let stopped = false
+  broker.stop = async () => {
+    stopped = true
+    await run(script, ['stop', broker.dir], 3 * STOP_TIMEOUT_MS)
+  }
+  // The node outlives this process unless stopped: stop it when the process ends early.
+  process.once('exit', () => {
+    if (!stopped) {
+      try { execFileSync(script, ['stop', broker.dir], { timeout: 3 * STOP_TIMEOUT_MS, stdio: 'ignore' }) } catch (_) {}
+    }
+  })
   try {
     fs.writeFileSync(broker.logPath, await run(script, ['start', broker.dir, String(port)], 3 * START_TIMEOUT_MS))
   } catch (error) {
@@ -219,6 +229,15 @@ async function startKafka (scratch) {
   return broker
 }
 
+// A signal (the test runner's timeout, Ctrl-C) ends the process through process.exit, so the
+// 'exit' handlers above stop the broker.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    console.error(`# ${signal}: stopping the broker`)
+    process.exit(1)
+  })
+}
+
 /** Starts the broker under test in a new temporary directory. */
 async function startBroker () {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ringtail-js-clients-'))
@@ -227,6 +246,10 @@ async function startBroker () {
   else if (target === 'kafka') broker = await startKafka(scratch)
   else throw new Error(`RINGTAIL_TEST_TARGET=${target}: expected ringtail or kafka`)
   broker.scratch = scratch
+  // After the handlers that stop the broker (registered first): no directory left behind.
+  process.once('exit', () => {
+    if (!process.env.RINGTAIL_TEST_KEEP) fs.rmSync(scratch, { recursive: true, force: true })
+  })
   const stop = broker.stop
   broker.stop = async () => {
     try {
