@@ -10,6 +10,10 @@
 #                                                      (e.g. org.apache.kafka.tools.ProducerPerformance)
 #   scripts/peers/kafka.sh classpath DIR               print the classpath (DIR/libs/*)
 #
+# Several nodes can share one installation: with KAFKA_PEER_LIBS=INSTALLED_DIR/libs, start, tool
+# and classpath take the jars from there and DIR holds only that node's config, data, logs and pid
+# (e.g. KAFKA_PEER_LIBS=/work/peers/kafka/libs kafka.sh start /tmp/my-node 19400).
+#
 # install: `mvn dependency:copy-dependencies` of kafka-pom.xml (kafka_2.13, kafka-tools,
 #   kafka-streams, log4j2 behind slf4j, pinned to one Kafka version) into DIR/libs. Idempotent: a
 #   stamp holding the pom's checksum skips the work when nothing changed; Maven's local repository
@@ -128,8 +132,12 @@ cmd_install() {
   echo "kafka.sh: installed $(ls "$dir/libs" | grep -c '\.jar$') jars in $dir/libs" >&2
 }
 
+# The jars a node in DIR runs: $KAFKA_PEER_LIBS if set, else DIR/libs.
+libs_dir() { echo "${KAFKA_PEER_LIBS:-$1/libs}"; }
+
 require_installed() {
-  [[ -f "$1/libs/.installed" ]] || die "Kafka is not installed in $1 (run: $0 install $1)"
+  local libs; libs=$(libs_dir "$1")
+  [[ -f "$libs/.installed" ]] || die "Kafka is not installed in $libs (run: $0 install $1, or set KAFKA_PEER_LIBS)"
   [[ -f "$1/config/log4j2.properties" ]] || write_log4j2_config "$1"
 }
 
@@ -179,7 +187,8 @@ cmd_start() {
     fi
   } > "$props"
 
-  local cp="$dir/libs/*"
+  local libs; libs=$(libs_dir "$dir")
+  local cp="$libs/*"
   local log_opts=(-Dlog4j2.configurationFile="file:$dir/config/log4j2.properties" -Dkafka.logs.dir="$dir/logs")
   local cluster_id
   cluster_id=$(java -Xmx256M -cp "$cp" -Dlog4j2.configurationFile="file:$dir/config/tools-log4j2.properties" \
@@ -204,7 +213,7 @@ cmd_start() {
       die "Kafka exited during start-up (logs: $dir/logs/kafka.out, $dir/logs/server.log)"
     fi
     if grep -q "Kafka Server started" "$dir/logs/server.log" 2>/dev/null && ! port_free "$port"; then
-      echo "kafka.sh: Kafka $(ls "$dir/libs" | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p') serves on 127.0.0.1:${port}" \
+      echo "kafka.sh: Kafka $(ls "$libs" | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p') serves on 127.0.0.1:${port}" \
         "(controller 127.0.0.1:${controller_port}, pid ${pid}$([[ $durable -eq 1 ]] && echo ', durable: log.flush.interval.messages=1'));" \
         "log: $dir/logs/server.log" >&2
       echo "$pid"
@@ -243,7 +252,7 @@ cmd_tool() {
   require_installed "$dir"
   exec java "${tool_heap_opts[@]}" "${jvm_performance_opts[@]}" \
     -Dlog4j2.configurationFile="file:$dir/config/tools-log4j2.properties" ${KAFKA_PEER_TOOL_JVM_OPTS:-} \
-    -cp "$dir/libs/*" "$main_class" "$@"
+    -cp "$(libs_dir "$dir")/*" "$main_class" "$@"
 }
 
 [[ $# -ge 2 ]] || usage
@@ -254,6 +263,6 @@ case "$command" in
   stop) [[ $# -eq 1 ]] || usage; cmd_stop "$1" ;;
   status) [[ $# -eq 1 ]] || usage; running_pid "$(abs_dir "$1")" || { echo "kafka.sh: not running" >&2; exit 1; } ;;
   tool) [[ $# -ge 2 ]] || usage; cmd_tool "$@" ;;
-  classpath) [[ $# -eq 1 ]] || usage; echo "$(abs_dir "$1")/libs/*" ;;
+  classpath) [[ $# -eq 1 ]] || usage; echo "$(libs_dir "$(abs_dir "$1")")/*" ;;
   *) usage ;;
 esac
