@@ -45,8 +45,9 @@ usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 server_heap_opts=(-Xmx1G -Xms1G)
 jvm_performance_opts=(-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
   -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true)
-# The perf-test scripts (kafka-producer-perf-test.sh etc.) give the tools -Xmx512M.
-tool_heap_opts=(-Xmx512M)
+# The perf-test scripts (kafka-producer-perf-test.sh etc.) give the tools -Xmx512M
+# ($KAFKA_PEER_TOOL_HEAP_OPTS overrides it, e.g. for many tool processes at once).
+read -r -a tool_heap_opts <<< "${KAFKA_PEER_TOOL_HEAP_OPTS:--Xmx512M}"
 
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 
