@@ -317,7 +317,11 @@ kafka_many_producers() { # WORKLOAD BROKER TOPIC PARTITIONS RECORD_SIZE PRODUCER
   cat > "$tmp_dir/many.sh" <<EOF
 $(declare -f kafka_tool)
 kafka_libs='$kafka_libs' tmp_dir='$tmp_dir'
-export KAFKA_PEER_TOOL_HEAP_OPTS=-Xmx128M
+# 50 JVMs on a small machine: a small heap, the serial collector and C1 only, so they start fast
+# (each sends only 1/$producers of the rate, far below what one JIT-compiled client can do).
+export KAFKA_HEAP_OPTS=-Xmx128M
+export KAFKA_JVM_PERFORMANCE_OPTS="-server -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
+date +%s.%N > '$logs'/span.txt
 pids=()
 for i in \$(seq 1 $producers); do
   kafka_tool org.apache.kafka.tools.ProducerPerformance --topic '$topic' --num-records $each_records \
@@ -327,10 +331,11 @@ for i in \$(seq 1 $producers); do
 done
 failed=0
 for p in "\${pids[@]}"; do wait \$p || failed=1; done
+date +%s.%N >> '$logs'/span.txt
 exit \$failed
 EOF
   measure "$workload" "$name" kafka produce producer-performance-many "$logs/producer-*.log" "$size" 0 "$logs/all.log" -- \
-    timeout -k 10 "$run_timeout" bash "$tmp_dir/many.sh"
+    timeout -k 10 $(( run_timeout + 600 )) bash "$tmp_dir/many.sh"
 }
 
 # A JSON-like payload file (distinct ~1 KiB events, one a line) for the compressed workloads, so
@@ -439,7 +444,7 @@ for n in "${notes[@]}"; do summary_args+=(--note "$n"); done
 "$bin" bench summary --results-dir "$out" --title "Ringtail bench ${run_id}" "${summary_args[@]}" > /dev/null
 echo "summary: $out/summary.md" >&2
 peer_notes=("${notes[@]}")
-peer_notes+=("Kafka's tools: ProducerPerformance takes --num-records, not a duration; it is given the ringtail load generator's records/s on the same broker times ${duration} s (at most ${run_timeout} s). Its latency is from send() to the acknowledgement, without coordinated-omission correction. many-producers with Kafka's tools: ${many_producers} ProducerPerformance JVMs (-Xmx128M), each at 1/${many_producers} of the rate; MB/s is the sum of each process's rate, p99 the worst process's. fetch with Kafka's tools: ConsumerPerformance (a group consumer, subscribe) over the topic the ringtail load generator wrote. e2e with Kafka's tools: EndToEndLatency (one record in flight, acks=all, 1 partition), ${duration}00 records.")
+peer_notes+=("Kafka's tools: ProducerPerformance takes --num-records, not a duration; it is given the ringtail load generator's records/s on the same broker times ${duration} s (at most ${run_timeout} s). Its latency is from send() to the acknowledgement, without coordinated-omission correction. many-producers with Kafka's tools: ${many_producers} ProducerPerformance JVMs (-Xmx128M, serial GC, C1 only, for start-up on 2 cores), each at 1/${many_producers} of the rate for ${duration} s; their start-up is staggered, so MB/s is all their record values over the wall time from the first start to the last exit (a lower bound; rows.jsonl also has the sum of each process's own rate), p99 the worst process's. fetch with Kafka's tools: ConsumerPerformance (a group consumer, subscribe) over the topic the ringtail load generator wrote. e2e with Kafka's tools: EndToEndLatency (one record in flight, acks=all, 1 partition), ${duration}00 records.")
 peer_notes+=("On this 2-core machine the load generator competes with the broker for CPU: the JVM tools cost more CPU than ringtail bench, so throughput rows are bounded by the client too. Broker CPU-s/GiB and RSS are the broker's own figures.")
 peer_args=()
 for n in "${peer_notes[@]}"; do peer_args+=(--note "$n"); done

@@ -45,9 +45,11 @@ usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 server_heap_opts=(-Xmx1G -Xms1G)
 jvm_performance_opts=(-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
   -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true)
-# The perf-test scripts (kafka-producer-perf-test.sh etc.) give the tools -Xmx512M
-# ($KAFKA_PEER_TOOL_HEAP_OPTS overrides it, e.g. for many tool processes at once).
-read -r -a tool_heap_opts <<< "${KAFKA_PEER_TOOL_HEAP_OPTS:--Xmx512M}"
+# The perf-test scripts (kafka-producer-perf-test.sh etc.) give the tools -Xmx512M. For `tool`,
+# $KAFKA_HEAP_OPTS and $KAFKA_JVM_PERFORMANCE_OPTS replace the heap and performance flags, as
+# they do in kafka-run-class.sh (e.g. for many tool processes at once).
+read -r -a tool_heap_opts <<< "${KAFKA_HEAP_OPTS:--Xmx512M}"
+read -r -a tool_performance_opts <<< "${KAFKA_JVM_PERFORMANCE_OPTS:-${jvm_performance_opts[*]}}"
 
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 
@@ -251,7 +253,7 @@ cmd_stop() {
 cmd_tool() {
   local dir; dir=$(abs_dir "$1"); local main_class="$2"; shift 2
   require_installed "$dir"
-  exec java "${tool_heap_opts[@]}" "${jvm_performance_opts[@]}" \
+  exec java "${tool_heap_opts[@]}" "${tool_performance_opts[@]}" \
     -Dlog4j2.configurationFile="file:$dir/config/tools-log4j2.properties" ${KAFKA_PEER_TOOL_JVM_OPTS:-} \
     -cp "$(libs_dir "$dir")/*" "$main_class" "$@"
 }
