@@ -232,7 +232,7 @@ measure() {
   local rc=0
   "$@" > "$log" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then
-    status=failed reason="exit $rc$([[ $rc -eq 124 ]] && echo ', timed out') (see $(basename "$log"))"
+    status=failed reason="exit $rc$([[ $rc -eq 124 ]] && echo ', timed out') (see ${log#"$out"/})"
     tail -3 "$log" >&2
   fi
   if [[ -n "$pid" ]]; then
@@ -444,7 +444,7 @@ for n in "${notes[@]}"; do summary_args+=(--note "$n"); done
 "$bin" bench summary --results-dir "$out" --title "Ringtail bench ${run_id}" "${summary_args[@]}" > /dev/null
 echo "summary: $out/summary.md" >&2
 peer_notes=("${notes[@]}")
-peer_notes+=("Kafka's tools: ProducerPerformance takes --num-records, not a duration; it is given the ringtail load generator's records/s on the same broker times ${duration} s (at most ${run_timeout} s). Its latency is from send() to the acknowledgement, without coordinated-omission correction. many-producers with Kafka's tools: ${many_producers} ProducerPerformance JVMs (-Xmx128M, serial GC, C1 only, for start-up on 2 cores), each at 1/${many_producers} of the rate for ${duration} s; their start-up is staggered, so MB/s is all their record values over the wall time from the first start to the last exit (a lower bound; rows.jsonl also has the sum of each process's own rate), p99 the worst process's. fetch with Kafka's tools: ConsumerPerformance (a group consumer, subscribe) over the topic the ringtail load generator wrote. e2e with Kafka's tools: EndToEndLatency (one record in flight, acks=all, 1 partition), ${duration}00 records.")
+peer_notes+=("Kafka's tools: ProducerPerformance takes --num-records, not a duration; it is given the ringtail load generator's records/s on the same broker times ${duration} s (at most ${run_timeout} s). Its latency is from send() to the acknowledgement, without coordinated-omission correction. many-producers with Kafka's tools: ${many_producers} ProducerPerformance JVMs (-Xmx128M, serial GC, C1 only, for start-up on 2 cores), each at 1/${many_producers} of the rate for ${duration} s; their start-up is staggered, so MB/s is all their record values over the wall time from the first start to the last exit (a lower bound; rows.jsonl also has the sum of each process's own rate), p99 the worst process's. fetch with Kafka's tools: ConsumerPerformance (a group consumer, subscribe) over the topic the ringtail load generator wrote; its MB/s is fetch.MB.sec, without the group join. e2e with Kafka's tools: EndToEndLatency (one record in flight, acks=all, 1 partition), ${duration}00 records.")
 peer_notes+=("On this 2-core machine the load generator competes with the broker for CPU: the JVM tools cost more CPU than ringtail bench, so throughput rows are bounded by the client too. Broker CPU-s/GiB and RSS are the broker's own figures.")
 peer_args=()
 for n in "${peer_notes[@]}"; do peer_args+=(--note "$n"); done
