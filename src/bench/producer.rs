@@ -44,8 +44,11 @@ pub struct ProduceSpec {
     pub throughput: f64,
     /// Producer settings.
     pub config: ProducerConfig,
-    /// Number of executors (threads), each with its own connections.
+    /// Number of executors (threads).
     pub threads: usize,
+    /// Producer workers over all executors (at least `threads`; worker `i` runs on executor
+    /// `i % threads`), each with its own connections and share of the records and throughput.
+    pub producers: usize,
     /// Distinct keys (`key-<i % keys>`, murmur2-partitioned); `None` sends null keys (sticky).
     pub keys: Option<u64>,
     /// Record values.
@@ -100,7 +103,7 @@ struct Worker {
 }
 
 /// Runs one worker on the current executor: connects to every leader, produces its share of the
-/// records (`worker` of `spec.threads`), and returns its figures. Errors met while running are
+/// records (`worker` of `spec.producers`), and returns its figures. Errors met while running are
 /// also reported through `stats.fail` so the other workers stop.
 pub async fn produce_worker(
     spec: Arc<ProduceSpec>,
@@ -247,12 +250,12 @@ async fn generate(
 ) -> Result<(), BenchError> {
     let spec = &worker.spec;
     let config = &spec.config;
-    let threads = spec.threads as u64;
+    let producers = spec.producers as u64;
     let share = spec
         .num_records
-        .map(|n| n / threads + u64::from((index as u64) < n % threads));
+        .map(|n| n / producers + u64::from((index as u64) < n % producers));
     let rate = if spec.throughput > 0.0 {
-        spec.throughput / threads as f64
+        spec.throughput / producers as f64
     } else {
         0.0
     };
