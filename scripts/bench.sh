@@ -205,11 +205,11 @@ cpu_ticks() {
 # Samples VmRSS of PID every 0.2 s into FILE (its maximum, KiB) until killed or PID ends.
 rss_sampler() {
   local pid=$1 file=$2 max=0 key value unit
-  echo 0 > "$file"
   while kill -0 "$pid" 2>/dev/null; do
     while read -r key value unit; do
       if [[ "$key" == VmRSS: ]]; then
-        (( value > max )) && { max=$value; echo "$max" > "$file"; }
+        # Written whole and renamed, so a reader never sees a half-written file.
+        (( value > max )) && { max=$value; echo "$max" > "$file.new"; mv -f "$file.new" "$file"; }
         break
       fi
     done < "/proc/$pid/status"
@@ -226,20 +226,23 @@ measure() {
   echo "== ${workload} on ${name} (${broker_addr[$name]}), ${generator} load generator" >&2
   if [[ -n "$pid" ]]; then
     before=$(cpu_ticks "$pid")
+    echo 0 > "$tmp_dir/rss"
     rss_sampler "$pid" "$tmp_dir/rss" &
     sampler=$!
   fi
   local rc=0
   "$@" > "$log" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then
-    status=failed reason="exit $rc$([[ $rc -eq 124 ]] && echo ', timed out') (see ${log#"$out"/})"
+    status=failed reason="exit $rc (see ${log#"$out"/})"
+    [[ $rc -eq 124 ]] && reason="timed out after the bound (see ${log#"$out"/})"
     tail -3 "$log" >&2
   fi
   if [[ -n "$pid" ]]; then
     local after; after=$(cpu_ticks "$pid")
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
     [[ -n "$before" && -n "$after" ]] && extra+=(--cpu-ticks $(( after - before )))
-    extra+=(--peak-rss-kib "$(cat "$tmp_dir/rss")")
+    local rss; rss=$(cat "$tmp_dir/rss" 2>/dev/null || true)
+    [[ "$rss" =~ ^[0-9]+$ && "$rss" -gt 0 ]] && extra+=(--peak-rss-kib "$rss")
   fi
   python3 scripts/bench_peers.py row --out "$out" --workload "$workload" --broker "$name" \
     --generator "$generator" --kind "$kind" --format "$format" --source "$source" \
@@ -261,7 +264,7 @@ ringtail_run() {
     timeout -k 10 "$run_timeout" "$bin" bench "$kind" --bootstrap-server "${broker_addr[$name]}" --results-dir "$out" \
       --result-name "$result" --workload "$workload" --broker-label "$name" --note "${broker_notes[$name]:-}" \
       --threads "$threads" --no-progress "$@"
-  [[ -f "$out/${result}.log" ]] && tail -1 "$out/${result}.log" >&2
+  tail -1 "$out/${result}.log" >&2 || true
 }
 
 # Creates a topic with Kafka's kafka-topics tool (CreateTopics), for the Kafka tools' runs.

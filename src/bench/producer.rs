@@ -209,6 +209,13 @@ async fn produce_worker_inner(
 }
 
 /// InitProducerId for an idempotent producer (null `transactional.id`), KIP-98.
+/// Kafka error codes COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR:
+/// retriable for InitProducerId (Apache Kafka answers them while it creates and loads
+/// `__transaction_state` on first use; the Java producer retries them).
+const INIT_PRODUCER_ID_RETRIABLE: [i16; 3] = [14, 15, 16];
+/// How long InitProducerId is retried on those errors.
+const INIT_PRODUCER_ID_RETRY_MS: u64 = 30_000;
+
 async fn init_producer_id(connection: &Connection) -> Result<(i64, i16), BenchError> {
     let version = connection.version::<InitProducerIdRequest>(5)?;
     let request = InitProducerIdRequest::default()
@@ -216,11 +223,20 @@ async fn init_producer_id(connection: &Connection) -> Result<(i64, i16), BenchEr
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    let response = connection.call(&request, version).await?;
-    if response.error_code != 0 {
-        return Err(ClientError::broker(ApiKey::InitProducerId, "", response.error_code).into());
+    let deadline = Instant::now() + Duration::from_millis(INIT_PRODUCER_ID_RETRY_MS);
+    loop {
+        let response = connection.call(&request, version).await?;
+        if response.error_code == 0 {
+            return Ok((response.producer_id.0, response.producer_epoch));
+        }
+        if !INIT_PRODUCER_ID_RETRIABLE.contains(&response.error_code) || Instant::now() >= deadline
+        {
+            return Err(
+                ClientError::broker(ApiKey::InitProducerId, "", response.error_code).into(),
+            );
+        }
+        glommio::timer::sleep(Duration::from_millis(100)).await;
     }
-    Ok((response.producer_id.0, response.producer_epoch))
 }
 
 impl Worker {
