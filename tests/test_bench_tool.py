@@ -60,10 +60,42 @@ def test_produce_consume_e2e(start_broker, tmp_path):
     assert "2000 records consumed end to end" in out, out
 
 
-def test_bad_input_fails_clearly(broker):
+def test_bad_input_fails_clearly(start_broker):
+    """An unknown topic on a broker that does not auto-create topics, and an invalid setting."""
+    broker = start_broker(settings={"auto.create.topics.enable": "false"})
     missing = bench("produce", "--bootstrap-server", broker.bootstrap, "--topic", "no-such-topic",
                     "--num-records", "1", "--no-results", check=False)
     assert missing.returncode != 0 and "does not exist" in missing.stderr, missing.stderr
     invalid = bench("produce", "--bootstrap-server", broker.bootstrap, "--topic", "t",
                     "--num-records", "1", "--no-results", "--producer-props", "acks=2", check=False)
     assert invalid.returncode != 0 and "acks" in invalid.stderr, invalid.stderr
+
+
+def test_produce_auto_creates_topic(start_broker, tmp_path):
+    """Without --partitions, produce creates the topic through Metadata
+    (allow_auto_topic_creation), as kafka-producer-perf-test does, with num.partitions."""
+    broker = start_broker(settings={"num.partitions": "3"})
+    topic = harness.unique_topic("bench-auto")
+    out = bench("produce", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                "--num-records", "500", "--no-results", "--no-progress").stdout
+    assert "500 records sent," in out, out
+    consumed = bench("consume", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                     "--results-dir", str(tmp_path), "--result-name", "c", "--no-progress").stdout
+    assert consumed.strip().splitlines()[-1].split(", ")[4] == "500", consumed
+    result = json.loads((tmp_path / "c.json").read_text())
+    assert result["settings"]["partitions"] == 3, result["settings"]
+
+
+def test_many_producers(broker):
+    """--producers N: N producers, each with its own connections and share of the records."""
+    topic = harness.unique_topic("bench-many")
+    out = bench("produce", "--bootstrap-server", broker.bootstrap, "--topic", topic, "--partitions", "4",
+                "--num-records", "5000", "--producers", "10", "--throughput", "5000", "--no-results",
+                "--no-progress", "--producer-props", "acks=1", "linger.ms=5").stdout
+    assert "5000 records sent," in out, out
+    consumed = bench("consume", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                     "--no-results", "--no-progress").stdout
+    assert consumed.strip().splitlines()[-1].split(", ")[4] == "5000", consumed
+    invalid = bench("produce", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                    "--num-records", "1", "--producers", "0", "--no-results", check=False)
+    assert invalid.returncode != 0 and "--producers" in invalid.stderr, invalid.stderr

@@ -293,10 +293,11 @@ impl Connection {
     pub async fn metadata(
         &self,
         topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
     ) -> Result<MetadataResponse, ClientError> {
         let version = self.version::<MetadataRequest>(12)?;
         let request = MetadataRequest::default()
-            .with_allow_auto_topic_creation(false)
+            .with_allow_auto_topic_creation(allow_auto_topic_creation)
             .with_topics(topics.map(|names| {
                 names
                     .iter()

@@ -7,6 +7,7 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
 
 use super::client::{topic_name, ClientError, Connection};
+use super::consumer::{list_offsets, StartFrom};
 use super::BenchError;
 
 /// Kafka error code UNKNOWN_TOPIC_OR_PARTITION.
@@ -103,15 +104,26 @@ pub async fn create_topic(
 
 /// The topic's layout, waiting up to `wait` for every partition to have a leader (a topic just
 /// created may need a moment). An unknown topic is an error at once unless `wait_for_creation`.
+///
+/// With `auto_create` the Metadata request sets `allow_auto_topic_creation`, as Kafka's producer
+/// (and so kafka-producer-perf-test) does: a broker with `auto.create.topics.enable=true`
+/// creates the topic with its `num.partitions`. Apache Kafka (KRaft) answers that first request
+/// with UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE while the controller creates it, so,
+/// like the Java producer (which retries until `max.block.ms`), both are retried until `wait`;
+/// a topic still unknown then is [`BenchError::UnknownTopic`] (the broker does not auto-create).
 pub async fn describe_topic(
     connection: &Connection,
     topic: &str,
     wait: Duration,
     wait_for_creation: bool,
+    auto_create: bool,
 ) -> Result<TopicLayout, BenchError> {
     let deadline = Instant::now() + wait;
+    let mut unknown = false;
     loop {
-        let response = connection.metadata(Some(&[topic.to_string()])).await?;
+        let response = connection
+            .metadata(Some(&[topic.to_string()]), auto_create)
+            .await?;
         let brokers: HashMap<i32, String> = response
             .brokers
             .iter()
@@ -119,6 +131,10 @@ pub async fn describe_topic(
             .collect();
         let retry_reason = match response.topics.first() {
             None => Some(format!("no metadata for topic {topic}")),
+            Some(t) if t.error_code == UNKNOWN_TOPIC_OR_PARTITION && auto_create => {
+                unknown = true;
+                Some(format!("topic {topic} unknown (auto-creation requested)"))
+            }
             Some(t) if t.error_code == UNKNOWN_TOPIC_OR_PARTITION && !wait_for_creation => {
                 return Err(BenchError::UnknownTopic {
                     topic: topic.to_string(),
@@ -157,6 +173,12 @@ pub async fn describe_topic(
             }
         };
         if Instant::now() >= deadline {
+            if unknown && !wait_for_creation {
+                return Err(BenchError::UnknownTopic {
+                    topic: topic.to_string(),
+                    broker: connection.addr.clone(),
+                });
+            }
             return Err(BenchError::TopicNotReady {
                 topic: topic.to_string(),
                 reason: retry_reason.unwrap_or_default(),
@@ -165,4 +187,34 @@ pub async fn describe_topic(
         }
         glommio::timer::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits up to `wait` until every partition's leader serves it: ListOffsets (latest) answers
+/// without error. A topic just created can be in the Metadata answer before its leader has
+/// opened the partition (Apache Kafka answers NOT_LEADER_OR_FOLLOWER to a Produce then, which a
+/// Java producer retries); the bench producer does not retry, so it starts only after this.
+pub async fn wait_until_served(
+    layout: &TopicLayout,
+    client_id: &str,
+    wait: Duration,
+) -> Result<(), BenchError> {
+    let deadline = Instant::now() + wait;
+    let partitions: Vec<usize> = (0..layout.partitions()).collect();
+    for (broker, led) in layout.by_leader(&partitions) {
+        let connection = Connection::connect(&layout.brokers[&broker], client_id, wait).await?;
+        loop {
+            match list_offsets(&connection, &layout.topic, &led, StartFrom::Latest).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(BenchError::TopicNotReady {
+                        topic: layout.topic.clone(),
+                        reason: e.to_string(),
+                        waited_ms: wait.as_millis() as u64,
+                    })
+                }
+                Err(_) => glommio::timer::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    Ok(())
 }

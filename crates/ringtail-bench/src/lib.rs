@@ -209,6 +209,11 @@ pub struct LoadArgs {
     /// Give records one of N keys (`key-<i % N>`, murmur2-partitioned); null keys otherwise.
     #[arg(long)]
     pub keys: Option<u64>,
+    /// Producers over all threads, each with its own connections, batches and share of the
+    /// records and throughput (like that many producer processes), spread round-robin over the
+    /// executors; default one per thread. At most 1024.
+    #[arg(long)]
+    pub producers: Option<usize>,
     /// Interval of the periodic lines, milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub reporting_interval_ms: u64,
@@ -350,6 +355,11 @@ fn check_load(load: &LoadArgs, minimum_record_size: usize) -> Result<Payloads, B
         }
         _ => {}
     }
+    if load.producers.is_some_and(|p| p == 0 || p > 1024) {
+        return Err(BenchError::InvalidArgument(
+            "--producers must be 1..=1024".into(),
+        ));
+    }
     if load.throughput == 0.0 || !load.throughput.is_finite() {
         return Err(BenchError::InvalidArgument(
             "--throughput must be positive, or -1 for no limit".into(),
@@ -410,12 +420,15 @@ fn join<T: Send>(
         .map_err(|e| BenchError::Executor(e.to_string()))?
 }
 
-/// Connects, creates the topic if asked, and returns its layout.
+/// Connects, creates the topic if asked (`--partitions`, CreateTopics), and returns its layout.
+/// Without `--partitions`, `auto_create` lets a broker that auto-creates topics create it from
+/// the Metadata request, as a Kafka producer does (`allow_auto_topic_creation`).
 fn setup(
     common: &CommonArgs,
     bootstrap: String,
     client_id: String,
     timeout: Duration,
+    auto_create: bool,
 ) -> Result<TopicLayout, BenchError> {
     let topic = common.topic.clone();
     let partitions = common.partitions;
@@ -428,8 +441,18 @@ fn setup(
             }
             None => false,
         };
-        let layout =
-            cluster::describe_topic(&connection, &topic, Duration::from_secs(10), created).await?;
+        let auto_create = auto_create && partitions.is_none();
+        let layout = cluster::describe_topic(
+            &connection,
+            &topic,
+            Duration::from_secs(10),
+            created,
+            auto_create,
+        )
+        .await?;
+        if created || auto_create {
+            cluster::wait_until_served(&layout, &client_id, Duration::from_secs(30)).await?;
+        }
         if let Some(n) = partitions {
             if layout.partitions() != n as usize {
                 eprintln!(
@@ -471,19 +494,34 @@ fn produce(
     let spec = Arc::new(spec);
     let started = Instant::now();
     let mut handles = Vec::new();
-    for worker in 0..spec.threads {
+    for thread in 0..spec.threads {
         let (spec, layout, worker_stats) = (spec.clone(), layout.clone(), stats.clone());
-        let stats_done = stats.clone();
-        let handle = spawn_executor(format!("bench-produce-{worker}"), move || async move {
-            let result = producer::produce_worker(spec, layout, worker, worker_stats).await;
-            stats_done.workers_done.fetch_add(1, Ordering::Release);
-            result
+        // Producer `worker` runs on executor `worker % threads`.
+        let workers: Vec<usize> = (thread..spec.producers).step_by(spec.threads).collect();
+        let worker_count = workers.len();
+        let handle = spawn_executor(format!("bench-produce-{thread}"), move || async move {
+            let tasks: Vec<_> = workers
+                .into_iter()
+                .map(|worker| {
+                    let (spec, layout, stats) =
+                        (spec.clone(), layout.clone(), worker_stats.clone());
+                    glommio::spawn_local(async move {
+                        let result =
+                            producer::produce_worker(spec, layout, worker, stats.clone()).await;
+                        stats.workers_done.fetch_add(1, Ordering::Release);
+                        result
+                    })
+                })
+                .collect();
+            merge_worker_results(futures::future::join_all(tasks).await)
         });
         match handle {
             Ok(handle) => handles.push(handle),
             Err(e) => {
                 stats.fail(e.to_string());
-                stats.workers_done.fetch_add(1, Ordering::Release);
+                stats
+                    .workers_done
+                    .fetch_add(worker_count, Ordering::Release);
             }
         }
     }
@@ -497,7 +535,7 @@ fn produce(
     let stall_limit = spec.config.request_timeout() + STALL_MARGIN;
     reporter.run(
         &stats,
-        spec.threads,
+        spec.producers,
         started,
         spec.duration.is_some(),
         stall_limit,
@@ -539,6 +577,28 @@ fn produce(
     Ok(ProduceRun { figures, histogram })
 }
 
+/// The figures of the producers on one executor, summed; the first error if any failed.
+fn merge_worker_results(
+    results: Vec<Result<producer::ProduceWorkerResult, BenchError>>,
+) -> Result<producer::ProduceWorkerResult, BenchError> {
+    let mut merged = producer::ProduceWorkerResult {
+        histogram: latency_histogram(),
+        batches: 0,
+        requests: 0,
+        wire_bytes: 0,
+        uncompressed_bytes: 0,
+    };
+    for result in results {
+        let r = result?;
+        merged.histogram.add(&r.histogram).expect("same bounds");
+        merged.batches += r.batches;
+        merged.requests += r.requests;
+        merged.wire_bytes += r.wire_bytes;
+        merged.uncompressed_bytes += r.uncompressed_bytes;
+    }
+    Ok(merged)
+}
+
 fn produce_spec(
     common: &CommonArgs,
     load: &LoadArgs,
@@ -553,6 +613,7 @@ fn produce_spec(
         throughput: load.throughput,
         config,
         threads: common.threads,
+        producers: load.producers.unwrap_or(common.threads),
         keys: load.keys,
         payloads,
         stamp_epoch,
@@ -616,6 +677,7 @@ fn run_produce(args: ProduceArgs) -> anyhow::Result<()> {
         bootstrap,
         config.client_id.clone(),
         config.request_timeout(),
+        true,
     )
     .with_context(|| format!("setting up topic {}", common.topic))?;
     let spec = produce_spec(&common, &load, config.clone(), payloads, None);
@@ -659,6 +721,7 @@ fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
         common.bootstrap_server.clone(),
         client_id.clone(),
         Duration::from_millis(request_timeout_ms),
+        false,
     )
     .with_context(|| format!("setting up topic {}", common.topic))?;
     let spec = ConsumeSpec {
@@ -778,6 +841,7 @@ fn run_e2e(args: E2eArgs) -> anyhow::Result<()> {
         bootstrap,
         config.client_id.clone(),
         config.request_timeout(),
+        true,
     )
     .with_context(|| format!("setting up topic {}", common.topic))?;
     let epoch = Instant::now();

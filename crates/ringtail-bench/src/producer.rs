@@ -44,8 +44,11 @@ pub struct ProduceSpec {
     pub throughput: f64,
     /// Producer settings.
     pub config: ProducerConfig,
-    /// Number of executors (threads), each with its own connections.
+    /// Number of executors (threads).
     pub threads: usize,
+    /// Producer workers over all executors (at least `threads`; worker `i` runs on executor
+    /// `i % threads`), each with its own connections and share of the records and throughput.
+    pub producers: usize,
     /// Distinct keys (`key-<i % keys>`, murmur2-partitioned); `None` sends null keys (sticky).
     pub keys: Option<u64>,
     /// Record values.
@@ -100,7 +103,7 @@ struct Worker {
 }
 
 /// Runs one worker on the current executor: connects to every leader, produces its share of the
-/// records (`worker` of `spec.threads`), and returns its figures. Errors met while running are
+/// records (`worker` of `spec.producers`), and returns its figures. Errors met while running are
 /// also reported through `stats.fail` so the other workers stop.
 pub async fn produce_worker(
     spec: Arc<ProduceSpec>,
@@ -206,6 +209,13 @@ async fn produce_worker_inner(
 }
 
 /// InitProducerId for an idempotent producer (null `transactional.id`), KIP-98.
+/// Kafka error codes COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR:
+/// retriable for InitProducerId (Apache Kafka answers them while it creates and loads
+/// `__transaction_state` on first use; the Java producer retries them).
+const INIT_PRODUCER_ID_RETRIABLE: [i16; 3] = [14, 15, 16];
+/// How long InitProducerId is retried on those errors.
+const INIT_PRODUCER_ID_RETRY_MS: u64 = 30_000;
+
 async fn init_producer_id(connection: &Connection) -> Result<(i64, i16), BenchError> {
     let version = connection.version::<InitProducerIdRequest>(5)?;
     let request = InitProducerIdRequest::default()
@@ -213,11 +223,20 @@ async fn init_producer_id(connection: &Connection) -> Result<(i64, i16), BenchEr
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    let response = connection.call(&request, version).await?;
-    if response.error_code != 0 {
-        return Err(ClientError::broker(ApiKey::InitProducerId, "", response.error_code).into());
+    let deadline = Instant::now() + Duration::from_millis(INIT_PRODUCER_ID_RETRY_MS);
+    loop {
+        let response = connection.call(&request, version).await?;
+        if response.error_code == 0 {
+            return Ok((response.producer_id.0, response.producer_epoch));
+        }
+        if !INIT_PRODUCER_ID_RETRIABLE.contains(&response.error_code) || Instant::now() >= deadline
+        {
+            return Err(
+                ClientError::broker(ApiKey::InitProducerId, "", response.error_code).into(),
+            );
+        }
+        glommio::timer::sleep(Duration::from_millis(100)).await;
     }
-    Ok((response.producer_id.0, response.producer_epoch))
 }
 
 impl Worker {
@@ -247,12 +266,12 @@ async fn generate(
 ) -> Result<(), BenchError> {
     let spec = &worker.spec;
     let config = &spec.config;
-    let threads = spec.threads as u64;
+    let producers = spec.producers as u64;
     let share = spec
         .num_records
-        .map(|n| n / threads + u64::from((index as u64) < n % threads));
+        .map(|n| n / producers + u64::from((index as u64) < n % producers));
     let rate = if spec.throughput > 0.0 {
-        spec.throughput / threads as f64
+        spec.throughput / producers as f64
     } else {
         0.0
     };
