@@ -89,6 +89,12 @@ cargo fmt --all --check
 log "cargo clippy --workspace --all-targets --release -- -D warnings"
 cargo clippy --workspace --all-targets --release -- -D warnings
 
+# --- the broker crate's module graph has no cycle (ARCHITECTURE.md) ---
+log "module graph (scripts/check-module-graph.py)"
+python3 scripts/check-module-graph.py --self-test >/dev/null
+python3 scripts/check-module-graph.py src >/dev/null
+python3 scripts/check-module-graph.py crates/ringtail-protocol/src >/dev/null
+
 # --- build and unit tests (the broker, ringtail-protocol, ringtail-bench) ---
 log "cargo build --release --workspace"
 cargo build --release --workspace
@@ -98,7 +104,46 @@ cargo test --release --workspace
 # glommio (io_uring) needs locked memory; raise the limit where we may (root, containers).
 ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
 
-# --- integration tests against the real binary ---
+# --- integration tests against the real binary (or Apache Kafka) ---
+# RINGTAIL_TEST_TARGET=kafka runs the Python, Java, Go and JavaScript suites against Apache Kafka
+# (scripts/peers/kafka.sh) instead, to check every expectation against the reference broker.
+# RINGTAIL_SUITES picks suites (default python,java,go,js); every chosen suite runs even when an
+# earlier one fails, and the run fails if any did.
 export RINGTAIL_BIN="${RINGTAIL_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/ringtail}"
-log "pytest tests/ (broker: $RINGTAIL_BIN)"
-.venv/bin/python -m pytest tests/ -v --timeout=300 "$@" </dev/null
+export RINGTAIL_TEST_TARGET="${RINGTAIL_TEST_TARGET:-ringtail}"
+suites=",${RINGTAIL_SUITES:-python,java,go,js},"
+for tool in java:openjdk-17-jdk-headless mvn:maven go:golang-go node:nodejs npm:npm; do
+    if [[ "$suites" == *,java,* || "${tool%%:*}" != java && "${tool%%:*}" != mvn ]] \
+            && ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        case "${tool%%:*}" in
+            go) [[ "$suites" == *,go,* ]] || continue ;;
+            node|npm) [[ "$suites" == *,js,* ]] || continue ;;
+        esac
+        log "installing ${tool#*:}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y --no-install-recommends "${tool#*:}" </dev/null \
+            || { apt-get update </dev/null && \
+                 apt-get install -y --no-install-recommends "${tool#*:}" </dev/null; }
+    fi
+done
+if [ "$RINGTAIL_TEST_TARGET" = kafka ]; then
+    log "installing the Apache Kafka peer (scripts/peers/kafka.sh install .venv/peers/kafka)"
+    scripts/peers/kafka.sh install .venv/peers/kafka
+    export KAFKA_PEER_LIBS="$PWD/.venv/peers/kafka/libs"
+fi
+failed=()
+run_suite() {
+    local name=$1; shift
+    [[ "$suites" == *,"$name",* ]] || { log "suite $name not selected (RINGTAIL_SUITES)"; return 0; }
+    log "suite $name (target: $RINGTAIL_TEST_TARGET, broker binary: $RINGTAIL_BIN)"
+    if ! "$@" </dev/null; then failed+=("$name"); fi
+}
+run_suite python .venv/bin/python -m pytest tests/ -v --timeout=300 "$@"
+run_suite java tests/java/run.sh
+run_suite go tests/go/run.sh
+run_suite js tests/js/run.sh
+if [ "${#failed[@]}" -gt 0 ]; then
+    log "FAILED suites: ${failed[*]}"
+    exit 1
+fi
+log "all selected suites passed"

@@ -234,6 +234,7 @@ mod tests {
 
     fn batch() -> bytes::BytesMut {
         let record = Record {
+            delete_horizon: false,
             transactional: false,
             control: false,
             partition_leader_epoch: -1,

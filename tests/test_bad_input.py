@@ -237,10 +237,6 @@ def test_batch_over_message_max_bytes_is_message_too_large(bad_input_broker, che
         assert result[(TOPIC, 0)][0] == wire.MESSAGE_TOO_LARGE, result
 
 
-@harness.ringtail_bug("a magic-0/1 batch in Produce v3+ must be INVALID_RECORD (87), as Kafka's "
-                      "ProduceRequest.validateRecords answers; Ringtail answers CORRUPT_MESSAGE "
-                      "(2) for a magic-1 message set and UNSUPPORTED_FOR_MESSAGE_FORMAT (43) for "
-                      "a magic-1 batch header (src/request_handler/produce.rs)")
 def test_batch_with_magic_1_is_rejected(bad_input_broker, checker):
     """(i) A legacy magic-1 message set in Produce v3: Kafka 4 answers INVALID_RECORD (Produce
     v3+ carries magic-2 batches only)."""

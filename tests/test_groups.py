@@ -581,9 +581,6 @@ def test_consumer_offsets_compacted(start_broker):
 
 
 
-@harness.ringtail_bug("a Metadata request for all topics must list __consumer_offsets (with "
-                      "is_internal=true) once it exists, as Kafka's does (KafkaApis: all topics "
-                      "of the metadata cache); Ringtail hides it (src/request_handler/metadata.rs)")
 def test_consumer_offsets_listed_as_internal(group_broker):
     """Kafka creates __consumer_offsets (offsets.topic.num.partitions = 50) when a group first
     needs a coordinator; from then on Metadata describes it when named and lists it, marked

@@ -45,11 +45,17 @@ pub async fn handle(
     };
     let Some(requested) = requested else {
         let image = ctx.metadata();
+        // Kafka lists every topic of its metadata cache, internal ones marked `is_internal`
+        // (clients such as the Java AdminClient filter them out themselves).
         response.topics = image
             .topics
             .values()
             .filter(|t| !t.internal)
             .map(|t| topic_response(t, node))
+            .chain(std::iter::once(topic_response(
+                &consumer_offsets_topic(&ctx),
+                node,
+            )))
             .collect();
         return response;
     };
@@ -57,9 +63,13 @@ pub async fn handle(
         ctx.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
     for wanted in requested {
         let image = ctx.metadata();
+        // A request naming a topic by id (Metadata v10+) leaves the name null, or empty as the
+        // Java AdminClient sends it; Kafka looks up by id whenever the id is set.
+        let by_id =
+            !wanted.topic_id.is_nil() && wanted.name.as_ref().is_none_or(|name| name.is_empty());
         let (name, found) = match &wanted.name {
-            Some(name) => (name.to_string(), image.topic(name.as_str()).cloned()),
-            None => {
+            Some(name) if !by_id => (name.to_string(), image.topic(name.as_str()).cloned()),
+            _ => {
                 let found = image.topic_by_id(&wanted.topic_id).cloned();
                 (
                     found.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
@@ -71,7 +81,7 @@ pub async fn handle(
             .or_else(|| (name == CONSUMER_OFFSETS_TOPIC).then(|| consumer_offsets_topic(&ctx)));
         let topic = match found {
             Some(topic) => topic_response(&topic, node),
-            None if wanted.name.is_none() => {
+            None if by_id || wanted.name.is_none() => {
                 error_topic(None, wanted.topic_id, ResponseError::UnknownTopicId)
             }
             None if !auto_create => error_topic(

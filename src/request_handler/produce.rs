@@ -324,7 +324,9 @@ fn append_error_code(error: &AppendError) -> ResponseError {
             BatchError::Truncated { .. }
             | BatchError::InvalidLength { .. }
             | BatchError::CrcMismatch { .. } => ResponseError::CorruptMessage,
-            BatchError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
+            // Produce v3+ carries magic-2 batches only: Kafka's ProduceRequest.validateRecords
+            // throws InvalidRecordException for anything else.
+            BatchError::UnsupportedMagic { .. } => ResponseError::InvalidRecord,
             BatchError::UnknownCompression { .. } => ResponseError::UnsupportedCompressionType,
             BatchError::RecordCountMismatch { .. } => ResponseError::InvalidRecord,
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,

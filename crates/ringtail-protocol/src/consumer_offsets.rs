@@ -255,6 +255,7 @@ pub fn encode_batch(
     let mut wire = Vec::with_capacity(records.len());
     for (delta, record) in records.iter().enumerate() {
         wire.push(Record {
+            delete_horizon: false,
             transactional: false,
             control: false,
             partition_leader_epoch: 0,

@@ -22,6 +22,8 @@ pub const LOG_OVERHEAD: usize = 12;
 pub const RECORD_BATCH_HEADER_BYTES: usize = 61;
 /// The only message format this broker stores (KIP-724 removed v0/v1 in Kafka 4.0).
 pub const MAGIC_V2: i8 = 2;
+/// Byte offset of the magic byte, the same in message formats v0, v1 and v2.
+pub const MAGIC_BYTE_OFFSET: usize = 16;
 /// Offset of the first byte covered by the CRC.
 const CRC_START: usize = 21;
 
@@ -260,6 +262,13 @@ pub fn validate_batch(
             size: bytes.len(),
             max: max_batch_bytes,
         });
+    }
+    // The magic byte sits at offset 16 in every message format (v0/v1 message sets and v2
+    // batches), so a legacy message set shorter than a v2 header is named as such, not truncated.
+    if let Some(&magic) = bytes.get(MAGIC_BYTE_OFFSET) {
+        if magic as i8 != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic { magic: magic as i8 });
+        }
     }
     let header = RecordBatchHeader::parse(bytes)?;
     if header.magic != MAGIC_V2 {

@@ -50,6 +50,7 @@ impl Default for BatchSpec {
 pub fn encode_batch(spec: &BatchSpec) -> BytesMut {
     let records: Vec<Record> = (0..spec.count)
         .map(|i| Record {
+            delete_horizon: false,
             transactional: false,
             control: spec.control,
             partition_leader_epoch: -1,
