@@ -42,7 +42,7 @@ pub enum Response {
     /// Nothing is sent (Produce with acks=0).
     None,
     /// Close the connection after the responses before this one, logging the reason.
-    Close(String),
+    Close(CloseReason),
 }
 
 /// The result of dispatching one frame, decided in request order.
@@ -50,7 +50,67 @@ pub enum Dispatched {
     /// Send what the future gives, after the responses before it.
     Respond(LocalBoxFuture<'static, Response>),
     /// Close the connection (after the responses before this one), logging the reason.
-    Close(String),
+    Close(CloseReason),
+}
+
+/// Why a connection is closed instead of answered: Kafka closes the connection on a request it
+/// cannot parse or does not serve (the protocol guide has no error response for these). The
+/// connection writer logs it; no other connection is affected.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseReason {
+    /// The frame is too short for the request prefix (api key, version, correlation id).
+    #[error(transparent)]
+    Prefix(frame::FrameError),
+    /// An API key Kafka does not define, or one Ringtail does not serve.
+    #[error("unknown or unsupported API key {api_key}")]
+    UnknownApi {
+        /// The raw api key of the request.
+        api_key: i16,
+    },
+    /// A version outside the range advertised in ApiVersions.
+    #[error("unsupported version {version} of {api_key:?} (supported {min}-{max})")]
+    UnsupportedVersion {
+        /// The API of the request.
+        api_key: ApiKey,
+        /// The version the client sent.
+        version: i16,
+        /// The lowest version served.
+        min: i16,
+        /// The highest version served.
+        max: i16,
+    },
+    /// The request header did not decode.
+    #[error("malformed {api_key:?} header: {source}")]
+    MalformedHeader {
+        /// The API of the request.
+        api_key: ApiKey,
+        /// kafka-protocol's decode error.
+        #[source]
+        source: anyhow::Error,
+    },
+    /// The request body did not decode for its version.
+    #[error("malformed {api_key:?} v{version} request: {source}")]
+    MalformedRequest {
+        /// The API of the request.
+        api_key: ApiKey,
+        /// The version the client sent.
+        version: i16,
+        /// kafka-protocol's decode error.
+        #[source]
+        source: anyhow::Error,
+    },
+    /// A Produce v0-2 request whose legacy body did not parse.
+    #[error("malformed Produce v{version} request")]
+    MalformedLegacyProduce {
+        /// The version the client sent (0-2).
+        version: i16,
+    },
+    /// An API that is advertised but has no handler (a bug: ApiVersions and routing disagree).
+    #[error("API {0:?} is not handled")]
+    NotHandled(ApiKey),
+    /// The response could not be encoded (a response field does not fit the version).
+    #[error(transparent)]
+    Encode(frame::FrameError),
 }
 
 /// Decodes `frame` (the bytes after the size prefix) and starts handling it. `peer` is the
@@ -66,7 +126,7 @@ pub async fn dispatch(
 ) -> Dispatched {
     let prefix = match RequestPrefix::parse(&frame) {
         Ok(prefix) => prefix,
-        Err(e) => return Dispatched::Close(e.to_string()),
+        Err(e) => return Dispatched::Close(CloseReason::Prefix(e)),
     };
     let api_key = match check_version(prefix, &frame) {
         Ok(api_key) => api_key,
@@ -76,7 +136,9 @@ pub async fn dispatch(
     let mut body = frame;
     let header = match RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
         Ok(header) => header,
-        Err(e) => return Dispatched::Close(format!("malformed {api_key:?} header: {e}")),
+        Err(source) => {
+            return Dispatched::Close(CloseReason::MalformedHeader { api_key, source });
+        }
     };
     let request = Request {
         ctx: ctx.clone(),
@@ -101,9 +163,9 @@ fn check_version(prefix: RequestPrefix, frame: &Bytes) -> Result<ApiKey, Dispatc
         .ok()
         .and_then(|key| Some((key, supported_versions(key)?)))
     else {
-        return Err(Dispatched::Close(format!(
-            "unknown or unsupported API key {raw_key}"
-        )));
+        return Err(Dispatched::Close(CloseReason::UnknownApi {
+            api_key: raw_key,
+        }));
     };
     if api_key == ApiKey::ApiVersions && version > max {
         // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges; the client retries.
@@ -123,9 +185,12 @@ fn check_version(prefix: RequestPrefix, frame: &Bytes) -> Result<ApiKey, Dispatc
         )));
     }
     if version < min || version > max {
-        return Err(Dispatched::Close(format!(
-            "unsupported version {version} of {api_key:?} (supported {min}-{max})"
-        )));
+        return Err(Dispatched::Close(CloseReason::UnsupportedVersion {
+            api_key,
+            version,
+            min,
+            max,
+        }));
     }
     Ok(api_key)
 }
@@ -142,7 +207,7 @@ struct Request {
 
 impl Request {
     /// Decodes the body as `T`; the error is the reason to close the connection.
-    fn decode<T: Decodable>(&mut self) -> Result<T, String> {
+    fn decode<T: Decodable>(&mut self) -> Result<T, CloseReason> {
         decode(&mut self.body, self.version, self.api_key)
     }
 
@@ -215,7 +280,7 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
         ApiKey::OffsetDelete => {
             handle!(request, OffsetDeleteRequest, group::handle_offset_delete)
         }
-        other => Dispatched::Close(format!("API {other:?} is not handled")),
+        other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }
 
@@ -276,8 +341,12 @@ fn join_group(mut request: Request, header: RequestHeader, peer: Option<SocketAd
     }))
 }
 
-fn decode<T: Decodable>(body: &mut Bytes, version: i16, api_key: ApiKey) -> Result<T, String> {
-    T::decode(body, version).map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))
+fn decode<T: Decodable>(body: &mut Bytes, version: i16, api_key: ApiKey) -> Result<T, CloseReason> {
+    T::decode(body, version).map_err(|source| CloseReason::MalformedRequest {
+        api_key,
+        version,
+        source,
+    })
 }
 
 fn ready(response: Response) -> Dispatched {
@@ -294,7 +363,7 @@ pub fn encode_frame<T: Encodable + HeaderVersion + Message>(
 ) -> Response {
     match frame::encode_response(api_key, version, correlation_id, body) {
         Ok(out) => Response::Frame(out),
-        Err(e) => Response::Close(e.to_string()),
+        Err(e) => Response::Close(CloseReason::Encode(e)),
     }
 }
 
@@ -313,7 +382,7 @@ pub fn encode_frame_sharing<T: Encodable + HeaderVersion + Message>(
     }
     match frame::encode_response_sharing(api_key, version, correlation_id, body, shared) {
         Ok(parts) => Response::Parts(parts),
-        Err(e) => Response::Close(e.to_string()),
+        Err(e) => Response::Close(CloseReason::Encode(e)),
     }
 }
 

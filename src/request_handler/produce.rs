@@ -358,6 +358,6 @@ pub fn unsupported_legacy_version(frame: &Bytes, version: i16, correlation_id: i
             tracing::warn!("Produce v{version} refused with UNSUPPORTED_VERSION (v3+ is required)");
             Response::Frame(out)
         }
-        None => Response::Close(format!("malformed Produce v{version} request")),
+        None => Response::Close(super::CloseReason::MalformedLegacyProduce { version }),
     }
 }
