@@ -26,8 +26,12 @@ use crate::shard::{self, MeshEnds, ShardContext, ShardId, ShardParts};
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 /// Locked memory per shard beyond `ringtail.io.memory.bytes`: io_uring rings and slack, bytes.
 const MEMLOCK_SLACK_PER_SHARD: u64 = 2 << 20;
-/// How often shards look at the shutdown flag.
+/// How often shards, and the main thread during start-up, look at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+/// How long after SIGTERM/SIGINT the shards have to stop (finish opening if the signal came
+/// during start-up, then close every partition) before the process exits with status 1 and
+/// without the clean-shutdown marker, so the next start recovers the logs.
+const STOP_GRACE: Duration = Duration::from_secs(60);
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,10 @@ pub enum StartError {
 /// shutdown; a [`StartError`] if the log dir, the locked-memory limit, the topic metadata or a
 /// shard's start-up failed, or writing the clean-shutdown marker at the end did.
 pub fn run(config: BrokerConfig) -> Result<(), StartError> {
+    // First, so that a signal at any point of start-up (the first log line included) is seen:
+    // from here on SIGTERM/SIGINT stop the broker cleanly instead of killing it.
+    let shutdown = Arc::new(AtomicBool::new(false));
+    register_signals(shutdown.clone());
     let LogDirState {
         config,
         log_dir,
@@ -78,19 +86,37 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
         store,
     } = open_log_dir(config)?;
     let shard_count = config.shard_count();
-    let shutdown = Arc::new(AtomicBool::new(false));
-    register_signals(shutdown.clone());
+    if shutdown.load(Ordering::SeqCst) {
+        // No partition was opened: the logs are as the marker (if there was one) described.
+        if !recover {
+            write_clean_shutdown_marker(&log_dir)?;
+        }
+        tracing::info!("shutdown requested before the shards started");
+        return Ok(());
+    }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardId, StartError>>();
-    let handles = spawn_shards(&config, store, recover, &shutdown, ready_tx)?;
-    wait_until_ready(&ready_rx, shard_count, &shutdown)?;
-    let listener = &config.listeners[0];
-    tracing::info!(
-        "ringtail listening on {}:{} with {} shard(s), log dir {}",
-        listener.host,
-        listener.port,
-        shard_count,
-        log_dir.display()
-    );
+    let (stopped_tx, stopped_rx) = mpsc::channel::<ShardId>();
+    let handles = spawn_shards(&config, store, recover, &shutdown, ready_tx, stopped_tx)?;
+    if wait_until_ready(&ready_rx, shard_count, &shutdown)? {
+        let listener = &config.listeners[0];
+        tracing::info!(
+            "ringtail listening on {}:{} with {} shard(s), log dir {}",
+            listener.host,
+            listener.port,
+            shard_count,
+            log_dir.display()
+        );
+    } else {
+        tracing::info!("shutdown requested during start-up: stopping the shards");
+    }
+    if !wait_until_stopped(&stopped_rx, shard_count, &shutdown) {
+        tracing::error!(
+            "the shards did not stop within {} s of the shutdown signal: exiting without the \
+             clean-shutdown marker (the next start recovers the logs)",
+            STOP_GRACE.as_secs()
+        );
+        std::process::exit(1);
+    }
     if join_shards(handles) {
         write_clean_shutdown_marker(&log_dir)?;
         tracing::info!("clean shutdown complete");
@@ -141,6 +167,7 @@ fn spawn_shards(
     recover: bool,
     shutdown: &Arc<AtomicBool>,
     ready_tx: mpsc::Sender<Result<ShardId, StartError>>,
+    stopped_tx: mpsc::Sender<ShardId>,
 ) -> Result<Vec<ExecutorJoinHandle<()>>, StartError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shard_count = config.shard_count();
@@ -159,6 +186,10 @@ fn spawn_shards(
         let image = image.clone();
         let shutdown = shutdown.clone();
         let ready = ready_tx.clone();
+        let stopped = StoppedGuard {
+            shard_id,
+            sender: stopped_tx.clone(),
+        };
         let store = if shard_id == 0 { store.take() } else { None };
         let placement = if shard_count <= cores {
             Placement::Fixed(shard_id)
@@ -172,6 +203,10 @@ fn spawn_shards(
             .preempt_timer(Duration::from_millis(10));
         let handle = builder
             .spawn(move || async move {
+                // Moved in: reports the end of this executor's future, even if it panics.
+                let _stopped = stopped;
+                // First, before anything can be runnable: see keep_awake for the glommio bug.
+                shard::keep_awake();
                 let start = ShardStart {
                     shard_id,
                     shard_count,
@@ -195,21 +230,27 @@ fn spawn_shards(
     Ok(handles)
 }
 
-/// Waits until every shard has reported its start-up; on the first failure sets the shutdown
-/// flag, so the shards that started stop, and returns it.
+/// Waits until every shard has reported its start-up: true then, false if SIGTERM/SIGINT came
+/// first (the shards see the flag themselves, finish opening and close). On the first failure
+/// sets the shutdown flag, so the shards that started stop, and returns it.
 fn wait_until_ready(
     ready_rx: &mpsc::Receiver<Result<ShardId, StartError>>,
     shard_count: usize,
     shutdown: &AtomicBool,
-) -> Result<(), StartError> {
-    for _ in 0..shard_count {
-        match ready_rx.recv() {
-            Ok(Ok(_)) => {}
+) -> Result<bool, StartError> {
+    let mut ready = 0;
+    while ready < shard_count {
+        if shutdown.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match ready_rx.recv_timeout(SHUTDOWN_POLL) {
+            Ok(Ok(_)) => ready += 1,
             Ok(Err(e)) => {
                 shutdown.store(true, Ordering::SeqCst);
                 return Err(e);
             }
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(StartError::IoUring {
                     shard: 0,
                     reason: "an executor thread exited during start-up (io_uring setup failed?)"
@@ -218,7 +259,46 @@ fn wait_until_ready(
             }
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Sends its shard id on `sender` when dropped: the end of a shard's executor future, however
+/// it ended.
+struct StoppedGuard {
+    shard_id: ShardId,
+    sender: mpsc::Sender<ShardId>,
+}
+
+impl Drop for StoppedGuard {
+    fn drop(&mut self) {
+        let _ = self.sender.send(self.shard_id);
+    }
+}
+
+/// Waits until every shard's executor future has ended: true then; false if they have not
+/// within [`STOP_GRACE`] of the shutdown flag being set.
+fn wait_until_stopped(
+    stopped_rx: &mpsc::Receiver<ShardId>,
+    shard_count: usize,
+    shutdown: &AtomicBool,
+) -> bool {
+    let mut stopped = 0;
+    let mut deadline: Option<Instant> = None;
+    while stopped < shard_count {
+        if deadline.is_none() && shutdown.load(Ordering::SeqCst) {
+            deadline = Some(Instant::now() + STOP_GRACE);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        match stopped_rx.recv_timeout(SHUTDOWN_POLL) {
+            Ok(_) => stopped += 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Every guard is gone: every shard's future ended (or never ran).
+            Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+        }
+    }
+    true
 }
 
 /// Waits for every shard thread to end; false if one stopped abnormally.

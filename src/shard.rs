@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::future::{join_all, LocalBoxFuture};
@@ -120,6 +121,34 @@ where
         Ok(result) => result,
         Err(_) => futures::future::pending().await,
     }
+}
+
+/// Longest time a shard's executor sleeps while one of its tasks is runnable; see [`keep_awake`].
+pub const EXECUTOR_TICK: Duration = Duration::from_millis(10);
+
+/// Keeps a timer pending on this executor for as long as it runs, so that it never sleeps more
+/// than [`EXECUTOR_TICK`] at a time. Spawned first on every shard, before [`install`].
+///
+/// Why: glommio 0.9.0 (`LocalExecutor::run` / `run_task_queues`) parks the executor thread in
+/// `io_uring_enter` when the preemption timer has already expired before the first task queue
+/// ran -- which happens when the thread was descheduled for more than the 10 ms preemption
+/// quantum, i.e. under machine load -- even though a task is runnable. Only an I/O completion,
+/// a timer or a foreign wake-up gets it out. Once a shard serves, its 50 ms shutdown poll and
+/// group timers bound that sleep; during start-up nothing did, so a shard whose next step was
+/// its own runnable task (opening the next partition) slept forever and start-up hung
+/// (shard 0 "never finished loading", SIGTERM ignored). The fix in glommio is
+/// glommio/glommio pull request 53 ("do not park the executor while a task queue is still
+/// runnable"), not in any release on crates.io yet; this tick is the workaround until it is.
+/// It makes the hang much rarer, not impossible: in `tests/executor_park.rs` (1 ms preemption
+/// timer, a task that only yields) 3 of 20 runs hung without it, 1 of 16 with it.
+/// Cost: at most 100 wake-ups per second per idle shard.
+pub fn keep_awake() {
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(EXECUTOR_TICK).await;
+        }
+    })
+    .detach();
 }
 
 /// A shard could not open or delete the partitions a new metadata image gives it.
