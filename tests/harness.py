@@ -116,6 +116,17 @@ class BrokerStartError(Exception):
     pass
 
 
+def api_versions_error(bootstrap):
+    """None once `bootstrap` answers ApiVersions v0 without error, else why not (the broker is
+    ready to serve when this is None)."""
+    try:
+        with kafka_wire.Connection(bootstrap, timeout_s=2.0) as connection:
+            error_code, _ = connection.api_versions(version=0)
+    except (OSError, kafka_wire.ProtocolError) as error:
+        return repr(error)
+    return None if error_code == 0 else f"ApiVersions error {error_code}"
+
+
 def ringtail_bug(reason):
     """Marks a test whose expectation Apache Kafka meets and Ringtail does not yet (found by
     the Kafka-target run): expected to fail on Ringtail, with `reason` naming the broker fix.
@@ -184,14 +195,9 @@ class Broker:
                 raise BrokerStartError(
                     f"broker exited with status {self.process.returncode} during start-up\n"
                     f"{self.log_tail()}")
-            try:
-                with kafka_wire.Connection(self.bootstrap, timeout_s=2.0) as connection:
-                    error_code, _ = connection.api_versions(version=0)
-                    if error_code == 0:
-                        return
-                    last_error = f"ApiVersions error {error_code}"
-            except (OSError, kafka_wire.ProtocolError) as error:
-                last_error = repr(error)
+            last_error = api_versions_error(self.bootstrap)
+            if last_error is None:
+                return
             time.sleep(0.1)
         raise BrokerStartError(
             f"broker not ready on {self.bootstrap} after {timeout_s}s (last error: {last_error})\n"
@@ -404,14 +410,9 @@ class KafkaBroker(Broker):
             except FileNotFoundError:
                 pass
             if started:
-                try:
-                    with kafka_wire.Connection(self.bootstrap, timeout_s=2.0) as connection:
-                        error_code, _ = connection.api_versions(version=0)
-                        if error_code == 0:
-                            return
-                        last_error = f"ApiVersions error {error_code}"
-                except (OSError, kafka_wire.ProtocolError) as error:
-                    last_error = repr(error)
+                last_error = api_versions_error(self.bootstrap)
+                if last_error is None:
+                    return
             time.sleep(0.2)
         raise BrokerStartError(
             f"Kafka not ready on {self.bootstrap} after {timeout_s}s (last error: {last_error})\n"

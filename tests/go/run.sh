@@ -21,18 +21,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 command -v go >/dev/null 2>&1 || { echo "tests/go/run.sh: go not found" >&2; exit 1; }
 
-# glommio (io_uring) needs locked memory; raise the limit where we may (Ringtail raises it
-# itself as root).
-ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
-
-target="${RINGTAIL_TEST_TARGET:-ringtail}"
-if [[ "$target" == "kafka" && -z "${KAFKA_PEER_LIBS:-}" ]]; then
-    script="${KAFKA_PEER_SCRIPT:-$repo/scripts/peers/kafka.sh}"
-    peer_home="${KAFKA_PEER_HOME:-$repo/.venv/peers/kafka}"
-    log "installing Apache Kafka into $peer_home ($script install)"
-    "$script" install "$peer_home" </dev/null
-    export KAFKA_PEER_LIBS="$peer_home/libs"
-fi
+# Locked memory, and the Kafka peer for RINGTAIL_TEST_TARGET=kafka.
+. "$repo/tests/lib/suite-env.sh"
 
 log "go mod download"
 go mod download
