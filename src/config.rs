@@ -234,6 +234,12 @@ pub struct BrokerConfig {
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
     set_by_user: BTreeSet<&'static str>,
+    /// Values set at start-up (file, flags, `--set`) by canonical name: STATIC_BROKER_CONFIG.
+    static_values: BTreeMap<&'static str, String>,
+    /// Dynamic cluster-wide defaults (broker resource ""): DYNAMIC_DEFAULT_BROKER_CONFIG.
+    dynamic_default: BTreeMap<String, String>,
+    /// Dynamic configs of this broker (resource "<node.id>"): DYNAMIC_BROKER_CONFIG.
+    dynamic_broker: BTreeMap<String, String>,
 }
 
 /// Per-topic settings with Kafka's topic-level names (`segment.bytes`, ...). Defaults come
@@ -267,6 +273,17 @@ pub struct TopicConfig {
 /// One row of a DescribeConfigs answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
+    /// Where the value comes from (Kafka's `ConfigSource`): the first synonym's source, or
+    /// DEFAULT_CONFIG when there is none.
+    pub source: ConfigSource,
+    /// Kafka's synonyms, most specific first (`ConfigHelper.createTopicConfigEntry` /
+    /// `configSynonyms`): the topic override, then this broker's dynamic value, the dynamic
+    /// cluster default, the static value and Kafka's default of the broker-level names.
+    pub synonyms: Vec<ConfigSynonym>,
+    /// Kafka's `ConfigDef.Type` of the property.
+    pub config_type: ConfigType,
+    /// One-line documentation (DescribeConfigs v3+), where Ringtail has it.
+    pub documentation: Option<&'static str>,
     /// Kafka property name.
     pub name: String,
     /// Effective value; `None` for a property that is unset and has no default.
@@ -353,20 +370,26 @@ impl BrokerConfig {
         }
     }
 
-    /// Every broker property (aliases included) for DescribeConfigs, sorted by name. Broker
-    /// properties are read-only: Ringtail has no dynamic broker configuration.
+    /// Every broker property (aliases included) for DescribeConfigs of this broker, sorted by
+    /// name: sources and synonyms as Kafka's `ConfigHelper` gives them; only the properties in
+    /// [`TOPIC_CONFIG_SYNONYMS`] (Kafka's `DynamicLogConfig.ReconfigurableConfigs`) are not
+    /// read-only.
     pub fn describe(&self) -> Vec<ConfigEntry> {
         let mut entries = Vec::with_capacity(BROKER_PROPERTIES.len() + 2);
         for property in BROKER_PROPERTIES {
             let value = self.effective.get(property.name).cloned().flatten();
-            let is_default = !self.set_by_user.contains(property.name);
             for name in std::iter::once(property.name).chain(property.alias) {
+                let synonyms = self.broker_synonyms(property.name);
                 entries.push(ConfigEntry {
                     name: name.to_string(),
                     value: value.clone(),
-                    is_default,
-                    read_only: true,
+                    is_default: synonyms.is_empty() || synonyms[0].source == ConfigSource::Default,
+                    read_only: !is_dynamic_broker_config(property.name),
                     sensitive: false,
+                    source: synonyms.first().map_or(ConfigSource::Default, |s| s.source),
+                    synonyms,
+                    config_type: broker_config_type(property.name),
+                    documentation: documentation(property.name),
                 });
             }
         }
@@ -443,6 +466,13 @@ impl BrokerConfig {
             partition_cache_bytes: layers.int("ringtail.partition.cache.bytes", 0, u64::MAX)?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
+            static_values: layers
+                .values
+                .iter()
+                .map(|(name, v)| (*name, v.value.clone()))
+                .collect(),
+            dynamic_default: BTreeMap::new(),
+            dynamic_broker: BTreeMap::new(),
         };
         let mut effective: BTreeMap<&'static str, Option<String>> = BROKER_PROPERTIES
             .iter()
@@ -523,9 +553,17 @@ impl TopicConfig {
             .map(|((name, value), (_, default))| ConfigEntry {
                 name: name.to_string(),
                 is_default: value == default,
+                source: if value == default {
+                    ConfigSource::Default
+                } else {
+                    ConfigSource::DynamicTopic
+                },
                 value: Some(value),
                 read_only: false,
                 sensitive: false,
+                synonyms: Vec::new(),
+                config_type: topic_config_type(name),
+                documentation: documentation(name),
             })
             .collect()
     }
@@ -608,7 +646,7 @@ impl FromStr for TimestampType {
         match s {
             "CreateTime" => Ok(TimestampType::CreateTime),
             "LogAppendTime" => Ok(TimestampType::LogAppendTime),
-            _ => Err("expected CreateTime or LogAppendTime".to_string()),
+            _ => Err("String must be one of: CreateTime, LogAppendTime".to_string()),
         }
     }
 }
@@ -633,7 +671,10 @@ impl FromStr for CompressionType {
             "lz4" => Ok(CompressionType::Lz4),
             "zstd" => Ok(CompressionType::Zstd),
             "producer" => Ok(CompressionType::Producer),
-            _ => Err("expected one of uncompressed, gzip, snappy, lz4, zstd, producer".to_string()),
+            _ => Err(
+                "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"
+                    .to_string(),
+            ),
         }
     }
 }
@@ -660,7 +701,7 @@ impl FromStr for CleanupPolicy {
             match item.to_ascii_lowercase().as_str() {
                 "delete" => delete = true,
                 "compact" => compact = true,
-                _ => return Err("expected delete, compact or compact,delete".to_string()),
+                _ => return Err("String must be one of: compact, delete".to_string()),
             }
         }
         match (compact, delete) {
@@ -866,21 +907,36 @@ impl Layers {
 }
 
 /// Integer types of properties.
-trait Integer: FromStr + PartialOrd + fmt::Display + Copy {}
-impl Integer for i16 {}
-impl Integer for i32 {}
-impl Integer for i64 {}
-impl Integer for u32 {}
-impl Integer for u64 {}
+trait Integer: FromStr + PartialOrd + fmt::Display + Copy {
+    /// Kafka's `ConfigDef.Type` name, for "Not a number of type INT".
+    const KAFKA_TYPE: &'static str;
+}
+impl Integer for i16 {
+    const KAFKA_TYPE: &'static str = "SHORT";
+}
+impl Integer for i32 {
+    const KAFKA_TYPE: &'static str = "INT";
+}
+impl Integer for i64 {
+    const KAFKA_TYPE: &'static str = "LONG";
+}
+impl Integer for u32 {
+    const KAFKA_TYPE: &'static str = "INT";
+}
+impl Integer for u64 {
+    const KAFKA_TYPE: &'static str = "LONG";
+}
 
 fn parse_int<T: Integer>(name: &str, value: &str, min: T, max: T) -> Result<T, ConfigError> {
     match value.trim().parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
-        Ok(_) => Err(invalid(name, value, format!("must be in [{min}, {max}]"))),
+        // Kafka's ConfigDef messages (`Range.atLeast`, `ConfigDef.parseType`).
+        Ok(n) if n < min => Err(invalid(name, value, format!("Value must be at least {min}"))),
+        Ok(_) => Err(invalid(name, value, format!("Value must be no more than {max}"))),
         Err(_) => Err(invalid(
             name,
             value,
-            format!("expected an integer in [{min}, {max}]"),
+            format!("Not a number of type {}", T::KAFKA_TYPE),
         )),
     }
 }
@@ -1125,6 +1181,363 @@ fn toml_scalar(value: &toml::Value) -> Option<String> {
         toml::Value::Array(_) | toml::Value::Table(_) => None,
     }
 }
+
+// ----- Dynamic configuration: IncrementalAlterConfigs / AlterConfigs / DescribeConfigs -----
+//
+// Topic overrides and dynamic broker configs are stored by shard 0 with the topic metadata and
+// published to every shard; each shard rebuilds its effective [`BrokerConfig`] with
+// [`BrokerConfig::with_dynamic`] and its partitions' [`TopicConfig`]s from it. Table-driven: a
+// topic-level property becomes alterable on topics and (through its broker-level synonym)
+// dynamically on brokers by one entry in [`TOPIC_CONFIG_SYNONYMS`] (plus its parsing in
+// `TopicConfig::set` / `values` and `BrokerConfig::default_topic_config`).
+
+/// Kafka's `ConfigSource` (DescribeConfigs v1+), with Kafka's ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A topic override (`DYNAMIC_TOPIC_CONFIG`, 1).
+    DynamicTopic = 1,
+    /// Set for this broker at run time (`DYNAMIC_BROKER_CONFIG`, 2).
+    DynamicBroker = 2,
+    /// Set at run time for every broker (resource name ""; `DYNAMIC_DEFAULT_BROKER_CONFIG`, 3).
+    DynamicDefaultBroker = 3,
+    /// Set in the config file or on the command line (`STATIC_BROKER_CONFIG`, 4).
+    StaticBroker = 4,
+    /// Kafka's default (`DEFAULT_CONFIG`, 5).
+    Default = 5,
+}
+
+/// One synonym of a DescribeConfigs entry (KIP-226).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    /// Property name (the topic-level or a broker-level name).
+    pub name: String,
+    /// Its value at that level.
+    pub value: Option<String>,
+    /// The level.
+    pub source: ConfigSource,
+}
+
+/// Kafka's `ConfigDef.Type` ids as DescribeConfigs v3 sends them (KIP-569).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// BOOLEAN (1).
+    Boolean = 1,
+    /// STRING (2).
+    String = 2,
+    /// INT (3).
+    Int = 3,
+    /// SHORT (4).
+    Short = 4,
+    /// LONG (5).
+    Long = 5,
+    /// LIST (7).
+    List = 7,
+}
+
+/// Each topic-level config Ringtail honours with its broker-level synonym, as Kafka's
+/// `ServerTopicConfigSynonyms.TOPIC_CONFIG_SYNONYMS`. The broker names are exactly the dynamic
+/// broker configs (Kafka: `DynamicLogConfig.ReconfigurableConfigs`); `log.roll.hours` and
+/// `log.retention.hours` / `.minutes` stay read-only, as in Kafka.
+pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
+    ("cleanup.policy", "log.cleanup.policy"),
+    ("compression.type", "compression.type"),
+    ("index.interval.bytes", "log.index.interval.bytes"),
+    ("max.message.bytes", "message.max.bytes"),
+    ("message.timestamp.type", "log.message.timestamp.type"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("retention.ms", "log.retention.ms"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.index.bytes", "log.index.size.max.bytes"),
+    ("segment.ms", "log.roll.ms"),
+];
+
+/// Topic-level configs whose value is a comma-separated list (APPEND / SUBTRACT allowed).
+pub const LIST_CONFIGS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
+
+/// True for a broker property that IncrementalAlterConfigs may change at run time.
+pub fn is_dynamic_broker_config(name: &str) -> bool {
+    TOPIC_CONFIG_SYNONYMS.iter().any(|(_, broker)| *broker == name)
+}
+
+/// True for a broker property Ringtail knows (canonical name or alias).
+pub fn is_broker_property(name: &str) -> bool {
+    BROKER_PROPERTIES
+        .iter()
+        .any(|p| p.name == name || p.alias == Some(name))
+}
+
+/// The topic-level property names Ringtail honours, sorted.
+pub fn topic_config_names() -> impl Iterator<Item = &'static str> {
+    TOPIC_CONFIG_SYNONYMS.iter().map(|(topic, _)| *topic)
+}
+
+impl ConfigError {
+    /// The error as Kafka words it in an AlterConfigs answer (`ConfigException`'s "Invalid
+    /// value V for configuration N: reason", `LogConfig.validateNames`' "Unknown topic config
+    /// name: N").
+    pub fn kafka_message(&self) -> String {
+        match self {
+            ConfigError::InvalidValue {
+                name,
+                value,
+                reason,
+            } => format!("Invalid value {value} for configuration {name}: {reason}"),
+            ConfigError::UnknownProperty { name, .. } => {
+                format!("Unknown topic config name: {name}")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// This configuration with dynamic broker configs applied: `cluster_default` (resource "")
+    /// over the static values, `per_broker` (resource "<node.id>") over both, as Kafka's
+    /// `DynamicBrokerConfig`. Every name must be dynamic ([`is_dynamic_broker_config`]); values
+    /// go through the same parser as at start-up, so an invalid one is the same error.
+    pub fn with_dynamic(
+        &self,
+        cluster_default: &BTreeMap<String, String>,
+        per_broker: &BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut layers = Layers::default();
+        // `ringtail.shards` is checked against the online cores, which a shard thread pinned
+        // to one core does not see; it is not dynamic, so it is copied, not re-parsed.
+        for (name, value) in self.static_values.iter().filter(|(n, _)| **n != "ringtail.shards") {
+            layers.set(0, name, value, "static configuration")?;
+        }
+        for (source, values) in [(1, cluster_default), (2, per_broker)] {
+            for (name, value) in values {
+                if !is_dynamic_broker_config(name) {
+                    return Err(ConfigError::UnknownProperty {
+                        name: name.clone(),
+                        value: value.clone(),
+                        origin: "dynamic broker configs".to_string(),
+                    });
+                }
+                layers.set(source, name, value, "dynamic broker configs")?;
+            }
+        }
+        let mut config = Self::from_layers(layers)?;
+        config.shards = self.shards;
+        let shards = self.effective.get("ringtail.shards").cloned().flatten();
+        config.effective.insert("ringtail.shards", shards);
+        config.static_values = self.static_values.clone();
+        config.set_by_user = self.set_by_user.clone();
+        config.dynamic_default = cluster_default.clone();
+        config.dynamic_broker = per_broker.clone();
+        Ok(config)
+    }
+
+    /// The dynamic cluster-wide defaults (broker resource "").
+    pub fn dynamic_default_configs(&self) -> &BTreeMap<String, String> {
+        &self.dynamic_default
+    }
+
+    /// This broker's dynamic configs (broker resource "<node.id>").
+    pub fn dynamic_broker_configs(&self) -> &BTreeMap<String, String> {
+        &self.dynamic_broker
+    }
+
+    /// DescribeConfigs of the broker resource "": the dynamic cluster defaults only, as Kafka.
+    pub fn describe_cluster_defaults(&self) -> Vec<ConfigEntry> {
+        self.dynamic_default
+            .iter()
+            .map(|(name, value)| {
+                let synonym = ConfigSynonym {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    source: ConfigSource::DynamicDefaultBroker,
+                };
+                ConfigEntry {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    is_default: false,
+                    read_only: false,
+                    sensitive: false,
+                    source: ConfigSource::DynamicDefaultBroker,
+                    synonyms: vec![synonym],
+                    config_type: broker_config_type(name),
+                    documentation: documentation(name),
+                }
+            })
+            .collect()
+    }
+
+    /// DescribeConfigs of a topic: every topic config Ringtail honours with its effective value
+    /// (`topic`, built from this config's defaults and `overrides`), source and synonyms.
+    pub fn describe_topic(
+        &self,
+        topic: &TopicConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<ConfigEntry> {
+        topic
+            .values()
+            .into_iter()
+            .map(|(name, value)| {
+                let broker_name = TOPIC_CONFIG_SYNONYMS
+                    .iter()
+                    .find(|(topic_name, _)| *topic_name == name)
+                    .map_or(name, |(_, broker)| *broker);
+                let mut synonyms = Vec::new();
+                if overrides.contains_key(name) {
+                    synonyms.push(ConfigSynonym {
+                        name: name.to_string(),
+                        value: Some(value.clone()),
+                        source: ConfigSource::DynamicTopic,
+                    });
+                }
+                synonyms.extend(self.broker_synonyms(broker_name));
+                let source = synonyms.first().map_or(ConfigSource::Default, |s| s.source);
+                ConfigEntry {
+                    name: name.to_string(),
+                    value: Some(value),
+                    is_default: source == ConfigSource::Default,
+                    read_only: false,
+                    sensitive: false,
+                    source,
+                    synonyms,
+                    config_type: topic_config_type(name),
+                    documentation: documentation(name),
+                }
+            })
+            .collect()
+    }
+
+    /// Kafka's `configSynonyms(name, brokerConfigSynonyms(name))`: for each level (this broker's
+    /// dynamic value, the dynamic default, the static value, Kafka's default) every set name of
+    /// the synonym group, then everything before the first entry named `name` dropped.
+    fn broker_synonyms(&self, name: &str) -> Vec<ConfigSynonym> {
+        let group: &[&str] = match name {
+            "log.roll.ms" | "log.roll.hours" => &["log.roll.ms", "log.roll.hours"],
+            "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => &[
+                "log.retention.ms",
+                "log.retention.minutes",
+                "log.retention.hours",
+            ],
+            _ => std::slice::from_ref(&name),
+        };
+        let default_of = |n: &str| {
+            BROKER_PROPERTIES
+                .iter()
+                .find(|p| p.name == n)
+                .and_then(|p| p.default)
+                .map(str::to_string)
+        };
+        let mut synonyms = Vec::new();
+        let levels: [(ConfigSource, &dyn Fn(&str) -> Option<String>); 4] = [
+            (ConfigSource::DynamicBroker, &|n| {
+                self.dynamic_broker.get(n).cloned()
+            }),
+            (ConfigSource::DynamicDefaultBroker, &|n| {
+                self.dynamic_default.get(n).cloned()
+            }),
+            (ConfigSource::StaticBroker, &|n| {
+                self.static_values.get(n).cloned()
+            }),
+            (ConfigSource::Default, &default_of),
+        ];
+        for (source, lookup) in levels {
+            for synonym in group {
+                if let Some(value) = lookup(synonym) {
+                    synonyms.push(ConfigSynonym {
+                        name: synonym.to_string(),
+                        value: Some(value),
+                        source,
+                    });
+                }
+            }
+        }
+        let first = synonyms.iter().position(|s| s.name == name);
+        synonyms.split_off(first.unwrap_or(synonyms.len()))
+    }
+}
+
+/// Kafka's type of a topic-level config (`LogConfig`).
+fn topic_config_type(name: &str) -> ConfigType {
+    match name {
+        "cleanup.policy" => ConfigType::List,
+        "compression.type" | "message.timestamp.type" => ConfigType::String,
+        "retention.ms" | "retention.bytes" | "segment.ms" => ConfigType::Long,
+        _ => ConfigType::Int,
+    }
+}
+
+/// Kafka's type of a broker property (`KafkaConfig`); STRING for the ones Kafka has no
+/// number or list type for and for Ringtail's own.
+fn broker_config_type(name: &str) -> ConfigType {
+    match name {
+        "auto.create.topics.enable" | "delete.topic.enable" => ConfigType::Boolean,
+        "log.cleanup.policy" => ConfigType::List,
+        "default.replication.factor" | "offsets.topic.replication.factor" => ConfigType::Short,
+        "log.roll.ms"
+        | "log.retention.ms"
+        | "log.retention.bytes"
+        | "log.retention.check.interval.ms"
+        | "ringtail.io.memory.bytes"
+        | "ringtail.partition.cache.bytes" => ConfigType::Long,
+        "node.id"
+        | "broker.id"
+        | "num.partitions"
+        | "log.segment.bytes"
+        | "log.roll.hours"
+        | "log.retention.minutes"
+        | "log.retention.hours"
+        | "log.index.interval.bytes"
+        | "log.index.size.max.bytes"
+        | "message.max.bytes"
+        | "socket.request.max.bytes"
+        | "queued.max.requests"
+        | "min.insync.replicas"
+        | "group.min.session.timeout.ms"
+        | "group.max.session.timeout.ms"
+        | "group.initial.rebalance.delay.ms"
+        | "offsets.topic.num.partitions"
+        | "offsets.retention.minutes"
+        | "fetch.max.bytes"
+        | "ringtail.shards" => ConfigType::Int,
+        _ => ConfigType::String,
+    }
+}
+
+/// One-line documentation of the configs Ringtail changes at run time (our own words; Kafka's
+/// documentation describes the same settings at length).
+fn documentation(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "cleanup.policy" | "log.cleanup.policy" => {
+            "Retention policy of old segments: delete (by retention.ms / retention.bytes), compact, or both."
+        }
+        "compression.type" => {
+            "Final compression of stored batches: producer keeps the producer's codec; uncompressed, gzip, snappy, lz4 or zstd recompress."
+        }
+        "index.interval.bytes" | "log.index.interval.bytes" => {
+            "Bytes of log between two offset index entries."
+        }
+        "max.message.bytes" | "message.max.bytes" => {
+            "Largest record batch accepted, in bytes (after compression)."
+        }
+        "message.timestamp.type" | "log.message.timestamp.type" => {
+            "CreateTime keeps the producer's timestamp; LogAppendTime stamps batches with the broker's time."
+        }
+        "min.insync.replicas" => {
+            "Fewest in-sync replicas for an acks=all write to succeed (NOT_ENOUGH_REPLICAS below)."
+        }
+        "retention.bytes" | "log.retention.bytes" => {
+            "Largest size of a partition before old segments are deleted, in bytes; -1 for no limit."
+        }
+        "retention.ms" | "log.retention.ms" => {
+            "Longest time a segment is kept before deletion, in ms; -1 for no limit."
+        }
+        "segment.bytes" | "log.segment.bytes" => "Size at which a segment is rolled, in bytes.",
+        "segment.index.bytes" | "log.index.size.max.bytes" => {
+            "Largest offset and time index size per segment, in bytes."
+        }
+        "segment.ms" | "log.roll.ms" => "Age at which the active segment is rolled, in ms.",
+        _ => return None,
+    })
+}
+
 
 #[cfg(test)]
 mod tests {

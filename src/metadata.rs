@@ -85,6 +85,9 @@ impl TopicMetadata {
 struct MetadataFile {
     cluster_id: String,
     topics: Vec<TopicMetadata>,
+    /// Dynamic broker configs by broker resource name ("" = cluster default, "<node.id>").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// An immutable snapshot of all topics, shared by every shard.
@@ -93,10 +96,17 @@ pub struct MetadataImage {
     pub cluster_id: String,
     pub topics: BTreeMap<String, Arc<TopicMetadata>>,
     topic_names_by_id: HashMap<Uuid, String>,
+    /// Dynamic broker configs (IncrementalAlterConfigs on BROKER resources) by resource name:
+    /// "" for the cluster-wide default, "<node.id>" for one broker; Kafka property names.
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
-    fn new(cluster_id: String, topics: impl IntoIterator<Item = TopicMetadata>) -> MetadataImage {
+    fn new(
+        cluster_id: String,
+        topics: impl IntoIterator<Item = TopicMetadata>,
+        broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> MetadataImage {
         let topics: BTreeMap<String, Arc<TopicMetadata>> = topics
             .into_iter()
             .map(|t| (t.name.clone(), Arc::new(t)))
@@ -109,7 +119,14 @@ impl MetadataImage {
             cluster_id,
             topics,
             topic_names_by_id,
+            broker_configs,
         }
+    }
+
+    /// The dynamic broker configs of resource `name` ("" = cluster default); empty if none.
+    pub fn broker_configs(&self, name: &str) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.broker_configs.get(name).unwrap_or(&EMPTY)
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
@@ -161,6 +178,7 @@ impl TopicStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataFile {
                 cluster_id: new_cluster_id(),
                 topics: Vec::new(),
+                broker_configs: BTreeMap::new(),
             },
             Err(source) => {
                 return Err(MetadataError::Io {
@@ -177,7 +195,11 @@ impl TopicStore {
             topic
         });
         let store = TopicStore {
-            image: Arc::new(MetadataImage::new(file.cluster_id, topics)),
+            image: Arc::new(MetadataImage::new(
+                file.cluster_id,
+                topics,
+                file.broker_configs,
+            )),
             path,
             shard_count,
         };
@@ -244,9 +266,64 @@ impl TopicStore {
         Ok(removed)
     }
 
+    /// Replaces the config overrides of topic `name` (IncrementalAlterConfigs / AlterConfigs);
+    /// persisted before it returns.
+    pub fn set_topic_configs(
+        &mut self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
+        if !self.image.topics.contains_key(name) {
+            return Err(MetadataError::UnknownTopic(name.to_string()));
+        }
+        let topics = self
+            .image
+            .topics
+            .values()
+            .map(|t| {
+                let mut topic = (**t).clone();
+                if topic.name == name {
+                    topic.configs = configs.clone();
+                }
+                topic
+            })
+            .collect();
+        self.replace(topics)
+    }
+
+    /// Replaces the dynamic broker configs of broker resource `resource` ("" = cluster
+    /// default); an empty map removes the resource. Persisted before it returns.
+    pub fn set_broker_configs(
+        &mut self,
+        resource: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
+        let topics = self.image.topics.values().map(|t| (**t).clone()).collect();
+        let mut broker_configs = self.image.broker_configs.clone();
+        if configs.is_empty() {
+            broker_configs.remove(resource);
+        } else {
+            broker_configs.insert(resource.to_string(), configs);
+        }
+        self.replace_all(topics, broker_configs)
+    }
+
     fn replace(&mut self, topics: Vec<TopicMetadata>) -> Result<(), MetadataError> {
+        let broker_configs = self.image.broker_configs.clone();
+        self.replace_all(topics, broker_configs)
+    }
+
+    fn replace_all(
+        &mut self,
+        topics: Vec<TopicMetadata>,
+        broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<(), MetadataError> {
         let previous = self.image.clone();
-        self.image = Arc::new(MetadataImage::new(previous.cluster_id.clone(), topics));
+        self.image = Arc::new(MetadataImage::new(
+            previous.cluster_id.clone(),
+            topics,
+            broker_configs,
+        ));
         if let Err(e) = self.persist() {
             self.image = previous;
             return Err(e);
@@ -259,6 +336,7 @@ impl TopicStore {
         let file = MetadataFile {
             cluster_id: self.image.cluster_id.clone(),
             topics: self.image.topics.values().map(|t| (**t).clone()).collect(),
+            broker_configs: self.image.broker_configs.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
         write_atomically(&self.path, &bytes)

@@ -128,7 +128,7 @@ pub enum ReadError {
 }
 
 /// Settings a partition needs, derived from the topic config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartitionConfig {
     /// `max.message.bytes`: largest batch accepted, in bytes.
     pub max_message_bytes: usize,
@@ -160,7 +160,9 @@ pub struct Partition {
     pub topic: String,
     pub partition: i32,
     pub topic_id: Uuid,
-    config: PartitionConfig,
+    /// Replaced live by [`Partition::set_config`] (topic configs altered at run time); read
+    /// through [`Partition::config`] on every use.
+    config: RefCell<PartitionConfig>,
     log: Log,
     /// Next offset to assign, counting batches not yet written.
     next_offset: Cell<i64>,
@@ -198,7 +200,7 @@ impl Partition {
             partition,
             topic_id,
             cache: RefCell::new(TailCache::new(config.cache_bytes)),
-            config,
+            config: RefCell::new(config),
             log,
             next_offset: Cell::new(end),
             pending: RefCell::new(PendingWrite::default()),
@@ -230,7 +232,27 @@ impl Partition {
     pub fn set_cache_bytes(&self, max_bytes: usize) {
         self.cache
             .borrow_mut()
-            .set_max_bytes(max_bytes.min(self.config.cache_bytes));
+            .set_max_bytes(max_bytes.min(self.config.borrow().cache_bytes));
+    }
+
+    /// The settings in effect now (a copy; the topic config may change between two calls).
+    pub fn config(&self) -> PartitionConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Replaces the partition's settings live (IncrementalAlterConfigs / AlterConfigs of its
+    /// topic, or a dynamic broker default): the next append validates and stamps by them, the
+    /// log rolls and indexes by the new [`LogConfig`] from its next append on. The tail cache
+    /// bound set by [`Partition::set_cache_bytes`] is kept. Refused log settings leave both
+    /// configs unchanged.
+    pub fn set_config(&self, config: PartitionConfig) -> Result<(), LogError> {
+        self.log.set_config(config.log.clone())?;
+        let cache_bytes = self.config.borrow().cache_bytes;
+        *self.config.borrow_mut() = PartitionConfig {
+            cache_bytes,
+            ..config
+        };
+        Ok(())
     }
 
     /// Validates and assigns offsets to every batch in `records`, synchronously.
@@ -246,6 +268,7 @@ impl Partition {
             return Ok(duplicate);
         }
         let base_offset = self.next_offset.get();
+        let log_append_time = self.config.borrow().log_append_time;
         let mut pending = self.pending.borrow_mut();
         let mut position = 0;
         for header in &headers {
@@ -259,7 +282,7 @@ impl Partition {
             record_batch::set_base_offset(stored, offset);
             let mut assigned = *header;
             assigned.base_offset = offset;
-            if self.config.log_append_time {
+            if log_append_time {
                 // The log indexes the header it is given: it must carry the new timestamp.
                 set_log_append_time(stored, now_ms);
                 assigned = RecordBatchHeader::parse(stored).expect("validated batch header");
@@ -288,7 +311,7 @@ impl Partition {
         Ok(Appended::New {
             base_offset,
             last_offset: self.next_offset.get() - 1,
-            log_append_time: if self.config.log_append_time {
+            log_append_time: if log_append_time {
                 now_ms
             } else {
                 -1
@@ -451,6 +474,7 @@ impl Partition {
         if records.is_empty() {
             return Err(AppendError::EmptyRecords);
         }
+        let max_message_bytes = self.config.borrow().max_message_bytes;
         let mut headers = Vec::with_capacity(1);
         let mut position = 0;
         while position < records.len() {
@@ -462,7 +486,7 @@ impl Partition {
             let size = (length.max(0) as usize)
                 .saturating_add(LOG_OVERHEAD)
                 .min(rest.len());
-            let header = validate_batch(&rest[..size], self.config.max_message_bytes)?;
+            let header = validate_batch(&rest[..size], max_message_bytes)?;
             if header.is_control() {
                 return Err(AppendError::ControlBatch);
             }

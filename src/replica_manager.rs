@@ -34,6 +34,8 @@ pub struct ReplicaManager {
     topics: RefCell<HashMap<String, Arc<TopicMetadata>>>,
     /// Held while partitions are opened, deleted, closed or trimmed by retention.
     applying: Semaphore,
+    /// The static config with the latest image's dynamic broker configs applied.
+    broker_config: RefCell<Arc<BrokerConfig>>,
 }
 
 impl ReplicaManager {
@@ -41,6 +43,7 @@ impl ReplicaManager {
         ReplicaManager {
             shard_id,
             log_dir: config.log_dir().to_path_buf(),
+            broker_config: RefCell::new(config.clone()),
             config,
             partitions: RefCell::new(HashMap::new()),
             topics: RefCell::new(HashMap::new()),
@@ -54,6 +57,13 @@ impl ReplicaManager {
             .borrow()
             .get(&(topic.to_string(), partition))
             .cloned()
+    }
+
+    /// The effective broker configuration: static properties with the dynamic broker configs
+    /// of the latest metadata image (cluster default "" under this node's), as Kafka's
+    /// `DynamicBrokerConfig`. Topic defaults come from here.
+    pub fn broker_config(&self) -> Arc<BrokerConfig> {
+        self.broker_config.borrow().clone()
     }
 
     pub fn partition_count(&self) -> usize {
@@ -86,16 +96,18 @@ impl ReplicaManager {
             tracing::info!(topic = %partition.topic, partition = partition.partition, "deleting partition");
             partition.log().delete().await?;
         }
-        let defaults = self.config.default_topic_config();
+        self.apply_dynamic_broker_configs(image);
+        let defaults = self.broker_config().default_topic_config();
         *self.topics.borrow_mut() = image
             .partitions_of_shard(self.shard_id)
             .map(|(topic, _)| (topic.name.clone(), topic.clone()))
             .collect();
         for (topic, partition) in image.partitions_of_shard(self.shard_id) {
-            if self.get(&topic.name, partition).is_some() {
+            let topic_config = topic_config(&defaults, topic);
+            if let Some(open) = self.get(&topic.name, partition) {
+                self.apply_topic_config(&open, &topic_config);
                 continue;
             }
-            let topic_config = topic_config(&defaults, topic);
             let dir = self.log_dir.join(format!("{}-{}", topic.name, partition));
             let opened = Partition::open(
                 &topic.name,
@@ -130,7 +142,7 @@ impl ReplicaManager {
             .acquire_permit(1)
             .await
             .expect("semaphore open");
-        let defaults = self.config.default_topic_config();
+        let defaults = self.broker_config().default_topic_config();
         let targets: Vec<(Rc<Partition>, TopicConfig)> = {
             let topics = self.topics.borrow();
             self.partitions
@@ -179,6 +191,41 @@ impl ReplicaManager {
             }
         }
         deleted_total
+    }
+
+    /// Rebuilds [`Self::broker_config`] from `image`'s dynamic broker configs. They were
+    /// validated when altered; a stored value that no longer parses is logged and the static
+    /// configuration kept.
+    fn apply_dynamic_broker_configs(&self, image: &MetadataImage) {
+        let node = self.config.node_id.to_string();
+        let effective = self
+            .config
+            .with_dynamic(image.broker_configs(""), image.broker_configs(&node));
+        match effective {
+            Ok(config) => *self.broker_config.borrow_mut() = Arc::new(config),
+            Err(e) => tracing::warn!("ignoring invalid stored dynamic broker configs: {e}"),
+        }
+    }
+
+    /// Gives an open partition its topic's current config, if it changed (Kafka's
+    /// `LogManager.updateTopicConfig`: applied at once, retention at the next check).
+    fn apply_topic_config(&self, partition: &Partition, topic_config: &TopicConfig) {
+        let config = PartitionConfig::new(topic_config, self.config.partition_cache_bytes as usize);
+        if partition.config() == config {
+            return;
+        }
+        match partition.set_config(config) {
+            Ok(()) => tracing::info!(
+                topic = %partition.topic,
+                partition = partition.partition,
+                "applied new topic config"
+            ),
+            Err(e) => tracing::warn!(
+                topic = %partition.topic,
+                partition = partition.partition,
+                "topic config not applied: {e}"
+            ),
+        }
     }
 
     /// Closes every partition cleanly (flush, truncate padding, write indexes). Waits for a

@@ -200,7 +200,8 @@ impl LogError {
 /// The log of one partition.
 pub struct Log {
     dir: PathBuf,
-    config: LogConfig,
+    /// Replaced live by [`Log::set_config`]; read (copied) on each use, never held across I/O.
+    config: RefCell<LogConfig>,
     /// Sorted by base offset; never empty; the last one is active.
     segments: RefCell<Vec<Rc<LogSegment>>>,
     log_start_offset: Cell<i64>,
@@ -231,7 +232,7 @@ impl Log {
         assert_contiguous_segments(&segments);
         Ok(Log {
             dir,
-            config,
+            config: RefCell::new(config),
             segments: RefCell::new(segments.into_iter().map(Rc::new).collect()),
             log_start_offset: Cell::new(log_start_offset),
             log_end_offset: Cell::new(log_end_offset),
@@ -267,9 +268,19 @@ impl Log {
         &self.dir
     }
 
-    /// The settings this log was opened with.
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The settings in effect now (those it was opened with, or the last [`Log::set_config`]).
+    pub fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Replaces the settings live (a topic config altered at run time): the next append rolls
+    /// by the new `segment_bytes` / `segment_ms` and indexes by the new `index_interval_bytes`;
+    /// segments created from now on get the new `segment_index_bytes`. Refuses settings the
+    /// on-disk format cannot hold, keeping the old ones.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        validate_config(&self.dir, &config)?;
+        *self.config.borrow_mut() = config;
+        Ok(())
     }
 
     /// Number of segments, the active one included.
@@ -291,13 +302,14 @@ impl Log {
         self.check_open()?;
         check_chunk(chunk, headers, self.log_end_offset());
         let active = self.active_segment();
-        let active = if active.should_roll(&self.config, chunk.len() as u64, headers, now_ms()) {
+        let config = self.config();
+        let active = if active.should_roll(&config, chunk.len() as u64, headers, now_ms()) {
             self.roll(&active).await?
         } else {
             active
         };
         active
-            .append(chunk, headers, self.config.index_interval_bytes)
+            .append(chunk, headers, config.index_interval_bytes)
             .await?;
         let next = headers
             .last()
@@ -373,7 +385,7 @@ impl Log {
                 .saturating_sub(1);
             segments[first..].to_vec()
         };
-        let slack = self.config.index_interval_bytes as usize;
+        let slack = self.config.borrow().index_interval_bytes as usize;
         for segment in candidates {
             if let Some(bytes) = segment.read(offset, max_bytes, max_offset, slack).await? {
                 assert_read(&bytes, offset, max_bytes, max_offset);
@@ -676,7 +688,8 @@ impl Log {
             "invariant: a new segment starts where the active one ends"
         );
         active.seal().await?;
-        let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &self.config).await?);
+        let config = self.config();
+        let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &config).await?);
         self.segments.borrow_mut().push(segment.clone());
         self.dir_changes.set(self.dir_changes.get() + 1);
         tracing::debug!(path = %segment.log_path().display(), "rolled new segment");

@@ -1,5 +1,5 @@
-//! CreateTopics (19), DeleteTopics (20), DescribeConfigs (32), DescribeCluster (60) and
-//! InitProducerId (22). Topic changes run on shard 0, the metadata owner, which then publishes
+//! CreateTopics (19), DeleteTopics (20), DescribeCluster (60) and InitProducerId (22)
+//! (DescribeConfigs is in `configs`). Topic changes run on shard 0, the metadata owner, which then publishes
 //! the new image to every shard before answering.
 
 use std::collections::BTreeMap;
@@ -10,23 +10,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::config::ConfigEntry;
 use crate::metadata::{MetadataError, TopicMetadata};
 use crate::shard::{self, ShardContext};
-
-/// Kafka's resource types in DescribeConfigs (`ConfigResource.Type`).
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-/// Kafka's `ConfigSource` ids.
-const SOURCE_TOPIC_CONFIG: i8 = 1;
-const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
-const SOURCE_DEFAULT_CONFIG: i8 = 5;
 
 /// Why a topic could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +62,7 @@ pub async fn create_topic(
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<Arc<TopicMetadata>, CreateTopicError> {
-    let defaults = ctx.config.default_topic_config();
+    let defaults = ctx.replica_manager.broker_config().default_topic_config();
     defaults
         .with_override_map(&configs)
         .map_err(|e| CreateTopicError::InvalidConfig(e.to_string()))?;
@@ -243,73 +231,6 @@ pub async fn delete_topics(
         response.responses.push(entry);
     }
     response
-}
-
-pub async fn describe_configs(
-    ctx: Rc<ShardContext>,
-    request: DescribeConfigsRequest,
-    _version: i16,
-) -> DescribeConfigsResponse {
-    let mut response = DescribeConfigsResponse::default();
-    let defaults = ctx.config.default_topic_config();
-    for resource in request.resources {
-        let name = resource.resource_name.to_string();
-        let node = ctx.config.node_id.to_string();
-        let entries: Result<Vec<(ConfigEntry, i8)>, ResponseError> = match resource.resource_type {
-            RESOURCE_TOPIC => match ctx.metadata().topic(&name) {
-                Some(topic) => Ok(with_sources(
-                    crate::replica_manager::topic_config(&defaults, topic).describe(&defaults),
-                    SOURCE_TOPIC_CONFIG,
-                )),
-                None => Err(ResponseError::UnknownTopicOrPartition),
-            },
-            RESOURCE_BROKER if name.is_empty() || name == node => Ok(with_sources(
-                ctx.config.describe(),
-                SOURCE_STATIC_BROKER_CONFIG,
-            )),
-            _ => Err(ResponseError::InvalidRequest),
-        };
-        let mut result = DescribeConfigsResult::default()
-            .with_resource_type(resource.resource_type)
-            .with_resource_name(resource.resource_name.clone());
-        match entries {
-            Ok(entries) => {
-                let keys = resource.configuration_keys.as_ref();
-                result.configs = entries
-                    .into_iter()
-                    .filter(|(e, _)| {
-                        keys.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
-                    })
-                    .map(|(e, source)| {
-                        DescribeConfigsResourceResult::default()
-                            .with_name(StrBytes::from_string(e.name))
-                            .with_value(e.value.map(StrBytes::from_string))
-                            .with_read_only(e.read_only)
-                            .with_is_sensitive(e.sensitive)
-                            .with_config_source(source)
-                    })
-                    .collect();
-            }
-            Err(error) => result.error_code = error.code(),
-        }
-        response.results.push(result);
-    }
-    response
-}
-
-/// Pairs each entry with its Kafka `ConfigSource`: DEFAULT_CONFIG, or `set_source` when set.
-fn with_sources(entries: Vec<ConfigEntry>, set_source: i8) -> Vec<(ConfigEntry, i8)> {
-    entries
-        .into_iter()
-        .map(|e| {
-            let source = if e.is_default {
-                SOURCE_DEFAULT_CONFIG
-            } else {
-                set_source
-            };
-            (e, source)
-        })
-        .collect()
 }
 
 pub async fn describe_cluster(

@@ -22,6 +22,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::CreateTopics => (2, CreateTopicsRequest::VERSIONS.max),
         ApiKey::DeleteTopics => (1, DeleteTopicsRequest::VERSIONS.max),
         ApiKey::DescribeConfigs => (1, DescribeConfigsRequest::VERSIONS.max),
+        ApiKey::AlterConfigs => (0, AlterConfigsRequest::VERSIONS.max),
+        ApiKey::IncrementalAlterConfigs => (0, IncrementalAlterConfigsRequest::VERSIONS.max),
         ApiKey::DescribeCluster => (0, DescribeClusterRequest::VERSIONS.max),
         ApiKey::InitProducerId => (0, InitProducerIdRequest::VERSIONS.max),
         // Group APIs (KIP-896 minimums: OffsetCommit v2+, OffsetFetch v1+). ConsumerGroupHeartbeat

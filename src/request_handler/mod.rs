@@ -12,6 +12,7 @@
 
 mod admin;
 mod api_versions;
+mod configs;
 mod fetch;
 pub mod group;
 mod list_offsets;
@@ -243,7 +244,15 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
         ApiKey::CreateTopics => handle!(request, CreateTopicsRequest, admin::create_topics),
         ApiKey::DeleteTopics => handle!(request, DeleteTopicsRequest, admin::delete_topics),
         ApiKey::DescribeConfigs => {
-            handle!(request, DescribeConfigsRequest, admin::describe_configs)
+            handle!(request, DescribeConfigsRequest, configs::describe_configs)
+        }
+        ApiKey::AlterConfigs => handle!(request, AlterConfigsRequest, configs::alter_configs),
+        ApiKey::IncrementalAlterConfigs => {
+            handle!(
+                request,
+                IncrementalAlterConfigsRequest,
+                configs::incremental_alter_configs
+            )
         }
         ApiKey::DescribeCluster => {
             handle!(request, DescribeClusterRequest, admin::describe_cluster)
