@@ -240,6 +240,9 @@ pub struct BrokerConfig {
     dynamic_default: BTreeMap<String, String>,
     /// Dynamic configs of this broker (resource "<node.id>"): DYNAMIC_BROKER_CONFIG.
     dynamic_broker: BTreeMap<String, String>,
+    /// Kafka settings accepted without effect: (setting as given, why it means nothing here).
+    /// Start-up logs one warning line for each ([`BrokerConfig::ignored_settings`]).
+    ignored: Vec<(String, &'static str)>,
 }
 
 /// Per-topic settings with Kafka's topic-level names (`segment.bytes`, ...). Defaults come
@@ -398,9 +401,31 @@ impl BrokerConfig {
     }
 
     fn from_layers(layers: Layers) -> Result<BrokerConfig, ConfigError> {
-        let listeners = parse_listeners("listeners", layers.get("listeners"), false)?;
+        let controller_names = layers
+            .ignored
+            .get("controller.listener.names")
+            .cloned()
+            .unwrap_or_default();
+        let mut ignored = ignored_settings(&layers);
+        let listeners_value = without_controller_listeners(
+            "listeners",
+            layers.get("listeners"),
+            &controller_names,
+            &mut ignored,
+        );
+        check_protocol_map(&layers, &listeners_value)?;
+        let listeners = parse_listeners("listeners", &listeners_value, false)?;
         let advertised_listeners = match layers.value("advertised.listeners") {
-            Some(value) => parse_listeners("advertised.listeners", value, true)?,
+            Some(value) => parse_listeners(
+                "advertised.listeners",
+                &without_controller_listeners(
+                    "advertised.listeners",
+                    value,
+                    &controller_names,
+                    &mut ignored,
+                ),
+                true,
+            )?,
             None => listeners.iter().map(advertisable).collect(),
         };
         let log_dirs = parse_log_dirs(&layers)?;
@@ -473,6 +498,7 @@ impl BrokerConfig {
                 .collect(),
             dynamic_default: BTreeMap::new(),
             dynamic_broker: BTreeMap::new(),
+            ignored,
         };
         let mut effective: BTreeMap<&'static str, Option<String>> = BROKER_PROPERTIES
             .iter()
@@ -816,6 +842,8 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
 struct Layers {
     values: BTreeMap<&'static str, LayerValue>,
     set_by_user: BTreeSet<&'static str>,
+    /// Kafka settings without meaning here ([`IGNORED_PROPERTIES`]), by name: value.
+    ignored: BTreeMap<&'static str, String>,
 }
 
 struct LayerValue {
@@ -834,6 +862,13 @@ impl Layers {
         origin: &str,
     ) -> Result<(), ConfigError> {
         let name = name.trim();
+        if let Some((ignored, _)) = IGNORED_PROPERTIES.iter().find(|(n, _)| *n == name) {
+            if let Some(reason) = refusal(ignored, value.trim()) {
+                return Err(invalid(ignored, value, reason));
+            }
+            self.ignored.insert(ignored, value.trim().to_string());
+            return Ok(());
+        }
         let Some(property) = BROKER_PROPERTIES
             .iter()
             .find(|p| p.name == name || p.alias == Some(name))
@@ -931,8 +966,16 @@ fn parse_int<T: Integer>(name: &str, value: &str, min: T, max: T) -> Result<T, C
     match value.trim().parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
         // Kafka's ConfigDef messages (`Range.atLeast`, `ConfigDef.parseType`).
-        Ok(n) if n < min => Err(invalid(name, value, format!("Value must be at least {min}"))),
-        Ok(_) => Err(invalid(name, value, format!("Value must be no more than {max}"))),
+        Ok(n) if n < min => Err(invalid(
+            name,
+            value,
+            format!("Value must be at least {min}"),
+        )),
+        Ok(_) => Err(invalid(
+            name,
+            value,
+            format!("Value must be no more than {max}"),
+        )),
         Err(_) => Err(invalid(
             name,
             value,
@@ -990,6 +1033,15 @@ fn parse_log_dirs(layers: &Layers) -> Result<Vec<PathBuf>, ConfigError> {
             "log.dirs",
             value,
             "expected at least one directory",
+        ));
+    }
+    if dirs.len() > 1 {
+        // Kafka spreads partitions over every directory (JBOD); using only the first would
+        // silently change where data goes.
+        return Err(invalid(
+            "log.dirs",
+            value,
+            "Ringtail keeps all partitions in one log directory; several (JBOD) are not supported",
         ));
     }
     Ok(dirs)
@@ -1182,6 +1234,194 @@ fn toml_scalar(value: &toml::Value) -> Option<String> {
     }
 }
 
+// ----- Kafka settings without meaning on Ringtail: accepted with a warning, or refused -----
+
+/// Kafka broker properties that mean nothing on a single-process, thread-per-core broker with
+/// no controller quorum, no replication and no transactions; each is accepted (Kafka 4.1's
+/// stock `config/server.properties` sets many of them) and named in one warning line at
+/// start-up. Values that would change what Ringtail does are refused instead ([`refusal`]).
+pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "process.roles",
+        "Ringtail is always one broker with its own metadata, no KRaft controller",
+    ),
+    (
+        "controller.quorum.bootstrap.servers",
+        "there is no KRaft controller quorum",
+    ),
+    (
+        "controller.quorum.voters",
+        "there is no KRaft controller quorum",
+    ),
+    (
+        "controller.listener.names",
+        "there is no KRaft controller; its listeners are not bound",
+    ),
+    (
+        "inter.broker.listener.name",
+        "a single broker has no inter-broker traffic",
+    ),
+    (
+        "listener.security.protocol.map",
+        "every listener is PLAINTEXT",
+    ),
+    (
+        "metadata.log.dir",
+        "topic metadata is kept in log.dirs (ringtail-metadata.json)",
+    ),
+    (
+        "num.network.threads",
+        "one executor per core serves the network (ringtail.shards)",
+    ),
+    (
+        "num.io.threads",
+        "one executor per core does the I/O (ringtail.shards)",
+    ),
+    (
+        "num.recovery.threads.per.data.dir",
+        "each shard recovers its own partitions",
+    ),
+    ("num.replica.fetchers", "there is no replication"),
+    ("background.threads", "background work runs on the shards"),
+    (
+        "socket.send.buffer.bytes",
+        "the kernel's socket buffer defaults are used",
+    ),
+    (
+        "socket.receive.buffer.bytes",
+        "the kernel's socket buffer defaults are used",
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        "transactions are not supported",
+    ),
+    (
+        "transaction.state.log.min.isr",
+        "transactions are not supported",
+    ),
+    (
+        "share.coordinator.state.topic.replication.factor",
+        "share groups are not supported",
+    ),
+    (
+        "share.coordinator.state.topic.min.isr",
+        "share groups are not supported",
+    ),
+    (
+        "kafka.metrics.reporters",
+        "JMX / metrics reporters are not supported",
+    ),
+    (
+        "metric.reporters",
+        "JMX / metrics reporters are not supported",
+    ),
+];
+
+/// Why `value` of ignored property `name` is refused: accepting it would silently change its
+/// meaning (a controller-only node, SSL/SASL listeners).
+fn refusal(name: &str, value: &str) -> Option<String> {
+    match name {
+        "process.roles" => {
+            let roles: Vec<&str> = value.split(',').map(str::trim).collect();
+            (!roles.contains(&"broker")).then(|| {
+                "Ringtail is a broker; a node without the broker role (a dedicated KRaft controller) is not supported".to_string()
+            })
+        }
+        "listener.security.protocol.map" => value
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .find_map(|pair| {
+                let (listener, protocol) = pair.split_once(':')?;
+                let plaintext = protocol.trim().eq_ignore_ascii_case("PLAINTEXT");
+                // Entries for protocols no listener uses (SSL:SSL, ...) are Kafka's stock map.
+                let names_protocol = listener.trim().eq_ignore_ascii_case(protocol.trim());
+                (!plaintext && !names_protocol).then(|| {
+                    format!("listener {listener} maps to {protocol}; only PLAINTEXT is supported")
+                })
+            }),
+        _ => None,
+    }
+}
+
+impl BrokerConfig {
+    /// The Kafka settings accepted without effect, as `(name=value, why)`; start-up logs one
+    /// warning line for each.
+    pub fn ignored_settings(&self) -> &[(String, &'static str)] {
+        &self.ignored
+    }
+}
+
+fn ignored_settings(layers: &Layers) -> Vec<(String, &'static str)> {
+    layers
+        .ignored
+        .iter()
+        .map(|(name, value)| {
+            let why = IGNORED_PROPERTIES
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, why)| *why);
+            (format!("{name}={value}"), why)
+        })
+        .collect()
+}
+
+/// `value` (a listener list) without the listeners named in `controller.listener.names`, each
+/// dropped one noted in `ignored`.
+fn without_controller_listeners(
+    property: &str,
+    value: &str,
+    controller_names: &str,
+    ignored: &mut Vec<(String, &'static str)>,
+) -> String {
+    let controllers: Vec<&str> = controller_names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| {
+            let name = item.split_once("://").map_or("", |(name, _)| name);
+            let controller = controllers.iter().any(|c| c.eq_ignore_ascii_case(name));
+            if controller {
+                ignored.push((
+                    format!("{property}: {item}"),
+                    "a KRaft controller listener (controller.listener.names); not bound",
+                ));
+            }
+            !controller
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A `listener.security.protocol.map` naming a listener of `listeners` with another protocol
+/// than PLAINTEXT is refused (the listener would silently be plaintext).
+fn check_protocol_map(layers: &Layers, listeners: &str) -> Result<(), ConfigError> {
+    let Some(map) = layers.ignored.get("listener.security.protocol.map") else {
+        return Ok(());
+    };
+    for item in listeners.split(',').map(str::trim) {
+        let Some((name, _)) = item.split_once("://") else {
+            continue;
+        };
+        let protocol = map.split(',').find_map(|pair| {
+            let (listener, protocol) = pair.trim().split_once(':')?;
+            listener.eq_ignore_ascii_case(name).then(|| protocol.trim())
+        });
+        if let Some(protocol) = protocol.filter(|p| !p.eq_ignore_ascii_case("PLAINTEXT")) {
+            return Err(invalid(
+                "listener.security.protocol.map",
+                map,
+                format!("listener {name} maps to {protocol}; only PLAINTEXT is supported"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 // ----- Dynamic configuration: IncrementalAlterConfigs / AlterConfigs / DescribeConfigs -----
 //
 // Topic overrides and dynamic broker configs are stored by shard 0 with the topic metadata and
@@ -1257,7 +1497,9 @@ pub const LIST_CONFIGS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
 
 /// True for a broker property that IncrementalAlterConfigs may change at run time.
 pub fn is_dynamic_broker_config(name: &str) -> bool {
-    TOPIC_CONFIG_SYNONYMS.iter().any(|(_, broker)| *broker == name)
+    TOPIC_CONFIG_SYNONYMS
+        .iter()
+        .any(|(_, broker)| *broker == name)
 }
 
 /// True for a broker property Ringtail knows (canonical name or alias).
@@ -1304,7 +1546,11 @@ impl BrokerConfig {
         let mut layers = Layers::default();
         // `ringtail.shards` is checked against the online cores, which a shard thread pinned
         // to one core does not see; it is not dynamic, so it is copied, not re-parsed.
-        for (name, value) in self.static_values.iter().filter(|(n, _)| **n != "ringtail.shards") {
+        for (name, value) in self
+            .static_values
+            .iter()
+            .filter(|(n, _)| **n != "ringtail.shards")
+        {
             layers.set(0, name, value, "static configuration")?;
         }
         for (source, values) in [(1, cluster_default), (2, per_broker)] {
@@ -1538,7 +1784,6 @@ fn documentation(name: &str) -> Option<&'static str> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1618,7 +1863,7 @@ mod tests {
         assert!(config
             .describe()
             .iter()
-            .all(|e| e.is_default && e.read_only));
+            .all(|e| e.is_default && e.read_only != is_dynamic_broker_config(&e.name)));
         let names: Vec<String> = config.describe().into_iter().map(|e| e.name).collect();
         assert_eq!(names.len(), BROKER_PROPERTIES.len() + 2);
         assert!(names.contains(&"broker.id".to_string()));
@@ -2040,6 +2285,69 @@ mod tests {
         assert_eq!(topic.min_insync_replicas, 2);
         let names: Vec<String> = topic.describe(&topic).into_iter().map(|e| e.name).collect();
         assert_eq!(names.len(), 11);
+    }
+
+    #[test]
+    fn dynamic_broker_configs_and_synonyms() {
+        let config =
+            BrokerConfig::load(None, &overrides(&[("log.segment.bytes", "4096")])).expect("valid");
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let dynamic = config
+            .with_dynamic(
+                &map(&[("log.retention.ms", "1000"), ("log.segment.bytes", "8192")]),
+                &map(&[("log.segment.bytes", "16384")]),
+            )
+            .expect("valid");
+        assert_eq!(dynamic.log_retention_ms, 1000);
+        assert_eq!(dynamic.log_segment_bytes, 16384);
+        assert_eq!(dynamic.default_topic_config().segment_bytes, 16384);
+        let entry = |entries: Vec<ConfigEntry>, name: &str| {
+            entries.into_iter().find(|e| e.name == name).expect(name)
+        };
+        let segment = entry(dynamic.describe(), "log.segment.bytes");
+        assert_eq!(segment.source, ConfigSource::DynamicBroker);
+        let sources: Vec<ConfigSource> = segment.synonyms.iter().map(|s| s.source).collect();
+        assert_eq!(
+            sources,
+            [
+                ConfigSource::DynamicBroker,
+                ConfigSource::DynamicDefaultBroker,
+                ConfigSource::StaticBroker,
+                ConfigSource::Default
+            ]
+        );
+        // Kafka drops the synonyms before the first one of the described name.
+        let retention = entry(config.describe(), "log.retention.ms");
+        assert_eq!(
+            (retention.source, retention.synonyms.len()),
+            (ConfigSource::Default, 0)
+        );
+        let topic = dynamic.default_topic_config();
+        let overrides = map(&[("segment.ms", "5")]);
+        let described =
+            dynamic.describe_topic(&topic.with_override_map(&overrides).unwrap(), &overrides);
+        let retention = entry(described.clone(), "retention.ms");
+        assert_eq!(retention.source, ConfigSource::DynamicDefaultBroker);
+        assert_eq!(retention.synonyms[0].name, "log.retention.ms");
+        assert_eq!(retention.synonyms[1].name, "log.retention.hours");
+        let segment_ms = entry(described, "segment.ms");
+        assert_eq!(segment_ms.source, ConfigSource::DynamicTopic);
+        assert_eq!(segment_ms.synonyms.len(), 1);
+        for (bad, fragment) in [
+            (map(&[("num.partitions", "3")]), "num.partitions"),
+            (
+                map(&[("log.retention.ms", "x")]),
+                "Not a number of type LONG",
+            ),
+        ] {
+            let error = config.with_dynamic(&bad, &BTreeMap::new()).unwrap_err();
+            assert!(error.kafka_message().contains(fragment), "{error}");
+        }
     }
 
     #[test]

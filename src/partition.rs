@@ -311,11 +311,7 @@ impl Partition {
         Ok(Appended::New {
             base_offset,
             last_offset: self.next_offset.get() - 1,
-            log_append_time: if log_append_time {
-                now_ms
-            } else {
-                -1
-            },
+            log_append_time: if log_append_time { now_ms } else { -1 },
         })
     }
 

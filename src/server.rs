@@ -79,6 +79,9 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     // from here on SIGTERM/SIGINT stop the broker cleanly instead of killing it.
     let shutdown = Arc::new(AtomicBool::new(false));
     register_signals(shutdown.clone());
+    for (setting, why) in config.ignored_settings() {
+        tracing::warn!("ignoring Kafka setting {setting}: {why}");
+    }
     let LogDirState {
         config,
         log_dir,

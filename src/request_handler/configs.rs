@@ -198,7 +198,9 @@ async fn alter_on_shard_0(
             let mut changed = false;
             for resource in &resources {
                 if keys[&(resource.resource_type, resource.name.as_str())] > 1 {
-                    outcomes.push(Err(invalid_request("Each resource must appear at most once.")));
+                    outcomes.push(Err(invalid_request(
+                        "Each resource must appear at most once.",
+                    )));
                     continue;
                 }
                 let image = store.borrow().image();
