@@ -1672,7 +1672,7 @@ impl BrokerConfig {
                 .map(str::to_string)
         };
         let mut synonyms = Vec::new();
-        let levels: [(ConfigSource, &dyn Fn(&str) -> Option<String>); 4] = [
+        let levels: [(ConfigSource, &Lookup<'_>); 4] = [
             (ConfigSource::DynamicBroker, &|n| {
                 self.dynamic_broker.get(n).cloned()
             }),
@@ -1699,6 +1699,9 @@ impl BrokerConfig {
         synonyms.split_off(first.unwrap_or(synonyms.len()))
     }
 }
+
+/// Looks up a property's value at one configuration level.
+type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 /// Kafka's type of a topic-level config (`LogConfig`).
 fn topic_config_type(name: &str) -> ConfigType {

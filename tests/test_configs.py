@@ -233,7 +233,8 @@ def test_request_level_refusals_on_the_wire(broker):
          [(INVALID_REQUEST, "Error due to duplicate config keys")]),
         ([(cw.TOPIC, topic, [("retention.ms", cw.SET, "1")])] * 2,
          [(INVALID_REQUEST, "Each resource must appear at most once.")] * 2),
-        ([(cw.TOPIC, topic, [("retention.ms", 7, "1")])],
+        # (On a TOPIC resource Kafka 4.1's controller fails with a NullPointerException.)
+        ([(cw.BROKER, "", [("log.retention.ms", 7, "1")])],
          [(INVALID_REQUEST, "Unknown operations type 7")]),
         ([(cw.TOPIC, topic, [("retention.ms", cw.SET, None)])],
          [(INVALID_REQUEST, "Null value not supported for : retention.ms")]),
@@ -467,8 +468,11 @@ def test_retention_ms_altered_live_moves_log_start(start_broker):
     def trimmed():
         low, high = _low_watermark(broker, topic)
         assert high == 4000
-        assert 0 < low < 4000, low  # whole closed segments deleted, the active one kept
-    eventually(trimmed, timeout_s=40, interval_s=0.5)
+        # Whole segments deleted. Kafka also rolls and deletes the active segment when every
+        # segment expired (low == high); Ringtail keeps the active one (low < high).
+        assert 0 < low <= 4000, low
+    # Kafka runs its first retention check 30 s after start-up (LogManager.InitialTaskDelayMs).
+    eventually(trimmed, timeout_s=60, interval_s=0.5)
 
 
 # ----- persistence -----
