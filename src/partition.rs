@@ -147,11 +147,26 @@ impl PartitionConfig {
             cache_bytes,
             log: LogConfig {
                 segment_bytes: topic.segment_bytes.max(0) as u64,
-                segment_ms: topic.segment_ms.max(0) as u64,
+                segment_ms: roll_ms(topic),
                 index_interval_bytes: topic.index_interval_bytes.max(0) as u32,
                 segment_index_bytes: topic.segment_index_bytes.max(0) as u64,
             },
         }
+    }
+}
+
+/// The segment roll time of a topic, ms: `segment.ms`, capped by `max.compaction.lag.ms` on
+/// compacted topics so that records become cleanable in time (Kafka's `LogConfig.maxSegmentMs`).
+fn roll_ms(topic: &TopicConfig) -> u64 {
+    let compact = matches!(
+        topic.cleanup_policy,
+        crate::config::CleanupPolicy::Compact | crate::config::CleanupPolicy::CompactDelete
+    );
+    let segment_ms = topic.segment_ms.max(0);
+    if compact && topic.max_compaction_lag_ms > 0 {
+        segment_ms.min(topic.max_compaction_lag_ms) as u64
+    } else {
+        segment_ms as u64
     }
 }
 
@@ -410,6 +425,18 @@ impl Partition {
                 .drop_below(self.log.log_start_offset());
         }
         Ok(deleted)
+    }
+
+    /// One log-cleaner pass over this partition ([`Log::clean`]); `first_dirty_offset` is its
+    /// checkpointed dirty start. Cached tail batches are left alone: a read may return records
+    /// the cleaner has since removed, as Kafka may before a cleaning finishes.
+    pub async fn clean(
+        &self,
+        config: &crate::log::CleanerConfig,
+        first_dirty_offset: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Option<crate::log::CleanSummary>, LogError> {
+        self.log.clean(config, first_dirty_offset, now_ms).await
     }
 
     /// Forgets producers whose last append was [`PRODUCER_ID_EXPIRATION_MS`] or more before
