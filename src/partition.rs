@@ -428,15 +428,21 @@ impl Partition {
     }
 
     /// One log-cleaner pass over this partition ([`Log::clean`]); `first_dirty_offset` is its
-    /// checkpointed dirty start. Cached tail batches are left alone: a read may return records
-    /// the cleaner has since removed, as Kafka may before a cleaning finishes.
+    /// checkpointed dirty start. Cached tail batches below the cleaned range are dropped, so
+    /// reads there see the cleaned segments.
     pub async fn clean(
         &self,
         config: &crate::log::CleanerConfig,
         first_dirty_offset: Option<i64>,
         now_ms: i64,
     ) -> Result<Option<crate::log::CleanSummary>, LogError> {
-        self.log.clean(config, first_dirty_offset, now_ms).await
+        let summary = self.log.clean(config, first_dirty_offset, now_ms).await?;
+        if let Some(summary) = &summary {
+            self.cache
+                .borrow_mut()
+                .drop_below(summary.cleaned_end_offset);
+        }
+        Ok(summary)
     }
 
     /// Forgets producers whose last append was [`PRODUCER_ID_EXPIRATION_MS`] or more before

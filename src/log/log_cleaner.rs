@@ -60,6 +60,9 @@ pub struct CleanSummary {
     pub batches_rewritten: u64,
     /// Keys in the map of this pass.
     pub keys_mapped: usize,
+    /// End of the cleaned range: batches below it may have changed (the partition drops them
+    /// from its tail cache).
+    pub cleaned_end_offset: i64,
 }
 
 impl Log {
@@ -126,8 +129,11 @@ impl Log {
             let Some((bytes_after, rewritten)) =
                 self.clean_group(group, &context, &last_batches).await?
             else {
-                return Ok(None);
+                // The log changed under the pass: keep what was swapped, clean the rest later.
+                summary.first_dirty_offset = first_dirty;
+                return Ok((summary.segments_cleaned > 0).then_some(summary));
             };
+            summary.cleaned_end_offset = group[group.len() - 1].next_offset();
             summary.segments_cleaned += group.len();
             summary.bytes_before += group.iter().map(|s| s.size_bytes()).sum::<u64>();
             summary.bytes_after += bytes_after;
