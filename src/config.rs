@@ -1759,7 +1759,7 @@ mod tests {
         assert_eq!(topic.cleanup_policy, CleanupPolicy::Compact);
         assert_eq!(topic.min_insync_replicas, 2);
         let names: Vec<String> = topic.describe(&topic).into_iter().map(|e| e.name).collect();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 15, "11 + the 4 log cleaner topic configs");
     }
 
     #[test]
@@ -1795,5 +1795,63 @@ mod tests {
             overrides(&[("node.id", "4"), ("log.dirs", "/d")])
         );
         assert!(Cli::try_parse_from(["ringtail", "--set", "oops"]).is_err());
+    }
+
+    /// Log cleaner properties: Kafka's defaults, topic overrides of the broker defaults,
+    /// Kafka's bounds, and the warning for `log.cleaner.threads`.
+    #[test]
+    fn log_cleaner_properties() {
+        let config = BrokerConfig::load(None, &[]).expect("defaults");
+        let topic = config.default_topic_config();
+        assert_eq!(topic.delete_retention_ms, 86_400_000);
+        assert_eq!(topic.min_cleanable_dirty_ratio, Ratio(0.5));
+        assert_eq!(topic.min_compaction_lag_ms, 0);
+        assert_eq!(topic.max_compaction_lag_ms, i64::MAX);
+        assert!(config.log_cleaner_enable);
+        assert_eq!(config.log_cleaner_backoff_ms, 15_000);
+        assert_eq!(config.log_cleaner_dedupe_buffer_size, 134_217_728);
+        assert!(config.cleaner_warnings().is_empty());
+        let config = BrokerConfig::load(
+            None,
+            &overrides(&[
+                ("log.cleaner.min.cleanable.ratio", "0.25"),
+                ("log.cleaner.delete.retention.ms", "5"),
+                ("log.cleaner.threads", "4"),
+            ]),
+        )
+        .expect("valid");
+        let topic = config.default_topic_config();
+        assert_eq!(topic.min_cleanable_dirty_ratio, Ratio(0.25));
+        assert_eq!(topic.delete_retention_ms, 5);
+        assert_eq!(config.cleaner_warnings().len(), 1);
+        let altered = topic
+            .with_overrides(&[
+                (
+                    "min.cleanable.dirty.ratio".to_string(),
+                    Some("1".to_string()),
+                ),
+                (
+                    "max.compaction.lag.ms".to_string(),
+                    Some("1000".to_string()),
+                ),
+            ])
+            .expect("valid overrides");
+        assert_eq!(altered.min_cleanable_dirty_ratio.to_string(), "1.0");
+        let described = altered.describe(&topic);
+        let ratio = described
+            .iter()
+            .find(|e| e.name == "min.cleanable.dirty.ratio")
+            .expect("described");
+        assert_eq!(ratio.value.as_deref(), Some("1.0"));
+        assert!(!ratio.is_default);
+        for (name, value) in [
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("max.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "-1"),
+        ] {
+            let result = topic.with_overrides(&[(name.to_string(), Some(value.to_string()))]);
+            assert!(result.is_err(), "{name}={value} must be refused");
+        }
     }
 }

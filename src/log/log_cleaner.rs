@@ -569,7 +569,8 @@ fn rename(from: &Path, to: &Path) -> Result<(), LogError> {
     })
 }
 
-fn remove_if_exists(path: &Path) -> Result<(), LogError> {
+/// Removes `path`; a missing file is fine.
+pub(super) fn remove_if_exists(path: &Path) -> Result<(), LogError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use glommio::io::DmaFile;
 
-use super::log_cleaner::SWAP_FILE_SUFFIX;
+use super::log_cleaner::{remove_if_exists, SWAP_FILE_SUFFIX};
 use super::offset_index::OffsetIndex;
 use super::segment::{
     align_down, now_ms, open_dma, read_file, record_batch, record_batch_after_gap,
@@ -165,14 +165,6 @@ fn next_offset_of_file(path: &Path, base_offset: i64) -> Result<i64, LogError> {
         position += header.size_bytes() as u64;
     }
     Ok(next)
-}
-
-fn remove_if_exists(path: &Path) -> Result<(), LogError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(LogError::io("remove", path, e)),
-    }
 }
 
 /// Base offsets of the `.log` files in `dir`, sorted; removes stray temporary files and index

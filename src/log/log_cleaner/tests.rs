@@ -4,17 +4,10 @@
 use std::path::Path;
 
 use super::*;
+use crate::log::tests::run;
 use crate::log::LogConfig;
 use crate::protocol::record_batch::{set_base_offset, validate_batch, Compression};
 use crate::protocol::records::{walk_records, RecordBatchBuilder};
-
-fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .make()
-        .expect("executor")
-        .run(make());
-}
 
 fn log_config() -> LogConfig {
     LogConfig {
