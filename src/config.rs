@@ -144,8 +144,8 @@ pub enum CompressionType {
 
 /// `log.cleanup.policy` / `cleanup.policy` (Kafka broker and topic configs).
 ///
-/// Ringtail has no log cleaner: `compact` is accepted and stored (Kafka Streams and Connect
-/// create compacted topics) but only the `log` module decides what it does with it.
+/// `compact` (alone or with `delete`) hands the partition to the shard's log cleaner
+/// (`log::cleaner`); `delete` applies retention, so `compact,delete` gets both, as in Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CleanupPolicy {
     /// `delete`: drop old segments by `retention.ms` / `retention.bytes`.
@@ -230,6 +230,25 @@ pub struct BrokerConfig {
     /// `ringtail.partition.cache.bytes`: in-memory tail cache per partition for Fetch, in
     /// bytes; default 4194304; 0 disables it.
     pub partition_cache_bytes: u64,
+    // --- Log cleaner (compaction), Kafka's `CleanerConfig` / `ServerLogConfigs` names ---
+    /// `log.cleaner.enable`; default true. False: no partition is compacted.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: sleep between cleaning passes when nothing was cleanable;
+    /// default 15000 ms, at least 0.
+    pub log_cleaner_backoff_ms: i64,
+    /// `log.cleaner.dedupe.buffer.size`: bytes of the key -> offset map of one cleaning pass
+    /// (per shard here, for all Kafka cleaner threads there); default 134217728.
+    pub log_cleaner_dedupe_buffer_size: i64,
+    /// `log.cleaner.threads`: accepted with a warning; Ringtail runs one cleaner per shard.
+    pub log_cleaner_threads: i32,
+    /// `log.cleaner.delete.retention.ms`: default of `delete.retention.ms` (86400000).
+    pub log_cleaner_delete_retention_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio`: default of `min.cleanable.dirty.ratio` (0.5).
+    pub log_cleaner_min_cleanable_ratio: Ratio,
+    /// `log.cleaner.min.compaction.lag.ms`: default of `min.compaction.lag.ms` (0).
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`: default of `max.compaction.lag.ms` (i64::MAX).
+    pub log_cleaner_max_compaction_lag_ms: i64,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -271,6 +290,46 @@ pub struct TopicConfig {
     pub segment_index_bytes: i32,
     /// `min.insync.replicas`, at least 1.
     pub min_insync_replicas: i32,
+    // --- Log cleaner (compaction) topic configs, Kafka's `TopicConfig` names ---
+    /// `delete.retention.ms`: how long a tombstone stays after the cleaner first saw it
+    /// (KIP-534 delete horizon), ms, at least 0.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: dirty / (clean + dirty) bytes above which the log is
+    /// cleaned, in [0, 1].
+    pub min_cleanable_dirty_ratio: Ratio,
+    /// `min.compaction.lag.ms`: records younger than this (by segment largest timestamp) are not
+    /// compacted, ms, at least 0.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty segment whose first batch is older than this is
+    /// cleaned whatever the ratio; also caps `segment.ms` of compacted topics; ms, at least 1.
+    pub max_compaction_lag_ms: i64,
+}
+
+/// A `DOUBLE` property in [0, 1] (`min.cleanable.dirty.ratio`); never NaN, so it is `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio(pub f64);
+
+impl Eq for Ratio {}
+
+impl FromStr for Ratio {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(Ratio(v)),
+            _ => Err("expected a number in [0, 1]".to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Java's Double.toString writes at least one fractional digit (0.5, 1.0).
+        if self.0.fract() == 0.0 {
+            write!(f, "{:.1}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
 }
 
 /// One row of a DescribeConfigs answer.
@@ -370,7 +429,23 @@ impl BrokerConfig {
             index_interval_bytes: self.log_index_interval_bytes,
             segment_index_bytes: self.log_index_size_max_bytes,
             min_insync_replicas: self.min_insync_replicas,
+            delete_retention_ms: self.log_cleaner_delete_retention_ms,
+            min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
+            min_compaction_lag_ms: self.log_cleaner_min_compaction_lag_ms,
+            max_compaction_lag_ms: self.log_cleaner_max_compaction_lag_ms,
         }
+    }
+
+    /// Warnings for cleaner settings that mean nothing on Ringtail (one cleaner per shard).
+    pub fn cleaner_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.set_by_user.contains("log.cleaner.threads") {
+            warnings.push(format!(
+                "log.cleaner.threads={} has no effect: Ringtail runs one log cleaner per shard",
+                self.log_cleaner_threads
+            ));
+        }
+        warnings
     }
 
     /// Every broker property (aliases included) for DescribeConfigs of this broker, sorted by
@@ -489,6 +564,30 @@ impl BrokerConfig {
                 u64::MAX,
             )?,
             partition_cache_bytes: layers.int("ringtail.partition.cache.bytes", 0, u64::MAX)?,
+            log_cleaner_enable: layers.boolean("log.cleaner.enable")?,
+            log_cleaner_backoff_ms: layers.int("log.cleaner.backoff.ms", 0, i64::MAX)?,
+            log_cleaner_dedupe_buffer_size: layers.int(
+                "log.cleaner.dedupe.buffer.size",
+                0,
+                i64::MAX,
+            )?,
+            log_cleaner_threads: layers.int("log.cleaner.threads", 0, MAX32)?,
+            log_cleaner_delete_retention_ms: layers.int(
+                "log.cleaner.delete.retention.ms",
+                0,
+                i64::MAX,
+            )?,
+            log_cleaner_min_cleanable_ratio: layers.parse("log.cleaner.min.cleanable.ratio")?,
+            log_cleaner_min_compaction_lag_ms: layers.int(
+                "log.cleaner.min.compaction.lag.ms",
+                0,
+                i64::MAX,
+            )?,
+            log_cleaner_max_compaction_lag_ms: layers.int(
+                "log.cleaner.max.compaction.lag.ms",
+                1,
+                i64::MAX,
+            )?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -608,6 +707,15 @@ impl TopicConfig {
             "index.interval.bytes" => self.index_interval_bytes = parse_int(name, v, 0, MAX32)?,
             "segment.index.bytes" => self.segment_index_bytes = parse_int(name, v, 4, MAX32)?,
             "min.insync.replicas" => self.min_insync_replicas = parse_int(name, v, 1, MAX32)?,
+            // Log cleaner (compaction).
+            "delete.retention.ms" => self.delete_retention_ms = parse_int(name, v, 0, i64::MAX)?,
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio = parse_value(name, v)?,
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms = parse_int(name, v, 0, i64::MAX)?
+            }
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms = parse_int(name, v, 1, i64::MAX)?
+            }
             _ => {
                 return Err(ConfigError::UnknownProperty {
                     name: name.to_string(),
@@ -619,18 +727,31 @@ impl TopicConfig {
         Ok(())
     }
 
-    fn values(&self) -> [(&'static str, String); 11] {
+    fn values(&self) -> [(&'static str, String); 15] {
         [
             ("cleanup.policy", self.cleanup_policy.to_string()),
             ("compression.type", self.compression_type.to_string()),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
             (
                 "index.interval.bytes",
                 self.index_interval_bytes.to_string(),
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms.to_string(),
             ),
             ("max.message.bytes", self.max_message_bytes.to_string()),
             (
                 "message.timestamp.type",
                 self.message_timestamp_type.to_string(),
+            ),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
             ),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
             ("retention.bytes", self.retention_bytes.to_string()),
@@ -833,6 +954,18 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("ringtail.shards", Some("0")),
     property("ringtail.io.memory.bytes", Some("2097152")),
     property("ringtail.partition.cache.bytes", Some("4194304")),
+    // Log cleaner (compaction): Kafka's names and defaults (CleanerConfig, ServerLogConfigs).
+    property("log.cleaner.enable", Some("true")),
+    property("log.cleaner.backoff.ms", Some("15000")),
+    property("log.cleaner.dedupe.buffer.size", Some("134217728")),
+    property("log.cleaner.threads", Some("1")),
+    property("log.cleaner.delete.retention.ms", Some("86400000")),
+    property("log.cleaner.min.cleanable.ratio", Some("0.5")),
+    property("log.cleaner.min.compaction.lag.ms", Some("0")),
+    property(
+        "log.cleaner.max.compaction.lag.ms",
+        Some("9223372036854775807"),
+    ),
 ];
 
 /// Values set by the sources, by canonical name. A later source wins; within one source
@@ -1470,6 +1603,8 @@ pub enum ConfigType {
     Short = 4,
     /// LONG (5).
     Long = 5,
+    /// DOUBLE (6).
+    Double = 6,
     /// LIST (7).
     List = 7,
 }
@@ -1490,6 +1625,14 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("segment.bytes", "log.segment.bytes"),
     ("segment.index.bytes", "log.index.size.max.bytes"),
     ("segment.ms", "log.roll.ms"),
+    // Log cleaner (compaction).
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+    ),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
 ];
 
 /// Topic-level configs whose value is a comma-separated list (APPEND / SUBTRACT allowed).
@@ -1708,7 +1851,13 @@ fn topic_config_type(name: &str) -> ConfigType {
     match name {
         "cleanup.policy" => ConfigType::List,
         "compression.type" | "message.timestamp.type" => ConfigType::String,
-        "retention.ms" | "retention.bytes" | "segment.ms" => ConfigType::Long,
+        "retention.ms"
+        | "retention.bytes"
+        | "segment.ms"
+        | "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "max.compaction.lag.ms" => ConfigType::Long,
+        "min.cleanable.dirty.ratio" => ConfigType::Double,
         _ => ConfigType::Int,
     }
 }
@@ -1725,7 +1874,14 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.retention.bytes"
         | "log.retention.check.interval.ms"
         | "ringtail.io.memory.bytes"
-        | "ringtail.partition.cache.bytes" => ConfigType::Long,
+        | "ringtail.partition.cache.bytes"
+        | "log.cleaner.backoff.ms"
+        | "log.cleaner.dedupe.buffer.size"
+        | "log.cleaner.delete.retention.ms"
+        | "log.cleaner.min.compaction.lag.ms"
+        | "log.cleaner.max.compaction.lag.ms" => ConfigType::Long,
+        "log.cleaner.enable" => ConfigType::Boolean,
+        "log.cleaner.min.cleanable.ratio" => ConfigType::Double,
         "node.id"
         | "broker.id"
         | "num.partitions"
@@ -1745,6 +1901,7 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "offsets.topic.num.partitions"
         | "offsets.retention.minutes"
         | "fetch.max.bytes"
+        | "log.cleaner.threads"
         | "ringtail.shards" => ConfigType::Int,
         _ => ConfigType::String,
     }
@@ -1783,6 +1940,18 @@ fn documentation(name: &str) -> Option<&'static str> {
             "Largest offset and time index size per segment, in bytes."
         }
         "segment.ms" | "log.roll.ms" => "Age at which the active segment is rolled, in ms.",
+        "delete.retention.ms" | "log.cleaner.delete.retention.ms" => {
+            "How long a tombstone is kept after the cleaner first saw it, in ms (compacted topics)."
+        }
+        "min.cleanable.dirty.ratio" | "log.cleaner.min.cleanable.ratio" => {
+            "Dirty share of a compacted log above which the cleaner compacts it, 0 to 1."
+        }
+        "min.compaction.lag.ms" | "log.cleaner.min.compaction.lag.ms" => {
+            "Records younger than this are never compacted, in ms."
+        }
+        "max.compaction.lag.ms" | "log.cleaner.max.compaction.lag.ms" => {
+            "A dirty record older than this is compacted whatever the dirty ratio, in ms."
+        }
         _ => return None,
     })
 }
@@ -2288,7 +2457,7 @@ mod tests {
         assert_eq!(topic.cleanup_policy, CleanupPolicy::Compact);
         assert_eq!(topic.min_insync_replicas, 2);
         let names: Vec<String> = topic.describe(&topic).into_iter().map(|e| e.name).collect();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 15, "11 + the 4 log cleaner topic configs");
     }
 
     #[test]
@@ -2387,5 +2556,63 @@ mod tests {
             overrides(&[("node.id", "4"), ("log.dirs", "/d")])
         );
         assert!(Cli::try_parse_from(["ringtail", "--set", "oops"]).is_err());
+    }
+
+    /// Log cleaner properties: Kafka's defaults, topic overrides of the broker defaults,
+    /// Kafka's bounds, and the warning for `log.cleaner.threads`.
+    #[test]
+    fn log_cleaner_properties() {
+        let config = BrokerConfig::load(None, &[]).expect("defaults");
+        let topic = config.default_topic_config();
+        assert_eq!(topic.delete_retention_ms, 86_400_000);
+        assert_eq!(topic.min_cleanable_dirty_ratio, Ratio(0.5));
+        assert_eq!(topic.min_compaction_lag_ms, 0);
+        assert_eq!(topic.max_compaction_lag_ms, i64::MAX);
+        assert!(config.log_cleaner_enable);
+        assert_eq!(config.log_cleaner_backoff_ms, 15_000);
+        assert_eq!(config.log_cleaner_dedupe_buffer_size, 134_217_728);
+        assert!(config.cleaner_warnings().is_empty());
+        let config = BrokerConfig::load(
+            None,
+            &overrides(&[
+                ("log.cleaner.min.cleanable.ratio", "0.25"),
+                ("log.cleaner.delete.retention.ms", "5"),
+                ("log.cleaner.threads", "4"),
+            ]),
+        )
+        .expect("valid");
+        let topic = config.default_topic_config();
+        assert_eq!(topic.min_cleanable_dirty_ratio, Ratio(0.25));
+        assert_eq!(topic.delete_retention_ms, 5);
+        assert_eq!(config.cleaner_warnings().len(), 1);
+        let altered = topic
+            .with_overrides(&[
+                (
+                    "min.cleanable.dirty.ratio".to_string(),
+                    Some("1".to_string()),
+                ),
+                (
+                    "max.compaction.lag.ms".to_string(),
+                    Some("1000".to_string()),
+                ),
+            ])
+            .expect("valid overrides");
+        assert_eq!(altered.min_cleanable_dirty_ratio.to_string(), "1.0");
+        let described = altered.describe(&topic);
+        let ratio = described
+            .iter()
+            .find(|e| e.name == "min.cleanable.dirty.ratio")
+            .expect("described");
+        assert_eq!(ratio.value.as_deref(), Some("1.0"));
+        assert!(!ratio.is_default);
+        for (name, value) in [
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("max.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "-1"),
+        ] {
+            let result = topic.with_overrides(&[(name.to_string(), Some(value.to_string()))]);
+            assert!(result.is_err(), "{name}={value} must be refused");
+        }
     }
 }

@@ -147,11 +147,26 @@ impl PartitionConfig {
             cache_bytes,
             log: LogConfig {
                 segment_bytes: topic.segment_bytes.max(0) as u64,
-                segment_ms: topic.segment_ms.max(0) as u64,
+                segment_ms: roll_ms(topic),
                 index_interval_bytes: topic.index_interval_bytes.max(0) as u32,
                 segment_index_bytes: topic.segment_index_bytes.max(0) as u64,
             },
         }
+    }
+}
+
+/// The segment roll time of a topic, ms: `segment.ms`, capped by `max.compaction.lag.ms` on
+/// compacted topics so that records become cleanable in time (Kafka's `LogConfig.maxSegmentMs`).
+fn roll_ms(topic: &TopicConfig) -> u64 {
+    let compact = matches!(
+        topic.cleanup_policy,
+        crate::config::CleanupPolicy::Compact | crate::config::CleanupPolicy::CompactDelete
+    );
+    let segment_ms = topic.segment_ms.max(0);
+    if compact && topic.max_compaction_lag_ms > 0 {
+        segment_ms.min(topic.max_compaction_lag_ms) as u64
+    } else {
+        segment_ms as u64
     }
 }
 
@@ -429,6 +444,24 @@ impl Partition {
                 .drop_below(self.log.log_start_offset());
         }
         Ok(deleted)
+    }
+
+    /// One log-cleaner pass over this partition ([`Log::clean`]); `first_dirty_offset` is its
+    /// checkpointed dirty start. Cached tail batches below the cleaned range are dropped, so
+    /// reads there see the cleaned segments.
+    pub async fn clean(
+        &self,
+        config: &crate::log::CleanerConfig,
+        first_dirty_offset: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Option<crate::log::CleanSummary>, LogError> {
+        let summary = self.log.clean(config, first_dirty_offset, now_ms).await?;
+        if let Some(summary) = &summary {
+            self.cache
+                .borrow_mut()
+                .drop_below(summary.cleaned_end_offset);
+        }
+        Ok(summary)
     }
 
     /// Forgets producers whose last append was [`PRODUCER_ID_EXPIRATION_MS`] or more before

@@ -228,6 +228,84 @@ impl ReplicaManager {
         }
     }
 
+    /// One log-cleaner round over this shard's partitions with `cleanup.policy` compact or
+    /// compact,delete (Kafka's `LogCleaner` thread picks the filthiest log; each shard here
+    /// visits each of its own): their topic config is read anew, the first dirty offsets come
+    /// from and go to `cleaner-offset-checkpoint`. Returns the partitions cleaned; failures are
+    /// logged at warn and leave the partition online (Kafka marks such a log uncleanable).
+    pub async fn clean_logs(&self) -> usize {
+        let broker = self.broker_config();
+        if !broker.log_cleaner_enable {
+            return 0;
+        }
+        let defaults = broker.default_topic_config();
+        let targets: Vec<(Rc<Partition>, TopicConfig)> = {
+            let topics = self.topics.borrow();
+            self.partitions
+                .borrow()
+                .values()
+                .filter_map(|partition| {
+                    let topic = topics.get(&partition.topic)?;
+                    let config = topic_config(&defaults, topic);
+                    let compact = matches!(
+                        config.cleanup_policy,
+                        CleanupPolicy::Compact | CleanupPolicy::CompactDelete
+                    );
+                    compact.then(|| (partition.clone(), config))
+                })
+                .collect()
+        };
+        if targets.is_empty() {
+            return 0;
+        }
+        let checkpoint = match crate::log::read_cleaner_checkpoint(&self.log_dir) {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                tracing::warn!("reading the cleaner checkpoint failed: {e}");
+                Default::default()
+            }
+        };
+        let mut cleaned = 0;
+        for (partition, topic) in targets {
+            let config = cleaner_config(&topic, &broker);
+            let key = (partition.topic.clone(), partition.partition);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            match partition
+                .clean(&config, checkpoint.get(&key).copied(), now_ms)
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(summary)) => {
+                    cleaned += 1;
+                    tracing::info!(
+                        topic = %partition.topic,
+                        partition = partition.partition,
+                        segments = summary.segments_cleaned,
+                        bytes_before = summary.bytes_before,
+                        bytes_after = summary.bytes_after,
+                        batches_rewritten = summary.batches_rewritten,
+                        keys = summary.keys_mapped,
+                        first_dirty_offset = summary.first_dirty_offset,
+                        "cleaned log"
+                    );
+                    let update = [(key, Some(summary.first_dirty_offset))];
+                    if let Err(e) = crate::log::write_cleaner_checkpoint(&self.log_dir, &update) {
+                        tracing::warn!("writing the cleaner checkpoint failed: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    topic = %partition.topic,
+                    partition = partition.partition,
+                    "log cleaning failed: {e}"
+                ),
+            }
+            glommio::yield_if_needed().await;
+        }
+        cleaned
+    }
+
     /// Closes every partition cleanly (flush, truncate padding, write indexes). Waits for a
     /// running [`Self::apply_image`] or [`Self::apply_retention`] first.
     pub async fn shutdown(&self) -> Result<(), LogError> {
@@ -261,6 +339,19 @@ pub fn topic_config(defaults: &TopicConfig, topic: &crate::metadata::TopicMetada
             tracing::warn!(topic = %topic.name, "ignoring invalid stored topic config: {e}");
             defaults.clone()
         })
+}
+
+/// The cleaner settings of one topic (`delete.retention.ms`, `min.cleanable.dirty.ratio`,
+/// `min.compaction.lag.ms`, `max.compaction.lag.ms`) and the broker's dedupe buffer.
+pub fn cleaner_config(topic: &TopicConfig, broker: &BrokerConfig) -> crate::log::CleanerConfig {
+    crate::log::CleanerConfig {
+        delete_retention_ms: topic.delete_retention_ms,
+        min_cleanable_dirty_ratio: topic.min_cleanable_dirty_ratio.0,
+        min_compaction_lag_ms: topic.min_compaction_lag_ms,
+        max_compaction_lag_ms: topic.max_compaction_lag_ms,
+        dedupe_buffer_bytes: usize::try_from(broker.log_cleaner_dedupe_buffer_size)
+            .unwrap_or(usize::MAX),
+    }
 }
 
 /// Each partition's tail cache bound: `configured`, shared down to fit

@@ -88,6 +88,9 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
         recover,
         store,
     } = open_log_dir(config)?;
+    for warning in config.cleaner_warnings() {
+        tracing::warn!("{warning}");
+    }
     let shard_count = config.shard_count();
     if shutdown.load(Ordering::SeqCst) {
         // No partition was opened: the logs are as the marker (if there was one) described.
@@ -385,6 +388,7 @@ async fn open_shard(
         .await
         .map_err(|e| format!("opening partitions: {e}"))?;
     glommio::spawn_local(retention_loop(ctx.clone(), shutdown.clone())).detach();
+    glommio::spawn_local(cleaner_loop(ctx.clone(), shutdown.clone())).detach();
     shard::start_receiving(&ctx, inbox);
     ctx.group_coordinator
         .load()
@@ -433,6 +437,28 @@ async fn retention_loop(ctx: Rc<ShardContext>, shutdown: Arc<AtomicBool>) {
             continue;
         }
         glommio::timer::sleep((next_check - now).min(SHUTDOWN_POLL)).await;
+    }
+}
+
+/// Runs the shard's log cleaner ([`crate::replica_manager::ReplicaManager::clean_logs`]) until
+/// shutdown: again at once after a round that cleaned something, else after
+/// `log.cleaner.backoff.ms` (Kafka's `CleanerThread.doWork` backoff).
+async fn cleaner_loop(ctx: Rc<ShardContext>, shutdown: Arc<AtomicBool>) {
+    if !ctx.config.log_cleaner_enable {
+        return;
+    }
+    let backoff = Duration::from_millis(ctx.config.log_cleaner_backoff_ms.max(1) as u64);
+    while !shutdown.load(Ordering::SeqCst) {
+        let cleaned = ctx.replica_manager.clean_logs().await;
+        if cleaned > 0 {
+            glommio::yield_if_needed().await;
+            continue;
+        }
+        let wake = Instant::now() + backoff;
+        while !shutdown.load(Ordering::SeqCst) && Instant::now() < wake {
+            let left = wake.saturating_duration_since(Instant::now());
+            glommio::timer::sleep(left.min(SHUTDOWN_POLL)).await;
+        }
     }
 }
 

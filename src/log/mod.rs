@@ -7,9 +7,14 @@
 //!
 //! Invariants: segments are sorted by base offset, each base offset equals the previous
 //! segment's next offset, the last segment is the active one and the only one appended to;
-//! `log_start_offset <= log_end_offset`; offsets are strictly increasing and contiguous.
+//! `log_start_offset <= log_end_offset`; offsets are strictly increasing, and contiguous except
+//! where log compaction (`log_cleaner`) removed records from sealed segments: it never touches
+//! the active segment and never reorders or renumbers offsets.
 
+mod cleaner;
+mod cleaner_checkpoint;
 mod dir_swap;
+mod log_cleaner;
 mod offset_index;
 mod recovery;
 mod segment;
@@ -23,7 +28,12 @@ use crate::protocol::record_batch::{
     BatchError, BatchIter, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES,
 };
 
+pub use cleaner::{CleanerConfig, DELETE_HORIZON_FLAG};
+pub use cleaner_checkpoint::{
+    read_cleaner_checkpoint, write_cleaner_checkpoint, CLEANER_OFFSET_CHECKPOINT_FILE,
+};
 pub use dir_swap::DirSwap;
+pub use log_cleaner::{CleanSummary, CLEANED_FILE_SUFFIX, SWAP_FILE_SUFFIX};
 pub use offset_index::{OffsetIndex, OffsetIndexEntry, OffsetPosition, OFFSET_INDEX_ENTRY_BYTES};
 pub use segment::{segment_file_path, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
 pub use time_index::{TimeIndex, TimestampOffset, TIME_INDEX_ENTRY_BYTES};
@@ -213,6 +223,9 @@ pub struct Log {
     dir_changes_synced: Cell<u64>,
     /// fdatasyncs of `.log` files issued by [`Log::flush`] (group-commit observability).
     flush_count: Cell<u64>,
+    /// True while the cleaner's committed swap is being finished (`log_cleaner`); retention
+    /// waits for the next round then, so it never deletes files a rename is about to create.
+    swapping: Cell<bool>,
 }
 
 impl Log {
@@ -240,6 +253,7 @@ impl Log {
             dir_changes: Cell::new(1),
             dir_changes_synced: Cell::new(0),
             flush_count: Cell::new(0),
+            swapping: Cell::new(false),
         })
     }
 
@@ -552,6 +566,9 @@ impl Log {
         retention_bytes: i64,
     ) -> Result<usize, LogError> {
         self.check_open()?;
+        if self.swapping.get() {
+            return Ok(0);
+        }
         let now = now_ms();
         let deleted: Vec<Rc<LogSegment>> = {
             let mut segments = self.segments.borrow_mut();

@@ -7,17 +7,25 @@
 //! first torn or corrupt batch, or at a batch whose base offset is not the expected next offset,
 //! and the file is truncated there: logged with `tracing::warn!`, or at debug level when all that
 //! is cut is zero padding (O_DIRECT appends write whole pages, so an unclean stop leaves zeros
-//! past the logical end). Segments after a truncated one are deleted, as Kafka's `LogLoader.recoverLog` does. Stray `.cleaned`, `.swap` and `.deleted`
-//! files are removed.
+//! past the logical end). Segments after a truncated one are deleted, as Kafka's `LogLoader.recoverLog` does.
+//!
+//! The log cleaner's swaps are finished first (Kafka's `LogLoader` swap handling): a
+//! `<base>.log.swap` was committed, so the old segments it replaces (base offsets in
+//! `[base, its next offset)`) are removed and the `.swap` files renamed to their final names;
+//! then stray `.cleaned`, `.swap` (index swaps of a commit that did not reach its `.log`) and
+//! `.deleted` files are removed. Sealed segments may have offset gaps and batches with fewer
+//! records than their offset range (compaction); only the active segment must be contiguous.
 
 use std::path::{Path, PathBuf};
 
 use glommio::io::DmaFile;
 
+use super::log_cleaner::{remove_if_exists, SWAP_FILE_SUFFIX};
 use super::offset_index::OffsetIndex;
 use super::segment::{
-    align_down, now_ms, open_dma, read_file, record_batch, segment_file_path, LogSegment,
-    SegmentState, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, SCAN_CHUNK_BYTES, TIME_INDEX_FILE_SUFFIX,
+    align_down, now_ms, open_dma, read_file, record_batch, record_batch_after_gap,
+    segment_file_path, LogSegment, SegmentState, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX,
+    SCAN_CHUNK_BYTES, TIME_INDEX_FILE_SUFFIX,
 };
 use super::time_index::TimeIndex;
 use super::{IndexError, LogConfig, LogError};
@@ -36,6 +44,7 @@ pub(crate) async fn load_segments(
     config: &LogConfig,
     recover: bool,
 ) -> Result<Vec<LogSegment>, LogError> {
+    finish_swaps(dir)?;
     let base_offsets = list_segments(dir)?;
     let mut segments: Vec<LogSegment> = Vec::with_capacity(base_offsets.len());
     for (i, &base_offset) in base_offsets.iter().enumerate() {
@@ -67,6 +76,95 @@ pub(crate) async fn load_segments(
         segments.push(LogSegment::create(dir, 0, config).await?);
     }
     Ok(segments)
+}
+
+/// Finishes every committed cleaner swap in `dir` (see the module doc): for each
+/// `<base>.log.swap`, removes the segments with base offsets in `(base, next offset of the
+/// swap)`, renames `<base>.index.swap` / `.timeindex.swap` when present (absent: already
+/// renamed), then the `.log.swap`. Every step is idempotent, so a crash during this is finished
+/// by the next start.
+fn finish_swaps(dir: &Path) -> Result<(), LogError> {
+    let log_swap_suffix = format!(".{LOG_FILE_SUFFIX}{SWAP_FILE_SUFFIX}");
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("read_dir", dir, e))?;
+    let mut swaps = Vec::new();
+    let mut logs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io("read_dir", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(&log_swap_suffix) {
+            swaps.extend(parse_base_offset(stem));
+        } else if let Some(stem) = name.strip_suffix(&format!(".{LOG_FILE_SUFFIX}")) {
+            logs.extend(parse_base_offset(stem));
+        }
+    }
+    swaps.sort_unstable();
+    for base_offset in swaps {
+        let swap_log = suffixed(&segment_file_path(dir, base_offset, LOG_FILE_SUFFIX));
+        let next_offset = next_offset_of_file(&swap_log, base_offset)?;
+        tracing::warn!(
+            path = %swap_log.display(), next_offset,
+            "finishing an interrupted log cleaner swap"
+        );
+        let replaced: Vec<i64> = logs
+            .iter()
+            .copied()
+            .filter(|&b| b > base_offset && b < next_offset)
+            .collect();
+        for old in replaced {
+            for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+                remove_if_exists(&segment_file_path(dir, old, suffix))?;
+            }
+        }
+        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX] {
+            let target = segment_file_path(dir, base_offset, suffix);
+            let swap = suffixed(&target);
+            if swap.exists() {
+                std::fs::rename(&swap, &target).map_err(|source| LogError::Rename {
+                    from: swap.clone(),
+                    to: target.clone(),
+                    source,
+                })?;
+            }
+        }
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| LogError::io("fsync_dir", dir, e))?;
+    }
+    Ok(())
+}
+
+/// `path` with [`SWAP_FILE_SUFFIX`] appended.
+fn suffixed(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(SWAP_FILE_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// The offset after the last whole batch of a segment file (its base offset when it has none),
+/// walking batch headers with positioned reads.
+fn next_offset_of_file(path: &Path, base_offset: i64) -> Result<i64, LogError> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).map_err(|e| LogError::io("open", path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| LogError::io("stat", path, e))?
+        .len();
+    let mut next = base_offset;
+    let mut position = 0u64;
+    let mut buffer = [0u8; RECORD_BATCH_HEADER_BYTES];
+    while position + RECORD_BATCH_HEADER_BYTES as u64 <= size {
+        file.read_exact_at(&mut buffer, position)
+            .map_err(|e| LogError::io("read", path, e))?;
+        let Ok(header) = RecordBatchHeader::parse(&buffer) else {
+            break;
+        };
+        if position + header.size_bytes() as u64 > size {
+            break;
+        }
+        next = next.max(header.next_offset());
+        position += header.size_bytes() as u64;
+    }
+    Ok(next)
 }
 
 /// Base offsets of the `.log` files in `dir`, sorted; removes stray temporary files and index
@@ -157,6 +255,7 @@ async fn load_segment(
         (indexes, _) => {
             let is_last = next_base.is_none();
             let check_crc = recover && (is_last || indexes.is_none());
+            let gaps_allowed = !is_last;
             let scan = scan_for_end(
                 &file,
                 &log_path,
@@ -166,12 +265,19 @@ async fn load_segment(
                 config,
                 recover,
                 check_crc,
+                gaps_allowed,
             )
             .await?;
             let truncated =
                 truncate_to_valid(&file, &log_path, &scan, file_size, check_crc).await?;
             let mut state = scan.state;
             state.created_ms = created_ms;
+            // A sealed (possibly compacted) segment ends where the next one starts.
+            if let (Some(next_base), false) = (next_base, truncated) {
+                if next_base >= state.next_offset {
+                    state.next_offset = next_base;
+                }
+            }
             // A sealed segment's final time-index entry holds its largest timestamp.
             if !is_last && state.offset_of_max_timestamp >= 0 {
                 state.time_index.maybe_append(
@@ -216,6 +322,7 @@ async fn scan_for_end(
     config: &LogConfig,
     recover: bool,
     check_crc: bool,
+    gaps_allowed: bool,
 ) -> Result<ScanResult, LogError> {
     let tail_start = match indexes {
         Some((offset_index, time_index)) if !recover => {
@@ -225,9 +332,27 @@ async fn scan_for_end(
     };
     let Some(start) = tail_start else {
         let empty = SegmentState::empty(base_offset, config);
-        return scan_segment(file, log_path, empty, file_size, config, check_crc).await;
+        return scan_segment(
+            file,
+            log_path,
+            empty,
+            file_size,
+            config,
+            check_crc,
+            gaps_allowed,
+        )
+        .await;
     };
-    let scan = scan_segment(file, log_path, start, file_size, config, check_crc).await?;
+    let scan = scan_segment(
+        file,
+        log_path,
+        start,
+        file_size,
+        config,
+        check_crc,
+        gaps_allowed,
+    )
+    .await?;
     let time_index_beyond_end = scan
         .state
         .time_index
@@ -238,7 +363,16 @@ async fn scan_for_end(
     }
     tracing::warn!(path = %log_path.display(), "indexes disagree with the log tail, rebuilding");
     let empty = SegmentState::empty(base_offset, config);
-    scan_segment(file, log_path, empty, file_size, config, check_crc).await
+    scan_segment(
+        file,
+        log_path,
+        empty,
+        file_size,
+        config,
+        check_crc,
+        gaps_allowed,
+    )
+    .await
 }
 
 /// Truncates the file to the scan's valid prefix when it is shorter (logged: at debug level
@@ -479,6 +613,7 @@ async fn scan_segment(
     file_size: u64,
     config: &LogConfig,
     check_crc: bool,
+    gaps_allowed: bool,
 ) -> Result<ScanResult, LogError> {
     let start_position = state.size_bytes;
     let mut position = start_position;
@@ -502,7 +637,8 @@ async fn scan_segment(
         let mut stop = None;
         for (local, header) in iter.by_ref() {
             let at = position + local as u64;
-            if let Some(problem) = batch_problem(&header, &state, base_offset_of(&state), at) {
+            let base_offset = base_offset_of(&state);
+            if let Some(problem) = batch_problem(&header, &state, base_offset, at, gaps_allowed) {
                 stop = Some(problem);
                 break;
             }
@@ -510,7 +646,11 @@ async fn scan_segment(
                 stop = Some(ScanStop::OffsetIndexFull);
                 break;
             }
-            record_batch(&mut state, &header, at, config.index_interval_bytes);
+            if gaps_allowed {
+                record_batch_after_gap(&mut state, &header, at, config.index_interval_bytes);
+            } else {
+                record_batch(&mut state, &header, at, config.index_interval_bytes);
+            }
             state.size_bytes = at + header.size_bytes() as u64;
             last_batch = Some((at, header));
         }
@@ -620,6 +760,7 @@ fn batch_problem(
     state: &SegmentState,
     base_offset: i64,
     position: u64,
+    gaps_allowed: bool,
 ) -> Option<ScanStop> {
     let expected = state.next_offset;
     if header.magic != MAGIC_V2 {
@@ -627,15 +768,25 @@ fn batch_problem(
             magic: header.magic,
         });
     }
-    if header.last_offset_delta < 0
-        || header.record_count as i64 != header.last_offset_delta as i64 + 1
-    {
+    // A compacted batch keeps its offset range with fewer records (even none).
+    let records_fit = if gaps_allowed {
+        header.record_count >= 0
+            && header.record_count as i64 <= header.last_offset_delta as i64 + 1
+    } else {
+        header.record_count as i64 == header.last_offset_delta as i64 + 1
+    };
+    if header.last_offset_delta < 0 || !records_fit {
         return Some(ScanStop::RecordCount {
             last_offset_delta: header.last_offset_delta,
             record_count: header.record_count,
         });
     }
-    if header.base_offset != expected {
+    let offset_ok = if gaps_allowed {
+        header.base_offset >= expected
+    } else {
+        header.base_offset == expected
+    };
+    if !offset_ok {
         return Some(ScanStop::BaseOffset {
             found: header.base_offset,
             expected,

@@ -598,6 +598,23 @@ pub(crate) fn record_batch(
     state.next_offset = header.next_offset();
 }
 
+/// [`record_batch`] for a batch of a cleaned segment, where offsets may have gaps (log
+/// compaction removes records, never renumbers them): the batch starts at or after the
+/// segment's next offset.
+pub(crate) fn record_batch_after_gap(
+    state: &mut SegmentState,
+    header: &RecordBatchHeader,
+    position: u64,
+    index_interval_bytes: u32,
+) {
+    assert!(
+        header.base_offset >= state.next_offset,
+        "invariant: offsets strictly increase (a cleaned batch starts at or after the next offset)"
+    );
+    state.next_offset = header.base_offset;
+    record_batch(state, header, position, index_interval_bytes);
+}
+
 /// Why the records of a batch must not be handed to the decoder, which reserves memory for
 /// `record_count` records up front: more records than [`MAX_RECORDS_DECODED_PER_BATCH`], or,
 /// uncompressed, more than the body can hold at [`RECORD_MIN_BYTES`] each.

@@ -9,7 +9,9 @@ use crate::protocol::record_batch::{set_base_offset, validate_batch};
 use crate::test_support::{encode_batch, BatchSpec};
 
 /// Runs `future` on a fresh executor with little pinned memory (`ulimit -l` is small).
-fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
+pub(super) fn run<F: std::future::Future<Output = ()> + 'static>(
+    make: impl FnOnce() -> F + Send + 'static,
+) {
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .io_memory(1 << 20)
         .make()
