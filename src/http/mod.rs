@@ -280,8 +280,8 @@ fn shard_snapshot(ctx: &ShardContext) -> ShardSnapshot {
 /// Samples every topic's byte totals every [`SAMPLE_INTERVAL`] for the status page's rates.
 async fn sample_loop(state: Rc<State>) {
     loop {
-        glommio::timer::sleep(SAMPLE_INTERVAL).await;
         if !health::report().all_ready() {
+            glommio::timer::sleep(SAMPLE_INTERVAL).await;
             continue;
         }
         let shard_count = shard::context().shard_count;
@@ -304,5 +304,6 @@ async fn sample_loop(state: Rc<State>) {
             merged.messages_in += topic.messages_in;
         }
         state.rates.borrow_mut().push(Instant::now(), &topics);
+        glommio::timer::sleep(SAMPLE_INTERVAL).await;
     }
 }
