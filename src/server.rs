@@ -18,8 +18,8 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::config::BrokerConfig;
 use crate::group_coordinator::{GroupCoordinator, GroupSettings};
-use crate::metrics::health;
 use crate::metadata::{MetadataImage, TopicStore};
+use crate::metrics::health;
 use crate::replica_manager::ReplicaManager;
 use crate::shard::{self, MeshEnds, ShardContext, ShardId, ShardParts};
 

@@ -141,7 +141,9 @@ async fn accept_loop(state: Rc<State>, listener: TcpListener) {
         match listener.accept().await {
             Ok(stream) => {
                 if state.connections.get() >= MAX_CONNECTIONS {
-                    tracing::warn!("HTTP listener: {MAX_CONNECTIONS} connections open, closing a new one");
+                    tracing::warn!(
+                        "HTTP listener: {MAX_CONNECTIONS} connections open, closing a new one"
+                    );
                     drop(stream);
                     continue;
                 }
@@ -209,7 +211,10 @@ async fn route(state: &State, request: Request<hyper::body::Incoming>) -> Respon
             let html = status_page::render(&scrape, &state.rates.borrow(), &state.config);
             respond(StatusCode::OK, "text/html; charset=utf-8", html)
         }
-        _ => text(StatusCode::NOT_FOUND, "not found: try /, /metrics or /healthz\n".to_string()),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /, /metrics or /healthz\n".to_string(),
+        ),
     }
 }
 

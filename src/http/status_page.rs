@@ -172,7 +172,11 @@ fn sparkline(series: &[(f64, f64)]) -> String {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                format!("{:.1},{:.1}", i as f64 * step, HEIGHT - 1.0 - pick(s) / peak * (HEIGHT - 2.0))
+                format!(
+                    "{:.1},{:.1}",
+                    i as f64 * step,
+                    HEIGHT - 1.0 - pick(s) / peak * (HEIGHT - 2.0)
+                )
             })
             .collect::<Vec<_>>()
             .join(" ")

@@ -17,7 +17,8 @@ use super::{
 };
 
 /// Content type of OpenMetrics text 1.0.0.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of Prometheus text format 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -93,15 +94,16 @@ impl Scrape {
         let mut groups = Vec::new();
         for shard in &mut shards {
             for topic in shard.topics.drain(..) {
-                let merged = scrape
-                    .topics
-                    .entry(topic.topic.clone())
-                    .or_insert_with(|| TopicSnapshot {
-                        topic: topic.topic.clone(),
-                        bytes_in: 0,
-                        bytes_out: 0,
-                        messages_in: 0,
-                    });
+                let merged =
+                    scrape
+                        .topics
+                        .entry(topic.topic.clone())
+                        .or_insert_with(|| TopicSnapshot {
+                            topic: topic.topic.clone(),
+                            bytes_in: 0,
+                            bytes_out: 0,
+                            messages_in: 0,
+                        });
                 merged.bytes_in += topic.bytes_in;
                 merged.bytes_out += topic.bytes_out;
                 merged.messages_in += topic.messages_in;
@@ -219,7 +221,10 @@ struct Collected(Scrape);
 
 type Labels<'a> = Vec<(&'static str, std::borrow::Cow<'a, str>)>;
 
-fn label<'a>(key: &'static str, value: impl Into<std::borrow::Cow<'a, str>>) -> (&'static str, std::borrow::Cow<'a, str>) {
+fn label<'a>(
+    key: &'static str,
+    value: impl Into<std::borrow::Cow<'a, str>>,
+) -> (&'static str, std::borrow::Cow<'a, str>) {
     (key, value.into())
 }
 
@@ -244,7 +249,10 @@ where
 
 /// A value written as a counter or gauge sample.
 trait Sample {
-    fn write(&self, encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error>;
+    fn write(
+        &self,
+        encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error>;
 }
 
 struct Counter(u64);
@@ -253,22 +261,34 @@ struct Gauge(i64);
 struct GaugeF(f64);
 
 impl Sample for Counter {
-    fn write(&self, encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn write(
+        &self,
+        encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
         ConstCounter::new(self.0).encode(encoder)
     }
 }
 impl Sample for CounterF {
-    fn write(&self, encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn write(
+        &self,
+        encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
         ConstCounter::new(self.0).encode(encoder)
     }
 }
 impl Sample for Gauge {
-    fn write(&self, encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn write(
+        &self,
+        encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
         ConstGauge::new(self.0).encode(encoder)
     }
 }
 impl Sample for GaugeF {
-    fn write(&self, encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn write(
+        &self,
+        encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
         ConstGauge::new(self.0).encode(encoder)
     }
 }
@@ -287,12 +307,14 @@ fn histogram_family<'a>(
             .chain([f64::INFINITY])
             .zip(histogram.buckets)
             .collect();
-        metric.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-            histogram.sum_seconds,
-            histogram.count,
-            &buckets,
-            None,
-        )?;
+        metric
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(
+                histogram.sum_seconds,
+                histogram.count,
+                &buckets,
+                None,
+            )?;
     }
     Ok(())
 }
@@ -310,81 +332,266 @@ impl prometheus_client::collector::Collector for Collected {
             s.topics.values().map(|t| (topic(t), Counter(t.bytes_in))))?;
         family(e, "ringtail_topic_bytes_out", "Bytes of record batches fetched from the topic (Kafka BrokerTopicMetrics BytesOutPerSec)", MetricType::Counter,
             s.topics.values().map(|t| (topic(t), Counter(t.bytes_out))))?;
-        family(e, "ringtail_topic_messages_in", "Records produced to the topic (Kafka BrokerTopicMetrics MessagesInPerSec)", MetricType::Counter,
-            s.topics.values().map(|t| (topic(t), Counter(t.messages_in))))?;
+        family(
+            e,
+            "ringtail_topic_messages_in",
+            "Records produced to the topic (Kafka BrokerTopicMetrics MessagesInPerSec)",
+            MetricType::Counter,
+            s.topics
+                .values()
+                .map(|t| (topic(t), Counter(t.messages_in))),
+        )?;
 
         histogram_family(e, "ringtail_request_latency_seconds", "Time from reading a request to its response being ready, per API (Kafka RequestMetrics TotalTimeMs)",
             s.requests.iter().map(|(api, h)| (owned(vec![("api", api_name(*api))]), h)))?;
         family(e, "ringtail_request_errors", "Error codes in responses, per API and error, NONE included (Kafka RequestMetrics ErrorsPerSec)", MetricType::Counter,
             s.errors.iter().map(|((api, code), n)| (owned(vec![("api", api_name(*api)), ("error", error_name(*code))]), Counter(*n))))?;
 
-        let partition = |p: &PartitionSnapshot| owned(vec![("topic", p.topic.clone()), ("partition", p.partition.to_string())]);
-        family(e, "ringtail_partition_log_end_offset", "Offset the next record appended to the partition gets (Kafka Log LogEndOffset)", MetricType::Gauge,
-            s.partitions.values().map(|p| (partition(p), Gauge(p.log_end_offset))))?;
-        family(e, "ringtail_partition_log_start_offset", "First offset still in the partition log (Kafka Log LogStartOffset)", MetricType::Gauge,
-            s.partitions.values().map(|p| (partition(p), Gauge(p.log_start_offset))))?;
-        family(e, "ringtail_partition_high_watermark", "Offset below which records are visible to consumers (Kafka Partition HighWatermark)", MetricType::Gauge,
-            s.partitions.values().map(|p| (partition(p), Gauge(p.high_watermark))))?;
-        family(e, "ringtail_partition_size_bytes", "Bytes of the partition's segment files (Kafka Log Size)", MetricType::Gauge,
-            s.partitions.values().map(|p| (partition(p), Gauge(p.size_bytes as i64))))?;
-        family(e, "ringtail_partition_segments", "Segments of the partition log (Kafka Log NumLogSegments)", MetricType::Gauge,
-            s.partitions.values().map(|p| (partition(p), Gauge(p.segments as i64))))?;
+        let partition = |p: &PartitionSnapshot| {
+            owned(vec![
+                ("topic", p.topic.clone()),
+                ("partition", p.partition.to_string()),
+            ])
+        };
+        family(
+            e,
+            "ringtail_partition_log_end_offset",
+            "Offset the next record appended to the partition gets (Kafka Log LogEndOffset)",
+            MetricType::Gauge,
+            s.partitions
+                .values()
+                .map(|p| (partition(p), Gauge(p.log_end_offset))),
+        )?;
+        family(
+            e,
+            "ringtail_partition_log_start_offset",
+            "First offset still in the partition log (Kafka Log LogStartOffset)",
+            MetricType::Gauge,
+            s.partitions
+                .values()
+                .map(|p| (partition(p), Gauge(p.log_start_offset))),
+        )?;
+        family(
+            e,
+            "ringtail_partition_high_watermark",
+            "Offset below which records are visible to consumers (Kafka Partition HighWatermark)",
+            MetricType::Gauge,
+            s.partitions
+                .values()
+                .map(|p| (partition(p), Gauge(p.high_watermark))),
+        )?;
+        family(
+            e,
+            "ringtail_partition_size_bytes",
+            "Bytes of the partition's segment files (Kafka Log Size)",
+            MetricType::Gauge,
+            s.partitions
+                .values()
+                .map(|p| (partition(p), Gauge(p.size_bytes as i64))),
+        )?;
+        family(
+            e,
+            "ringtail_partition_segments",
+            "Segments of the partition log (Kafka Log NumLogSegments)",
+            MetricType::Gauge,
+            s.partitions
+                .values()
+                .map(|p| (partition(p), Gauge(p.segments as i64))),
+        )?;
 
         family(e, "ringtail_consumer_group_lag", "High watermark minus committed offset, as kafka-consumer-groups --describe computes LAG", MetricType::Gauge,
             s.groups.values().flat_map(|(g, lags)| lags.iter().filter_map(move |l| Some((owned(vec![("group", g.group_id.clone()), ("topic", l.topic.clone()), ("partition", l.partition.to_string())]), Gauge(l.lag()?))))))?;
-        family(e, "ringtail_consumer_group_committed_offset", "Committed offset of the group on the partition (kafka-consumer-groups CURRENT-OFFSET)", MetricType::Gauge,
-            s.groups.values().flat_map(|(g, lags)| lags.iter().map(move |l| (owned(vec![("group", g.group_id.clone()), ("topic", l.topic.clone()), ("partition", l.partition.to_string())]), Gauge(l.committed_offset)))))?;
-        family(e, "ringtail_consumer_group_members", "Members of the consumer group (kafka-consumer-groups --members)", MetricType::Gauge,
-            s.groups.values().map(|(g, _)| (owned(vec![("group", g.group_id.clone()), ("state", g.state.to_string())]), Gauge(g.members as i64))))?;
+        family(
+            e,
+            "ringtail_consumer_group_committed_offset",
+            "Committed offset of the group on the partition (kafka-consumer-groups CURRENT-OFFSET)",
+            MetricType::Gauge,
+            s.groups.values().flat_map(|(g, lags)| {
+                lags.iter().map(move |l| {
+                    (
+                        owned(vec![
+                            ("group", g.group_id.clone()),
+                            ("topic", l.topic.clone()),
+                            ("partition", l.partition.to_string()),
+                        ]),
+                        Gauge(l.committed_offset),
+                    )
+                })
+            }),
+        )?;
+        family(
+            e,
+            "ringtail_consumer_group_members",
+            "Members of the consumer group (kafka-consumer-groups --members)",
+            MetricType::Gauge,
+            s.groups.values().map(|(g, _)| {
+                (
+                    owned(vec![
+                        ("group", g.group_id.clone()),
+                        ("state", g.state.to_string()),
+                    ]),
+                    Gauge(g.members as i64),
+                )
+            }),
+        )?;
 
-        let listener = s.broker.listeners.first().map_or("PLAINTEXT".to_string(), |l| l.0.clone());
-        family(e, "ringtail_connections", "Open Kafka connections per listener (Kafka socket-server-metrics connection-count)", MetricType::Gauge,
-            [(owned(vec![("listener", listener.clone())]), Gauge(s.connections))])?;
+        let listener = s
+            .broker
+            .listeners
+            .first()
+            .map_or("PLAINTEXT".to_string(), |l| l.0.clone());
+        family(
+            e,
+            "ringtail_connections",
+            "Open Kafka connections per listener (Kafka socket-server-metrics connection-count)",
+            MetricType::Gauge,
+            [(
+                owned(vec![("listener", listener.clone())]),
+                Gauge(s.connections),
+            )],
+        )?;
         family(e, "ringtail_connections_closed", "Kafka connections closed, per listener and reason (Kafka socket-server-metrics connection-close-total)", MetricType::Counter,
             CloseReason::ALL.iter().map(|r| (owned(vec![("listener", listener.clone()), ("reason", r.name().to_string())]), Counter(s.connections_closed[*r as usize]))))?;
 
-        histogram_family(e, "ringtail_log_flush_latency_seconds", "Time of one fdatasync of a partition log (Kafka LogFlushStats LogFlushRateAndTimeMs)",
-            [(Labels::new(), &s.log_flush)])?;
+        histogram_family(
+            e,
+            "ringtail_log_flush_latency_seconds",
+            "Time of one fdatasync of a partition log (Kafka LogFlushStats LogFlushRateAndTimeMs)",
+            [(Labels::new(), &s.log_flush)],
+        )?;
         family(e, "ringtail_produce_batches", "Produced record batches per compression codec (Kafka BrokerTopicMetrics ProduceMessageConversionsPerSec is the nearest; Kafka has no per-codec count)", MetricType::Counter,
             CODECS.iter().enumerate().map(|(i, c)| (owned(vec![("codec", c.to_string())]), Counter(s.produce_batches[i]))))?;
 
         let shard = |x: &ShardSnapshot| owned(vec![("shard", x.shard_id.to_string())]);
         family(e, "ringtail_shard_busy_seconds", "Time the shard's executor spent running tasks (glommio ExecutorStats executor_runtime; Kafka RequestHandlerAvgIdlePercent is its complement)", MetricType::Counter,
             s.shards.iter().map(|x| (shard(x), CounterF(x.executor.busy_seconds))))?;
-        family(e, "ringtail_shard_tasks_executed", "Tasks the shard's executor ran (glommio ExecutorStats tasks_executed)", MetricType::Counter,
-            s.shards.iter().map(|x| (shard(x), Counter(x.executor.tasks_executed))))?;
+        family(
+            e,
+            "ringtail_shard_tasks_executed",
+            "Tasks the shard's executor ran (glommio ExecutorStats tasks_executed)",
+            MetricType::Counter,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Counter(x.executor.tasks_executed))),
+        )?;
         family(e, "ringtail_shard_scheduler_runs", "Times the shard's scheduler selected a task queue (glommio ExecutorStats scheduler_runs)", MetricType::Counter,
             s.shards.iter().map(|x| (shard(x), Counter(x.executor.scheduler_runs))))?;
         family(e, "ringtail_shard_tasks_queued", "Work sent by other shards that is queued or running on this shard (Kafka RequestChannel RequestQueueSize is the nearest)", MetricType::Gauge,
             s.shards.iter().map(|x| (shard(x), Gauge(x.cross_shard_tasks_queued))))?;
-        family(e, "ringtail_shard_cross_shard_messages", "Closures this shard sent to other shards over the mesh", MetricType::Counter,
-            s.shards.iter().map(|x| (shard(x), Counter(x.cross_shard_sent))))?;
-        family(e, "ringtail_shard_tail_cache_hits", "Fetch reads served from the partitions' in-memory tail cache", MetricType::Counter,
-            s.shards.iter().map(|x| (shard(x), Counter(x.tail_cache_hits))))?;
-        family(e, "ringtail_shard_tail_cache_misses", "Fetch reads that went to the segment files", MetricType::Counter,
-            s.shards.iter().map(|x| (shard(x), Counter(x.tail_cache_misses))))?;
-        family(e, "ringtail_shard_tail_cache_hit_ratio", "Hits over all fetch reads since start-up (0 before any read)", MetricType::Gauge,
+        family(
+            e,
+            "ringtail_shard_cross_shard_messages",
+            "Closures this shard sent to other shards over the mesh",
+            MetricType::Counter,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Counter(x.cross_shard_sent))),
+        )?;
+        family(
+            e,
+            "ringtail_shard_tail_cache_hits",
+            "Fetch reads served from the partitions' in-memory tail cache",
+            MetricType::Counter,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Counter(x.tail_cache_hits))),
+        )?;
+        family(
+            e,
+            "ringtail_shard_tail_cache_misses",
+            "Fetch reads that went to the segment files",
+            MetricType::Counter,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Counter(x.tail_cache_misses))),
+        )?;
+        family(
+            e,
+            "ringtail_shard_tail_cache_hit_ratio",
+            "Hits over all fetch reads since start-up (0 before any read)",
+            MetricType::Gauge,
             s.shards.iter().map(|x| {
                 let reads = x.tail_cache_hits + x.tail_cache_misses;
-                (shard(x), GaugeF(if reads == 0 { 0.0 } else { x.tail_cache_hits as f64 / reads as f64 }))
-            }))?;
+                (
+                    shard(x),
+                    GaugeF(if reads == 0 {
+                        0.0
+                    } else {
+                        x.tail_cache_hits as f64 / reads as f64
+                    }),
+                )
+            }),
+        )?;
         family(e, "ringtail_shard_io_file_reads", "File reads the shard submitted to io_uring (glommio IoStats file_reads + file_buffered_reads)", MetricType::Counter,
             s.shards.iter().map(|x| (shard(x), Counter(x.executor.file_reads))))?;
-        family(e, "ringtail_shard_io_file_read_bytes", "Bytes read by those reads", MetricType::Counter,
-            s.shards.iter().map(|x| (shard(x), Counter(x.executor.file_read_bytes))))?;
+        family(
+            e,
+            "ringtail_shard_io_file_read_bytes",
+            "Bytes read by those reads",
+            MetricType::Counter,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Counter(x.executor.file_read_bytes))),
+        )?;
         family(e, "ringtail_shard_io_file_writes", "File writes the shard submitted to io_uring (glommio IoStats file_writes + file_buffered_writes)", MetricType::Counter,
             s.shards.iter().map(|x| (shard(x), Counter(x.executor.file_writes))))?;
-        family(e, "ringtail_shard_io_file_write_bytes", "Bytes written by those writes", MetricType::Counter,
-            s.shards.iter().map(|x| (shard(x), Counter(x.executor.file_write_bytes))))?;
+        family(
+            e,
+            "ringtail_shard_io_file_write_bytes",
+            "Bytes written by those writes",
+            MetricType::Counter,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Counter(x.executor.file_write_bytes))),
+        )?;
 
-        family(e, "ringtail_uptime_seconds", "Seconds since the broker process started", MetricType::Gauge,
-            [(Labels::new(), GaugeF(s.broker.health.uptime_seconds))])?;
-        family(e, "ringtail_shards_ready", "Shards that finished loading their partitions and groups", MetricType::Gauge,
-            [(Labels::new(), Gauge(s.broker.health.shards.iter().filter(|p| **p == super::health::ShardPhase::Ready).count() as i64))])?;
-        family(e, "ringtail_offline_partitions", "Partitions offline after a storage error (Kafka ReplicaManager OfflineReplicaCount)", MetricType::Gauge,
-            [(Labels::new(), Gauge(s.broker.health.offline_partitions as i64))])?;
-        family(e, "ringtail_build_info", "Always 1; the labels name the version and node", MetricType::Gauge,
-            [(owned(vec![("version", s.broker.version.to_string()), ("node_id", s.broker.node_id.to_string())]), Gauge(1))])?;
+        family(
+            e,
+            "ringtail_uptime_seconds",
+            "Seconds since the broker process started",
+            MetricType::Gauge,
+            [(Labels::new(), GaugeF(s.broker.health.uptime_seconds))],
+        )?;
+        family(
+            e,
+            "ringtail_shards_ready",
+            "Shards that finished loading their partitions and groups",
+            MetricType::Gauge,
+            [(
+                Labels::new(),
+                Gauge(
+                    s.broker
+                        .health
+                        .shards
+                        .iter()
+                        .filter(|p| **p == super::health::ShardPhase::Ready)
+                        .count() as i64,
+                ),
+            )],
+        )?;
+        family(
+            e,
+            "ringtail_offline_partitions",
+            "Partitions offline after a storage error (Kafka ReplicaManager OfflineReplicaCount)",
+            MetricType::Gauge,
+            [(
+                Labels::new(),
+                Gauge(s.broker.health.offline_partitions as i64),
+            )],
+        )?;
+        family(
+            e,
+            "ringtail_build_info",
+            "Always 1; the labels name the version and node",
+            MetricType::Gauge,
+            [(
+                owned(vec![
+                    ("version", s.broker.version.to_string()),
+                    ("node_id", s.broker.node_id.to_string()),
+                ]),
+                Gauge(1),
+            )],
+        )?;
         Ok(())
     }
 }

@@ -340,12 +340,7 @@ impl ShardMetrics {
             shard_id,
             topics,
             requests,
-            errors: self
-                .errors
-                .borrow()
-                .iter()
-                .map(|(k, v)| (*k, *v))
-                .collect(),
+            errors: self.errors.borrow().iter().map(|(k, v)| (*k, *v)).collect(),
             connections: self.connections.get(),
             connections_closed: std::array::from_fn(|i| self.connections_closed[i].get()),
             log_flush: self.log_flush.snapshot(),

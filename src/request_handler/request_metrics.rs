@@ -86,7 +86,10 @@ top_level!(
 impl ErrorCodes for ProduceResponse {
     fn error_codes(&self, f: &mut dyn FnMut(i16)) {
         for topic in &self.responses {
-            topic.partition_responses.iter().for_each(|p| f(p.error_code));
+            topic
+                .partition_responses
+                .iter()
+                .for_each(|p| f(p.error_code));
         }
     }
 }
