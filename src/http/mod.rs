@@ -29,7 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::config::BrokerConfig;
 use crate::metrics::encode::{
-    BrokerInfo, Scrape, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
+    add_topics, BrokerInfo, Scrape, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
 };
 use crate::metrics::{self, health, PartitionSnapshot, ShardSnapshot, TopicSnapshot};
 use crate::shard::{self, ShardContext};
@@ -297,17 +297,7 @@ async fn sample_loop(state: Rc<State>) {
         }))
         .await;
         let mut topics: BTreeMap<String, TopicSnapshot> = BTreeMap::new();
-        for topic in per_shard.into_iter().flatten() {
-            let merged = topics.entry(topic.topic.clone()).or_insert(TopicSnapshot {
-                topic: topic.topic.clone(),
-                bytes_in: 0,
-                bytes_out: 0,
-                messages_in: 0,
-            });
-            merged.bytes_in += topic.bytes_in;
-            merged.bytes_out += topic.bytes_out;
-            merged.messages_in += topic.messages_in;
-        }
+        add_topics(&mut topics, per_shard.into_iter().flatten());
         state.rates.borrow_mut().push(Instant::now(), &topics);
         glommio::timer::sleep(SAMPLE_INTERVAL).await;
     }

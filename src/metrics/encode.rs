@@ -93,21 +93,7 @@ impl Scrape {
         };
         let mut groups = Vec::new();
         for shard in &mut shards {
-            for topic in shard.topics.drain(..) {
-                let merged =
-                    scrape
-                        .topics
-                        .entry(topic.topic.clone())
-                        .or_insert_with(|| TopicSnapshot {
-                            topic: topic.topic.clone(),
-                            bytes_in: 0,
-                            bytes_out: 0,
-                            messages_in: 0,
-                        });
-                merged.bytes_in += topic.bytes_in;
-                merged.bytes_out += topic.bytes_out;
-                merged.messages_in += topic.messages_in;
-            }
+            add_topics(&mut scrape.topics, shard.topics.drain(..));
             for partition in shard.partitions.drain(..) {
                 scrape
                     .partitions
@@ -135,17 +121,10 @@ impl Scrape {
         }
         // Partitions exist before anything was produced to them: list their topics too.
         let topic_names: Vec<String> = scrape.partitions.keys().map(|(t, _)| t.clone()).collect();
-        for topic in topic_names {
-            scrape
-                .topics
-                .entry(topic.clone())
-                .or_insert_with(|| TopicSnapshot {
-                    topic,
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    messages_in: 0,
-                });
-        }
+        add_topics(
+            &mut scrape.topics,
+            topic_names.into_iter().map(TopicSnapshot::empty),
+        );
         let high_watermarks: HashMap<(&str, i32), i64> = scrape
             .partitions
             .values()
@@ -183,6 +162,21 @@ impl Scrape {
         } else {
             openmetrics_to_prometheus_text(&out)
         }
+    }
+}
+
+/// Adds each of `topics` (one shard's counters of a topic) to its topic's sum in `sums`.
+pub fn add_topics(
+    sums: &mut BTreeMap<String, TopicSnapshot>,
+    topics: impl IntoIterator<Item = TopicSnapshot>,
+) {
+    for topic in topics {
+        let sum = sums
+            .entry(topic.topic.clone())
+            .or_insert_with(|| TopicSnapshot::empty(topic.topic.clone()));
+        sum.bytes_in += topic.bytes_in;
+        sum.bytes_out += topic.bytes_out;
+        sum.messages_in += topic.messages_in;
     }
 }
 

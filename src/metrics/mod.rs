@@ -365,6 +365,18 @@ pub struct TopicSnapshot {
     pub messages_in: u64,
 }
 
+impl TopicSnapshot {
+    /// Zero counters for `topic`.
+    pub fn empty(topic: String) -> TopicSnapshot {
+        TopicSnapshot {
+            topic,
+            bytes_in: 0,
+            bytes_out: 0,
+            messages_in: 0,
+        }
+    }
+}
+
 /// One partition's offsets and size (Kafka's `Log` MBeans), from its owning shard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionSnapshot {
