@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: `cargo fmt --check` and clippy (-D warnings), Rust unit and integration
 # tests of the workspace, then the Python integration tests in tests/ (the real broker binary
-# driven by kcat and the Python Kafka clients; headless Chromium for the status page). Works on a fresh Debian machine as root
-# with no input: installs what is missing (kcat, a C toolchain, Python venv support, Rust) and a
-# local .venv with the pinned Python clients (tests/requirements.txt).
+# driven by kcat and the Python Kafka clients). Works on a fresh Debian machine as root
+# with no input: installs what is missing (kcat, headless Chromium for the status page test, a C
+# toolchain, Python venv support, Rust) and a local .venv with the pinned Python clients (tests/requirements.txt).
 #
 # usage: scripts/test.sh [extra pytest arguments, e.g. -k crash]
 set -euo pipefail
