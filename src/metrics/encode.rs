@@ -249,43 +249,28 @@ trait Sample {
     ) -> Result<(), std::fmt::Error>;
 }
 
-struct Counter(u64);
-struct CounterF(f64);
-struct Gauge(i64);
-struct GaugeF(f64);
+/// Sample types: the value and whether prometheus-client writes it as a counter or a gauge.
+macro_rules! samples {
+    ($($name:ident($value:ty) => $metric:ident),* $(,)?) => {$(
+        struct $name($value);
 
-impl Sample for Counter {
-    fn write(
-        &self,
-        encoder: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        ConstCounter::new(self.0).encode(encoder)
-    }
+        impl Sample for $name {
+            fn write(
+                &self,
+                encoder: prometheus_client::encoding::MetricEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                $metric::new(self.0).encode(encoder)
+            }
+        }
+    )*};
 }
-impl Sample for CounterF {
-    fn write(
-        &self,
-        encoder: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        ConstCounter::new(self.0).encode(encoder)
-    }
-}
-impl Sample for Gauge {
-    fn write(
-        &self,
-        encoder: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        ConstGauge::new(self.0).encode(encoder)
-    }
-}
-impl Sample for GaugeF {
-    fn write(
-        &self,
-        encoder: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        ConstGauge::new(self.0).encode(encoder)
-    }
-}
+
+samples!(
+    Counter(u64) => ConstCounter,
+    CounterF(f64) => ConstCounter,
+    Gauge(i64) => ConstGauge,
+    GaugeF(f64) => ConstGauge,
+);
 
 fn histogram_family<'a>(
     encoder: &mut DescriptorEncoder,
