@@ -2,8 +2,8 @@
 # The whole test suite: `cargo fmt --check` and clippy (-D warnings), Rust unit and integration
 # tests of the workspace, then the Python integration tests in tests/ (the real broker binary
 # driven by kcat and the Python Kafka clients). Works on a fresh Debian machine as root
-# with no input: installs what is missing (kcat, a C toolchain, Python venv support, Rust) and a
-# local .venv with the pinned Python clients (tests/requirements.txt).
+# with no input: installs what is missing (kcat, headless Chromium for the status page test, a C
+# toolchain, Python venv support, Rust) and a local .venv with the pinned Python clients (tests/requirements.txt).
 #
 # usage: scripts/test.sh [extra pytest arguments, e.g. -k crash]
 set -euo pipefail
@@ -14,6 +14,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 # --- system packages (apt), only when something is missing ---
 packages=()
 command -v kcat >/dev/null 2>&1 || packages+=(kcat)
+# headless Chromium for the status page test (tests/test_metrics.py)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 command -v cc >/dev/null 2>&1 || packages+=(build-essential)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 command -v curl >/dev/null 2>&1 || packages+=(curl ca-certificates)

@@ -249,6 +249,11 @@ pub struct BrokerConfig {
     pub log_cleaner_min_compaction_lag_ms: i64,
     /// `log.cleaner.max.compaction.lag.ms`: default of `max.compaction.lag.ms` (i64::MAX).
     pub log_cleaner_max_compaction_lag_ms: i64,
+    // --- operator HTTP listener (issue 12: /metrics, /healthz, status page) ---
+    /// `ringtail.http.listener`: address of the HTTP listener serving `/metrics`, `/healthz`
+    /// and the status page `/`; default `127.0.0.1:9644` (Redpanda's admin port); empty
+    /// disables it.
+    pub http_listener: Option<std::net::SocketAddr>,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -588,6 +593,7 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?,
+            http_listener: parse_http_listener(layers.get("ringtail.http.listener"))?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -966,6 +972,8 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
         "log.cleaner.max.compaction.lag.ms",
         Some("9223372036854775807"),
     ),
+    // operator HTTP listener (issue 12)
+    property("ringtail.http.listener", Some("127.0.0.1:9644")),
 ];
 
 /// Values set by the sources, by canonical name. A later source wins; within one source
@@ -1122,6 +1130,22 @@ fn parse_value<T: FromStr<Err = String>>(name: &str, value: &str) -> Result<T, C
         .trim()
         .parse()
         .map_err(|reason: String| invalid(name, value, reason))
+}
+
+/// `ringtail.http.listener`: `host:port` with an IP address (IPv6 in brackets), or empty for
+/// no HTTP listener.
+fn parse_http_listener(value: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        invalid(
+            "ringtail.http.listener",
+            value,
+            "expected IP:PORT (e.g. 127.0.0.1:9644), or empty to disable the HTTP listener",
+        )
+    })
 }
 
 fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {

@@ -5,8 +5,10 @@
 pub mod alloc;
 pub mod config;
 pub mod group_coordinator;
+pub mod http;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod network;
 pub mod partition;
 /// The sans-io wire code (crate `ringtail-protocol`), under its old path `crate::protocol`.

@@ -21,6 +21,7 @@ use glommio::channels::local_channel;
 use glommio::net::{TcpListener, TcpStream};
 
 use crate::config::BrokerConfig;
+use crate::metrics;
 use crate::request_handler::{self, Response};
 use crate::shard::ShardContext;
 
@@ -55,6 +56,7 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: TcpListener) {
                     tracing::info!("accepted connection from {peer} on shard {}", ctx.shard_id);
                 }
                 let _ = stream.set_nodelay(true);
+                crate::metrics::with(|m| m.connection_opened());
                 glommio::spawn_local(serve_connection(ctx.clone(), stream, peer)).detach();
             }
             Err(e) => {
@@ -118,12 +120,17 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
 
     let max_frame = ctx.config.socket_request_max_bytes.max(0) as usize;
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut close_reason = metrics::CloseReason::ClientClosed;
     loop {
         let frame = match read_frame(&mut reader, &mut buffer, max_frame).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(reason) => {
                 tracing::warn!("closing connection from {peer}: {reason}");
+                close_reason = match reason {
+                    FrameError::Read(_) => metrics::CloseReason::SocketError,
+                    _ => metrics::CloseReason::InvalidFrame,
+                };
                 break;
             }
         };
@@ -136,12 +143,20 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
             }
         };
         queued.set(queued.get() + 1);
-        if queue.send(future).await.is_err() || close {
+        if close {
+            close_reason = metrics::CloseReason::InvalidRequest;
+            let _ = queue.send(future).await;
+            break;
+        }
+        if queue.send(future).await.is_err() {
+            // The writer stopped: a write failed (or an answer closed the connection).
+            close_reason = metrics::CloseReason::SocketError;
             break;
         }
     }
     drop(queue);
     writer_task.await;
+    metrics::with(|m| m.connection_closed(close_reason));
 }
 
 /// Writes a response's pieces in order: small ones are appended to `out` (written later with

@@ -194,6 +194,8 @@ pub struct Partition {
     cache: RefCell<TailCache>,
     /// Why the partition is offline (the first write or sync error), if it is.
     offline: RefCell<Option<Arc<LogError>>>,
+    /// This topic's counters on this shard (bytes in/out, messages in), resolved at open.
+    topic_metrics: Rc<crate::metrics::TopicCounters>,
 }
 
 impl Partition {
@@ -227,6 +229,7 @@ impl Partition {
             written_waiters: OffsetWaiters::default(),
             producers: RefCell::new(producers),
             offline: RefCell::new(None),
+            topic_metrics: crate::metrics::topic_counters(topic),
         }))
     }
 
@@ -240,6 +243,11 @@ impl Partition {
 
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// The partition went offline after a write or fdatasync failure.
+    pub fn is_offline(&self) -> bool {
+        self.offline.borrow().is_some()
     }
 
     /// Changes the tail cache's bound (at most the configured `cache_bytes`), dropping the oldest
@@ -320,6 +328,7 @@ impl Partition {
             "invariant: the validated batches tile the request's records"
         );
         drop(pending);
+        self.record_append_metrics(records.len(), &headers);
         if !self.writer_running.replace(true) {
             glommio::spawn_local(self.clone().run_writer()).detach();
         }
@@ -368,7 +377,9 @@ impl Partition {
             }
             self.sync_running.set(true);
             let target = self.high_watermark.get();
+            let flush_started = std::time::Instant::now();
             let result = self.log.flush().await;
+            crate::metrics::with(|m| m.log_flushed(flush_started.elapsed()));
             self.sync_running.set(false);
             match result {
                 Ok(()) => {
@@ -411,6 +422,7 @@ impl Partition {
         }
         // The cache borrow must end before the await below: the writer task pushes meanwhile.
         let cached = self.cache.borrow().read(offset, max_bytes, high_watermark);
+        let cached_hit = cached.is_some();
         let records = match cached {
             Some(cached) => {
                 crate::log::assert_read(&cached, offset, max_bytes, high_watermark);
@@ -418,6 +430,8 @@ impl Partition {
             }
             None => self.log.read(offset, max_bytes, high_watermark).await?,
         };
+        crate::metrics::with(|m| m.tail_cache(cached_hit));
+        self.topic_metrics.record_out(records.len());
         Ok(FetchRead {
             records,
             high_watermark,
@@ -631,7 +645,19 @@ impl Partition {
 
     /// Takes the partition offline after `error` (a failed write or fdatasync; the first one
     /// is kept): pending batches are dropped and every waiter fails.
+    /// Counts an accepted produce: its bytes and records for the topic, its batches by codec.
+    fn record_append_metrics(&self, bytes: usize, headers: &[RecordBatchHeader]) {
+        let records: u64 = headers.iter().map(|h| h.record_count.max(0) as u64).sum();
+        self.topic_metrics.record_in(bytes, records);
+        crate::metrics::with(|m| {
+            for header in headers {
+                m.produce_batch(header.compression().map_or(usize::MAX, |c| c as usize));
+            }
+        });
+    }
+
     fn go_offline(&self, error: LogError) {
+        crate::metrics::health::partition_offline(&self.topic, self.partition, &error.to_string());
         tracing::error!(
             topic = %self.topic,
             partition = self.partition,

@@ -70,6 +70,11 @@ impl ReplicaManager {
         self.partitions.borrow().len()
     }
 
+    /// Every open partition of this shard, in no particular order (for metrics scrapes).
+    pub fn partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
     /// Opens every partition the image assigns to this shard that is not open yet (recovering
     /// when `recover`), and closes and deletes the ones whose topic is gone.
     pub async fn apply_image(&self, image: &MetadataImage, recover: bool) -> Result<(), LogError> {

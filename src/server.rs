@@ -19,6 +19,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use crate::config::BrokerConfig;
 use crate::group_coordinator::{GroupCoordinator, GroupSettings};
 use crate::metadata::{MetadataImage, TopicStore};
+use crate::metrics::health;
 use crate::replica_manager::ReplicaManager;
 use crate::shard::{self, MeshEnds, ShardContext, ShardId, ShardParts};
 
@@ -100,6 +101,7 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
         tracing::info!("shutdown requested before the shards started");
         return Ok(());
     }
+    crate::metrics::health::init(shard_count, recover);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardId, StartError>>();
     let (stopped_tx, stopped_rx) = mpsc::channel::<ShardId>();
     let handles = spawn_shards(&config, store, recover, &shutdown, ready_tx, stopped_tx)?;
@@ -339,6 +341,22 @@ async fn run_shard(
     ready: mpsc::Sender<Result<ShardId, StartError>>,
 ) -> Result<(), String> {
     let shard_id = start.shard_id;
+    // Shard 0 serves HTTP from the start, so /healthz reports recovery while it runs.
+    let http = if shard_id == 0 {
+        match crate::http::start(&start.config) {
+            Ok(http) => http,
+            Err(e) => {
+                let reason = e.to_string();
+                let _ = ready.send(Err(StartError::Shard {
+                    shard: shard_id,
+                    reason: reason.clone(),
+                }));
+                return Err(reason);
+            }
+        }
+    } else {
+        None
+    };
     let (ctx, listener) = match open_shard(start, &shutdown).await {
         Ok(opened) => opened,
         Err(reason) => {
@@ -355,7 +373,12 @@ async fn run_shard(
         "shard ready"
     );
     let _ = ready.send(Ok(shard_id));
+    health::set_phase(shard_id, health::ShardPhase::Ready);
     serve_until_shutdown(&ctx, listener, &shutdown).await;
+    health::set_phase(shard_id, health::ShardPhase::Stopping);
+    if let Some(http) = http {
+        http.stop();
+    }
     close_shard(&ctx).await
 }
 
@@ -383,6 +406,7 @@ async fn open_shard(
         first_producer_id: start.first_producer_id,
     };
     let (ctx, inbox) = shard::install(parts, start.mesh).await;
+    health::set_phase(shard_id, health::ShardPhase::LoadingPartitions);
     ctx.replica_manager
         .apply_image(&start.image, start.recover)
         .await
@@ -390,6 +414,7 @@ async fn open_shard(
     glommio::spawn_local(retention_loop(ctx.clone(), shutdown.clone())).detach();
     glommio::spawn_local(cleaner_loop(ctx.clone(), shutdown.clone())).detach();
     shard::start_receiving(&ctx, inbox);
+    health::set_phase(shard_id, health::ShardPhase::LoadingGroups);
     ctx.group_coordinator
         .load()
         .await

@@ -99,6 +99,7 @@ where
         return rx;
     }
     let sender = ctx.peers[target].as_ref().expect("mesh connected");
+    crate::metrics::with(|m| m.cross_shard_sent());
     if sender.send(task).await.is_err() {
         tracing::warn!(target, "shard mesh channel closed (shutting down)");
     }
@@ -269,7 +270,13 @@ pub fn start_receiving(ctx: &Rc<ShardContext>, inbox: Inbox) {
 
 async fn receive_loop(ctx: Rc<ShardContext>, receiver: ConnectedReceiver<ShardTask>) {
     while let Some(task) = receiver.recv().await {
-        glommio::spawn_local(task(ctx.clone())).detach();
+        crate::metrics::with(|m| m.cross_shard_task(1));
+        let run = task(ctx.clone());
+        glommio::spawn_local(async move {
+            run.await;
+            crate::metrics::with(|m| m.cross_shard_task(-1));
+        })
+        .detach();
     }
 }
 

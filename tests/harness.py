@@ -108,6 +108,12 @@ def test_seed(name):
     return seed
 
 
+def http_settings():
+    """Broker settings that turn on the HTTP listener (/metrics, /healthz, /) on a free
+    loopback port; the broker's `http_address()` gives it back."""
+    return {"ringtail.http.listener": f"127.0.0.1:{free_port()}"}
+
+
 def unique_topic(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -160,7 +166,11 @@ class Broker:
             "--log-dirs", str(self.data_dir),
             "--shards", str(self.shards),
         ]
-        for key, value in self.settings.items():
+        # The HTTP listener (ringtail.http.listener, default 127.0.0.1:9644) is off unless the
+        # test asks for it with a free port (see http_settings()): brokers of parallel tests
+        # would otherwise clash on the default port.
+        settings = {"ringtail.http.listener": "", **self.settings}
+        for key, value in settings.items():
             command += ["--set", f"{key}={value}"]
         return command
 
@@ -265,6 +275,12 @@ class Broker:
 
     def metadata_file(self):
         return self.data_dir / "ringtail-metadata.json"
+
+    def http_address(self):
+        """`http://host:port` of the HTTP listener, when the settings turned it on."""
+        address = self.settings.get("ringtail.http.listener")
+        assert address, "start the broker with harness.http_settings() to get an HTTP listener"
+        return f"http://{address}"
 
     def metadata(self):
         return json.loads(self.metadata_file().read_text())

@@ -24,7 +24,9 @@ def test_relative_default_data_dir_serves_acks_all(tmp_path):
     log_path = tmp_path / "broker.log"
     with open(log_path, "wb") as log:
         broker = subprocess.Popen(
-            [harness.ringtail_bin(), "serve", "--listeners", f"PLAINTEXT://127.0.0.1:{port}"],
+            # The HTTP listener on a free port: its default 9644 may be taken on a shared machine.
+            [harness.ringtail_bin(), "serve", "--listeners", f"PLAINTEXT://127.0.0.1:{port}",
+             "--set", f"ringtail.http.listener=127.0.0.1:{harness.free_port()}"],
             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         bootstrap = f"127.0.0.1:{port}"

@@ -217,6 +217,11 @@ impl CoordinatorState {
         self.loaded
     }
 
+    /// Every group this shard coordinates.
+    pub fn groups(&self) -> impl Iterator<Item = &GroupMetadata> {
+        self.groups.values()
+    }
+
     pub fn group(&self, group_id: &str) -> Option<&GroupMetadata> {
         self.groups.get(group_id)
     }

@@ -216,6 +216,26 @@ impl GroupCoordinator {
         self.inner.state.borrow().settings().clone()
     }
 
+    /// Every group of this shard with its state, member count and committed offsets (for
+    /// metrics and the status page).
+    pub fn group_snapshots(&self) -> Vec<crate::metrics::GroupSnapshot> {
+        self.inner
+            .state
+            .borrow()
+            .groups()
+            .map(|g| crate::metrics::GroupSnapshot {
+                group_id: g.group_id.clone(),
+                state: g.state.name(),
+                members: g.members.len(),
+                offsets: g
+                    .offsets
+                    .iter()
+                    .map(|((topic, partition), value)| (topic.clone(), *partition, value.offset))
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// The shard that coordinates `group_id`.
     pub fn shard_for(&self, group_id: &str) -> usize {
         let partitions = self

@@ -18,6 +18,7 @@ pub mod group;
 mod list_offsets;
 mod metadata;
 mod produce;
+pub(crate) mod request_metrics;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -223,9 +224,12 @@ impl Request {
 macro_rules! handle {
     ($request:expr, $type:ty, $handler:path) => {{
         let mut request = $request;
+        // From the request being read, as Kafka's TotalTimeMs (answers go out in order).
+        let started = std::time::Instant::now();
         match request.decode::<$type>() {
             Ok(decoded) => Dispatched::Respond(Box::pin(async move {
                 let response = $handler(request.ctx.clone(), decoded, request.version).await;
+                request_metrics::record!(request.api_key, started, &response);
                 request.encode(&response)
             })),
             Err(reason) => Dispatched::Close(reason),
@@ -301,9 +305,11 @@ async fn produce(mut request: Request) -> Dispatched {
         Err(reason) => return Dispatched::Close(reason),
     };
     let acks = decoded.acks;
+    let started = std::time::Instant::now();
     let pending = produce::dispatch(&request.ctx, decoded, request.version).await;
     Dispatched::Respond(Box::pin(async move {
         let response = pending.await;
+        request_metrics::record!(request.api_key, started, &response);
         if acks == 0 {
             return Response::None;
         }
@@ -317,8 +323,10 @@ fn fetch(mut request: Request) -> Dispatched {
         Ok(decoded) => decoded,
         Err(reason) => return Dispatched::Close(reason),
     };
+    let started = std::time::Instant::now();
     Dispatched::Respond(Box::pin(async move {
         let response = fetch::handle(request.ctx.clone(), decoded, request.version).await;
+        request_metrics::record!(request.api_key, started, &response);
         let records = fetch::shareable_records(&response);
         encode_frame_sharing(
             request.api_key,
@@ -337,6 +345,7 @@ fn join_group(mut request: Request, header: RequestHeader, peer: Option<SocketAd
         Err(reason) => return Dispatched::Close(reason),
     };
     let client_id = header.client_id;
+    let started = std::time::Instant::now();
     Dispatched::Respond(Box::pin(async move {
         let response = group::handle_join_group(
             request.ctx.clone(),
@@ -346,6 +355,7 @@ fn join_group(mut request: Request, header: RequestHeader, peer: Option<SocketAd
             peer,
         )
         .await;
+        request_metrics::record!(request.api_key, started, &response);
         request.encode(&response)
     }))
 }

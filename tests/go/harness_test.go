@@ -231,6 +231,8 @@ func startRingtail(scratch string) (*broker, error) {
 		"--log-dirs", b.dataDir,
 		"--shards", shards,
 		"--set", "group.initial.rebalance.delay.ms=0",
+		// No HTTP listener: its default port 9644 would clash between brokers.
+		"--set", "ringtail.http.listener=",
 	)
 	b.process.Stdout = logFile
 	b.process.Stderr = logFile

@@ -80,7 +80,9 @@ impl Broker {
             .arg(format!("PLAINTEXT://{}", self.addr))
             .arg("--log-dirs")
             .arg(self.data_dir())
-            .args(["--shards", "1"]);
+            .args(["--shards", "1"])
+            // No HTTP listener: its default port would clash between brokers (tests/harness.py).
+            .args(["--set", "ringtail.http.listener="]);
         for setting in &self.settings {
             command.arg("--set").arg(setting);
         }

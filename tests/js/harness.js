@@ -170,7 +170,9 @@ async function startRingtail (scratch) {
   // group.initial.rebalance.delay.ms=0 as the Kafka peer has for one node.
   const args = ['serve', '--listeners', `PLAINTEXT://${broker.addr}`, '--log-dirs', broker.dir,
     '--shards', process.env.RINGTAIL_TEST_SHARDS || '2',
-    '--set', 'group.initial.rebalance.delay.ms=0']
+    '--set', 'group.initial.rebalance.delay.ms=0',
+    // No HTTP listener: its default port 9644 would clash between brokers.
+    '--set', 'ringtail.http.listener=']
   const log = fs.openSync(broker.logPath, 'a')
   fs.writeSync(log, `===== harness: ${binary} ${args.join(' ')}\n`)
   const env = { ...process.env, NO_COLOR: '1', RUST_BACKTRACE: '1', RUST_LOG: process.env.RUST_LOG || 'info' }

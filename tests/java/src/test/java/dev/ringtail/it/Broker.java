@@ -188,6 +188,9 @@ public final class Broker implements AutoCloseable {
     command.add(ringtailLogDir().toString());
     command.add("--shards");
     command.add(Integer.toString(shards));
+    // No HTTP listener: its default port 9644 would clash between brokers.
+    command.add("--set");
+    command.add("ringtail.http.listener=");
     for (Map.Entry<String, String> setting : settings.entrySet()) {
       command.add("--set");
       command.add(setting.getKey() + "=" + setting.getValue());
