@@ -230,6 +230,11 @@ pub struct BrokerConfig {
     /// `ringtail.partition.cache.bytes`: in-memory tail cache per partition for Fetch, in
     /// bytes; default 4194304; 0 disables it.
     pub partition_cache_bytes: u64,
+    // ----- logging (issue 12) -----
+    /// `log.level`: the log filter when `RUST_LOG` is unset; a log4j level name (`INFO`,
+    /// `DEBUG`, ...) or `RUST_LOG`-style directives, validated by
+    /// [`crate::logging::parse_filter`]; default `info`.
+    pub log_level: String,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -441,6 +446,7 @@ impl BrokerConfig {
                 u64::MAX,
             )?,
             partition_cache_bytes: layers.int("ringtail.partition.cache.bytes", 0, u64::MAX)?,
+            log_level: parse_log_level(&layers)?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
         };
@@ -766,6 +772,8 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("ringtail.shards", Some("0")),
     property("ringtail.io.memory.bytes", Some("2097152")),
     property("ringtail.partition.cache.bytes", Some("4194304")),
+    // ----- logging (issue 12): see crate::logging -----
+    property("log.level", Some("info")),
 ];
 
 /// Values set by the sources, by canonical name. A later source wins; within one source
@@ -890,6 +898,13 @@ fn parse_value<T: FromStr<Err = String>>(name: &str, value: &str) -> Result<T, C
         .trim()
         .parse()
         .map_err(|reason: String| invalid(name, value, reason))
+}
+
+/// `log.level`, checked by [`crate::logging::parse_filter`].
+fn parse_log_level(layers: &Layers) -> Result<String, ConfigError> {
+    let value = layers.get("log.level");
+    crate::logging::parse_filter(value).map_err(|reason| invalid("log.level", value, reason))?;
+    Ok(value.trim().to_string())
 }
 
 fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {

@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod config;
 pub mod group_coordinator;
 pub mod log;
+pub mod logging;
 pub mod metadata;
 pub mod network;
 pub mod partition;
