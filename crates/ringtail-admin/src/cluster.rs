@@ -54,6 +54,11 @@ pub struct ConnectionArgs {
     pub timeout_ms: u64,
 }
 
+/// A response's nullable topic name as text (empty when null).
+pub fn topic_name_of(name: Option<&TopicName>) -> String {
+    name.map(|n| n.0.to_string()).unwrap_or_default()
+}
+
 /// A broker from Metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerNode {
@@ -217,11 +222,7 @@ impl Cluster {
         let metadata = self.metadata(Some(topics))?;
         let mut layouts = BTreeMap::new();
         for topic in &metadata.topics {
-            let name = topic
-                .name
-                .as_ref()
-                .map(|n| n.0.to_string())
-                .unwrap_or_default();
+            let name = topic_name_of(topic.name.as_ref());
             crate::error::check(topic.error_code, None, || format!("topic {name}"))?;
             let leaders = topic
                 .partitions

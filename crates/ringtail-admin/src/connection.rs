@@ -14,6 +14,24 @@ use ringtail_protocol::client::{api_of, response_frame_size, ClientCodec};
 
 use crate::error::{AdminError, UNSUPPORTED_VERSION};
 
+/// The version to send given the broker's `(min, max)` for an API (`None`: not in its
+/// ApiVersions answer) and the range `ours` this tool speaks: the highest in both.
+///
+/// Errors: why there is none, for [`AdminError::Unsupported`].
+pub fn pick_version(broker: Option<(i16, i16)>, ours: (i16, i16)) -> Result<i16, String> {
+    let Some((min, max)) = broker else {
+        return Err("it is not in its ApiVersions answer".to_string());
+    };
+    let version = max.min(ours.1);
+    if version < min.max(ours.0) {
+        return Err(format!(
+            "it offers versions {min}-{max}, this tool speaks {}-{}",
+            ours.0, ours.1
+        ));
+    }
+    Ok(version)
+}
+
 /// The client id and ApiVersions software name this tool sends.
 pub const CLIENT_ID: &str = "ringtail-admin";
 
@@ -34,86 +52,59 @@ impl Connection {
     /// Errors: [`AdminError::Connect`] when nothing accepts, [`AdminError::Transport`] when
     /// ApiVersions gets no sensible answer.
     pub fn connect(addr: &str, timeout: Duration) -> Result<Connection, AdminError> {
+        let mut connection = Connection::open(addr, timeout)?;
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let response = match connection.call(&request, 3) {
+            Ok(response) if response.error_code != UNSUPPORTED_VERSION => response,
+            // A broker without v3 answers in v0's layout (KIP-511); ask again on a fresh
+            // connection at v0.
+            _ => {
+                connection = Connection::open(addr, timeout)?;
+                connection.call(&ApiVersionsRequest::default(), 0)?
+            }
+        };
+        crate::error::check(response.error_code, None, || {
+            format!("ApiVersions to {addr}")
+        })?;
+        connection.versions = response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(connection)
+    }
+
+    /// A TCP connection to the first address of `addr` that accepts, with timeouts set.
+    fn open(addr: &str, timeout: Duration) -> Result<Connection, AdminError> {
         let connect_error = |reason: String| AdminError::Connect {
             addr: addr.to_string(),
             reason,
         };
-        let resolved: Vec<_> = addr
+        let resolved = addr
             .to_socket_addrs()
-            .map_err(|e| connect_error(e.to_string()))?
-            .collect();
+            .map_err(|e| connect_error(e.to_string()))?;
         let mut last = "the name resolves to no address".to_string();
         for socket_addr in resolved {
             match TcpStream::connect_timeout(&socket_addr, timeout) {
                 Ok(stream) => {
-                    let setup = stream
+                    stream
                         .set_read_timeout(Some(timeout))
                         .and_then(|()| stream.set_write_timeout(Some(timeout)))
-                        .and_then(|()| stream.set_nodelay(true));
-                    setup.map_err(|e| connect_error(e.to_string()))?;
-                    let mut connection = Connection {
+                        .and_then(|()| stream.set_nodelay(true))
+                        .map_err(|e| connect_error(e.to_string()))?;
+                    return Ok(Connection {
                         addr: addr.to_string(),
                         stream,
                         codec: ClientCodec::new(CLIENT_ID),
                         versions: BTreeMap::new(),
-                    };
-                    connection.negotiate(timeout)?;
-                    return Ok(connection);
+                    });
                 }
                 Err(e) => last = e.to_string(),
             }
         }
         Err(connect_error(last))
-    }
-
-    fn negotiate(&mut self, timeout: Duration) -> Result<(), AdminError> {
-        let request = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let response = match self.call(&request, 3) {
-            Ok(response) if response.error_code != UNSUPPORTED_VERSION => response,
-            // A broker without v3 answers in v0's layout (KIP-511); ask again on a fresh
-            // connection at v0.
-            _ => {
-                let mut fresh = Connection::connect_plain(&self.addr, timeout)?;
-                let response = fresh.call(&ApiVersionsRequest::default(), 0)?;
-                *self = fresh;
-                response
-            }
-        };
-        crate::error::check(response.error_code, None, || {
-            format!("ApiVersions to {}", self.addr)
-        })?;
-        self.versions = response
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect();
-        Ok(())
-    }
-
-    fn connect_plain(addr: &str, timeout: Duration) -> Result<Connection, AdminError> {
-        let connect_error = |reason: String| AdminError::Connect {
-            addr: addr.to_string(),
-            reason,
-        };
-        let socket_addr = addr
-            .to_socket_addrs()
-            .map_err(|e| connect_error(e.to_string()))?
-            .next()
-            .ok_or_else(|| connect_error("no address".to_string()))?;
-        let stream = TcpStream::connect_timeout(&socket_addr, timeout)
-            .map_err(|e| connect_error(e.to_string()))?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| stream.set_write_timeout(Some(timeout)))
-            .map_err(|e| connect_error(e.to_string()))?;
-        Ok(Connection {
-            addr: addr.to_string(),
-            stream,
-            codec: ClientCodec::new(CLIENT_ID),
-            versions: BTreeMap::new(),
-        })
     }
 
     /// The broker's `host:port` as given.
@@ -127,25 +118,13 @@ impl Connection {
     /// Errors: [`AdminError::Unsupported`] when the broker does not list `R` or the ranges do
     /// not meet.
     pub fn version<R: Request>(&self, ours: (i16, i16)) -> Result<i16, AdminError> {
-        let api = api_of::<R>();
-        let unsupported = |detail: String| AdminError::Unsupported {
-            addr: self.addr.clone(),
-            api,
-            detail,
-        };
-        let Some(&(min, max)) = self.versions.get(&R::KEY) else {
-            return Err(unsupported(
-                "it is not in its ApiVersions answer".to_string(),
-            ));
-        };
-        let version = max.min(ours.1);
-        if version < min.max(ours.0) {
-            return Err(unsupported(format!(
-                "it offers versions {min}-{max}, this tool speaks {}-{}",
-                ours.0, ours.1
-            )));
-        }
-        Ok(version)
+        pick_version(self.versions.get(&R::KEY).copied(), ours).map_err(|detail| {
+            AdminError::Unsupported {
+                addr: self.addr.clone(),
+                api: api_of::<R>(),
+                detail,
+            }
+        })
     }
 
     /// Sends the request `build(version)` at the negotiated version (see
@@ -193,6 +172,15 @@ impl Connection {
             .map_err(|e| transport(e.to_string()))
     }
 
+    /// [`AdminError::Unsupported`] for `api` if `code` is UNSUPPORTED_VERSION (for per-item
+    /// errors, which are otherwise reported item by item).
+    pub fn check_supported(&self, api: ApiKey, code: i16) -> Result<(), AdminError> {
+        if code == UNSUPPORTED_VERSION {
+            return self.check(api, code, None, String::new);
+        }
+        Ok(())
+    }
+
     /// [`AdminError::Unsupported`] for `api` if `code` is UNSUPPORTED_VERSION, else
     /// [`crate::error::check`]'s answer.
     pub fn check(
@@ -210,5 +198,43 @@ impl Connection {
             });
         }
         crate::error::check(code, message, context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_the_highest_both_speak() {
+        assert_eq!(pick_version(Some((0, 9)), (2, 7)), Ok(7));
+        assert_eq!(pick_version(Some((0, 4)), (2, 7)), Ok(4));
+        assert_eq!(pick_version(Some((3, 3)), (0, 12)), Ok(3));
+        assert_eq!(
+            pick_version(Some((0, 1)), (2, 7)),
+            Err("it offers versions 0-1, this tool speaks 2-7".to_string())
+        );
+        assert_eq!(
+            pick_version(Some((8, 9)), (2, 7)),
+            Err("it offers versions 8-9, this tool speaks 2-7".to_string())
+        );
+        assert_eq!(
+            pick_version(None, (0, 1)),
+            Err("it is not in its ApiVersions answer".to_string())
+        );
+    }
+
+    #[test]
+    fn unsupported_apis_are_named() {
+        let error = AdminError::Unsupported {
+            addr: "127.0.0.1:9092".to_string(),
+            api: kafka_protocol::messages::ApiKey::IncrementalAlterConfigs,
+            detail: "it is not in its ApiVersions answer".to_string(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the broker at 127.0.0.1:9092 does not support IncrementalAlterConfigs (API key 44): \
+             it is not in its ApiVersions answer"
+        );
     }
 }

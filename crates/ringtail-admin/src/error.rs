@@ -88,6 +88,15 @@ fn screaming_snake(camel: &str) -> String {
     out
 }
 
+/// One item's outcome for a status table: `Ok` for code 0, else [`describe_error`]'s text.
+pub fn item_outcome(code: i16, message: Option<&str>) -> Result<(), String> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(describe_error(code, message))
+    }
+}
+
 /// `Err(AdminError::Kafka)` unless `code` is 0.
 pub fn check(
     code: i16,

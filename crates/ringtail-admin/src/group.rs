@@ -19,10 +19,10 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use serde_json::json;
 
 use crate::cluster::{Cluster, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use crate::error::{describe_error, AdminError};
+use crate::error::{describe_error, item_outcome, AdminError};
+use crate::output::{Outcome, Output};
 use crate::parse::{datetime_ms, local_offset, topic_partitions_arg, TopicPartitions};
 use crate::table::{or_dash, section, Table};
-use crate::{Outcome, Output};
 
 /// ListGroups v0 to v4 (v4 adds the state).
 pub const LIST_GROUPS_VERSIONS: (i16, i16) = (0, 4);
@@ -532,14 +532,7 @@ fn reset_offsets(cluster: &mut Cluster, args: &ResetArgs) -> Outcome {
         })?;
         for topic in &response.topics {
             for partition in &topic.partitions {
-                if partition.error_code == crate::error::UNSUPPORTED_VERSION {
-                    connection.check(
-                        ApiKey::OffsetCommit,
-                        partition.error_code,
-                        None,
-                        String::new,
-                    )?;
-                }
+                connection.check_supported(ApiKey::OffsetCommit, partition.error_code)?;
                 if partition.error_code != 0 {
                     errors.insert(
                         (topic.name.0.to_string(), partition.partition_index),
@@ -598,10 +591,8 @@ fn delete(cluster: &mut Cluster, groups: &[String]) -> Outcome {
             DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)])
         })?;
         for result in &response.results {
-            if result.error_code == crate::error::UNSUPPORTED_VERSION {
-                connection.check(ApiKey::DeleteGroups, result.error_code, None, String::new)?;
-            }
-            let error = (result.error_code != 0).then(|| describe_error(result.error_code, None));
+            connection.check_supported(ApiKey::DeleteGroups, result.error_code)?;
+            let error = item_outcome(result.error_code, None).err();
             failed += usize::from(error.is_some());
             table.push([
                 result.group_id.0.to_string(),

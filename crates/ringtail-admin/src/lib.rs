@@ -14,23 +14,15 @@ pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod group;
+pub mod output;
 pub mod parse;
 pub mod table;
 pub mod topic;
 
 pub use error::AdminError;
+pub use output::{print, Format, Outcome, Output};
 
 use cluster::{Cluster, ConnectionArgs};
-
-/// How results are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned tables, as rpk and Kafka's tools print them.
-    #[default]
-    Text,
-    /// One JSON document (object or array) on stdout.
-    Json,
-}
 
 /// The options every admin command takes.
 #[derive(Clone, Debug, clap::Args)]
@@ -95,25 +87,6 @@ pub enum ClusterCommand {
     Info,
 }
 
-/// What a command printed: its text form and its JSON form; [`print`] writes the one asked.
-pub struct Output {
-    /// The text form (tables), ending in a newline.
-    pub text: String,
-    /// The `--format json` form.
-    pub json: serde_json::Value,
-}
-
-/// Writes `output` to stdout in `format`.
-pub fn print(output: &Output, format: Format) {
-    match format {
-        Format::Text => print!("{}", output.text),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&output.json).unwrap_or_else(|_| "null".to_string())
-        ),
-    }
-}
-
 /// Runs one admin command and prints its result. A multi-item command (create several topics)
 /// prints what it did and then fails with [`AdminError::Partial`] if any item failed.
 pub fn run(command: AdminCommand) -> Result<(), AdminError> {
@@ -145,9 +118,6 @@ pub fn run(command: AdminCommand) -> Result<(), AdminError> {
         None => Ok(()),
     }
 }
-
-/// A command's output and, when some items failed, the error to exit with after printing.
-pub type Outcome = Result<(Output, Option<AdminError>), AdminError>;
 
 /// `ringtail cluster info`: Metadata's cluster id, controller and brokers (`*` marks the
 /// controller, as rpk does).

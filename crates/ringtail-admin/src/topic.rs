@@ -15,11 +15,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
-use crate::cluster::{Cluster, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use crate::error::{describe_error, AdminError};
+use crate::cluster::{topic_name_of, Cluster, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::error::{item_outcome, AdminError};
+use crate::output::{Outcome, Output};
 use crate::parse::key_value_arg;
 use crate::table::{joined, or_dash, section, Table};
-use crate::{Outcome, Output};
 
 /// CreateTopics v2 (Kafka 4's oldest) to v7 (topic ids in the answer).
 pub const CREATE_TOPICS_VERSIONS: (i16, i16) = (2, 7);
@@ -193,18 +193,14 @@ fn create(
     })?;
     let mut results = Vec::new();
     for result in &response.topics {
-        if result.error_code == crate::error::UNSUPPORTED_VERSION {
-            connection.check(ApiKey::CreateTopics, result.error_code, None, String::new)?;
-        }
-        let ok = result.error_code == 0 || (if_not_exists && result.error_code == 36);
-        let outcome = if ok {
-            Ok(())
+        connection.check_supported(ApiKey::CreateTopics, result.error_code)?;
+        // TOPIC_ALREADY_EXISTS (36) is success with --if-not-exists, as in kafka-topics.sh.
+        let code = if if_not_exists && result.error_code == 36 {
+            0
         } else {
-            Err(describe_error(
-                result.error_code,
-                result.error_message.as_deref(),
-            ))
+            result.error_code
         };
+        let outcome = item_outcome(code, result.error_message.as_deref());
         results.push((result.name.0.to_string(), outcome));
     }
     status_output(results, "created")
@@ -261,11 +257,7 @@ fn describe(cluster: &mut Cluster, topics: &[String]) -> Outcome {
     let mut text = String::new();
     let mut json_topics = Vec::new();
     for topic in &metadata.topics {
-        let name = topic
-            .name
-            .as_ref()
-            .map(|n| n.0.to_string())
-            .unwrap_or_default();
+        let name = topic_name_of(topic.name.as_ref());
         cluster
             .bootstrap()
             .check(ApiKey::Metadata, topic.error_code, None, || {
@@ -418,22 +410,9 @@ fn delete(cluster: &mut Cluster, topics: &[String]) -> Outcome {
     })?;
     let mut results = Vec::new();
     for result in &response.responses {
-        if result.error_code == crate::error::UNSUPPORTED_VERSION {
-            connection.check(ApiKey::DeleteTopics, result.error_code, None, String::new)?;
-        }
-        let name = result
-            .name
-            .as_ref()
-            .map(|n| n.0.to_string())
-            .unwrap_or_default();
-        let outcome = if result.error_code == 0 {
-            Ok(())
-        } else {
-            Err(describe_error(
-                result.error_code,
-                result.error_message.as_deref(),
-            ))
-        };
+        connection.check_supported(ApiKey::DeleteTopics, result.error_code)?;
+        let name = topic_name_of(result.name.as_ref());
+        let outcome = item_outcome(result.error_code, result.error_message.as_deref());
         results.push((name, outcome));
     }
     status_output(results, "deleted")
@@ -478,22 +457,8 @@ fn alter_config(
     })?;
     let mut results = Vec::new();
     for result in &response.responses {
-        if result.error_code == crate::error::UNSUPPORTED_VERSION {
-            connection.check(
-                ApiKey::IncrementalAlterConfigs,
-                result.error_code,
-                None,
-                String::new,
-            )?;
-        }
-        let outcome = if result.error_code == 0 {
-            Ok(())
-        } else {
-            Err(describe_error(
-                result.error_code,
-                result.error_message.as_deref(),
-            ))
-        };
+        connection.check_supported(ApiKey::IncrementalAlterConfigs, result.error_code)?;
+        let outcome = item_outcome(result.error_code, result.error_message.as_deref());
         results.push((result.resource_name.to_string(), outcome));
     }
     status_output(results, "altered")
