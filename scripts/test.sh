@@ -96,6 +96,7 @@ log "module graph (scripts/check-module-graph.py)"
 python3 scripts/check-module-graph.py --self-test >/dev/null
 python3 scripts/check-module-graph.py src >/dev/null
 python3 scripts/check-module-graph.py crates/ringtail-protocol/src >/dev/null
+python3 scripts/check-module-graph.py crates/ringtail-admin/src >/dev/null
 
 # --- build and unit tests (the broker, ringtail-protocol, ringtail-bench) ---
 log "cargo build --release --workspace"

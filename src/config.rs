@@ -254,6 +254,11 @@ pub struct BrokerConfig {
     /// and the status page `/`; default `127.0.0.1:9644` (Redpanda's admin port); empty
     /// disables it.
     pub http_listener: Option<std::net::SocketAddr>,
+    // ----- logging (issue 12) -----
+    /// `log.level`: the log filter when `RUST_LOG` is unset; a log4j level name (`INFO`,
+    /// `DEBUG`, ...) or `RUST_LOG`-style directives, validated by
+    /// [`crate::logging::parse_filter`]; default `info`.
+    pub log_level: String,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -594,6 +599,7 @@ impl BrokerConfig {
                 i64::MAX,
             )?,
             http_listener: parse_http_listener(layers.get("ringtail.http.listener"))?,
+            log_level: parse_log_level(&layers)?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -974,6 +980,8 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     ),
     // operator HTTP listener (issue 12)
     property("ringtail.http.listener", Some("127.0.0.1:9644")),
+    // ----- logging (issue 12): see crate::logging -----
+    property("log.level", Some("info")),
 ];
 
 /// Values set by the sources, by canonical name. A later source wins; within one source
@@ -1146,6 +1154,13 @@ fn parse_http_listener(value: &str) -> Result<Option<std::net::SocketAddr>, Conf
             "expected IP:PORT (e.g. 127.0.0.1:9644), or empty to disable the HTTP listener",
         )
     })
+}
+
+/// `log.level`, checked by [`crate::logging::parse_filter`].
+fn parse_log_level(layers: &Layers) -> Result<String, ConfigError> {
+    let value = layers.get("log.level");
+    crate::logging::parse_filter(value).map_err(|reason| invalid("log.level", value, reason))?;
+    Ok(value.trim().to_string())
 }
 
 fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod group_coordinator;
 pub mod http;
 pub mod log;
+pub mod logging;
 pub mod metadata;
 pub mod metrics;
 pub mod network;
