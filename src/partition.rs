@@ -36,6 +36,9 @@ use crate::protocol::record_batch::{
     self, validate_batch, BatchError, RecordBatchHeader, LOG_OVERHEAD,
 };
 
+mod leader;
+pub use leader::{DeleteRecordsError, LeaderEpochError};
+
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, the max.in.flight limit for idempotence).
 pub const PRODUCER_BATCHES_TO_RETAIN: usize = 5;
@@ -177,6 +180,9 @@ pub struct Partition {
     cache: RefCell<TailCache>,
     /// Why the partition is offline (the first write or sync error), if it is.
     offline: RefCell<Option<Arc<LogError>>>,
+    /// The partition leader epoch from the metadata, stamped on every appended batch
+    /// ([`Partition::become_leader`]; -1 until then).
+    leader_epoch: Cell<i32>,
 }
 
 impl Partition {
@@ -210,6 +216,7 @@ impl Partition {
             written_waiters: OffsetWaiters::default(),
             producers: RefCell::new(producers),
             offline: RefCell::new(None),
+            leader_epoch: Cell::new(-1),
         }))
     }
 
@@ -257,8 +264,10 @@ impl Partition {
                 .extend_from_slice(&records[position..position + size]);
             let stored = &mut pending.chunk[start..];
             record_batch::set_base_offset(stored, offset);
+            record_batch::set_partition_leader_epoch(stored, self.leader_epoch.get());
             let mut assigned = *header;
             assigned.base_offset = offset;
+            assigned.partition_leader_epoch = self.leader_epoch.get();
             if self.config.log_append_time {
                 // The log indexes the header it is given: it must carry the new timestamp.
                 set_log_append_time(stored, now_ms);
