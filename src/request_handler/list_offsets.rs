@@ -21,7 +21,7 @@ const MAX_TIMESTAMP: i64 = -3;
 pub async fn handle(
     ctx: Rc<ShardContext>,
     request: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
 ) -> ListOffsetsResponse {
     let image = ctx.metadata();
     let mut lookups = Vec::new();
@@ -77,7 +77,9 @@ pub async fn handle(
             Ok((offset, timestamp, leader_epoch)) => {
                 partition.offset = offset;
                 partition.timestamp = timestamp;
-                partition.leader_epoch = leader_epoch;
+                if version >= 4 {
+                    partition.leader_epoch = leader_epoch;
+                }
             }
             Err(error) => partition.error_code = error.code(),
         }
