@@ -277,7 +277,13 @@ impl TopicStore {
             .image
             .topics
             .values()
-            .map(|t| if t.name == name { grown.clone() } else { (**t).clone() })
+            .map(|t| {
+                if t.name == name {
+                    grown.clone()
+                } else {
+                    (**t).clone()
+                }
+            })
             .collect();
         self.replace(topics)?;
         Ok(self.image.topics[name].clone())
@@ -412,7 +418,10 @@ mod tests {
         let again = reloaded.image().topic("events").unwrap().clone();
         assert_eq!(again.topic_id, topic.topic_id);
         let placement = |t: &TopicMetadata| -> Vec<(i32, usize)> {
-            t.partitions.iter().map(|p| (p.partition, p.shard)).collect()
+            t.partitions
+                .iter()
+                .map(|p| (p.partition, p.shard))
+                .collect()
         };
         assert_eq!(placement(&again), placement(&topic));
         assert!(again

@@ -306,7 +306,8 @@ fn write_checkpoint(path: &Path, lines: &[String]) -> Result<(), LogError> {
     let mut file = std::fs::File::create(&tmp).map_err(|e| LogError::io("create", &tmp, e))?;
     file.write_all(text.as_bytes())
         .map_err(|e| LogError::io("write", &tmp, e))?;
-    file.sync_all().map_err(|e| LogError::io("fsync", &tmp, e))?;
+    file.sync_all()
+        .map_err(|e| LogError::io("fsync", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| LogError::io("rename", path, e))?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)
@@ -333,7 +334,11 @@ mod tests {
     fn end_offsets_follow_kafka() {
         // Kafka 4.1 with entries 0@0, 4@3 and log end 3 answered exactly these.
         let (_dir, c) = cache(&[(0, 0), (2, 3), (4, 3)]);
-        assert_eq!(c.entries().len(), 2, "2@3 replaced by 4@3 (no data in epoch 2)");
+        assert_eq!(
+            c.entries().len(),
+            2,
+            "2@3 replaced by 4@3 (no data in epoch 2)"
+        );
         let check = |requested, expected| assert_eq!(c.end_offset_for(requested, 3), expected);
         check(0, (0, 3));
         check(1, (0, 3));
@@ -341,7 +346,11 @@ mod tests {
         check(5, (-1, -1));
         check(-1, (-1, -1));
         let (_dir, c) = cache(&[(4, 3)]);
-        assert_eq!(c.end_offset_for(0, 10), (0, 3), "below the first: the requested epoch");
+        assert_eq!(
+            c.end_offset_for(0, 10),
+            (0, 3),
+            "below the first: the requested epoch"
+        );
     }
 
     #[test]

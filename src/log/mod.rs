@@ -241,7 +241,9 @@ impl Log {
         // DeleteRecords may have moved the start beyond the first segment (Kafka's
         // log-start-offset-checkpoint); never beyond the log end.
         let log_start_offset = checkpoint::checkpointed_log_start_offset(&dir)?
-            .map_or(log_start_offset, |c| c.clamp(log_start_offset, log_end_offset));
+            .map_or(log_start_offset, |c| {
+                c.clamp(log_start_offset, log_end_offset)
+            });
         epochs.truncate_from_start(log_start_offset)?;
         let log = Log {
             dir,

@@ -44,7 +44,10 @@ impl Partition {
     /// Makes this partition leader in `leader_epoch` (from the metadata image): later appends
     /// are stamped with it and the epoch starts at the log end offset in `leader-epoch-checkpoint`.
     pub fn become_leader(&self, leader_epoch: i32) -> Result<(), LogError> {
-        assert!(leader_epoch >= 0, "invariant: a leader epoch is not negative");
+        assert!(
+            leader_epoch >= 0,
+            "invariant: a leader epoch is not negative"
+        );
         self.leader_epoch.set(leader_epoch);
         self.log.assign_leader_epoch(leader_epoch)
     }
@@ -59,14 +62,8 @@ impl Partition {
         let current = self.leader_epoch.get();
         match requested {
             -1 => Ok(()),
-            r if r < current => Err(LeaderEpochError::Fenced {
-                requested,
-                current,
-            }),
-            r if r > current => Err(LeaderEpochError::Unknown {
-                requested,
-                current,
-            }),
+            r if r < current => Err(LeaderEpochError::Fenced { requested, current }),
+            r if r > current => Err(LeaderEpochError::Unknown { requested, current }),
             _ => Ok(()),
         }
     }

@@ -221,7 +221,11 @@ fn check_assignments(
                 .to_string(),
         ));
     }
-    let mut indexes: Vec<i32> = topic.assignments.iter().map(|a| a.partition_index).collect();
+    let mut indexes: Vec<i32> = topic
+        .assignments
+        .iter()
+        .map(|a| a.partition_index)
+        .collect();
     indexes.sort_unstable();
     if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
         return Err(CreateTopicError::InvalidReplicaAssignment(

@@ -5,9 +5,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Message;
+use kafka_protocol::protocol::StrBytes;
 
 use crate::shard::ShardContext;
 

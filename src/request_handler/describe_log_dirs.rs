@@ -68,7 +68,10 @@ pub async fn handle(
 }
 
 /// `(topic, partition, size in bytes)` of the partitions this shard owns, filtered by `wanted`.
-fn partition_sizes(ctx: &ShardContext, wanted: Option<&[(String, i32)]>) -> Vec<(String, i32, u64)> {
+fn partition_sizes(
+    ctx: &ShardContext,
+    wanted: Option<&[(String, i32)]>,
+) -> Vec<(String, i32, u64)> {
     let image = ctx.metadata();
     image
         .partitions_of_shard(ctx.shard_id)

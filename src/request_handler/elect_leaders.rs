@@ -35,7 +35,10 @@ pub async fn handle(
                 .map(|&partition| {
                     let known = metadata.is_some_and(|m| m.shard_of(partition).is_some());
                     let (error, message) = if !valid_type {
-                        (ResponseError::InvalidRequest, "Unknown election type".to_string())
+                        (
+                            ResponseError::InvalidRequest,
+                            "Unknown election type".to_string(),
+                        )
                     } else if known {
                         (
                             ResponseError::ElectionNotNeeded,

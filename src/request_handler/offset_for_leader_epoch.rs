@@ -70,9 +70,9 @@ pub async fn handle(
             );
             let name = topic.topic.to_string();
             let shard = metadata.as_ref().and_then(|m| m.shard_of(wanted.partition));
-            let checked = metadata.as_ref().and_then(|m| {
-                leader_epoch_error(m, wanted.partition, wanted.current_leader_epoch)
-            });
+            let checked = metadata
+                .as_ref()
+                .and_then(|m| leader_epoch_error(m, wanted.partition, wanted.current_leader_epoch));
             lookups.push(async move {
                 let answer = match (shard, checked) {
                     (None, _) => Err(ResponseError::UnknownTopicOrPartition),
