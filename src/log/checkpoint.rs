@@ -204,8 +204,10 @@ impl LeaderEpochCache {
 /// `log-start-offset-checkpoint` (`<topic> <partition> <offset>` lines). One process-wide table
 /// behind a mutex: shards touch it only on DeleteRecords, partition open and deletion, never
 /// on the data path.
-static LOG_START_OFFSETS: Mutex<BTreeMap<PathBuf, BTreeMap<(String, i32), i64>>> =
-    Mutex::new(BTreeMap::new());
+static LOG_START_OFFSETS: Mutex<BTreeMap<PathBuf, LogStartOffsets>> = Mutex::new(BTreeMap::new());
+
+/// One log dir's checkpointed log start offsets by (topic, partition).
+type LogStartOffsets = BTreeMap<(String, i32), i64>;
 
 /// The log start offset checkpointed for the partition in `partition_dir`, if any.
 pub fn checkpointed_log_start_offset(partition_dir: &Path) -> Result<Option<i64>, LogError> {
@@ -243,9 +245,9 @@ pub fn checkpoint_log_start_offset(
 }
 
 fn load_log_start_offsets<'a>(
-    table: &'a mut BTreeMap<PathBuf, BTreeMap<(String, i32), i64>>,
+    table: &'a mut BTreeMap<PathBuf, LogStartOffsets>,
     log_dir: &Path,
-) -> Result<&'a mut BTreeMap<(String, i32), i64>, LogError> {
+) -> Result<&'a mut LogStartOffsets, LogError> {
     if !table.contains_key(log_dir) {
         let path = log_dir.join(LOG_START_OFFSET_CHECKPOINT_FILE);
         let offsets = read_checkpoint(&path)?
