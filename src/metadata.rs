@@ -56,7 +56,18 @@ pub struct PartitionAssignment {
     pub partition: i32,
     /// The shard that owns this partition's log.
     pub shard: usize,
+    /// The partition leader epoch: 0 at creation, +[`LEADER_EPOCH_BUMP_PER_START`] at every
+    /// start of the broker (see [`TopicStore::load`]).
+    #[serde(default)]
+    pub leader_epoch: i32,
 }
+
+/// How much each start of the broker raises every partition's leader epoch. A single-node KRaft
+/// Kafka 4.1 does the same, clean or not: at shutdown (or when its session lapses) the
+/// controller fences the broker and the partition loses its leader (epoch + 1); when the broker
+/// registers again it is elected again (epoch + 1). Checked against Kafka by
+/// tests/test_admin_apis.py::test_leader_epoch_after_restart.
+pub const LEADER_EPOCH_BUMP_PER_START: i32 = 2;
 
 /// One topic as recorded in the metadata file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -139,6 +150,13 @@ impl MetadataImage {
             .and_then(|name| self.topics.get(name))
     }
 
+    /// The leader epoch of a partition, if the topic has it.
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
+        let topic = self.topics.get(topic)?;
+        let index = usize::try_from(partition).ok()?;
+        topic.partitions.get(index).map(|p| p.leader_epoch)
+    }
+
     /// Every (topic, partition) owned by `shard`.
     pub fn partitions_of_shard(
         &self,
@@ -191,6 +209,7 @@ impl TopicStore {
         let topics = file.topics.into_iter().map(|mut topic| {
             for p in &mut topic.partitions {
                 p.shard %= shard_count;
+                p.leader_epoch = p.leader_epoch.saturating_add(LEADER_EPOCH_BUMP_PER_START);
             }
             topic
         });
@@ -227,15 +246,11 @@ impl TopicStore {
         if self.image.topics.contains_key(name) {
             return Err(MetadataError::TopicExists(name.to_string()));
         }
-        let first_shard = name.bytes().map(usize::from).sum::<usize>() % self.shard_count;
         let topic = TopicMetadata {
             name: name.to_string(),
             topic_id: Uuid::new_v4(),
             partitions: (0..partitions)
-                .map(|partition| PartitionAssignment {
-                    partition,
-                    shard: (first_shard + partition as usize) % self.shard_count,
-                })
+                .map(|partition| self.new_partition(name, partition))
                 .collect(),
             configs,
             internal,
@@ -243,6 +258,55 @@ impl TopicStore {
         let mut topics: Vec<TopicMetadata> =
             self.image.topics.values().map(|t| (**t).clone()).collect();
         topics.push(topic);
+        self.replace(topics)?;
+        Ok(self.image.topics[name].clone())
+    }
+
+    /// Where partition `partition` of topic `name` goes: round-robin over the shards from a
+    /// shard chosen by the name (so many small topics do not all start on shard 0); the same rule
+    /// for partitions added later (CreatePartitions). Leader epoch 0.
+    fn new_partition(&self, name: &str, partition: i32) -> PartitionAssignment {
+        let first_shard = name.bytes().map(usize::from).sum::<usize>() % self.shard_count;
+        PartitionAssignment {
+            partition,
+            shard: (first_shard + partition as usize) % self.shard_count,
+            leader_epoch: 0,
+        }
+    }
+
+    /// Grows topic `name` to `count` partitions (CreatePartitions), placing the new ones by
+    /// [`Self::new_partition`]'s rule; existing partitions keep their shard and epoch.
+    pub fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+    ) -> Result<Arc<TopicMetadata>, MetadataError> {
+        let current = self
+            .image
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let existing = current.partitions.len() as i32;
+        if count <= existing || count > 100_000 {
+            return Err(MetadataError::InvalidPartitions(count));
+        }
+        let mut grown = (*current).clone();
+        grown
+            .partitions
+            .extend((existing..count).map(|partition| self.new_partition(name, partition)));
+        let topics = self
+            .image
+            .topics
+            .values()
+            .map(|t| {
+                if t.name == name {
+                    grown.clone()
+                } else {
+                    (**t).clone()
+                }
+            })
+            .collect();
         self.replace(topics)?;
         Ok(self.image.topics[name].clone())
     }
@@ -431,7 +495,17 @@ mod tests {
         let reloaded = TopicStore::load(dir.path(), 2).unwrap();
         let again = reloaded.image().topic("events").unwrap().clone();
         assert_eq!(again.topic_id, topic.topic_id);
-        assert_eq!(again.partitions, topic.partitions);
+        let placement = |t: &TopicMetadata| -> Vec<(i32, usize)> {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition, p.shard))
+                .collect()
+        };
+        assert_eq!(placement(&again), placement(&topic));
+        assert!(again
+            .partitions
+            .iter()
+            .all(|p| p.leader_epoch == LEADER_EPOCH_BUMP_PER_START));
         assert_eq!(reloaded.image().cluster_id, store.image().cluster_id);
         assert!(reloaded.image().topic_by_id(&topic.topic_id).is_some());
     }

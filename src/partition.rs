@@ -36,6 +36,9 @@ use crate::protocol::record_batch::{
     self, validate_batch, BatchError, RecordBatchHeader, LOG_OVERHEAD,
 };
 
+mod leader;
+pub use leader::{DeleteRecordsError, LeaderEpochError};
+
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, the max.in.flight limit for idempotence).
 pub const PRODUCER_BATCHES_TO_RETAIN: usize = 5;
@@ -196,6 +199,9 @@ pub struct Partition {
     offline: RefCell<Option<Arc<LogError>>>,
     /// This topic's counters on this shard (bytes in/out, messages in), resolved at open.
     topic_metrics: Rc<crate::metrics::TopicCounters>,
+    /// The partition leader epoch from the metadata, stamped on every appended batch
+    /// ([`Partition::become_leader`]; -1 until then).
+    leader_epoch: Cell<i32>,
 }
 
 impl Partition {
@@ -230,6 +236,7 @@ impl Partition {
             producers: RefCell::new(producers),
             offline: RefCell::new(None),
             topic_metrics: crate::metrics::topic_counters(topic),
+            leader_epoch: Cell::new(-1),
         }))
     }
 
@@ -303,8 +310,10 @@ impl Partition {
                 .extend_from_slice(&records[position..position + size]);
             let stored = &mut pending.chunk[start..];
             record_batch::set_base_offset(stored, offset);
+            record_batch::set_partition_leader_epoch(stored, self.leader_epoch.get());
             let mut assigned = *header;
             assigned.base_offset = offset;
+            assigned.partition_leader_epoch = self.leader_epoch.get();
             if log_append_time {
                 // The log indexes the header it is given: it must carry the new timestamp.
                 set_log_append_time(stored, now_ms);

@@ -123,6 +123,7 @@ impl ReplicaManager {
                 recover,
             )
             .await?;
+            opened.become_leader(image.leader_epoch(&topic.name, partition).unwrap_or(0))?;
             self.partitions
                 .borrow_mut()
                 .insert((topic.name.clone(), partition), opened);

@@ -11,6 +11,7 @@
 //! where log compaction (`log_cleaner`) removed records from sealed segments: it never touches
 //! the active segment and never reorders or renumbers offsets.
 
+mod checkpoint;
 mod cleaner;
 mod cleaner_checkpoint;
 mod dir_swap;
@@ -28,6 +29,10 @@ use crate::protocol::record_batch::{
     BatchError, BatchIter, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES,
 };
 
+pub use checkpoint::{
+    EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE, LOG_START_OFFSET_CHECKPOINT_FILE,
+    UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
+};
 pub use cleaner::{CleanerConfig, DELETE_HORIZON_FLAG};
 pub use cleaner_checkpoint::{
     read_cleaner_checkpoint, write_cleaner_checkpoint, CLEANER_OFFSET_CHECKPOINT_FILE,
@@ -223,6 +228,8 @@ pub struct Log {
     dir_changes_synced: Cell<u64>,
     /// fdatasyncs of `.log` files issued by [`Log::flush`] (group-commit observability).
     flush_count: Cell<u64>,
+    /// Leader epochs and their start offsets (`leader-epoch-checkpoint`).
+    epochs: RefCell<LeaderEpochCache>,
     /// True while the cleaner's committed swap is being finished (`log_cleaner`); retention
     /// waits for the next round then, so it never deletes files a rename is about to create.
     swapping: Cell<bool>,
@@ -243,7 +250,16 @@ impl Log {
             "invariant: log_start_offset <= log_end_offset"
         );
         assert_contiguous_segments(&segments);
-        Ok(Log {
+        let mut epochs = LeaderEpochCache::load(&dir)?;
+        epochs.truncate_from_end(log_end_offset)?;
+        // DeleteRecords may have moved the start beyond the first segment (Kafka's
+        // log-start-offset-checkpoint); never beyond the log end.
+        let log_start_offset = checkpoint::checkpointed_log_start_offset(&dir)?
+            .map_or(log_start_offset, |c| {
+                c.clamp(log_start_offset, log_end_offset)
+            });
+        epochs.truncate_from_start(log_start_offset)?;
+        let log = Log {
             dir,
             config: RefCell::new(config),
             segments: RefCell::new(segments.into_iter().map(Rc::new).collect()),
@@ -253,8 +269,11 @@ impl Log {
             dir_changes: Cell::new(1),
             dir_changes_synced: Cell::new(0),
             flush_count: Cell::new(0),
+            epochs: RefCell::new(epochs),
             swapping: Cell::new(false),
-        })
+        };
+        log.delete_segments_below_start().await?;
+        Ok(log)
     }
 
     /// First offset still stored (advanced by retention).
@@ -569,6 +588,7 @@ impl Log {
         if self.swapping.get() {
             return Ok(0);
         }
+        self.delete_segments_below_start().await?;
         let now = now_ms();
         let deleted: Vec<Rc<LogSegment>> = {
             let mut segments = self.segments.borrow_mut();
@@ -608,9 +628,12 @@ impl Log {
         if deleted.is_empty() {
             return Ok(0);
         }
-        let new_start = self.segments.borrow()[0].base_offset();
+        // DeleteRecords may already have moved the start inside the new first segment.
+        let new_start = self.segments.borrow()[0]
+            .base_offset()
+            .max(self.log_start_offset());
         assert!(
-            new_start > self.log_start_offset(),
+            new_start >= self.log_start_offset(),
             "invariant: retention advances the log start offset"
         );
         assert!(
@@ -622,6 +645,7 @@ impl Log {
             "invariant: retention keeps the active segment"
         );
         self.log_start_offset.set(new_start);
+        self.epochs.borrow_mut().truncate_from_start(new_start)?;
         self.dir_changes.set(self.dir_changes.get() + 1);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), "deleting segment by retention");
@@ -648,11 +672,86 @@ impl Log {
         self.sync_dir().await
     }
 
-    /// Close and remove the directory (DeleteTopics).
+    /// Close and remove the directory (DeleteTopics), and its log start offset checkpoint entry.
     pub async fn delete(&self) -> Result<(), LogError> {
         self.close().await?;
+        checkpoint::checkpoint_log_start_offset(&self.dir, None)?;
         self.segments.borrow_mut().clear();
         std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io("remove_dir", &self.dir, e))
+    }
+
+    /// Advances the log start offset to `offset` (DeleteRecords, Kafka's
+    /// `UnifiedLog.maybeIncrementLogStartOffset`): checkpointed in the log dir's
+    /// `log-start-offset-checkpoint`, leader epochs below it dropped, then every non-active
+    /// segment wholly below it deleted. `offset` must be at most the log end offset (the caller
+    /// checks it against the high watermark); an offset at or below the current start changes
+    /// nothing. Returns the log start offset (the low watermark).
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_open()?;
+        assert!(
+            offset <= self.log_end_offset(),
+            "invariant: DeleteRecords never moves the log start beyond the log end"
+        );
+        if offset <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        checkpoint::checkpoint_log_start_offset(&self.dir, Some(offset))?;
+        self.log_start_offset.set(offset);
+        self.epochs.borrow_mut().truncate_from_start(offset)?;
+        // While the cleaner finishes a swap its renames own the segment files: the segments
+        // below the new start go at the next retention check instead (reads below it already
+        // answer OFFSET_OUT_OF_RANGE).
+        if !self.swapping.get() {
+            self.delete_segments_below_start().await?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Records that leader epoch `epoch` starts at the log end offset (Kafka's
+    /// `UnifiedLog.maybeAssignEpochStartOffset`, called when the partition's leader is elected).
+    pub fn assign_leader_epoch(&self, epoch: i32) -> Result<(), LogError> {
+        self.epochs
+            .borrow_mut()
+            .assign(epoch, self.log_end_offset())
+    }
+
+    /// `(leader_epoch, end_offset)` of `requested_epoch` ([`LeaderEpochCache::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, requested_epoch: i32) -> (i32, i64) {
+        self.epochs
+            .borrow()
+            .end_offset_for(requested_epoch, self.log_end_offset())
+    }
+
+    /// The leader epoch `offset` was written in, if known (`LeaderEpochFileCache.epochForOffset`).
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epochs.borrow().epoch_for_offset(offset)
+    }
+
+    /// Deletes the non-active segments whose records all lie below the log start offset
+    /// (Kafka's `deleteLogStartOffsetBreachedSegments`).
+    async fn delete_segments_below_start(&self) -> Result<(), LogError> {
+        let start = self.log_start_offset();
+        let deleted: Vec<Rc<LogSegment>> = {
+            let mut segments = self.segments.borrow_mut();
+            let below = segments[..segments.len() - 1]
+                .iter()
+                .take_while(|s| s.next_offset() <= start)
+                .count();
+            segments.drain(..below).collect()
+        };
+        assert!(
+            !self.segments.borrow().is_empty(),
+            "invariant: the active segment is never deleted"
+        );
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        self.dir_changes.set(self.dir_changes.get() + 1);
+        for segment in &deleted {
+            tracing::info!(path = %segment.log_path().display(), log_start_offset = start, "deleting segment below the log start offset");
+            segment.delete_files().await?;
+        }
+        self.sync_dir().await
     }
 
     fn active_segment(&self) -> Rc<LogSegment> {

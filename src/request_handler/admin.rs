@@ -25,8 +25,15 @@ pub enum CreateTopicError {
     InvalidName(String),
     #[error("invalid number of partitions {0}")]
     InvalidPartitions(i32),
-    #[error("replication factor {0} is not 1 (single-node broker)")]
+    /// Kafka's messages (`StripedReplicaPlacer`, `ReplicationControlManager.createTopic`).
+    #[error("{}", replication_factor_message(*.0))]
     InvalidReplicationFactor(i16),
+    /// A manual replica assignment Kafka refuses (`create_partitions::check_replica_assignment`).
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// A request Kafka refuses as a whole (assignments with a partition count, ...).
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("{0}")]
     InvalidConfig(String),
     /// The topic store could not record the topic.
@@ -47,6 +54,10 @@ impl CreateTopicError {
                 ResponseError::InvalidReplicationFactor
             }
             CreateTopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            CreateTopicError::InvalidReplicaAssignment(_) => {
+                ResponseError::InvalidReplicaAssignment
+            }
+            CreateTopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
             CreateTopicError::Store(_) | CreateTopicError::Publish(_) => {
                 ResponseError::KafkaStorageError
             }
@@ -120,7 +131,9 @@ pub async fn create_topics(
     let mut response = CreateTopicsResponse::default();
     for topic in request.topics {
         let name = topic.name.to_string();
-        let partitions = if topic.num_partitions == -1 {
+        let partitions = if !topic.assignments.is_empty() {
+            topic.assignments.len() as i32
+        } else if topic.num_partitions == -1 {
             ctx.config.num_partitions
         } else {
             topic.num_partitions
@@ -134,10 +147,8 @@ pub async fn create_topics(
             Err(CreateTopicError::InvalidReplicationFactor(
                 topic.replication_factor,
             ))
-        } else if !topic.assignments.is_empty() {
-            Err(CreateTopicError::InvalidConfig(
-                "manual replica assignments are not supported".to_string(),
-            ))
+        } else if let Err(e) = check_assignments(&topic, ctx.config.node_id) {
+            Err(e)
         } else {
             create_topic(&ctx, &name, partitions, configs, request.validate_only).await
         };
@@ -162,6 +173,58 @@ pub async fn create_topics(
         response.topics.push(entry);
     }
     response
+}
+
+/// Kafka's message for a replication factor this one-broker cluster cannot hold.
+fn replication_factor_message(replication_factor: i16) -> String {
+    if replication_factor < 1 {
+        return "Replication factor must be larger than 0, or -1 to use the default value."
+            .to_string();
+    }
+    format!(
+        "Unable to replicate the partition {replication_factor} time(s): The target replication \
+         factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."
+    )
+}
+
+/// Manual replica assignments of CreateTopics, checked as Kafka's
+/// `ReplicationControlManager.createTopic` does: only with num_partitions and
+/// replication_factor -1, partition ids 0..n, each replica list naming only this broker.
+fn check_assignments(
+    topic: &create_topics_request::CreatableTopic,
+    node_id: i32,
+) -> Result<(), CreateTopicError> {
+    if topic.assignments.is_empty() {
+        return Ok(());
+    }
+    if topic.num_partitions != -1 {
+        return Err(CreateTopicError::InvalidRequest(
+            "A manual partition assignment was specified, but numPartitions was not set to -1."
+                .to_string(),
+        ));
+    }
+    if topic.replication_factor != -1 {
+        return Err(CreateTopicError::InvalidRequest(
+            "A manual partition assignment was specified, but replicationFactor was not set to -1."
+                .to_string(),
+        ));
+    }
+    let mut indexes: Vec<i32> = topic
+        .assignments
+        .iter()
+        .map(|a| a.partition_index)
+        .collect();
+    indexes.sort_unstable();
+    if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
+        return Err(CreateTopicError::InvalidReplicaAssignment(
+            "partitions should be a consecutive 0-based integer sequence".to_string(),
+        ));
+    }
+    for assignment in &topic.assignments {
+        super::create_partitions::check_replica_assignment(&assignment.broker_ids, node_id, None)
+            .map_err(|(_, message)| CreateTopicError::InvalidReplicaAssignment(message))?;
+    }
+    Ok(())
 }
 
 pub async fn delete_topics(

@@ -2,9 +2,12 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Message;
+use kafka_protocol::protocol::StrBytes;
 
 use crate::shard::ShardContext;
 
@@ -39,6 +42,12 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeGroups => (0, DescribeGroupsRequest::VERSIONS.max),
         ApiKey::DeleteGroups => (0, DeleteGroupsRequest::VERSIONS.max),
         ApiKey::OffsetDelete => (0, OffsetDeleteRequest::VERSIONS.max),
+        // Operator APIs (issue 9), the ranges a Kafka 4.1 broker advertises.
+        ApiKey::CreatePartitions => (0, CreatePartitionsRequest::VERSIONS.max),
+        ApiKey::DeleteRecords => (0, DeleteRecordsRequest::VERSIONS.max),
+        ApiKey::DescribeLogDirs => (1, DescribeLogDirsRequest::VERSIONS.max),
+        ApiKey::OffsetForLeaderEpoch => (2, OffsetForLeaderEpochRequest::VERSIONS.max),
+        ApiKey::ElectLeaders => (0, ElectLeadersRequest::VERSIONS.max),
         _ => return None,
     };
     Some(range)
@@ -61,7 +70,32 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(api_keys)
+        .with_supported_features(vec![SupportedFeatureKey::default()
+            .with_name(StrBytes::from_static_str(METADATA_VERSION))
+            .with_min_version(METADATA_VERSION_MIN)
+            .with_max_version(METADATA_VERSION_LATEST)])
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(vec![FinalizedFeatureKey::default()
+            .with_name(StrBytes::from_static_str(METADATA_VERSION))
+            .with_min_version_level(METADATA_VERSION_LATEST)
+            .with_max_version_level(METADATA_VERSION_LATEST)])
 }
+
+/// KIP-584 features (ApiVersions v3+ tagged fields). A Kafka 4.1 broker reports
+/// `metadata.version` 7-27 supported and 27 (4.1-IV1) finalized on a fresh cluster; the API
+/// ranges above are 4.1's, so Ringtail reports the same. Kafka 4.1 also reports
+/// `group.version` 1 (the KIP-848 consumer protocol), `transaction.version` 2 (KIP-890
+/// transactions), `share.version`, `eligible.leader.replicas.version` and `kraft.version`; Ringtail
+/// has none of those (no ConsumerGroupHeartbeat, no transactions, no share groups, no KRaft
+/// quorum), so it reports them neither supported nor finalized, and clients stay on the classic
+/// protocols.
+const METADATA_VERSION: &str = "metadata.version";
+/// `MetadataVersion.MINIMUM_VERSION` (3.3-IV3) in Kafka 4.1.
+const METADATA_VERSION_MIN: i16 = 7;
+/// `MetadataVersion.LATEST_PRODUCTION` (4.1-IV1) in Kafka 4.1.
+const METADATA_VERSION_LATEST: i16 = 27;
+/// The finalized features never change on Ringtail: one epoch for the whole broker life.
+const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 pub async fn handle(
     _ctx: Rc<ShardContext>,

@@ -16,6 +16,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::*;
 
+use super::offset_for_leader_epoch::leader_epoch_error;
 use crate::partition::ReadError;
 use crate::protocol::record_batch::BatchIter;
 use crate::shard::{self, ShardContext};
@@ -76,13 +77,20 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
                     .with_aborted_transactions(Some(Vec::new())),
             );
             match metadata.and_then(|m| Some((m, m.shard_of(partition.partition)?))) {
-                Some((metadata, shard)) => by_shard[shard].push(FetchPart {
-                    slot,
-                    topic: metadata.name.clone(),
-                    partition: partition.partition,
-                    fetch_offset: partition.fetch_offset,
-                    max_bytes: (partition.partition_max_bytes.max(0) as usize).min(max_bytes),
-                }),
+                Some((metadata, shard)) => match leader_epoch_error(
+                    metadata,
+                    partition.partition,
+                    partition.current_leader_epoch,
+                ) {
+                    Some(error) => results.push(PartFetch::error(slot, error)),
+                    None => by_shard[shard].push(FetchPart {
+                        slot,
+                        topic: metadata.name.clone(),
+                        partition: partition.partition,
+                        fetch_offset: partition.fetch_offset,
+                        max_bytes: (partition.partition_max_bytes.max(0) as usize).min(max_bytes),
+                    }),
+                },
                 None => results.push(PartFetch::error(slot, unknown)),
             }
         }

@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::*;
 
+use super::offset_for_leader_epoch::leader_epoch_error;
 use crate::shard::{self, ShardContext};
 
 /// Kafka's special timestamps (`ListOffsetsRequest.LATEST_TIMESTAMP`, ...).
@@ -20,7 +21,7 @@ const MAX_TIMESTAMP: i64 = -3;
 pub async fn handle(
     ctx: Rc<ShardContext>,
     request: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
 ) -> ListOffsetsResponse {
     let image = ctx.metadata();
     let mut lookups = Vec::new();
@@ -39,13 +40,28 @@ pub async fn handle(
             let index = partition.partition_index;
             let timestamp = partition.timestamp;
             let shard = metadata.as_ref().and_then(|m| m.shard_of(index));
+            let fenced = metadata
+                .as_ref()
+                .and_then(|m| leader_epoch_error(m, index, partition.current_leader_epoch));
             let name = topic.name.to_string();
             lookups.push(async move {
-                let result = match shard {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(shard) => {
+                let result = match (shard, fenced) {
+                    (None, _) => Err(ResponseError::UnknownTopicOrPartition),
+                    (Some(_), Some(error)) => Err(error),
+                    (Some(shard), None) => {
                         shard::invoke_on(shard, move |ctx| {
-                            Box::pin(lookup(ctx, name, index, timestamp))
+                            Box::pin(async move {
+                                let found = lookup(ctx.clone(), name.clone(), index, timestamp);
+                                let (offset, timestamp) = found.await?;
+                                // Kafka answers the epoch the offset was written in (v4+).
+                                let leader_epoch = ctx
+                                    .replica_manager
+                                    .get(&name, index)
+                                    .and_then(|p| p.log().epoch_for_offset(offset))
+                                    .filter(|_| offset >= 0)
+                                    .unwrap_or(-1);
+                                Ok((offset, timestamp, leader_epoch))
+                            })
                         })
                         .await
                     }
@@ -58,9 +74,12 @@ pub async fn handle(
     for ((t, p), result) in join_all(lookups).await {
         let partition = &mut response.topics[t].partitions[p];
         match result {
-            Ok((offset, timestamp)) => {
+            Ok((offset, timestamp, leader_epoch)) => {
                 partition.offset = offset;
                 partition.timestamp = timestamp;
+                if version >= 4 {
+                    partition.leader_epoch = leader_epoch;
+                }
             }
             Err(error) => partition.error_code = error.code(),
         }

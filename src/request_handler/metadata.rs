@@ -136,6 +136,9 @@ fn consumer_offsets_topic(ctx: &ShardContext) -> std::sync::Arc<TopicMetadata> {
             .map(|partition| PartitionAssignment {
                 partition,
                 shard: partition as usize % ctx.shard_count,
+                // -1: the group coordinator's logs carry no leader epoch, so clients skip
+                // KIP-320 validation on it.
+                leader_epoch: -1,
             })
             .collect(),
         configs: Default::default(),
@@ -157,8 +160,7 @@ fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopi
                     MetadataResponsePartition::default()
                         .with_partition_index(p.partition)
                         .with_leader_id(node)
-                        // -1: no leader epoch, so clients skip KIP-320 OffsetForLeaderEpoch.
-                        .with_leader_epoch(-1)
+                        .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(vec![node])
                         .with_isr_nodes(vec![node])
                 })

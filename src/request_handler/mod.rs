@@ -13,10 +13,15 @@
 mod admin;
 mod api_versions;
 mod configs;
+mod create_partitions;
+mod delete_records;
+mod describe_log_dirs;
+mod elect_leaders;
 mod fetch;
 pub mod group;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 pub(crate) mod request_metrics;
 
@@ -293,6 +298,21 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
         ApiKey::OffsetDelete => {
             handle!(request, OffsetDeleteRequest, group::handle_offset_delete)
         }
+        ApiKey::CreatePartitions => {
+            handle!(request, CreatePartitionsRequest, create_partitions::handle)
+        }
+        ApiKey::DeleteRecords => handle!(request, DeleteRecordsRequest, delete_records::handle),
+        ApiKey::DescribeLogDirs => {
+            handle!(request, DescribeLogDirsRequest, describe_log_dirs::handle)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            handle!(
+                request,
+                OffsetForLeaderEpochRequest,
+                offset_for_leader_epoch::handle
+            )
+        }
+        ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }
