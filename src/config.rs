@@ -230,6 +230,19 @@ pub struct BrokerConfig {
     /// `ringtail.partition.cache.bytes`: in-memory tail cache per partition for Fetch, in
     /// bytes; default 4194304; 0 disables it.
     pub partition_cache_bytes: u64,
+    // --- Record validation on append (Kafka's LogValidator; issue 9) ---
+    /// `log.message.timestamp.before.max.ms`: how far in ms a CreateTime timestamp may lie
+    /// before the broker's clock (KIP-937); default Long.MAX_VALUE (no bound), at least 0.
+    pub log_message_timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms`: how far in ms a CreateTime timestamp may lie after
+    /// the broker's clock (KIP-937); default 3600000 (Kafka 4), at least 0.
+    pub log_message_timestamp_after_max_ms: i64,
+    /// `compression.gzip.level` (KIP-390): gzip level when the broker recompresses; 1-9, or
+    /// -1 (default) for the codec's default (6).
+    pub compression_gzip_level: i32,
+    /// `compression.zstd.level` (KIP-390): zstd level when the broker recompresses;
+    /// -131072..=22, default 3.
+    pub compression_zstd_level: i32,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -262,6 +275,15 @@ pub struct TopicConfig {
     pub segment_index_bytes: i32,
     /// `min.insync.replicas`, at least 1.
     pub min_insync_replicas: i32,
+    // --- Record validation on append (Kafka's LogValidator; issue 9) ---
+    /// `message.timestamp.before.max.ms` (KIP-937), ms, at least 0.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (KIP-937), ms, at least 0.
+    pub message_timestamp_after_max_ms: i64,
+    /// `compression.gzip.level` (KIP-390): 1-9, or -1 for the codec's default.
+    pub compression_gzip_level: i32,
+    /// `compression.zstd.level` (KIP-390): -131072..=22.
+    pub compression_zstd_level: i32,
 }
 
 /// One row of a DescribeConfigs answer.
@@ -350,6 +372,10 @@ impl BrokerConfig {
             index_interval_bytes: self.log_index_interval_bytes,
             segment_index_bytes: self.log_index_size_max_bytes,
             min_insync_replicas: self.min_insync_replicas,
+            message_timestamp_before_max_ms: self.log_message_timestamp_before_max_ms,
+            message_timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
+            compression_gzip_level: self.compression_gzip_level,
+            compression_zstd_level: self.compression_zstd_level,
         }
     }
 
@@ -441,6 +467,25 @@ impl BrokerConfig {
                 u64::MAX,
             )?,
             partition_cache_bytes: layers.int("ringtail.partition.cache.bytes", 0, u64::MAX)?,
+            log_message_timestamp_before_max_ms: layers.int(
+                "log.message.timestamp.before.max.ms",
+                0,
+                i64::MAX,
+            )?,
+            log_message_timestamp_after_max_ms: layers.int(
+                "log.message.timestamp.after.max.ms",
+                0,
+                i64::MAX,
+            )?,
+            compression_gzip_level: parse_gzip_level(
+                "compression.gzip.level",
+                layers.get("compression.gzip.level"),
+            )?,
+            compression_zstd_level: layers.int(
+                "compression.zstd.level",
+                ZSTD_LEVEL_MIN,
+                ZSTD_LEVEL_MAX,
+            )?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
         };
@@ -544,6 +589,17 @@ impl TopicConfig {
             "index.interval.bytes" => self.index_interval_bytes = parse_int(name, v, 0, MAX32)?,
             "segment.index.bytes" => self.segment_index_bytes = parse_int(name, v, 4, MAX32)?,
             "min.insync.replicas" => self.min_insync_replicas = parse_int(name, v, 1, MAX32)?,
+            // Record validation on append (issue 9).
+            "message.timestamp.before.max.ms" => {
+                self.message_timestamp_before_max_ms = parse_int(name, v, 0, i64::MAX)?
+            }
+            "message.timestamp.after.max.ms" => {
+                self.message_timestamp_after_max_ms = parse_int(name, v, 0, i64::MAX)?
+            }
+            "compression.gzip.level" => self.compression_gzip_level = parse_gzip_level(name, v)?,
+            "compression.zstd.level" => {
+                self.compression_zstd_level = parse_int(name, v, ZSTD_LEVEL_MIN, ZSTD_LEVEL_MAX)?
+            }
             _ => {
                 return Err(ConfigError::UnknownProperty {
                     name: name.to_string(),
@@ -555,8 +611,8 @@ impl TopicConfig {
         Ok(())
     }
 
-    fn values(&self) -> [(&'static str, String); 11] {
-        [
+    fn values(&self) -> Vec<(&'static str, String)> {
+        let mut values = vec![
             ("cleanup.policy", self.cleanup_policy.to_string()),
             ("compression.type", self.compression_type.to_string()),
             (
@@ -574,7 +630,27 @@ impl TopicConfig {
             ("segment.bytes", self.segment_bytes.to_string()),
             ("segment.index.bytes", self.segment_index_bytes.to_string()),
             ("segment.ms", self.segment_ms.to_string()),
-        ]
+        ];
+        // Record validation on append (issue 9).
+        values.extend([
+            (
+                "compression.gzip.level",
+                self.compression_gzip_level.to_string(),
+            ),
+            (
+                "compression.zstd.level",
+                self.compression_zstd_level.to_string(),
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                self.message_timestamp_after_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                self.message_timestamp_before_max_ms.to_string(),
+            ),
+        ]);
+        values
     }
 }
 
@@ -766,7 +842,29 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("ringtail.shards", Some("0")),
     property("ringtail.io.memory.bytes", Some("2097152")),
     property("ringtail.partition.cache.bytes", Some("4194304")),
+    // Record validation on append (issue 9): Kafka's ServerLogConfigs defaults.
+    property(
+        "log.message.timestamp.before.max.ms",
+        Some("9223372036854775807"),
+    ),
+    property("log.message.timestamp.after.max.ms", Some("3600000")),
+    property("compression.gzip.level", Some("-1")),
+    property("compression.zstd.level", Some("3")),
 ];
+
+/// `compression.zstd.level` range (Kafka's `ZstdCompression.MIN_LEVEL` / `MAX_LEVEL`).
+const ZSTD_LEVEL_MIN: i32 = -131_072;
+const ZSTD_LEVEL_MAX: i32 = 22;
+
+/// `compression.gzip.level`: 1-9, or -1 for the codec's default (Kafka's
+/// `GzipCompression.LevelValidator`).
+fn parse_gzip_level(name: &str, value: &str) -> Result<i32, ConfigError> {
+    let level: i32 = parse_int(name, value, -1, 9)?;
+    if level == 0 {
+        return Err(invalid(name, value, "must be -1 or in [1, 9]"));
+    }
+    Ok(level)
+}
 
 /// Values set by the sources, by canonical name. A later source wins; within one source
 /// (the config file) the canonical name wins over its alias whatever the order, as in Kafka
@@ -1626,7 +1724,7 @@ mod tests {
         assert_eq!(topic.cleanup_policy, CleanupPolicy::Compact);
         assert_eq!(topic.min_insync_replicas, 2);
         let names: Vec<String> = topic.describe(&topic).into_iter().map(|e| e.name).collect();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 15);
     }
 
     #[test]
