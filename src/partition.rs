@@ -377,13 +377,17 @@ impl Partition {
         })
     }
 
-    /// acks=all needs `min.insync.replicas` in-sync replicas; this node is the only one, so a
-    /// larger setting refuses the produce before anything is appended (Kafka's
-    /// `Partition.appendRecordsToLeader`). acks=0 and acks=1 are not checked.
+    /// acks=all needs the effective `min.insync.replicas` in-sync replicas, before anything is
+    /// appended (Kafka's `Partition.appendRecordsToLeader` / `isUnderMinIsr`). As in Kafka 4,
+    /// the effective minimum is `min(min.insync.replicas, replication factor)`
+    /// (`Partition.effectiveMinIsr`): a larger setting does not refuse writes to a partition
+    /// with fewer replicas. This node is the only replica and always in sync, so today this never
+    /// refuses; it is where replication will make the setting bite. acks=0/1 are not checked.
     pub fn check_min_insync_replicas(&self, node_id: i32) -> Result<(), AppendError> {
+        const REPLICAS: i32 = 1;
         const IN_SYNC_REPLICAS: i32 = 1;
         let min_insync_replicas = self.config.min_insync_replicas;
-        if IN_SYNC_REPLICAS < min_insync_replicas {
+        if IN_SYNC_REPLICAS < min_insync_replicas.min(REPLICAS) {
             return Err(AppendError::NotEnoughReplicas {
                 node_id,
                 min_insync_replicas,

@@ -180,3 +180,175 @@ fn record_errors(kind: RecordErrorKind, errors: Vec<(i32, String)>) -> AppendErr
         message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TopicConfig;
+    use crate::protocol::record_batch::validate_batch;
+    use crate::protocol::records::RecordBatchBuilder;
+
+    const NOW: i64 = 1_800_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn config(overrides: &[(&str, &str)]) -> PartitionConfig {
+        let overrides: Vec<(String, Option<String>)> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
+        let topic = TopicConfig::default().with_overrides(&overrides).unwrap();
+        PartitionConfig::new(&topic, 0)
+    }
+
+    /// (key, timestamp) per record.
+    fn batch(codec: Compression, records: &[(Option<&[u8]>, i64)]) -> Vec<u8> {
+        let mut builder = RecordBatchBuilder::new(1024);
+        for (key, timestamp) in records {
+            builder.append(*key, b"value", *timestamp);
+        }
+        builder.finish(codec, None, -1, -1, -1).unwrap().to_vec()
+    }
+
+    fn check(
+        overrides: &[(&str, &str)],
+        bytes: &[u8],
+        needs_pass: bool,
+        expected: Result<Option<Compression>, (RecordErrorKind, &[i32])>,
+    ) {
+        let config = config(overrides);
+        let header = validate_batch(bytes, 1 << 20).unwrap();
+        assert_eq!(
+            needs_record_pass(&config, &header, NOW),
+            needs_pass,
+            "{overrides:?}"
+        );
+        let mut scratch = Vec::new();
+        let result = validate_records(&config, "t-0", bytes, &header, NOW, &mut scratch);
+        match (result, expected) {
+            (Ok(None), Ok(None)) => {}
+            (Ok(Some(rebuilt)), Ok(Some(codec))) => {
+                let rebuilt = validate_batch(&rebuilt, 1 << 20).unwrap();
+                assert_eq!(rebuilt.compression(), Some(codec));
+                assert_eq!(rebuilt.max_timestamp, header.max_timestamp);
+            }
+            (
+                Err(AppendError::RecordErrors {
+                    kind,
+                    record_errors,
+                    ..
+                }),
+                Err((want_kind, want_indexes)),
+            ) => {
+                assert_eq!(kind, want_kind, "{overrides:?}");
+                let indexes: Vec<i32> = record_errors.iter().map(|(i, _)| *i).collect();
+                assert_eq!(indexes, want_indexes, "{overrides:?}");
+            }
+            (got, want) => panic!("{overrides:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn record_rules() {
+        let keyed = batch(Compression::None, &[(Some(b"k"), NOW), (Some(b"k"), NOW)]);
+        let keyless = batch(Compression::Lz4, &[(Some(b"k"), NOW), (None, NOW), (None, NOW)]);
+        let skewed = batch(
+            Compression::None,
+            &[(None, NOW - 2 * HOUR), (None, NOW), (None, NOW + 2 * HOUR)],
+        );
+        // Kafka's defaults: the header alone decides, nothing is decoded.
+        check(&[], &keyed, false, Ok(None));
+        check(&[], &keyless, false, Ok(None));
+        check(
+            &[],
+            &skewed,
+            true,
+            Err((RecordErrorKind::InvalidTimestamp, &[2])),
+        );
+        check(
+            &[("cleanup.policy", "compact")],
+            &keyless,
+            true,
+            Err((RecordErrorKind::InvalidRecord, &[1, 2])),
+        );
+        check(&[("cleanup.policy", "compact")], &keyed, true, Ok(None));
+        check(
+            &[("message.timestamp.before.max.ms", "3600000")],
+            &skewed,
+            true,
+            Err((RecordErrorKind::InvalidTimestamp, &[0, 2])),
+        );
+        check(
+            &[("message.timestamp.type", "LogAppendTime")],
+            &skewed,
+            false,
+            Ok(None),
+        );
+        check(
+            &[("compression.type", "zstd")],
+            &keyed,
+            true,
+            Ok(Some(Compression::Zstd)),
+        );
+        check(&[("compression.type", "lz4")], &keyless, false, Ok(None));
+        check(
+            &[("compression.type", "uncompressed")],
+            &keyless,
+            true,
+            Ok(Some(Compression::None)),
+        );
+        // Key errors come before timestamp errors, and a key error makes it INVALID_RECORD.
+        check(
+            &[("cleanup.policy", "compact"), ("compression.type", "gzip")],
+            &skewed,
+            true,
+            Err((RecordErrorKind::InvalidRecord, &[0, 1, 2])),
+        );
+    }
+
+    #[test]
+    fn kafka_messages_and_bounds() {
+        let config = config(&[("message.timestamp.after.max.ms", "0")]);
+        let bytes = batch(Compression::None, &[(None, NOW + 1)]);
+        let header = validate_batch(&bytes, 1 << 20).unwrap();
+        let error = validate_records(&config, "t-0", &bytes, &header, NOW, &mut Vec::new())
+            .unwrap_err();
+        let AppendError::RecordErrors {
+            record_errors,
+            message,
+            ..
+        } = error
+        else {
+            panic!("{error:?}");
+        };
+        assert_eq!(
+            message,
+            "One or more records have been rejected due to invalid timestamp"
+        );
+        assert_eq!(
+            record_errors,
+            vec![(
+                0,
+                format!(
+                    "Timestamp {} of message with offset 0 is out of range. The timestamp \
+                     should be within [{}, {NOW}]",
+                    NOW + 1,
+                    NOW.wrapping_sub(i64::MAX)
+                )
+            )]
+        );
+        // A zstd bomb: 80 MiB of zeros in one record, past the 64 MiB bound.
+        let mut builder = RecordBatchBuilder::new(0);
+        builder.append(Some(b"k"), &vec![0u8; 80 << 20], NOW);
+        let bomb = builder
+            .finish(Compression::Zstd, None, -1, -1, -1)
+            .unwrap();
+        let header = validate_batch(&bomb, 1 << 20).unwrap();
+        let config = self::config(&[("compression.type", "gzip")]);
+        let error = validate_records(&config, "t-0", &bomb, &header, NOW, &mut Vec::new())
+            .unwrap_err();
+        assert!(
+            matches!(error, AppendError::DecompressedTooLarge { max_bytes, .. } if max_bytes == DECOMPRESSED_RECORDS_FLOOR_BYTES),
+            "{error:?}"
+        );
+    }
+}

@@ -312,6 +312,80 @@ mod tests {
     use super::*;
     use crate::record_batch::validate_batch;
 
+    const CODECS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    fn records_of(bytes: &[u8]) -> Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let header = validate_batch(bytes, 1 << 20).expect("valid batch");
+        let mut scratch = Vec::new();
+        let mut seen = Vec::new();
+        walk_records(&header, bytes, &mut scratch, |r| {
+            seen.push((
+                r.offset,
+                r.timestamp,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            ))
+        })
+        .expect("walk");
+        seen
+    }
+
+    #[test]
+    fn recompression_keeps_header_fields_and_records() {
+        for source in CODECS {
+            let mut builder = RecordBatchBuilder::new(4096);
+            builder.append(Some(b"k1"), &[b'a'; 500], 1_000);
+            builder.append(None, b"second", 999_999_999_999);
+            builder.append(Some(b""), b"third", 900);
+            let mut bytes = builder.finish(source, None, 42, 3, 17).unwrap().to_vec();
+            bytes[0..8].copy_from_slice(&5i64.to_be_bytes()); // a producer's base offset
+            let original = validate_batch(&bytes, 1 << 20).unwrap();
+            let expected = records_of(&bytes);
+            for target in CODECS {
+                let mut scratch = Vec::new();
+                let section = records_section(&original, &bytes, &mut scratch, 1 << 20).unwrap();
+                let rebuilt = recompress_batch(&bytes, section, target, Some(1)).unwrap();
+                let header = validate_batch(&rebuilt, 1 << 20).expect("CRC recomputed");
+                assert_eq!(header.compression(), Some(target), "{source:?} -> {target:?}");
+                let same = RecordBatchHeader {
+                    crc: header.crc,
+                    attributes: header.attributes,
+                    batch_length: header.batch_length,
+                    ..original
+                };
+                assert_eq!(header, same, "{source:?} -> {target:?}: other fields kept");
+                assert_eq!(header.attributes & !0x07, original.attributes & !0x07);
+                assert_eq!(records_of(&rebuilt), expected, "{source:?} -> {target:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_section_is_bounded() {
+        let mut builder = RecordBatchBuilder::new(1 << 20);
+        for i in 0..1000 {
+            builder.append(None, &[0u8; 1000], i);
+        }
+        for codec in CODECS {
+            let bytes = builder.finish(codec, None, -1, -1, -1).unwrap();
+            let header = validate_batch(&bytes, usize::MAX).unwrap();
+            let mut scratch = Vec::new();
+            let error = records_section(&header, &bytes, &mut scratch, 100_000).unwrap_err();
+            assert!(
+                matches!(error, WalkError::TooLarge { max_bytes: 100_000, .. }),
+                "{codec:?}: {error}"
+            );
+            let section = records_section(&header, &bytes, &mut scratch, 2 << 20).unwrap();
+            assert!(section.len() > 1_000_000);
+        }
+    }
+
     #[test]
     fn built_batches_validate_and_walk_back() {
         for compression in [
