@@ -21,16 +21,22 @@ fn batch(codec: Compression, payloads: &Payloads) -> Vec<u8> {
     for i in 0..64 {
         builder.append(Some(b"key"), payloads.get(i), 1_700_000_000_000 + i as i64);
     }
-    builder.finish(codec, None, 7, 0, 0).expect("encode").to_vec()
+    builder
+        .finish(codec, None, 7, 0, 0)
+        .expect("encode")
+        .to_vec()
 }
 
 /// The record pass of one batch: records out (bounded), every record walked, recompressed.
 fn record_pass(bytes: &[u8], target: Option<Compression>, scratch: &mut Vec<u8>) -> usize {
     let header = RecordBatchHeader::parse(bytes).expect("header");
-    let section = records_section(&header, bytes, scratch, DECOMPRESSED_MAX_BYTES).expect("records");
+    let section =
+        records_section(&header, bytes, scratch, DECOMPRESSED_MAX_BYTES).expect("records");
     let mut keyless = 0;
-    walk_section(&header, section, |record| keyless += record.key.is_none() as usize)
-        .expect("walk");
+    walk_section(&header, section, |record| {
+        keyless += record.key.is_none() as usize
+    })
+    .expect("walk");
     match target {
         Some(target) => recompress_batch(bytes, section, target, None)
             .expect("recompress")
@@ -51,8 +57,16 @@ fn recompress(c: &mut Criterion) {
         ("none_to_lz4", Compression::None, Some(Compression::Lz4)),
         ("none_to_gzip", Compression::None, Some(Compression::Gzip)),
         ("lz4_to_zstd", Compression::Lz4, Some(Compression::Zstd)),
-        ("snappy_to_zstd", Compression::Snappy, Some(Compression::Zstd)),
-        ("zstd_to_uncompressed", Compression::Zstd, Some(Compression::None)),
+        (
+            "snappy_to_zstd",
+            Compression::Snappy,
+            Some(Compression::Zstd),
+        ),
+        (
+            "zstd_to_uncompressed",
+            Compression::Zstd,
+            Some(Compression::None),
+        ),
         ("zstd/walk_keys", Compression::Zstd, None),
     ];
     for (name, source, target) in cases {

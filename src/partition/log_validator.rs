@@ -37,7 +37,11 @@ pub fn decompressed_max_bytes(config: &PartitionConfig) -> usize {
 }
 
 /// Whether `header`'s batch must be decoded on append under `config` at broker time `now_ms`.
-pub fn needs_record_pass(config: &PartitionConfig, header: &RecordBatchHeader, now_ms: i64) -> bool {
+pub fn needs_record_pass(
+    config: &PartitionConfig,
+    header: &RecordBatchHeader,
+    now_ms: i64,
+) -> bool {
     if config.compacted {
         return true;
     }
@@ -164,7 +168,9 @@ fn record_errors(kind: RecordErrorKind, errors: Vec<(i32, String)>) -> AppendErr
             let shown: Vec<String> = errors
                 .iter()
                 .take(3)
-                .map(|(index, message)| format!("RecordError(batchIndex={index}, message='{message}')"))
+                .map(|(index, message)| {
+                    format!("RecordError(batchIndex={index}, message='{message}')")
+                })
                 .collect();
             format!(
                 "One or more records have been rejected due to {} record errors in total, and \
@@ -250,7 +256,10 @@ mod tests {
     #[test]
     fn record_rules() {
         let keyed = batch(Compression::None, &[(Some(b"k"), NOW), (Some(b"k"), NOW)]);
-        let keyless = batch(Compression::Lz4, &[(Some(b"k"), NOW), (None, NOW), (None, NOW)]);
+        let keyless = batch(
+            Compression::Lz4,
+            &[(Some(b"k"), NOW), (None, NOW), (None, NOW)],
+        );
         let skewed = batch(
             Compression::None,
             &[(None, NOW - 2 * HOUR), (None, NOW), (None, NOW + 2 * HOUR)],
@@ -310,8 +319,8 @@ mod tests {
         let config = config(&[("message.timestamp.after.max.ms", "0")]);
         let bytes = batch(Compression::None, &[(None, NOW + 1)]);
         let header = validate_batch(&bytes, 1 << 20).unwrap();
-        let error = validate_records(&config, "t-0", &bytes, &header, NOW, &mut Vec::new())
-            .unwrap_err();
+        let error =
+            validate_records(&config, "t-0", &bytes, &header, NOW, &mut Vec::new()).unwrap_err();
         let AppendError::RecordErrors {
             record_errors,
             message,
@@ -339,13 +348,11 @@ mod tests {
         // A zstd bomb: 80 MiB of zeros in one record, past the 64 MiB bound.
         let mut builder = RecordBatchBuilder::new(0);
         builder.append(Some(b"k"), &vec![0u8; 80 << 20], NOW);
-        let bomb = builder
-            .finish(Compression::Zstd, None, -1, -1, -1)
-            .unwrap();
+        let bomb = builder.finish(Compression::Zstd, None, -1, -1, -1).unwrap();
         let header = validate_batch(&bomb, 1 << 20).unwrap();
         let config = self::config(&[("compression.type", "gzip")]);
-        let error = validate_records(&config, "t-0", &bomb, &header, NOW, &mut Vec::new())
-            .unwrap_err();
+        let error =
+            validate_records(&config, "t-0", &bomb, &header, NOW, &mut Vec::new()).unwrap_err();
         assert!(
             matches!(error, AppendError::DecompressedTooLarge { max_bytes, .. } if max_bytes == DECOMPRESSED_RECORDS_FLOOR_BYTES),
             "{error:?}"

@@ -923,6 +923,16 @@ fn run_e2e(args: E2eArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Parses one `--topic-config key=value` (the value may contain `=`).
+fn parse_topic_config(argument: &str) -> Result<(String, String), String> {
+    match argument.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("`{argument}`: expected key=value")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -934,15 +944,5 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
-    }
-}
-
-/// Parses one `--topic-config key=value` (the value may contain `=`).
-fn parse_topic_config(argument: &str) -> Result<(String, String), String> {
-    match argument.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.trim().to_string()))
-        }
-        _ => Err(format!("`{argument}`: expected key=value")),
     }
 }

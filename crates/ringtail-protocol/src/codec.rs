@@ -225,7 +225,10 @@ mod tests {
             let error = decompress_bounded(compression, &compressed, &mut bounded, input.len() - 1)
                 .expect_err("one byte past the bound");
             assert!(matches!(error, CodecError::TooLarge { .. }), "{error}");
-            assert!(bounded.is_empty(), "{compression:?}: nothing kept past the bound");
+            assert!(
+                bounded.is_empty(),
+                "{compression:?}: nothing kept past the bound"
+            );
         }
     }
 
@@ -246,7 +249,11 @@ mod tests {
             let error = decompress_bounded(compression, &compressed, &mut output, 1 << 20)
                 .expect_err("bounded");
             assert!(matches!(error, CodecError::TooLarge { max_bytes } if max_bytes == 1 << 20));
-            assert!(output.capacity() < 8 << 20, "{compression:?}: {}", output.capacity());
+            assert!(
+                output.capacity() < 8 << 20,
+                "{compression:?}: {}",
+                output.capacity()
+            );
         }
     }
 }

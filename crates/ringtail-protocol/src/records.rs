@@ -320,7 +320,10 @@ mod tests {
         Compression::Zstd,
     ];
 
-    fn records_of(bytes: &[u8]) -> Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+    /// (offset, timestamp, key, value) of a record.
+    type Seen = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    fn records_of(bytes: &[u8]) -> Vec<Seen> {
         let header = validate_batch(bytes, 1 << 20).expect("valid batch");
         let mut scratch = Vec::new();
         let mut seen = Vec::new();
@@ -352,7 +355,11 @@ mod tests {
                 let section = records_section(&original, &bytes, &mut scratch, 1 << 20).unwrap();
                 let rebuilt = recompress_batch(&bytes, section, target, Some(1)).unwrap();
                 let header = validate_batch(&rebuilt, 1 << 20).expect("CRC recomputed");
-                assert_eq!(header.compression(), Some(target), "{source:?} -> {target:?}");
+                assert_eq!(
+                    header.compression(),
+                    Some(target),
+                    "{source:?} -> {target:?}"
+                );
                 let same = RecordBatchHeader {
                     crc: header.crc,
                     attributes: header.attributes,
@@ -378,7 +385,13 @@ mod tests {
             let mut scratch = Vec::new();
             let error = records_section(&header, &bytes, &mut scratch, 100_000).unwrap_err();
             assert!(
-                matches!(error, WalkError::TooLarge { max_bytes: 100_000, .. }),
+                matches!(
+                    error,
+                    WalkError::TooLarge {
+                        max_bytes: 100_000,
+                        ..
+                    }
+                ),
                 "{codec:?}: {error}"
             );
             let section = records_section(&header, &bytes, &mut scratch, 2 << 20).unwrap();
