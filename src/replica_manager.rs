@@ -293,7 +293,9 @@ mod tests {
                     let partition = manager.get(topic, 0).expect("open");
                     for _ in 0..20 {
                         // The broker's clock near the records' timestamps (KIP-937 bounds).
-                        partition.append(&batch(), 1_700_000_000_000).expect("append");
+                        partition
+                            .append(&batch(), 1_700_000_000_000)
+                            .expect("append");
                     }
                     partition.wait_written(19).await.expect("written");
                 }
