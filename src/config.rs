@@ -259,6 +259,19 @@ pub struct BrokerConfig {
     /// `DEBUG`, ...) or `RUST_LOG`-style directives, validated by
     /// [`crate::logging::parse_filter`]; default `info`.
     pub log_level: String,
+    // --- Record validation on append (Kafka's LogValidator; issue 9) ---
+    /// `log.message.timestamp.before.max.ms`: how far in ms a CreateTime timestamp may lie
+    /// before the broker's clock (KIP-937); default Long.MAX_VALUE (no bound), at least 0.
+    pub log_message_timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms`: how far in ms a CreateTime timestamp may lie after
+    /// the broker's clock (KIP-937); default 3600000 (Kafka 4), at least 0.
+    pub log_message_timestamp_after_max_ms: i64,
+    /// `compression.gzip.level` (KIP-390): gzip level when the broker recompresses; 1-9, or
+    /// -1 (default) for the codec's default (6).
+    pub compression_gzip_level: i32,
+    /// `compression.zstd.level` (KIP-390): zstd level when the broker recompresses;
+    /// -131072..=22, default 3.
+    pub compression_zstd_level: i32,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -313,6 +326,15 @@ pub struct TopicConfig {
     /// `max.compaction.lag.ms`: a dirty segment whose first batch is older than this is
     /// cleaned whatever the ratio; also caps `segment.ms` of compacted topics; ms, at least 1.
     pub max_compaction_lag_ms: i64,
+    // --- Record validation on append (Kafka's LogValidator; issue 9) ---
+    /// `message.timestamp.before.max.ms` (KIP-937), ms, at least 0.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (KIP-937), ms, at least 0.
+    pub message_timestamp_after_max_ms: i64,
+    /// `compression.gzip.level` (KIP-390): 1-9, or -1 for the codec's default.
+    pub compression_gzip_level: i32,
+    /// `compression.zstd.level` (KIP-390): -131072..=22.
+    pub compression_zstd_level: i32,
 }
 
 /// A `DOUBLE` property in [0, 1] (`min.cleanable.dirty.ratio`); never NaN, so it is `Eq`.
@@ -443,6 +465,10 @@ impl BrokerConfig {
             min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
             min_compaction_lag_ms: self.log_cleaner_min_compaction_lag_ms,
             max_compaction_lag_ms: self.log_cleaner_max_compaction_lag_ms,
+            message_timestamp_before_max_ms: self.log_message_timestamp_before_max_ms,
+            message_timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
+            compression_gzip_level: self.compression_gzip_level,
+            compression_zstd_level: self.compression_zstd_level,
         }
     }
 
@@ -600,6 +626,25 @@ impl BrokerConfig {
             )?,
             http_listener: parse_http_listener(layers.get("ringtail.http.listener"))?,
             log_level: parse_log_level(&layers)?,
+            log_message_timestamp_before_max_ms: layers.int(
+                "log.message.timestamp.before.max.ms",
+                0,
+                i64::MAX,
+            )?,
+            log_message_timestamp_after_max_ms: layers.int(
+                "log.message.timestamp.after.max.ms",
+                0,
+                i64::MAX,
+            )?,
+            compression_gzip_level: parse_gzip_level(
+                "compression.gzip.level",
+                layers.get("compression.gzip.level"),
+            )?,
+            compression_zstd_level: layers.int(
+                "compression.zstd.level",
+                ZSTD_LEVEL_MIN,
+                ZSTD_LEVEL_MAX,
+            )?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -728,6 +773,17 @@ impl TopicConfig {
             "max.compaction.lag.ms" => {
                 self.max_compaction_lag_ms = parse_int(name, v, 1, i64::MAX)?
             }
+            // Record validation on append (issue 9).
+            "message.timestamp.before.max.ms" => {
+                self.message_timestamp_before_max_ms = parse_int(name, v, 0, i64::MAX)?
+            }
+            "message.timestamp.after.max.ms" => {
+                self.message_timestamp_after_max_ms = parse_int(name, v, 0, i64::MAX)?
+            }
+            "compression.gzip.level" => self.compression_gzip_level = parse_gzip_level(name, v)?,
+            "compression.zstd.level" => {
+                self.compression_zstd_level = parse_int(name, v, ZSTD_LEVEL_MIN, ZSTD_LEVEL_MAX)?
+            }
             _ => {
                 return Err(ConfigError::UnknownProperty {
                     name: name.to_string(),
@@ -739,8 +795,8 @@ impl TopicConfig {
         Ok(())
     }
 
-    fn values(&self) -> [(&'static str, String); 15] {
-        [
+    fn values(&self) -> Vec<(&'static str, String)> {
+        let mut values = vec![
             ("cleanup.policy", self.cleanup_policy.to_string()),
             ("compression.type", self.compression_type.to_string()),
             ("delete.retention.ms", self.delete_retention_ms.to_string()),
@@ -771,7 +827,27 @@ impl TopicConfig {
             ("segment.bytes", self.segment_bytes.to_string()),
             ("segment.index.bytes", self.segment_index_bytes.to_string()),
             ("segment.ms", self.segment_ms.to_string()),
-        ]
+        ];
+        // Record validation on append (issue 9).
+        values.extend([
+            (
+                "compression.gzip.level",
+                self.compression_gzip_level.to_string(),
+            ),
+            (
+                "compression.zstd.level",
+                self.compression_zstd_level.to_string(),
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                self.message_timestamp_after_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                self.message_timestamp_before_max_ms.to_string(),
+            ),
+        ]);
+        values
     }
 }
 
@@ -982,7 +1058,29 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("ringtail.http.listener", Some("127.0.0.1:9644")),
     // ----- logging (issue 12): see crate::logging -----
     property("log.level", Some("info")),
+    // Record validation on append (issue 9): Kafka's ServerLogConfigs defaults.
+    property(
+        "log.message.timestamp.before.max.ms",
+        Some("9223372036854775807"),
+    ),
+    property("log.message.timestamp.after.max.ms", Some("3600000")),
+    property("compression.gzip.level", Some("-1")),
+    property("compression.zstd.level", Some("3")),
 ];
+
+/// `compression.zstd.level` range (Kafka's `ZstdCompression.MIN_LEVEL` / `MAX_LEVEL`).
+const ZSTD_LEVEL_MIN: i32 = -131_072;
+const ZSTD_LEVEL_MAX: i32 = 22;
+
+/// `compression.gzip.level`: 1-9, or -1 for the codec's default (Kafka's
+/// `GzipCompression.LevelValidator`).
+fn parse_gzip_level(name: &str, value: &str) -> Result<i32, ConfigError> {
+    let level: i32 = parse_int(name, value, -1, 9)?;
+    if level == 0 {
+        return Err(invalid(name, value, "must be -1 or in [1, 9]"));
+    }
+    Ok(level)
+}
 
 /// Values set by the sources, by canonical name. A later source wins; within one source
 /// (the config file) the canonical name wins over its alias whatever the order, as in Kafka
@@ -1672,6 +1770,17 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
         "log.cleaner.min.cleanable.ratio",
     ),
     ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+    // Record validation on append (KIP-937, KIP-390).
+    ("compression.gzip.level", "compression.gzip.level"),
+    ("compression.zstd.level", "compression.zstd.level"),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+    ),
 ];
 
 /// Topic-level configs whose value is a comma-separated list (APPEND / SUBTRACT allowed).
@@ -1895,7 +2004,9 @@ fn topic_config_type(name: &str) -> ConfigType {
         | "segment.ms"
         | "delete.retention.ms"
         | "min.compaction.lag.ms"
-        | "max.compaction.lag.ms" => ConfigType::Long,
+        | "max.compaction.lag.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => ConfigType::Long,
         "min.cleanable.dirty.ratio" => ConfigType::Double,
         _ => ConfigType::Int,
     }
@@ -1918,7 +2029,9 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.cleaner.dedupe.buffer.size"
         | "log.cleaner.delete.retention.ms"
         | "log.cleaner.min.compaction.lag.ms"
-        | "log.cleaner.max.compaction.lag.ms" => ConfigType::Long,
+        | "log.cleaner.max.compaction.lag.ms"
+        | "log.message.timestamp.before.max.ms"
+        | "log.message.timestamp.after.max.ms" => ConfigType::Long,
         "log.cleaner.enable" => ConfigType::Boolean,
         "log.cleaner.min.cleanable.ratio" => ConfigType::Double,
         "node.id"
@@ -1941,6 +2054,8 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "offsets.retention.minutes"
         | "fetch.max.bytes"
         | "log.cleaner.threads"
+        | "compression.gzip.level"
+        | "compression.zstd.level"
         | "ringtail.shards" => ConfigType::Int,
         _ => ConfigType::String,
     }
@@ -1988,6 +2103,14 @@ fn documentation(name: &str) -> Option<&'static str> {
         "min.compaction.lag.ms" | "log.cleaner.min.compaction.lag.ms" => {
             "Records younger than this are never compacted, in ms."
         }
+        "message.timestamp.before.max.ms" | "log.message.timestamp.before.max.ms" => {
+            "How far before the broker's clock a CreateTime timestamp may lie, in ms (KIP-937)."
+        }
+        "message.timestamp.after.max.ms" | "log.message.timestamp.after.max.ms" => {
+            "How far after the broker's clock a CreateTime timestamp may lie, in ms (KIP-937)."
+        }
+        "compression.gzip.level" => "gzip level when the broker recompresses (-1: the codec's default).",
+        "compression.zstd.level" => "zstd level when the broker recompresses.",
         "max.compaction.lag.ms" | "log.cleaner.max.compaction.lag.ms" => {
             "A dirty record older than this is compacted whatever the dirty ratio, in ms."
         }
@@ -2496,7 +2619,11 @@ mod tests {
         assert_eq!(topic.cleanup_policy, CleanupPolicy::Compact);
         assert_eq!(topic.min_insync_replicas, 2);
         let names: Vec<String> = topic.describe(&topic).into_iter().map(|e| e.name).collect();
-        assert_eq!(names.len(), 15, "11 + the 4 log cleaner topic configs");
+        assert_eq!(
+            names.len(),
+            19,
+            "11 + the 4 log cleaner + the 4 record validation topic configs"
+        );
     }
 
     #[test]

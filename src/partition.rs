@@ -30,13 +30,14 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use uuid::Uuid;
 
-use crate::config::{TimestampType, TopicConfig};
+use crate::config::{CleanupPolicy, CompressionType, TimestampType, TopicConfig};
 use crate::log::{Log, LogConfig, LogError};
 use crate::protocol::record_batch::{
-    self, validate_batch, BatchError, RecordBatchHeader, LOG_OVERHEAD,
+    self, validate_batch, BatchError, Compression, RecordBatchHeader, LOG_OVERHEAD,
 };
 
 mod leader;
+mod log_validator;
 pub use leader::{DeleteRecordsError, LeaderEpochError};
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
@@ -83,6 +84,48 @@ pub enum AppendError {
     /// because produce answers carry it as `error_message`.
     #[error("partition is offline after a storage error: {0}")]
     Offline(#[source] Arc<LogError>),
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas` (Kafka's
+    /// `Partition.appendRecordsToLeader`); this node is the only replica.
+    #[error("The size of the current ISR Set({node_id}) is insufficient to satisfy the min.isr requirement of {min_insync_replicas} for partition {topic_partition}")]
+    NotEnoughReplicas {
+        node_id: i32,
+        min_insync_replicas: i32,
+        topic_partition: String,
+    },
+    /// Records refused one by one (KIP-467): `record_errors` holds (index in the batch,
+    /// message) per refused record; `message` is Kafka's summary (`LogValidator`).
+    #[error("{message}")]
+    RecordErrors {
+        kind: RecordErrorKind,
+        record_errors: Vec<(i32, String)>,
+        message: String,
+    },
+    /// A batch's records decompress to more than the broker holds in memory for one batch.
+    #[error("the decompressed records of a batch in append to partition {topic_partition} exceed {max_bytes} bytes")]
+    DecompressedTooLarge {
+        topic_partition: String,
+        max_bytes: usize,
+    },
+    /// A recompressed batch is larger than `max.message.bytes` (Kafka's `UnifiedLog.append`).
+    #[error("Message batch size is {size} bytes in append to partition {topic_partition} which exceeds the maximum configured size of {max}.")]
+    RecordTooLarge {
+        topic_partition: String,
+        size: usize,
+        max: usize,
+    },
+    /// The records of a batch that had to be decoded could not be read (bad compressed data,
+    /// records overrunning the batch).
+    #[error("cannot read the records of a batch: {0}")]
+    Undecodable(String),
+}
+
+/// Which error the per-record errors of [`AppendError::RecordErrors`] answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordErrorKind {
+    /// INVALID_RECORD (87), e.g. a record without a key on a compacted topic.
+    InvalidRecord,
+    /// INVALID_TIMESTAMP (32): a CreateTime timestamp outside the KIP-937 bounds.
+    InvalidTimestamp,
 }
 
 /// Why a wait for a write or a sync failed; cloned to every waiter.
@@ -140,6 +183,21 @@ pub struct PartitionConfig {
     /// Bytes of recent batches kept in memory for fetches (`ringtail.partition.cache.bytes`).
     pub cache_bytes: usize,
     pub log: LogConfig,
+    // --- Record validation on append (Kafka's LogValidator; `log_validator`) ---
+    /// `cleanup.policy` contains `compact`: every record needs a key.
+    pub compacted: bool,
+    /// `compression.type`: the codec batches are stored with; `None` for `producer`.
+    pub compression: Option<Compression>,
+    /// `compression.gzip.level`, `None` for the codec's default.
+    pub compression_gzip_level: Option<i32>,
+    /// `compression.zstd.level`.
+    pub compression_zstd_level: Option<i32>,
+    /// `message.timestamp.before.max.ms` (KIP-937), ms; `i64::MAX` is no bound.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (KIP-937), ms.
+    pub timestamp_after_max_ms: i64,
+    /// `min.insync.replicas`: acks=all needs this many in-sync replicas (one here).
+    pub min_insync_replicas: i32,
 }
 
 impl PartitionConfig {
@@ -154,6 +212,21 @@ impl PartitionConfig {
                 index_interval_bytes: topic.index_interval_bytes.max(0) as u32,
                 segment_index_bytes: topic.segment_index_bytes.max(0) as u64,
             },
+            compacted: topic.cleanup_policy != CleanupPolicy::Delete,
+            compression: match topic.compression_type {
+                CompressionType::Producer => None,
+                CompressionType::Uncompressed => Some(Compression::None),
+                CompressionType::Gzip => Some(Compression::Gzip),
+                CompressionType::Snappy => Some(Compression::Snappy),
+                CompressionType::Lz4 => Some(Compression::Lz4),
+                CompressionType::Zstd => Some(Compression::Zstd),
+            },
+            compression_gzip_level: (topic.compression_gzip_level > 0)
+                .then_some(topic.compression_gzip_level),
+            compression_zstd_level: Some(topic.compression_zstd_level),
+            timestamp_before_max_ms: topic.message_timestamp_before_max_ms,
+            timestamp_after_max_ms: topic.message_timestamp_after_max_ms,
+            min_insync_replicas: topic.min_insync_replicas,
         }
     }
 }
@@ -294,6 +367,13 @@ impl Partition {
             return Err(AppendError::Offline(error.clone()));
         }
         let headers = self.validate(records)?;
+        // Record-level rules (compaction keys, timestamp bounds, recompression): decided per
+        // batch from its header; most batches are never decoded (`log_validator`).
+        let rewritten = self.validate_records(records, &headers, now_ms)?;
+        let (records, headers) = match &rewritten {
+            Some((bytes, headers)) => (bytes.as_slice(), headers.clone()),
+            None => (records, headers),
+        };
         if let Some(duplicate) = self.check_sequences(&headers)? {
             return Ok(duplicate);
         }
@@ -346,6 +426,26 @@ impl Partition {
             last_offset: self.next_offset.get() - 1,
             log_append_time: if log_append_time { now_ms } else { -1 },
         })
+    }
+
+    /// acks=all needs the effective `min.insync.replicas` in-sync replicas, before anything is
+    /// appended (Kafka's `Partition.appendRecordsToLeader` / `isUnderMinIsr`). As in Kafka 4,
+    /// the effective minimum is `min(min.insync.replicas, replication factor)`
+    /// (`Partition.effectiveMinIsr`): a larger setting does not refuse writes to a partition
+    /// with fewer replicas. This node is the only replica and always in sync, so today this never
+    /// refuses; it is where replication will make the setting bite. acks=0/1 are not checked.
+    pub fn check_min_insync_replicas(&self, node_id: i32) -> Result<(), AppendError> {
+        const REPLICAS: i32 = 1;
+        const IN_SYNC_REPLICAS: i32 = 1;
+        let min_insync_replicas = self.config.borrow().min_insync_replicas;
+        if IN_SYNC_REPLICAS < min_insync_replicas.min(REPLICAS) {
+            return Err(AppendError::NotEnoughReplicas {
+                node_id,
+                min_insync_replicas,
+                topic_partition: format!("{}-{}", self.topic, self.partition),
+            });
+        }
+        Ok(())
     }
 
     /// Resolves once every offset up to `last_offset` is written (acks=1).
@@ -546,6 +646,64 @@ impl Partition {
             position += size;
         }
         Ok(headers)
+    }
+
+    /// Applies [`log_validator`] to the batches that need it: `None` when every batch is kept as
+    /// sent, else the request's batches with the recompressed ones replaced, and their headers.
+    /// Any refused record refuses the whole request.
+    #[allow(clippy::type_complexity)]
+    fn validate_records(
+        &self,
+        records: &[u8],
+        headers: &[RecordBatchHeader],
+        now_ms: i64,
+    ) -> Result<Option<(Vec<u8>, Vec<RecordBatchHeader>)>, AppendError> {
+        let config = &*self.config.borrow();
+        if !headers
+            .iter()
+            .any(|h| log_validator::needs_record_pass(config, h, now_ms))
+        {
+            return Ok(None);
+        }
+        let topic_partition = format!("{}-{}", self.topic, self.partition);
+        let mut scratch = Vec::new();
+        let mut out = Vec::with_capacity(records.len());
+        let mut out_headers = Vec::with_capacity(headers.len());
+        let mut position = 0;
+        for header in headers {
+            let batch = &records[position..position + header.size_bytes()];
+            position += header.size_bytes();
+            let rebuilt = if log_validator::needs_record_pass(config, header, now_ms) {
+                log_validator::validate_records(
+                    config,
+                    &topic_partition,
+                    batch,
+                    header,
+                    now_ms,
+                    &mut scratch,
+                )?
+            } else {
+                None
+            };
+            match rebuilt {
+                Some(bytes) => {
+                    let rebuilt_header = RecordBatchHeader::parse(&bytes)
+                        .expect("invariant: a recompressed batch has a valid header");
+                    debug_assert_eq!(
+                        (rebuilt_header.record_count, rebuilt_header.max_timestamp),
+                        (header.record_count, header.max_timestamp),
+                        "invariant: recompression keeps the records and timestamps"
+                    );
+                    out.extend_from_slice(&bytes);
+                    out_headers.push(rebuilt_header);
+                }
+                None => {
+                    out.extend_from_slice(batch);
+                    out_headers.push(*header);
+                }
+            }
+        }
+        Ok(Some((out, out_headers)))
     }
 
     /// Kafka's idempotence rules (`ProducerStateManager`, KIP-98), checked on the first batch
@@ -1018,6 +1176,13 @@ mod tests {
                 index_interval_bytes: 256,
                 segment_index_bytes: 1 << 16,
             },
+            compacted: false,
+            compression: None,
+            compression_gzip_level: None,
+            compression_zstd_level: None,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            min_insync_replicas: 1,
         }
     }
 

@@ -388,7 +388,8 @@ mod tests {
             offset: 0,
             sequence: -1,
             timestamp: 1_700_000_000_000,
-            key: None,
+            // A key: the compacted topic refuses keyless records (Kafka's LogValidator).
+            key: Some(bytes::Bytes::from_static(b"key")),
             value: Some(bytes::Bytes::from(vec![b'x'; 200])),
             headers: Default::default(),
         };
@@ -435,7 +436,10 @@ mod tests {
                 for topic in topics {
                     let partition = manager.get(topic, 0).expect("open");
                     for _ in 0..20 {
-                        partition.append(&batch(), 1).expect("append");
+                        // The broker's clock near the records' timestamps (KIP-937 bounds).
+                        partition
+                            .append(&batch(), 1_700_000_000_000)
+                            .expect("append");
                     }
                     partition.wait_written(19).await.expect("written");
                 }

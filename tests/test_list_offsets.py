@@ -144,3 +144,141 @@ def test_list_offsets_after_restart(broker):
     broker.start()
     harness.wait_for_partitions(broker, topic, PARTITIONS)
     check_answers(broker, topic, t0)
+
+
+# ----- a timestamp lookup inside one batch, across batch shapes (issue 9) -----
+
+def list_offsets_v9(connection, topic, partition, timestamp):
+    """ListOffsets v9 (flexible) for one partition: (error_code, timestamp, offset)."""
+    body = wire.int32(-1) + wire.int8(0)  # replica_id, isolation_level
+    body += wire.unsigned_varint(2) + wire.compact_string(topic)
+    body += wire.unsigned_varint(2) + wire.int32(partition) + wire.int32(-1) + wire.int64(timestamp)
+    body += wire.EMPTY_TAGGED_FIELDS + wire.EMPTY_TAGGED_FIELDS + wire.EMPTY_TAGGED_FIELDS
+    response = connection.request(wire.LIST_OFFSETS, 9, body, flexible_header=True,
+                                  flexible_response_header=True)
+    response.int32()  # throttle_time_ms
+    assert response.unsigned_varint() == 2, "one topic"
+    response.take(response.unsigned_varint() - 1)  # name
+    assert response.unsigned_varint() == 2, "one partition"
+    assert response.int32() == partition
+    error_code, found_timestamp, offset = response.int16(), response.int64(), response.int64()
+    response.int32()  # leader_epoch
+    return error_code, found_timestamp, offset
+
+
+BIG = 999_999_999_999
+
+
+def produce_shapes(broker):
+    """Topics holding the records (1234, BIG) as Kafka's clients write them: one raw batch,
+    one batch per record, many records with the two inside, compressed, LogAppendTime."""
+    topics = {}
+    single = harness.create_topic(broker, harness.unique_topic("lo-one-batch"), 1)
+    per_record = harness.create_topic(broker, harness.unique_topic("lo-per-record"), 1)
+    many = harness.create_topic(broker, harness.unique_topic("lo-many"), 1)
+    with wire.Connection(broker.bootstrap) as connection:
+        batch = wire.record_batch([wire.Record(b"a", timestamp=1234),
+                                   wire.Record(b"b", timestamp=BIG)])
+        assert connection.produce({single: {0: batch}})[(single, 0)][0] == wire.NONE
+        for timestamp in (1234, BIG):
+            one = wire.record_batch([wire.Record(b"x", timestamp=timestamp)])
+            assert connection.produce({per_record: {0: one}})[(per_record, 0)][0] == wire.NONE
+        # 30 records 1000..1029, then the two, then 30 more at BIG + i, all in one batch.
+        records = [wire.Record(b"m", timestamp=1000 + i) for i in range(30)]
+        records += [wire.Record(b"a", timestamp=1234), wire.Record(b"b", timestamp=BIG)]
+        records += [wire.Record(b"m", timestamp=BIG + 1 + i) for i in range(30)]
+        assert connection.produce({many: {0: wire.record_batch(records)}})[(many, 0)][0] == \
+            wire.NONE
+    topics["one batch"] = (single, {BIG: 1, 5000: 1, 1234: 0, 0: 0, BIG + 1: -1})
+    topics["one batch per record"] = (per_record, {BIG: 1, 5000: 1, 1234: 0, BIG + 1: -1})
+    topics["many in one batch"] = (many, {BIG: 31, 5000: 31, 1234: 30, 1029: 29, 1030: 30,
+                                          BIG + 30: 61, BIG + 31: -1})
+    for codec in ("gzip", "zstd"):
+        compressed = harness.create_topic(broker, harness.unique_topic(f"lo-{codec}"), 1)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 1000,
+                             "compression.type": codec})
+        # Compressible values: librdkafka sends a batch uncompressed when that is smaller.
+        producer.produce(compressed, b"a" * 1000, partition=0, timestamp=1234)
+        producer.produce(compressed, b"b" * 1000, partition=0, timestamp=BIG)
+        assert producer.flush(30) == 0
+        with wire.Connection(broker.bootstrap) as connection:
+            fetched = connection.fetch({(compressed, 0): 0})[(compressed, 0)]
+        [stored] = wire.parse_record_batches(fetched["records"])
+        assert stored.attributes & 0x07 != 0 and stored.record_count == 2
+        topics[f"{codec} batch"] = (compressed, {BIG: 1, 5000: 1, 1234: 0, BIG + 1: -1})
+    return topics
+
+
+def check_shapes(broker, topics):
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lo-shapes"})
+    try:
+        with wire.Connection(broker.bootstrap) as connection:
+            for shape, (topic, queries) in topics.items():
+                for target, expected in queries.items():
+                    error, _, offset = connection.list_offsets({(topic, 0): target})[(topic, 0)]
+                    assert (error, offset) == (wire.NONE, expected), \
+                        f"{shape}: ListOffsets v1 {target} -> {offset}, Kafka: {expected}"
+                    [answer] = consumer.offsets_for_times([TopicPartition(topic, 0, target)],
+                                                          timeout=10)
+                    assert answer.offset == expected, f"{shape}: offsets_for_times {target}"
+    finally:
+        consumer.close()
+
+
+@pytest.mark.timeout(180)
+def test_list_offsets_inside_one_batch_across_batch_shapes(broker):
+    """The issue's example: 1234 and 999999999999 produced together; 999999999999 and 5000
+    answer offset 1 (the first record whose timestamp is >= the target), in every batch shape."""
+    check_shapes(broker, produce_shapes(broker))
+
+
+@pytest.mark.timeout(240)
+def test_list_offsets_inside_one_batch_after_restart(broker):
+    topics = produce_shapes(broker)
+    assert broker.stop() == broker.clean_exit_status()
+    broker.start()
+    for topic, _ in topics.values():
+        harness.wait_for_partitions(broker, topic, 1)
+    check_shapes(broker, topics)
+
+
+@pytest.mark.timeout(120)
+def test_list_offsets_log_append_time_topic(broker):
+    topic = harness.create_topic(broker, harness.unique_topic("lo-append-time"), 1,
+                                 {"message.timestamp.type": "LogAppendTime"})
+    with wire.Connection(broker.bootstrap) as connection:
+        stamps = []
+        for _ in range(3):
+            batch = wire.record_batch([wire.Record(b"a", timestamp=1234),
+                                       wire.Record(b"b", timestamp=BIG)])
+            assert connection.produce({topic: {0: batch}})[(topic, 0)][0] == wire.NONE
+            fetched = connection.fetch({(topic, 0): len(stamps) * 2})[(topic, 0)]
+            stamps.append(wire.parse_record_batches(fetched["records"])[0].max_timestamp)
+            time.sleep(0.01)
+        # Every record of a LogAppendTime batch has the batch's append time.
+        assert connection.list_offsets({(topic, 0): 5000})[(topic, 0)] == (wire.NONE, stamps[0], 0)
+        later = stamps[2] + 86_400_000
+        assert connection.list_offsets({(topic, 0): later})[(topic, 0)] == (wire.NONE, -1, -1)
+        assert connection.list_offsets({(topic, 0): stamps[2]})[(topic, 0)][2] == \
+            (4 if stamps[1] < stamps[2] else 2)
+
+
+@pytest.mark.timeout(120)
+def test_list_offsets_earliest_local_and_latest_tiered(broker):
+    """-4 (EARLIEST_LOCAL_TIMESTAMP, KIP-405) answers the log start offset; -5
+    (LATEST_TIERED_TIMESTAMP, KIP-1005) answers offset -1 without tiered storage; -3 the max."""
+    topic = harness.create_topic(broker, harness.unique_topic("lo-special"), 1)
+    with wire.Connection(broker.bootstrap) as connection:
+        assert list_offsets_v9(connection, topic, 0, -4) == (wire.NONE, -1, 0)
+        assert list_offsets_v9(connection, topic, 0, -5) == (wire.NONE, -1, -1)
+        batch = wire.record_batch([wire.Record(b"a", timestamp=1234),
+                                   wire.Record(b"b", timestamp=BIG),
+                                   wire.Record(b"c", timestamp=2000)])
+        assert connection.produce({topic: {0: batch}})[(topic, 0)][0] == wire.NONE
+        assert list_offsets_v9(connection, topic, 0, -4) == (wire.NONE, -1, 0)
+        assert list_offsets_v9(connection, topic, 0, -5) == (wire.NONE, -1, -1)
+        assert list_offsets_v9(connection, topic, 0, -3) == (wire.NONE, BIG, 1)
+        assert list_offsets_v9(connection, topic, 0, -1)[2] == 3
+        # The first offset whose timestamp is >= 1500 is 1 (BIG), not the closer 2000 at 2.
+        assert list_offsets_v9(connection, topic, 0, 1500) == (wire.NONE, BIG, 1)
+        assert list_offsets_v9(connection, topic, 0, BIG + 1) == (wire.NONE, -1, -1)

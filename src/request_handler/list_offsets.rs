@@ -1,5 +1,8 @@
 //! ListOffsets (key 2), v1-10: earliest (-2), latest (-1, the high watermark), max timestamp
-//! (-3, KIP-734) and by timestamp (the first record with timestamp >= the target, else -1).
+//! (-3, KIP-734), earliest local (-4, KIP-405: the log start offset, as there is no tiered
+//! storage), latest tiered (-5, KIP-1005: offset -1 without tiered storage) and by timestamp
+//! (the first record with timestamp >= the target, else -1; Kafka's
+//! `UnifiedLog.fetchOffsetByTimestamp`).
 
 use std::rc::Rc;
 
@@ -17,6 +20,8 @@ use crate::shard::{self, ShardContext};
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 pub async fn handle(
     ctx: Rc<ShardContext>,
@@ -103,7 +108,9 @@ async fn lookup(
     };
     match timestamp {
         LATEST_TIMESTAMP => Ok((partition.high_watermark(), -1)),
-        EARLIEST_TIMESTAMP => Ok((partition.log_start_offset(), -1)),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok((partition.log_start_offset(), -1)),
+        // Kafka without remote storage: `TimestampAndOffset(NO_TIMESTAMP, -1, ...)`.
+        LATEST_TIERED_TIMESTAMP => Ok((-1, -1)),
         MAX_TIMESTAMP => Ok(partition
             .log()
             .max_timestamp_offset()

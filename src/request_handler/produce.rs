@@ -11,12 +11,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::{join_all, LocalBoxFuture};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Response;
-use crate::partition::{AppendError, Appended, Partition};
+use crate::partition::{AppendError, Appended, Partition, RecordErrorKind};
 use crate::protocol::record_batch::{BatchError, Compression, RecordBatchHeader};
 use crate::shard::{self, ShardContext};
 
@@ -36,6 +38,8 @@ struct PartResult {
     base_offset: i64,
     log_append_time: i64,
     log_start_offset: i64,
+    /// KIP-467 (Produce v8+): (index in the batch, message) per refused record.
+    record_errors: Vec<(i32, String)>,
 }
 
 impl PartResult {
@@ -47,6 +51,7 @@ impl PartResult {
             base_offset: -1,
             log_append_time: -1,
             log_start_offset: -1,
+            record_errors: Vec::new(),
         }
     }
 }
@@ -107,6 +112,15 @@ pub async fn dispatch(
             partition.base_offset = result.base_offset;
             partition.log_append_time_ms = result.log_append_time;
             partition.log_start_offset = result.log_start_offset;
+            partition.record_errors = result
+                .record_errors
+                .into_iter()
+                .map(|(batch_index, message)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(batch_index)
+                        .with_batch_index_error_message(Some(StrBytes::from_string(message)))
+                })
+                .collect();
         }
         response
     })
@@ -198,7 +212,7 @@ fn produce_local(
     let mut results = Vec::with_capacity(parts.len());
     let mut waits: Vec<Wait> = Vec::new();
     for part in parts {
-        match append_part(ctx, part, settings.allow_zstd, now_ms) {
+        match append_part(ctx, part, settings, now_ms) {
             Ok(wait) => waits.push(wait),
             Err(result) => results.push(result),
         }
@@ -223,7 +237,7 @@ fn produce_local(
 fn append_part(
     ctx: &ShardContext,
     part: ProducePart,
-    allow_zstd: bool,
+    settings: AppendSettings,
     now_ms: i64,
 ) -> Result<Wait, PartResult> {
     let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
@@ -234,8 +248,14 @@ fn append_part(
         ));
     };
     let records = part.records.unwrap_or_default();
-    let appended =
-        check_codec(&records, allow_zstd).and_then(|()| partition.append(&records, now_ms));
+    let in_sync = if settings.acks == -1 {
+        partition.check_min_insync_replicas(ctx.config.node_id)
+    } else {
+        Ok(())
+    };
+    let appended = in_sync
+        .and_then(|()| check_codec(&records, settings.allow_zstd))
+        .and_then(|()| partition.append(&records, now_ms));
     let (base_offset, last_offset, log_append_time) = match appended {
         Ok(Appended::New {
             base_offset,
@@ -251,11 +271,12 @@ fn append_part(
         }
         Err(e) => {
             tracing::warn!(topic = %part.topic, partition = part.partition, "produce rejected: {e}");
-            return Err(PartResult::error(
-                part.slot,
-                append_error_code(&e),
-                Some(e.to_string()),
-            ));
+            let mut result = PartResult::error(part.slot, append_error_code(&e), error_message(&e));
+            if let AppendError::RecordErrors { record_errors, .. } = e {
+                result.log_start_offset = partition.log_start_offset();
+                result.record_errors = record_errors;
+            }
+            return Err(result);
         }
     };
     Ok(Wait {
@@ -266,6 +287,7 @@ fn append_part(
             base_offset,
             log_append_time,
             log_start_offset: partition.log_start_offset(),
+            record_errors: Vec::new(),
         },
         partition,
         last_offset,
@@ -336,6 +358,25 @@ fn append_error_code(error: &AppendError) -> ResponseError {
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         AppendError::Offline(_) => ResponseError::KafkaStorageError,
+        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        AppendError::RecordErrors { kind, .. } => match kind {
+            RecordErrorKind::InvalidRecord => ResponseError::InvalidRecord,
+            RecordErrorKind::InvalidTimestamp => ResponseError::InvalidTimestamp,
+        },
+        AppendError::DecompressedTooLarge { .. } | AppendError::RecordTooLarge { .. } => {
+            ResponseError::MessageTooLarge
+        }
+        AppendError::Undecodable(_) => ResponseError::CorruptMessage,
+    }
+}
+
+/// The `error_message` of a refused part. Kafka sends one only for record validation errors
+/// (`ReplicaManager`: `hasCustomErrorMessage`), so NOT_ENOUGH_REPLICAS goes without; the other
+/// refusals keep the reason, which helps and breaks no client.
+fn error_message(error: &AppendError) -> Option<String> {
+    match error {
+        AppendError::NotEnoughReplicas { .. } => None,
+        other => Some(other.to_string()),
     }
 }
 

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
+use kafka_protocol::protocol::StrBytes;
 
 use super::client::{topic_name, ClientError, Connection};
 use super::consumer::{list_offsets, StartFrom};
@@ -62,22 +63,32 @@ pub async fn bootstrap(
         .unwrap_or_else(|| BenchError::NoBootstrap(servers.to_string())))
 }
 
-/// Creates `topic` with `partitions` partitions; an existing topic is left as it is.
-/// Returns whether the topic was created.
+/// Creates `topic` with `partitions` partitions and the topic configs `configs` (name, value);
+/// an existing topic is left as it is. Returns whether the topic was created.
 pub async fn create_topic(
     connection: &Connection,
     topic: &str,
     partitions: i32,
     replication_factor: i16,
+    configs: &[(String, String)],
     timeout: Duration,
 ) -> Result<bool, BenchError> {
     let version = connection.version::<CreateTopicsRequest>(7)?;
+    let configs = configs
+        .iter()
+        .map(|(name, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_value(Some(StrBytes::from_string(value.clone())))
+        })
+        .collect();
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(timeout.as_millis() as i32)
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic_name(topic))
             .with_num_partitions(partitions)
-            .with_replication_factor(replication_factor)]);
+            .with_replication_factor(replication_factor)
+            .with_configs(configs)]);
     let response = connection.call(&request, version).await?;
     let Some(result) = response.topics.into_iter().next() else {
         return Err(BenchError::Protocol(format!(

@@ -152,6 +152,10 @@ pub struct CommonArgs {
     /// Replication factor for a topic this tool creates.
     #[arg(long, default_value_t = 1)]
     pub replication_factor: i16,
+    /// Topic config for a topic this tool creates (CreateTopics `configs`), `key=value`,
+    /// repeatable: e.g. `--topic-config compression.type=zstd`. Ignored for an existing topic.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_topic_config)]
+    pub topic_config: Vec<(String, String)>,
     /// Executors (threads), each with its own connections.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -433,11 +437,20 @@ fn setup(
     let topic = common.topic.clone();
     let partitions = common.partitions;
     let replication_factor = common.replication_factor;
+    let topic_config = common.topic_config.clone();
     join(spawn_executor("bench-setup".into(), move || async move {
         let connection = cluster::bootstrap(&bootstrap, &client_id, timeout).await?;
         let created = match partitions {
             Some(n) => {
-                cluster::create_topic(&connection, &topic, n, replication_factor, timeout).await?
+                cluster::create_topic(
+                    &connection,
+                    &topic,
+                    n,
+                    replication_factor,
+                    &topic_config,
+                    timeout,
+                )
+                .await?
             }
             None => false,
         };
@@ -908,6 +921,16 @@ fn run_e2e(args: E2eArgs) -> anyhow::Result<()> {
         &format!("end-to-end latency: {}", common.topic),
     )?;
     Ok(())
+}
+
+/// Parses one `--topic-config key=value` (the value may contain `=`).
+fn parse_topic_config(argument: &str) -> Result<(String, String), String> {
+    match argument.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("`{argument}`: expected key=value")),
+    }
 }
 
 #[cfg(test)]

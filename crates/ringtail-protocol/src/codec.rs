@@ -26,6 +26,13 @@ pub enum CodecError {
     /// Snappy framing was malformed.
     #[error("malformed snappy data: {0}")]
     Snappy(String),
+    /// The output would pass the caller's bound ([`decompress_bounded`]) or a batch's
+    /// `batch_length` range.
+    #[error("output exceeds {max_bytes} bytes")]
+    TooLarge {
+        /// The bound in bytes.
+        max_bytes: usize,
+    },
 }
 
 const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
@@ -87,37 +94,84 @@ pub fn decompress(
     input: &[u8],
     output: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
+    decompress_bounded(compression, input, output, usize::MAX)
+}
+
+/// Like [`decompress`], but appends at most `max_bytes`: decompression stops as soon as the
+/// output would pass the bound (before snappy blocks are inflated, from their stated length), so
+/// input crafted to inflate enormously costs at most `max_bytes` of memory.
+///
+/// Errors: [`CodecError::TooLarge`] past the bound; [`CodecError::Io`] / [`CodecError::Snappy`]
+/// when the input is not valid for the codec.
+pub fn decompress_bounded(
+    compression: Compression,
+    input: &[u8],
+    output: &mut Vec<u8>,
+    max_bytes: usize,
+) -> Result<(), CodecError> {
     let io = |codec, source| CodecError::Io {
         codec,
         op: "decompress",
         source,
     };
+    let start = output.len();
+    // One byte past the bound is read, so that reaching it exactly is told from passing it.
+    let limit = max_bytes.saturating_add(1) as u64;
     match compression {
-        Compression::None => output.extend_from_slice(input),
+        Compression::None => {
+            if input.len() > max_bytes {
+                return Err(CodecError::TooLarge { max_bytes });
+            }
+            output.extend_from_slice(input);
+        }
         Compression::Gzip => {
             flate2::read::GzDecoder::new(input)
+                .take(limit)
                 .read_to_end(output)
                 .map_err(|e| io("gzip", e))?;
         }
-        Compression::Snappy => decompress_snappy(input, output)?,
+        Compression::Snappy => {
+            if let Err(error) = decompress_snappy(input, output, max_bytes) {
+                output.truncate(start);
+                return Err(error);
+            }
+        }
         Compression::Lz4 => {
             lz4_flex::frame::FrameDecoder::new(input)
+                .take(limit)
                 .read_to_end(output)
                 .map_err(|e| io("lz4", e))?;
         }
         Compression::Zstd => {
             zstd::stream::read::Decoder::new(input)
-                .and_then(|mut d| d.read_to_end(output))
+                .and_then(|d| d.take(limit).read_to_end(output))
                 .map_err(|e| io("zstd", e))?;
         }
+    }
+    if output.len() - start > max_bytes {
+        output.truncate(start);
+        return Err(CodecError::TooLarge { max_bytes });
     }
     Ok(())
 }
 
-fn decompress_snappy(input: &[u8], output: &mut Vec<u8>) -> Result<(), CodecError> {
+fn decompress_snappy(
+    input: &[u8],
+    output: &mut Vec<u8>,
+    max_bytes: usize,
+) -> Result<(), CodecError> {
     let mut decoder = snap::raw::Decoder::new();
     let snappy = |e: snap::Error| CodecError::Snappy(e.to_string());
+    let start = output.len();
+    let check = |output: &Vec<u8>, block: &[u8]| -> Result<(), CodecError> {
+        let length = snap::raw::decompress_len(block).map_err(snappy)?;
+        if (output.len() - start).saturating_add(length) > max_bytes {
+            return Err(CodecError::TooLarge { max_bytes });
+        }
+        Ok(())
+    };
     if !input.starts_with(XERIAL_MAGIC) {
+        check(output, input)?;
         output.extend_from_slice(&decoder.decompress_vec(input).map_err(snappy)?);
         return Ok(());
     }
@@ -136,6 +190,7 @@ fn decompress_snappy(input: &[u8], output: &mut Vec<u8>) -> Result<(), CodecErro
             .ok_or_else(|| {
                 CodecError::Snappy(format!("block of {length} bytes overruns the data"))
             })?;
+        check(output, block)?;
         output.extend_from_slice(&decoder.decompress_vec(block).map_err(snappy)?);
         rest = &rest[4 + block.len()..];
     }
@@ -163,6 +218,42 @@ mod tests {
             let mut output = Vec::new();
             decompress(compression, &compressed, &mut output).unwrap();
             assert_eq!(output, input, "{compression:?}");
+            let mut bounded = Vec::new();
+            decompress_bounded(compression, &compressed, &mut bounded, input.len()).unwrap();
+            assert_eq!(bounded, input, "{compression:?} at exactly the bound");
+            let mut bounded = Vec::new();
+            let error = decompress_bounded(compression, &compressed, &mut bounded, input.len() - 1)
+                .expect_err("one byte past the bound");
+            assert!(matches!(error, CodecError::TooLarge { .. }), "{error}");
+            assert!(
+                bounded.is_empty(),
+                "{compression:?}: nothing kept past the bound"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_bound() {
+        // 64 MiB of zeros compress to at most a few MiB; the bound stops decompression at 1 MiB.
+        let zeros = vec![0u8; 64 << 20];
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut compressed = Vec::new();
+            compress(compression, None, &zeros, &mut compressed).unwrap();
+            assert!(compressed.len() < zeros.len() / 10, "{compression:?}");
+            let mut output = Vec::new();
+            let error = decompress_bounded(compression, &compressed, &mut output, 1 << 20)
+                .expect_err("bounded");
+            assert!(matches!(error, CodecError::TooLarge { max_bytes } if max_bytes == 1 << 20));
+            assert!(
+                output.capacity() < 8 << 20,
+                "{compression:?}: {}",
+                output.capacity()
+            );
         }
     }
 }

@@ -116,6 +116,9 @@ impl RecordBatchBuilder {
 pub struct RecordView<'a> {
     /// Absolute offset: batch base offset + offset delta.
     pub offset: i64,
+    /// CreateTime timestamp in ms: batch base timestamp + timestamp delta (a LogAppendTime
+    /// batch's records all carry the batch's `max_timestamp` instead, KIP-32).
+    pub timestamp: i64,
     /// Key bytes, `None` for a null key.
     pub key: Option<&'a [u8]>,
     /// Value bytes, `None` for a null value.
@@ -148,6 +151,15 @@ pub enum WalkError {
         /// The batch's base offset.
         base_offset: i64,
     },
+    /// The decompressed records section would exceed the caller's bound (a decompression bomb
+    /// or a batch too large to hold in memory).
+    #[error("batch at offset {base_offset}: decompressed records exceed {max_bytes} bytes")]
+    TooLarge {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The bound in bytes.
+        max_bytes: usize,
+    },
 }
 
 /// Calls `f` for each record of one complete batch (`batch` holds exactly the batch, `header`
@@ -159,23 +171,63 @@ pub fn walk_records<'s>(
     header: &RecordBatchHeader,
     batch: &'s [u8],
     scratch: &'s mut Vec<u8>,
-    mut f: impl FnMut(RecordView<'_>),
+    f: impl FnMut(RecordView<'_>),
 ) -> Result<(), WalkError> {
+    let records = records_section(header, batch, scratch, usize::MAX)?;
+    walk_section(header, records, f)
+}
+
+/// The uncompressed records section of one complete batch: the bytes after the 61-byte header
+/// as they are, or decompressed into `scratch` (cleared first) when the batch is compressed.
+///
+/// Errors: [`WalkError::UnknownCodec`] for codec bits 5-7, [`WalkError::Codec`] when the codec
+/// fails, [`WalkError::TooLarge`] as soon as the decompressed section would pass `max_bytes`
+/// (decompression stops there, so a decompression bomb costs at most `max_bytes` of memory).
+pub fn records_section<'s>(
+    header: &RecordBatchHeader,
+    batch: &'s [u8],
+    scratch: &'s mut Vec<u8>,
+    max_bytes: usize,
+) -> Result<&'s [u8], WalkError> {
     let base_offset = header.base_offset;
     let compression = header
         .compression()
         .ok_or(WalkError::UnknownCodec { base_offset })?;
     let section = &batch[RECORD_BATCH_HEADER_BYTES.min(batch.len())..];
-    let records: &[u8] = if compression == Compression::None {
-        section
-    } else {
-        scratch.clear();
-        codec::decompress(compression, section, scratch).map_err(|source| WalkError::Codec {
+    if compression == Compression::None {
+        if section.len() > max_bytes {
+            return Err(WalkError::TooLarge {
+                base_offset,
+                max_bytes,
+            });
+        }
+        return Ok(section);
+    }
+    scratch.clear();
+    match codec::decompress_bounded(compression, section, scratch, max_bytes) {
+        Ok(()) => Ok(scratch),
+        Err(CodecError::TooLarge { .. }) => Err(WalkError::TooLarge {
+            base_offset,
+            max_bytes,
+        }),
+        Err(source) => Err(WalkError::Codec {
             base_offset,
             source,
-        })?;
-        scratch
-    };
+        }),
+    }
+}
+
+/// Calls `f` for each record of an uncompressed records section (from [`records_section`])
+/// of the batch `header` describes, at most `record_count` records.
+///
+/// Errors: [`WalkError::Malformed`] when a record's framing overruns the section or there are
+/// fewer records than `record_count`; records before the bad one have been passed to `f`.
+pub fn walk_section(
+    header: &RecordBatchHeader,
+    records: &[u8],
+    mut f: impl FnMut(RecordView<'_>),
+) -> Result<(), WalkError> {
+    let base_offset = header.base_offset;
     let malformed = |at| WalkError::Malformed { base_offset, at };
     let mut at = 0;
     for _ in 0..header.record_count.max(0) {
@@ -187,12 +239,13 @@ pub fn walk_records<'s>(
             return Err(malformed(at));
         }
         at += 1; // attributes
-        get_varlong(records, &mut at).ok_or(malformed(at))?; // timestamp delta
+        let timestamp_delta = get_varlong(records, &mut at).ok_or(malformed(at))?;
         let offset_delta = get_varlong(records, &mut at).ok_or(malformed(at))?;
         let key = read_bytes(records, &mut at, end).ok_or(malformed(at))?;
         let value = read_bytes(records, &mut at, end).ok_or(malformed(at))?;
         f(RecordView {
-            offset: base_offset + offset_delta,
+            offset: base_offset.wrapping_add(offset_delta),
+            timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
             key,
             value,
         });
@@ -200,6 +253,44 @@ pub fn walk_records<'s>(
     }
     Ok(())
 }
+
+/// The batch `batch` with its records section `records` (uncompressed, from
+/// [`records_section`]) compressed with `target` at `level`: attributes' codec bits,
+/// `batch_length` and the CRC-32C rewritten; every other header field (base offset, leader
+/// epoch, timestamps, timestamp type, producer id, epoch, base sequence, record count) and every
+/// record byte kept, so offsets and timestamps are unchanged (the record deltas are relative to
+/// the unchanged header). This is Kafka's recompression on append for a topic
+/// `compression.type` that differs from the producer's codec (`LogValidator`), without
+/// re-encoding the records.
+///
+/// Errors: [`CodecError`] when the codec fails.
+pub fn recompress_batch(
+    batch: &[u8],
+    records: &[u8],
+    target: Compression,
+    level: Option<i32>,
+) -> Result<Vec<u8>, CodecError> {
+    assert!(
+        batch.len() >= RECORD_BATCH_HEADER_BYTES,
+        "invariant: a validated batch holds a whole header"
+    );
+    let mut out = Vec::with_capacity(RECORD_BATCH_HEADER_BYTES + records.len() / 2 + 64);
+    out.extend_from_slice(&batch[..RECORD_BATCH_HEADER_BYTES]);
+    codec::compress(target, level, records, &mut out)?;
+    let batch_length = i32::try_from(out.len() - 12).map_err(|_| CodecError::TooLarge {
+        max_bytes: i32::MAX as usize,
+    })?;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = i16::from_be_bytes([out[21], out[22]]);
+    let attributes = (attributes & !ATTR_COMPRESSION_BITS) | target as i16;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+/// Attribute bits 0-2: the codec.
+const ATTR_COMPRESSION_BITS: i16 = 0x07;
 
 /// Reads a varlong-length-prefixed byte string ending at or before `end`; length -1 is null.
 fn read_bytes<'a>(input: &'a [u8], at: &mut usize, end: usize) -> Option<Option<&'a [u8]>> {
@@ -220,6 +311,93 @@ fn read_bytes<'a>(input: &'a [u8], at: &mut usize, end: usize) -> Option<Option<
 mod tests {
     use super::*;
     use crate::record_batch::validate_batch;
+
+    const CODECS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// (offset, timestamp, key, value) of a record.
+    type Seen = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    fn records_of(bytes: &[u8]) -> Vec<Seen> {
+        let header = validate_batch(bytes, 1 << 20).expect("valid batch");
+        let mut scratch = Vec::new();
+        let mut seen = Vec::new();
+        walk_records(&header, bytes, &mut scratch, |r| {
+            seen.push((
+                r.offset,
+                r.timestamp,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            ))
+        })
+        .expect("walk");
+        seen
+    }
+
+    #[test]
+    fn recompression_keeps_header_fields_and_records() {
+        for source in CODECS {
+            let mut builder = RecordBatchBuilder::new(4096);
+            builder.append(Some(b"k1"), &[b'a'; 500], 1_000);
+            builder.append(None, b"second", 999_999_999_999);
+            builder.append(Some(b""), b"third", 900);
+            let mut bytes = builder.finish(source, None, 42, 3, 17).unwrap().to_vec();
+            bytes[0..8].copy_from_slice(&5i64.to_be_bytes()); // a producer's base offset
+            let original = validate_batch(&bytes, 1 << 20).unwrap();
+            let expected = records_of(&bytes);
+            for target in CODECS {
+                let mut scratch = Vec::new();
+                let section = records_section(&original, &bytes, &mut scratch, 1 << 20).unwrap();
+                let rebuilt = recompress_batch(&bytes, section, target, Some(1)).unwrap();
+                let header = validate_batch(&rebuilt, 1 << 20).expect("CRC recomputed");
+                assert_eq!(
+                    header.compression(),
+                    Some(target),
+                    "{source:?} -> {target:?}"
+                );
+                let same = RecordBatchHeader {
+                    crc: header.crc,
+                    attributes: header.attributes,
+                    batch_length: header.batch_length,
+                    ..original
+                };
+                assert_eq!(header, same, "{source:?} -> {target:?}: other fields kept");
+                assert_eq!(header.attributes & !0x07, original.attributes & !0x07);
+                assert_eq!(records_of(&rebuilt), expected, "{source:?} -> {target:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_section_is_bounded() {
+        let mut builder = RecordBatchBuilder::new(1 << 20);
+        for i in 0..1000 {
+            builder.append(None, &[0u8; 1000], i);
+        }
+        for codec in CODECS {
+            let bytes = builder.finish(codec, None, -1, -1, -1).unwrap();
+            let header = validate_batch(&bytes, usize::MAX).unwrap();
+            let mut scratch = Vec::new();
+            let error = records_section(&header, &bytes, &mut scratch, 100_000).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    WalkError::TooLarge {
+                        max_bytes: 100_000,
+                        ..
+                    }
+                ),
+                "{codec:?}: {error}"
+            );
+            let section = records_section(&header, &bytes, &mut scratch, 2 << 20).unwrap();
+            assert!(section.len() > 1_000_000);
+        }
+    }
 
     #[test]
     fn built_batches_validate_and_walk_back() {
