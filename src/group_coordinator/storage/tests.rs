@@ -121,7 +121,7 @@ fn cleaned_log_replays_to_the_same_state() {
         let after_first = log.read_all().await.expect("read");
         assert!(after_first.len() < stored_before);
         assert!(
-            after_first.iter().any(|r| is_tombstone(r)),
+            after_first.iter().any(is_tombstone),
             "tombstones stay until delete.retention.ms"
         );
         assert_eq!(replayed(after_first), expected);
