@@ -249,6 +249,11 @@ pub struct BrokerConfig {
     pub log_cleaner_min_compaction_lag_ms: i64,
     /// `log.cleaner.max.compaction.lag.ms`: default of `max.compaction.lag.ms` (i64::MAX).
     pub log_cleaner_max_compaction_lag_ms: i64,
+    // --- `__consumer_offsets` cleaned by the log cleaner (Kafka's `GroupCoordinatorConfig`) ---
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets`; default
+    /// 104857600, at least 1 (Kafka's `atLeast(1)`; Ringtail rolls no smaller than
+    /// `crate::log::SEGMENT_BYTES_MIN`).
+    pub offsets_topic_segment_bytes: i32,
     // --- operator HTTP listener (issue 12: /metrics, /healthz, status page) ---
     /// `ringtail.http.listener`: address of the HTTP listener serving `/metrics`, `/healthz`
     /// and the status page `/`; default `127.0.0.1:9644` (Redpanda's admin port); empty
@@ -624,6 +629,7 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?,
+            offsets_topic_segment_bytes: layers.int("offsets.topic.segment.bytes", 1, MAX32)?,
             http_listener: parse_http_listener(layers.get("ringtail.http.listener"))?,
             log_level: parse_log_level(&layers)?,
             log_message_timestamp_before_max_ms: layers.int(
@@ -1054,6 +1060,8 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
         "log.cleaner.max.compaction.lag.ms",
         Some("9223372036854775807"),
     ),
+    // `__consumer_offsets` segments (Kafka's GroupCoordinatorConfig default).
+    property("offsets.topic.segment.bytes", Some("104857600")),
     // operator HTTP listener (issue 12)
     property("ringtail.http.listener", Some("127.0.0.1:9644")),
     // ----- logging (issue 12): see crate::logging -----
@@ -2051,6 +2059,7 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "group.max.session.timeout.ms"
         | "group.initial.rebalance.delay.ms"
         | "offsets.topic.num.partitions"
+        | "offsets.topic.segment.bytes"
         | "offsets.retention.minutes"
         | "fetch.max.bytes"
         | "log.cleaner.threads"

@@ -17,7 +17,7 @@ use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::config::BrokerConfig;
-use crate::group_coordinator::{GroupCoordinator, GroupSettings};
+use crate::group_coordinator::{GroupCoordinator, GroupSettings, OffsetsLogSettings};
 use crate::metadata::{MetadataImage, TopicStore};
 use crate::metrics::health;
 use crate::replica_manager::ReplicaManager;
@@ -399,6 +399,7 @@ async fn open_shard(
             start.shard_count,
             group_settings(&start.config),
             start.config.log_dir().to_path_buf(),
+            offsets_log_settings(&start.config),
         ),
         config: start.config.clone(),
         topic_store: start.store,
@@ -496,6 +497,19 @@ fn group_settings(config: &BrokerConfig) -> GroupSettings {
         offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         offsets_retention_ms: config.offsets_retention_minutes as i64 * 60 * 1000,
         ..GroupSettings::default()
+    }
+}
+
+/// How the group coordinator keeps `__consumer_offsets`: `offsets.topic.segment.bytes`, and
+/// the cleaner settings of the broker's topic defaults (Kafka sets only `cleanup.policy`,
+/// `segment.bytes` and `compression.type` on that topic).
+fn offsets_log_settings(config: &BrokerConfig) -> OffsetsLogSettings {
+    OffsetsLogSettings {
+        segment_bytes: config.offsets_topic_segment_bytes.max(1) as u64,
+        cleaner: config.log_cleaner_enable.then(|| {
+            crate::replica_manager::cleaner_config(&config.default_topic_config(), config)
+        }),
+        cleaner_backoff_ms: config.log_cleaner_backoff_ms.max(0) as u64,
     }
 }
 

@@ -538,13 +538,16 @@ def test_commit_to_unknown_topic_or_partition_is_rejected(group_broker):
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.ringtail_only("Ringtail's own compaction of __consumer_offsets while it runs: its "
-                           "log lines, replay counts and .compacting/.old files")
+@pytest.mark.ringtail_only("Ringtail's log lines, replay counts and cleaner files of "
+                           "__consumer_offsets compacted while it runs")
 def test_consumer_offsets_compacted(start_broker):
-    """12,000 commits of 6 offsets: the writer compacts the partition log down to the live
-    offsets while the broker runs, and a crash afterwards replays only the compacted log."""
+    """12,000 commits of 6 offsets: the log cleaner compacts the partition log (64 KiB
+    segments) down to the live offsets while the broker runs, and a crash afterwards replays
+    only the compacted log."""
     import re
-    broker = start_broker(shards=2, settings=GROUP_SETTINGS)
+    broker = start_broker(shards=2, settings={**GROUP_SETTINGS,
+                                              "offsets.topic.segment.bytes": "65536",
+                                              "log.cleaner.backoff.ms": "100"})
     topic = harness.create_topic(broker, harness.unique_topic("compact"), PARTITIONS)
     group = harness.unique_topic("gcompact")
     consumer = Consumer(consumer_config(broker, group))
@@ -562,7 +565,9 @@ def test_consumer_offsets_compacted(start_broker):
                         asynchronous=False)
     consumer.close()
     # The log is written asynchronously: wait for the line rather than read it once.
-    harness.wait_until(lambda: "compacting __consumer_offsets" in broker.log_text(), 30,
+    harness.wait_until(lambda: re.search(r"cleaned log.*__consumer_offsets|"
+                                         r"__consumer_offsets.*cleaned log",
+                                         broker.log_text()), 30,
                        message="compaction while the broker runs")
     last = [(rounds - 1) * 10 + p for p in range(PARTITIONS)]
     assert committed() == last
@@ -574,8 +579,8 @@ def test_consumer_offsets_compacted(start_broker):
     replayed = [int(n) for n in re.findall(r"records=(\d+)",
                                            broker.log_text().split("start #2")[-1])]
     assert replayed and max(replayed) < 10_000, replayed
-    assert not list(broker.data_dir.glob("__consumer_offsets-*.compacting"))
-    assert not list(broker.data_dir.glob("__consumer_offsets-*.old"))
+    assert not list(broker.data_dir.glob("__consumer_offsets-*/*.cleaned"))
+    assert not list(broker.data_dir.glob("__consumer_offsets-*/*.swap"))
     assert committed() == last
 
 

@@ -254,7 +254,8 @@ impl CoordinatorState {
 
     /// The live state of one `__consumer_offsets` partition as records: each group's metadata
     /// (when it ever had members) followed by its committed offsets. Replaying them rebuilds
-    /// what replaying the whole log did (compaction).
+    /// what replaying the whole log did: the minimal log the log cleaner converges to (the
+    /// last record of each live key), used by tests of replay.
     pub fn snapshot_records(&self, partition: i32) -> Vec<CoordinatorRecord> {
         let mut group_ids: Vec<&String> = self
             .groups

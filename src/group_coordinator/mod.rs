@@ -46,10 +46,6 @@ pub use storage::StoreError;
 
 /// Kafka's internal topic for offsets and group metadata.
 pub const OFFSETS_TOPIC_NAME: &str = "__consumer_offsets";
-/// A partition is compacted at load when it holds at least this many records ...
-pub const COMPACTION_MIN_RECORDS: usize = 10_000;
-/// ... and more than this many times the records of its live state.
-pub const COMPACTION_RATIO: usize = 2;
 /// How often the timer task checks deadlines, in milliseconds. Session timeouts are at least
 /// `group.min.session.timeout.ms` (6000 by default), so 100 ms is well within their precision.
 pub const GROUP_TICK_INTERVAL_MS: u64 = 100;
@@ -88,6 +84,31 @@ impl Default for GroupSettings {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+        }
+    }
+}
+
+/// How the coordinator keeps its `__consumer_offsets` logs: Kafka creates the topic with
+/// `cleanup.policy=compact` and `segment.bytes=offsets.topic.segment.bytes`
+/// (`GroupCoordinatorService.groupMetadataTopicConfigs`); every other log setting is the
+/// broker default (`log.cleaner.delete.retention.ms`, `log.cleaner.min.cleanable.ratio`, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OffsetsLogSettings {
+    /// `offsets.topic.segment.bytes` (104857600).
+    pub segment_bytes: u64,
+    /// The cleaner settings from the broker defaults; `None` when `log.cleaner.enable=false`
+    /// (the logs then grow, as Kafka's do).
+    pub cleaner: Option<crate::log::CleanerConfig>,
+    /// `log.cleaner.backoff.ms`: pause after a round that cleaned nothing (15000).
+    pub cleaner_backoff_ms: u64,
+}
+
+impl Default for OffsetsLogSettings {
+    fn default() -> OffsetsLogSettings {
+        OffsetsLogSettings {
+            segment_bytes: storage::OFFSETS_TOPIC_SEGMENT_BYTES,
+            cleaner: None,
+            cleaner_backoff_ms: 15_000,
         }
     }
 }
@@ -153,6 +174,7 @@ struct Inner {
     shard_id: usize,
     shard_count: usize,
     log_dir: PathBuf,
+    offsets_log: OffsetsLogSettings,
     state: RefCell<CoordinatorState>,
     /// Appends waiting for the writer task, in state-change order.
     write_queue: RefCell<VecDeque<WriteRequest>>,
@@ -160,11 +182,10 @@ struct Inner {
     writer_wakeup: RefCell<Option<glommio::channels::local_channel::LocalSender<()>>>,
     /// Set by `shutdown`; the timer and writer tasks end.
     stopping: Cell<bool>,
-    /// OffsetCommits between validation and applying their durable records to the state; the
-    /// writer compacts only when none is, so that a snapshot holds every appended commit.
-    offset_commits_in_flight: Cell<usize>,
     tasks: RefCell<Vec<glommio::task::JoinHandle<()>>>,
     writer_done: RefCell<Option<oneshot::Receiver<()>>>,
+    /// Told when the cleaner task ended; the writer closes the logs only after that.
+    cleaner_done: RefCell<Option<oneshot::Receiver<()>>>,
 }
 
 /// Records for one `__consumer_offsets` partition, with a waiter when the caller needs them
@@ -179,26 +200,28 @@ struct WriteRequest {
 type DurableWaiter = oneshot::Sender<Result<(), StoreError>>;
 
 impl GroupCoordinator {
-    /// A coordinator for the groups of `shard_id`, storing under `log_dir`. Not serving until
-    /// [`GroupCoordinator::load`] finished.
+    /// A coordinator for the groups of `shard_id`, storing under `log_dir` as `offsets_log`
+    /// says. Not serving until [`GroupCoordinator::load`] finished.
     pub fn new(
         shard_id: usize,
         shard_count: usize,
         settings: GroupSettings,
         log_dir: PathBuf,
+        offsets_log: OffsetsLogSettings,
     ) -> GroupCoordinator {
         GroupCoordinator {
             inner: Rc::new(Inner {
                 shard_id,
                 shard_count,
                 log_dir,
+                offsets_log,
                 state: RefCell::new(CoordinatorState::new(shard_id, shard_count, settings)),
                 write_queue: RefCell::new(VecDeque::new()),
                 writer_wakeup: RefCell::new(None),
                 stopping: Cell::new(false),
-                offset_commits_in_flight: Cell::new(0),
                 tasks: RefCell::new(Vec::new()),
                 writer_done: RefCell::new(None),
+                cleaner_done: RefCell::new(None),
             }),
         }
     }
@@ -248,7 +271,10 @@ impl GroupCoordinator {
     }
 
     /// Opens and replays this shard's `__consumer_offsets-<p>` logs, then starts serving and
-    /// the timer and writer tasks. Must run on the shard's executor.
+    /// the timer, writer and cleaner tasks. Must run on the shard's executor. A cleaned log
+    /// replays to the same state as the whole log did: the cleaner keeps the last record of
+    /// every key (a tombstone until `delete.retention.ms` past its cleaning), and replay
+    /// applies records by key, ignoring offsets and their gaps.
     pub async fn load(&self) -> Result<(), StoreError> {
         let settings = self.settings();
         let partitions = owned_offsets_partitions(
@@ -257,35 +283,25 @@ impl GroupCoordinator {
             settings.offsets_topic_num_partitions,
         );
         let mut logs = BTreeMap::new();
-        let mut stored_records = BTreeMap::new();
         let mut replayed = 0usize;
         for partition in partitions {
-            let mut log = storage::PartitionLog::open(&self.inner.log_dir, partition).await?;
+            let log = storage::PartitionLog::open(
+                &self.inner.log_dir,
+                partition,
+                self.inner.offsets_log.segment_bytes,
+            )
+            .await?;
             let records = log.read_all().await?;
-            let stored = records.len();
-            replayed += stored;
+            replayed += records.len();
             let now = now_ms();
-            let snapshot = {
-                let mut state = self.inner.state.borrow_mut();
-                for record in records {
-                    state.replay(record, now);
-                }
-                state.snapshot_records(partition)
-            };
-            if stored >= COMPACTION_MIN_RECORDS && stored > COMPACTION_RATIO * snapshot.len() {
-                tracing::info!(
-                    partition,
-                    stored,
-                    live = snapshot.len(),
-                    "compacting __consumer_offsets"
-                );
-                log = log.rewrite(&self.inner.log_dir, &snapshot, now).await?;
-                stored_records.insert(partition, RecordCounts::new(snapshot.len(), snapshot.len()));
-            } else {
-                stored_records.insert(partition, RecordCounts::new(stored, snapshot.len()));
+            let mut state = self.inner.state.borrow_mut();
+            for record in records {
+                state.replay(record, now);
             }
-            logs.insert(partition, log);
+            drop(state);
+            logs.insert(partition, Rc::new(log));
         }
+        let logs = Rc::new(logs);
         self.inner.state.borrow_mut().set_loaded(true, now_ms());
         tracing::info!(
             shard = self.inner.shard_id,
@@ -296,22 +312,37 @@ impl GroupCoordinator {
         *self.inner.writer_wakeup.borrow_mut() = Some(wakeup_sender);
         let (done_sender, done_receiver) = oneshot::channel();
         *self.inner.writer_done.borrow_mut() = Some(done_receiver);
+        let (cleaner_sender, cleaner_receiver) = oneshot::channel();
+        *self.inner.cleaner_done.borrow_mut() = Some(cleaner_receiver);
+        let cleaner = glommio::spawn_local(cleaner_task(
+            self.inner.clone(),
+            logs.clone(),
+            cleaner_sender,
+        ))
+        .detach();
         let writer = glommio::spawn_local(writer_task(
             self.inner.clone(),
             logs,
-            stored_records,
             wakeup_receiver,
             done_sender,
         ))
         .detach();
         let timer = glommio::spawn_local(timer_task(self.inner.clone())).detach();
-        self.inner.tasks.borrow_mut().extend([writer, timer]);
+        self.inner
+            .tasks
+            .borrow_mut()
+            .extend([writer, timer, cleaner]);
         Ok(())
     }
 
     /// Answers every waiting request, writes what is queued, flushes and closes the logs.
     pub async fn shutdown(&self) {
         self.inner.stopping.set(true);
+        // The cleaner ends its pass first: the writer closes the logs it cleans.
+        let cleaner_done = self.inner.cleaner_done.borrow_mut().take();
+        if let Some(cleaner_done) = cleaner_done {
+            let _ = cleaner_done.await;
+        }
         self.inner.state.borrow_mut().unload(now_ms());
         // Dropping the sender ends the writer once the queue is drained.
         self.inner.writer_wakeup.borrow_mut().take();
@@ -439,7 +470,6 @@ impl GroupCoordinator {
         request: OffsetCommitRequest,
         version: i16,
     ) -> OffsetCommitResponse {
-        let _in_flight = InFlight::enter(&self.inner);
         let group_id = request.group_id.to_string();
         let now = now_ms();
         let validation = self.inner.state.borrow_mut().validate_offset_commit(
@@ -779,20 +809,13 @@ async fn timer_task(inner: Rc<Inner>) {
 /// has a durable waiter (group commit), then answers the waiters.
 async fn writer_task(
     inner: Rc<Inner>,
-    mut logs: BTreeMap<i32, storage::PartitionLog>,
-    mut stored_records: BTreeMap<i32, RecordCounts>,
+    logs: Rc<BTreeMap<i32, Rc<storage::PartitionLog>>>,
     wakeup: glommio::channels::local_channel::LocalReceiver<()>,
     done: oneshot::Sender<()>,
 ) {
     loop {
         let requests: Vec<WriteRequest> = inner.write_queue.borrow_mut().drain(..).collect();
         if requests.is_empty() {
-            if inner.offset_commits_in_flight.get() == 0 && !inner.stopping.get() {
-                compact_idle_partitions(&inner, &mut logs, &mut stored_records).await;
-                if !inner.write_queue.borrow().is_empty() {
-                    continue;
-                }
-            }
             if wakeup.recv().await.is_none() {
                 // Shutdown: one last drain happens above on the next pass if anything is left.
                 if inner.write_queue.borrow().is_empty() {
@@ -809,8 +832,7 @@ async fn writer_task(
             entry.1.extend(request.durable);
         }
         for (partition, (records, waiters)) in by_partition {
-            stored_records.entry(partition).or_default().stored += records.len();
-            let result = match logs.get_mut(&partition) {
+            let result = match logs.get(&partition) {
                 Some(log) => {
                     let appended = log.append(&records, now_ms()).await;
                     match appended {
@@ -828,7 +850,7 @@ async fn writer_task(
             }
         }
     }
-    for (partition, log) in logs.iter_mut() {
+    for (partition, log) in logs.iter() {
         if let Err(error) = log.close().await {
             tracing::error!(partition, %error, "closing __consumer_offsets log failed");
         }
@@ -836,103 +858,83 @@ async fn writer_task(
     let _ = done.send(());
 }
 
-/// Rewrites partitions whose log holds many more records than their live state (see
-/// [`COMPACTION_MIN_RECORDS`]); called by the writer when nothing is queued and no commit is
-/// between its append and its application, so the snapshot covers every appended record.
-/// Records queued meanwhile are appended to the new log afterwards.
-async fn compact_idle_partitions(
-    inner: &Inner,
-    logs: &mut BTreeMap<i32, storage::PartitionLog>,
-    stored_records: &mut BTreeMap<i32, RecordCounts>,
+/// Runs log-cleaner passes ([`storage::PartitionLog::clean`]) over this shard's
+/// `__consumer_offsets` logs until the coordinator stops: one partition after the other (never
+/// two passes on one log at once), again at once after a round that cleaned something, else
+/// after `log.cleaner.backoff.ms` (Kafka's `CleanerThread.doWork`). The first dirty offsets go
+/// to and come from `cleaner-offset-checkpoint` as `__consumer_offsets <p>`, as Kafka's. A
+/// failed pass is logged and retried on the next round; the partition stays online.
+async fn cleaner_task(
+    inner: Rc<Inner>,
+    logs: Rc<BTreeMap<i32, Rc<storage::PartitionLog>>>,
+    done: oneshot::Sender<()>,
 ) {
-    let candidates: Vec<i32> = stored_records
-        .iter()
-        .filter(|(_, counts)| counts.worth_checking())
-        .map(|(partition, _)| *partition)
-        .collect();
-    for partition in candidates {
-        let snapshot = inner.state.borrow().snapshot_records(partition);
-        let counts = stored_records.entry(partition).or_default();
-        counts.live_at_last_check = snapshot.len();
-        let stored = counts.stored;
-        if stored <= COMPACTION_RATIO * snapshot.len() {
-            continue;
-        }
-        let Some(log) = logs.remove(&partition) else {
-            continue;
-        };
-        tracing::info!(
-            partition,
-            stored,
-            live = snapshot.len(),
-            "compacting __consumer_offsets"
-        );
-        match log.rewrite(&inner.log_dir, &snapshot, now_ms()).await {
-            Ok(log) => {
-                logs.insert(partition, log);
-                stored_records.insert(partition, RecordCounts::new(snapshot.len(), snapshot.len()));
+    if let Some(config) = inner.offsets_log.cleaner.clone() {
+        let backoff = Duration::from_millis(inner.offsets_log.cleaner_backoff_ms.max(1));
+        let tick = Duration::from_millis(GROUP_TICK_INTERVAL_MS);
+        while !inner.stopping.get() {
+            if clean_offsets_logs(&inner, &logs, &config).await > 0 {
+                glommio::yield_if_needed().await;
+                continue;
             }
-            Err(error) => {
-                tracing::error!(partition, %error, "compacting __consumer_offsets failed");
-                match storage::PartitionLog::open(&inner.log_dir, partition).await {
-                    Ok(mut log) => {
-                        let records = log.read_all().await.map_or(stored, |r| r.len());
-                        logs.insert(partition, log);
-                        stored_records
-                            .insert(partition, RecordCounts::new(records, snapshot.len()));
-                    }
-                    Err(error) => {
-                        tracing::error!(partition, %error, "__consumer_offsets partition unavailable")
-                    }
+            let wake = std::time::Instant::now() + backoff;
+            while !inner.stopping.get() && std::time::Instant::now() < wake {
+                let left = wake.saturating_duration_since(std::time::Instant::now());
+                glommio::timer::sleep(left.min(tick)).await;
+            }
+        }
+    }
+    let _ = done.send(());
+}
+
+/// One cleaner round over `logs`; returns the partitions cleaned.
+async fn clean_offsets_logs(
+    inner: &Inner,
+    logs: &BTreeMap<i32, Rc<storage::PartitionLog>>,
+    config: &crate::log::CleanerConfig,
+) -> usize {
+    let checkpoint = match crate::log::read_cleaner_checkpoint(&inner.log_dir) {
+        Ok(checkpoint) => checkpoint,
+        Err(error) => {
+            tracing::warn!(%error, "reading the cleaner checkpoint failed");
+            Default::default()
+        }
+    };
+    let mut cleaned = 0;
+    for (&partition, log) in logs.iter() {
+        if inner.stopping.get() {
+            break;
+        }
+        let key = (OFFSETS_TOPIC_NAME.to_string(), partition);
+        match log
+            .clean(config, checkpoint.get(&key).copied(), now_ms())
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(summary)) => {
+                cleaned += 1;
+                tracing::info!(
+                    topic = OFFSETS_TOPIC_NAME,
+                    partition,
+                    segments = summary.segments_cleaned,
+                    bytes_before = summary.bytes_before,
+                    bytes_after = summary.bytes_after,
+                    keys = summary.keys_mapped,
+                    first_dirty_offset = summary.first_dirty_offset,
+                    "cleaned log"
+                );
+                let update = [(key, Some(summary.first_dirty_offset))];
+                if let Err(error) = crate::log::write_cleaner_checkpoint(&inner.log_dir, &update) {
+                    tracing::warn!(%error, "writing the cleaner checkpoint failed");
                 }
             }
+            Err(error) => {
+                tracing::warn!(partition, %error, "cleaning __consumer_offsets failed")
+            }
         }
+        glommio::yield_if_needed().await;
     }
-}
-
-/// Records in one `__consumer_offsets` log, and in its live state when last looked at.
-#[derive(Clone, Copy, Debug, Default)]
-struct RecordCounts {
-    stored: usize,
-    live_at_last_check: usize,
-}
-
-impl RecordCounts {
-    fn new(stored: usize, live: usize) -> RecordCounts {
-        RecordCounts {
-            stored,
-            live_at_last_check: live,
-        }
-    }
-
-    /// Worth building a snapshot: enough records, and more than the ratio over the live state
-    /// seen last time (so a large live state is not snapshotted on every write).
-    fn worth_checking(&self) -> bool {
-        self.stored >= COMPACTION_MIN_RECORDS
-            && self.stored > COMPACTION_RATIO * self.live_at_last_check
-    }
-}
-
-/// Counts an OffsetCommit in flight for as long as the guard lives; the last one out wakes
-/// the writer, which may then compact.
-struct InFlight<'a>(&'a Inner);
-
-impl<'a> InFlight<'a> {
-    fn enter(inner: &'a Inner) -> InFlight<'a> {
-        let count = &inner.offset_commits_in_flight;
-        count.set(count.get() + 1);
-        InFlight(inner)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let count = &self.0.offset_commits_in_flight;
-        count.set(count.get() - 1);
-        if count.get() == 0 {
-            self.0.wake_writer();
-        }
-    }
+    cleaned
 }
 
 fn code(error: Option<ResponseError>) -> i16 {

@@ -3,17 +3,18 @@
 //! segments in Kafka's layout, owned by the coordinator of this shard (the replica manager
 //! never opens `__consumer_offsets`).
 //!
-//! Compaction (Kafka compacts `__consumer_offsets` by key) is done by rewriting, at load time
-//! and by the writer task when idle (`group_coordinator::compact_idle_partitions`): the live
-//! state is written to `__consumer_offsets-<p>.compacting` and closed, then
-//! [`crate::log::DirSwap`] swaps it in for the live directory (via `.old`). A crash at any step
-//! is finished or undone by [`PartitionLog::open`] ([`crate::log::DirSwap::recover`]). This
-//! module touches no file itself: every file and directory operation is `crate::log`'s.
+//! Compaction (Kafka compacts `__consumer_offsets` by key, `cleanup.policy=compact`) is the
+//! shard's log cleaner pass [`crate::log::Log::clean`], run on these logs by the coordinator's
+//! cleaner task ([`PartitionLog::clean`]): it keeps the last record of each key (offsets
+//! kept, so gaps appear) and drops tombstones after `delete.retention.ms`; replay reads across
+//! the gaps. This module touches no file itself: every file operation is `crate::log`'s.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::log::{DirSwap, Log, LogConfig, LogError, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::log::{
+    CleanSummary, CleanerConfig, Log, LogConfig, LogError, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+};
 use crate::protocol::record_batch::{
     set_base_offset, BatchError, BatchIter, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES,
 };
@@ -25,10 +26,6 @@ use super::OFFSETS_TOPIC_NAME;
 pub const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
 /// Bytes read per step while replaying a partition.
 const REPLAY_READ_BYTES: usize = 1 << 20;
-/// Records per batch when a partition is rewritten by compaction.
-const COMPACTION_BATCH_RECORDS: usize = 1000;
-const _: () = assert!(COMPACTION_BATCH_RECORDS > 0);
-const _: () = assert!(COMPACTION_BATCH_RECORDS <= i32::MAX as usize);
 const _: () = assert!(REPLAY_READ_BYTES >= RECORD_BATCH_HEADER_BYTES);
 const _: () = assert!(OFFSETS_TOPIC_SEGMENT_BYTES >= SEGMENT_BYTES_MIN);
 const _: () = assert!(OFFSETS_TOPIC_SEGMENT_BYTES <= SEGMENT_BYTES_MAX);
@@ -37,7 +34,7 @@ const _: () = assert!(OFFSETS_TOPIC_SEGMENT_BYTES <= SEGMENT_BYTES_MAX);
 /// so the sources are shared (`Arc`).
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The partition log (or a directory swap of compaction) failed.
+    /// The partition log failed.
     #[error("__consumer_offsets-{partition}: {source}")]
     Log {
         partition: i32,
@@ -73,47 +70,42 @@ pub struct PartitionLog {
 }
 
 impl PartitionLog {
-    /// Opens (creating if needed) the partition's log under `log_dir`, recovering its tail and
-    /// finishing an interrupted compaction.
-    pub async fn open(log_dir: &Path, partition: i32) -> Result<PartitionLog, StoreError> {
-        dir_swap(log_dir, partition)
-            .recover()
-            .map_err(|e| log_error(partition, e))?;
-        let log = Log::open(partition_dir(log_dir, partition, ""), log_config(), true)
-            .await
-            .map_err(|e| log_error(partition, e))?;
+    /// Opens (creating if needed) the partition's log under `log_dir` with `segment_bytes`
+    /// (`offsets.topic.segment.bytes`, clamped to what `crate::log` accepts), recovering its
+    /// tail and finishing or discarding an interrupted cleaning swap.
+    pub async fn open(
+        log_dir: &Path,
+        partition: i32,
+        segment_bytes: u64,
+    ) -> Result<PartitionLog, StoreError> {
+        let log = Log::open(
+            partition_dir(log_dir, partition),
+            log_config(segment_bytes),
+            true,
+        )
+        .await
+        .map_err(|e| log_error(partition, e))?;
         Ok(PartitionLog { partition, log })
     }
 
-    /// Replaces the log with one holding only `records` (the live state), and reopens it.
-    pub async fn rewrite(
-        self,
-        log_dir: &Path,
-        records: &[CoordinatorRecord],
+    /// One log-cleaner pass ([`Log::clean`]) from `first_dirty_offset` (the checkpointed dirty
+    /// start). May run while [`Self::append`] and [`Self::flush`] run; never concurrently with
+    /// another clean of this log nor with [`Self::close`] (the caller's cleaner task runs one
+    /// pass at a time and ends before the writer closes the logs).
+    pub async fn clean(
+        &self,
+        config: &CleanerConfig,
+        first_dirty_offset: Option<i64>,
         now_ms: i64,
-    ) -> Result<PartitionLog, StoreError> {
-        let partition = self.partition;
-        let swap = dir_swap(log_dir, partition);
-        swap.clear_replacement()
-            .map_err(|e| log_error(partition, e))?;
-        let mut fresh = PartitionLog {
-            partition,
-            log: Log::open(swap.replacement.clone(), log_config(), false)
-                .await
-                .map_err(|e| log_error(partition, e))?,
-        };
-        for chunk in records.chunks(COMPACTION_BATCH_RECORDS) {
-            fresh.append(chunk, now_ms).await?;
-        }
-        fresh.close().await?;
-        let mut current = self;
-        current.close().await?;
-        swap.commit().map_err(|e| log_error(partition, e))?;
-        PartitionLog::open(log_dir, partition).await
+    ) -> Result<Option<CleanSummary>, StoreError> {
+        self.log
+            .clean(config, first_dirty_offset, now_ms)
+            .await
+            .map_err(|e| log_error(self.partition, e))
     }
 
     /// Reads and decodes every record from the log start to the log end.
-    pub async fn read_all(&mut self) -> Result<Vec<CoordinatorRecord>, StoreError> {
+    pub async fn read_all(&self) -> Result<Vec<CoordinatorRecord>, StoreError> {
         let end = self.log.log_end_offset();
         let mut offset = self.log.log_start_offset();
         let mut records = Vec::new();
@@ -140,7 +132,7 @@ impl PartitionLog {
 
     /// Appends `records` as one batch at the log end offset (written, not yet synced).
     pub async fn append(
-        &mut self,
+        &self,
         records: &[CoordinatorRecord],
         now_ms: i64,
     ) -> Result<(), StoreError> {
@@ -170,7 +162,7 @@ impl PartitionLog {
     }
 
     /// Makes every append so far durable (fdatasync).
-    pub async fn flush(&mut self) -> Result<(), StoreError> {
+    pub async fn flush(&self) -> Result<(), StoreError> {
         self.log
             .flush()
             .await
@@ -178,7 +170,7 @@ impl PartitionLog {
     }
 
     /// Clean close: flush, seal the active segment, write the indexes.
-    pub async fn close(&mut self) -> Result<(), StoreError> {
+    pub async fn close(&self) -> Result<(), StoreError> {
         self.log
             .close()
             .await
@@ -193,25 +185,16 @@ impl PartitionLog {
     }
 }
 
-fn log_config() -> LogConfig {
+fn log_config(segment_bytes: u64) -> LogConfig {
     LogConfig {
-        segment_bytes: OFFSETS_TOPIC_SEGMENT_BYTES,
+        segment_bytes: segment_bytes.clamp(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX),
         ..LogConfig::default()
     }
 }
 
-/// `<log_dir>/__consumer_offsets-<p><suffix>`.
-fn partition_dir(log_dir: &Path, partition: i32, suffix: &str) -> PathBuf {
-    log_dir.join(format!("{OFFSETS_TOPIC_NAME}-{partition}{suffix}"))
-}
-
-/// The swap of the live directory with its `.compacting` rewrite, via `.old`.
-fn dir_swap(log_dir: &Path, partition: i32) -> DirSwap {
-    DirSwap::new(
-        partition_dir(log_dir, partition, ""),
-        partition_dir(log_dir, partition, ".compacting"),
-        partition_dir(log_dir, partition, ".old"),
-    )
+/// `<log_dir>/__consumer_offsets-<p>`.
+fn partition_dir(log_dir: &Path, partition: i32) -> PathBuf {
+    log_dir.join(format!("{OFFSETS_TOPIC_NAME}-{partition}"))
 }
 
 fn log_error(partition: i32, error: LogError) -> StoreError {
@@ -220,3 +203,6 @@ fn log_error(partition: i32, error: LogError) -> StoreError {
         source: Arc::new(error),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,6 @@
 mod checkpoint;
 mod cleaner;
 mod cleaner_checkpoint;
-mod dir_swap;
 mod log_cleaner;
 mod offset_index;
 mod recovery;
@@ -37,7 +36,6 @@ pub use cleaner::{CleanerConfig, DELETE_HORIZON_FLAG};
 pub use cleaner_checkpoint::{
     read_cleaner_checkpoint, write_cleaner_checkpoint, CLEANER_OFFSET_CHECKPOINT_FILE,
 };
-pub use dir_swap::DirSwap;
 pub use log_cleaner::{CleanSummary, CLEANED_FILE_SUFFIX, SWAP_FILE_SUFFIX};
 pub use offset_index::{OffsetIndex, OffsetIndexEntry, OffsetPosition, OFFSET_INDEX_ENTRY_BYTES};
 pub use segment::{segment_file_path, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
