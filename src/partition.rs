@@ -549,7 +549,9 @@ impl Partition {
     }
 
     /// Deletes the oldest segments beyond `retention_ms` / `retention_bytes` (-1 = unlimited),
-    /// never the active one, and advances the log start offset; returns the number deleted.
+    /// up to the high watermark, and advances the log start offset; returns the number
+    /// deleted. When all of them expired the active one goes too, after a roll, and the log
+    /// start offset becomes the log end offset, as in Kafka ([`Log::apply_retention`]).
     /// Reads below the new log start offset fail with `OffsetOutOfRange`, the tail cache's
     /// included ([`Self::read`] checks the log start first); cached batches below it are dropped.
     pub async fn apply_retention(
@@ -559,7 +561,7 @@ impl Partition {
     ) -> Result<usize, LogError> {
         let deleted = self
             .log
-            .apply_retention(retention_ms, retention_bytes)
+            .apply_retention(retention_ms, retention_bytes, self.high_watermark())
             .await?;
         if deleted > 0 {
             self.cache
@@ -1829,16 +1831,26 @@ mod tests {
             let from_log = partition.log().read(start, 1 << 20, 80).await.unwrap();
             assert!(!from_log.is_empty() && read.records.starts_with(&from_log));
 
-            // Every record is older than 0 ms: all but the active segment go.
+            // Every record is older than 0 ms: every segment goes, the active one after a roll
+            // (Kafka's UnifiedLog.deleteSegments), and the log starts at its end.
             partition.apply_retention(0, -1).await.expect("by time");
             assert_eq!(partition.log().segment_count(), 1);
-            let start = partition.log_start_offset();
-            let read = partition.read(start, 1 << 20).await.expect("read");
-            assert_eq!(batches(&read.records).last().unwrap().next_offset(), 80);
+            assert_eq!(partition.log_start_offset(), 80);
+            assert_eq!(partition.high_watermark(), 80);
+            let below = partition.read(79, 1 << 20).await;
+            assert!(
+                matches!(below, Err(ReadError::OffsetOutOfRange { .. })),
+                "{below:?}"
+            );
+            let read = partition.read(80, 1 << 20).await.expect("read at the end");
+            assert!(read.records.is_empty());
+            assert_eq!(read.log_start_offset, 80);
             partition
                 .append(&batch(1), 1)
                 .expect("append after retention");
             partition.wait_written(80).await.expect("written");
+            let read = partition.read(80, 1 << 20).await.expect("read");
+            assert_eq!(batches(&read.records)[0].base_offset, 80);
             partition.close().await.expect("close");
         });
     }

@@ -376,6 +376,13 @@ mod tests {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    fn now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64
+    }
+
     fn batch() -> bytes::BytesMut {
         let record = Record {
             delete_horizon: false,
@@ -387,7 +394,9 @@ mod tests {
             timestamp_type: TimestampType::Creation,
             offset: 0,
             sequence: -1,
-            timestamp: 1_700_000_000_000,
+            // Recent: the default retention.ms (7 days) must keep the "default" topic's records
+            // (an expired active segment is deleted, as in Kafka).
+            timestamp: now_ms(),
             // A key: the compacted topic refuses keyless records (Kafka's LogValidator).
             key: Some(bytes::Bytes::from_static(b"key")),
             value: Some(bytes::Bytes::from(vec![b'x'; 200])),
@@ -437,9 +446,7 @@ mod tests {
                     let partition = manager.get(topic, 0).expect("open");
                     for _ in 0..20 {
                         // The broker's clock near the records' timestamps (KIP-937 bounds).
-                        partition
-                            .append(&batch(), 1_700_000_000_000)
-                            .expect("append");
+                        partition.append(&batch(), now_ms()).expect("append");
                     }
                     partition.wait_written(19).await.expect("written");
                 }

@@ -468,9 +468,9 @@ def test_retention_ms_altered_live_moves_log_start(start_broker):
     def trimmed():
         low, high = _low_watermark(broker, topic)
         assert high == 4000
-        # Whole segments deleted. Kafka also rolls and deletes the active segment when every
-        # segment expired (low == high); Ringtail keeps the active one (low < high).
-        assert 0 < low <= 4000, low
+        # Every segment expired, the active one included: Kafka rolls it and deletes them all
+        # (UnifiedLog.deleteSegments), so the log starts at its end.
+        assert low == 4000, low
     # Kafka runs its first retention check 30 s after start-up (LogManager.InitialTaskDelayMs).
     eventually(trimmed, timeout_s=60, interval_s=0.5)
 

@@ -231,6 +231,9 @@ pub struct Log {
     /// True while the cleaner's committed swap is being finished (`log_cleaner`); retention
     /// waits for the next round then, so it never deletes files a rename is about to create.
     swapping: Cell<bool>,
+    /// One permit: held by [`Log::append`] (and its roll) and by [`Log::apply_retention`]
+    /// while it rolls and picks segments, so retention's roll never races an append.
+    writer: glommio::sync::Semaphore,
 }
 
 impl Log {
@@ -269,6 +272,7 @@ impl Log {
             flush_count: Cell::new(0),
             epochs: RefCell::new(epochs),
             swapping: Cell::new(false),
+            writer: glommio::sync::Semaphore::new(1),
         };
         log.delete_segments_below_start().await?;
         Ok(log)
@@ -330,6 +334,12 @@ impl Log {
         chunk: &[u8],
         headers: &[RecordBatchHeader],
     ) -> Result<(), LogError> {
+        self.check_open()?;
+        let _writer = self
+            .writer
+            .acquire_permit(1)
+            .await
+            .expect("invariant: the writer permit is never closed");
         self.check_open()?;
         check_chunk(chunk, headers, self.log_end_offset());
         let active = self.active_segment();
@@ -574,58 +584,52 @@ impl Log {
 
     /// Deletes whole segments entirely older than `retention_ms` (by their largest timestamp,
     /// or the file time when they carry none) or beyond `retention_bytes` (-1 = off), oldest
-    /// first, never the active segment; advances `log_start_offset` (Kafka's
-    /// `UnifiedLog.deleteRetentionMsBreachedSegments` / `deleteRetentionSizeBreachedSegments`).
-    /// Returns the number of segments deleted.
+    /// first, and advances `log_start_offset`; returns the number of segments deleted.
+    ///
+    /// Kafka's rule (`UnifiedLog.deleteRetentionSizeBreachedSegments`, then
+    /// `deleteRetentionMsBreachedSegments`, each through `deletableSegments`): a segment is
+    /// deletable only while `high_watermark` >= its upper bound (the next segment's base offset,
+    /// or the log end offset for the active segment), and an empty active segment never is.
+    /// When every segment is deletable, the active one included, a new empty active segment is
+    /// rolled at the log end first (`UnifiedLog.deleteSegments`), so the log start offset moves
+    /// to the log end. The roll and the choice of segments happen under the writer permit that
+    /// [`Log::append`] holds, so no append runs in between.
+    ///
+    /// Errors: I/O errors of the roll or of deleting the files; [`LogError::Closed`].
     pub async fn apply_retention(
         &self,
         retention_ms: i64,
         retention_bytes: i64,
+        high_watermark: i64,
     ) -> Result<usize, LogError> {
         self.check_open()?;
         if self.swapping.get() {
             return Ok(0);
         }
         self.delete_segments_below_start().await?;
-        let now = now_ms();
-        let deleted: Vec<Rc<LogSegment>> = {
-            let mut segments = self.segments.borrow_mut();
-            let candidates = &segments[..segments.len() - 1];
-            // Pass 1, retention.ms: the oldest segments whose largest timestamp is too old.
-            let by_time = if retention_ms < 0 {
-                0
-            } else {
-                candidates
-                    .iter()
-                    .take_while(|s| {
-                        let largest = s
-                            .max_timestamp_and_offset()
-                            .map_or(s.state().created_ms, |(t, _)| t);
-                        now - largest > retention_ms
-                    })
-                    .count()
-            };
-            // Pass 2, retention.bytes: then the oldest segments whose removal keeps size >= limit.
-            let mut by_size = 0;
-            if retention_bytes >= 0 {
-                let mut excess = segments[by_time..]
-                    .iter()
-                    .map(|s| s.size_bytes() as i64)
-                    .sum::<i64>()
-                    - retention_bytes;
-                for segment in &candidates[by_time..] {
-                    if excess - (segment.size_bytes() as i64) < 0 {
-                        break;
-                    }
-                    excess -= segment.size_bytes() as i64;
-                    by_size += 1;
-                }
-            }
-            segments.drain(..by_time + by_size).collect()
-        };
-        if deleted.is_empty() {
+        let writer = self
+            .writer
+            .acquire_permit(1)
+            .await
+            .expect("invariant: the writer permit is never closed");
+        self.check_open()?;
+        if self.swapping.get() {
             return Ok(0);
         }
+        let count = self.deletable_segments(retention_ms, retention_bytes, high_watermark);
+        if count == 0 {
+            return Ok(0);
+        }
+        if count == self.segment_count() {
+            // "we must always have at least one segment" (Kafka's deleteSegments).
+            let active = self.active_segment();
+            self.roll(&active).await?;
+            if self.swapping.get() {
+                return Ok(0); // the next check deletes them behind the new active segment
+            }
+        }
+        let deleted: Vec<Rc<LogSegment>> = self.segments.borrow_mut().drain(..count).collect();
+        drop(writer);
         // DeleteRecords may already have moved the start inside the new first segment.
         let new_start = self.segments.borrow()[0]
             .base_offset()
@@ -639,8 +643,12 @@ impl Log {
             "invariant: log_start_offset <= log_end_offset"
         );
         assert!(
+            new_start <= high_watermark.max(self.log_start_offset()),
+            "invariant: retention never moves the log start offset past the high watermark"
+        );
+        assert!(
             !self.segments.borrow().is_empty(),
-            "invariant: retention keeps the active segment"
+            "invariant: a log always has an active segment"
         );
         self.log_start_offset.set(new_start);
         self.epochs.borrow_mut().truncate_from_start(new_start)?;
@@ -650,6 +658,51 @@ impl Log {
             segment.delete_files().await?;
         }
         Ok(deleted.len())
+    }
+
+    /// How many of the oldest segments retention deletes now (Kafka's `deletableSegments` with
+    /// the retention.bytes predicate, then the retention.ms one); see [`Log::apply_retention`].
+    fn deletable_segments(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+        high_watermark: i64,
+    ) -> usize {
+        let segments = self.segments.borrow();
+        let log_end_offset = self.log_end_offset();
+        let eligible = |i: usize| {
+            let next = segments.get(i + 1);
+            let upper_bound_offset = next.map_or(log_end_offset, |n| n.base_offset());
+            let is_last_segment_and_empty = next.is_none() && segments[i].size_bytes() == 0;
+            high_watermark >= upper_bound_offset && !is_last_segment_and_empty
+        };
+        let mut count = 0;
+        if retention_bytes >= 0 {
+            let size: i64 = segments.iter().map(|s| s.size_bytes() as i64).sum();
+            if size >= retention_bytes {
+                let mut diff = size - retention_bytes;
+                while count < segments.len()
+                    && eligible(count)
+                    && diff - segments[count].size_bytes() as i64 >= 0
+                {
+                    diff -= segments[count].size_bytes() as i64;
+                    count += 1;
+                }
+            }
+        }
+        if retention_ms >= 0 {
+            let now = now_ms();
+            while count < segments.len() && eligible(count) && {
+                let segment = &segments[count];
+                let largest = segment
+                    .max_timestamp_and_offset()
+                    .map_or(segment.state().created_ms, |(t, _)| t);
+                now - largest > retention_ms
+            } {
+                count += 1;
+            }
+        }
+        count
     }
 
     /// Clean close: flush, truncate the active `.log` to its logical size, write the indexes.

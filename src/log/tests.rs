@@ -295,7 +295,18 @@ fn recovery_truncates_torn_tail_and_keeps_complete_batches() {
 }
 
 /// Runs `f` with a debug-level subscriber on this thread; returns what it logged.
+///
+/// tracing-core caches each callsite's interest globally. While a single dispatcher is
+/// registered it computes that cache from the *calling thread's* default (`has_just_one` in
+/// tracing-core's `callsite::dispatchers`): a callsite first hit by another test thread then
+/// caches "never" from that thread's `NoSubscriber`, and this thread's events there are lost.
+/// A second dispatcher that lives for the whole test binary keeps tracing-core on the locked
+/// list of all dispatchers, so every interest is computed with the capturing one included.
 fn capture_logs(f: impl FnOnce()) -> String {
+    static KEEP_MULTIPLE_DISPATCHERS: std::sync::OnceLock<tracing::Dispatch> =
+        std::sync::OnceLock::new();
+    KEEP_MULTIPLE_DISPATCHERS
+        .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     #[derive(Clone, Default)]
     struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
     impl std::io::Write for Captured {
@@ -456,9 +467,12 @@ fn retention_by_bytes_and_time() {
             .expect("open");
         append_many(&log, 9, 2, 200).await; // segments at 0, 4, 8, 12, 16 (active, 1 batch)
         assert_eq!(log.segment_count(), 5);
-        assert_eq!(log.apply_retention(-1, -1).await.unwrap(), 0);
+        assert_eq!(log.apply_retention(-1, -1, i64::MAX).await.unwrap(), 0);
         // keep at most 5 batches: deleting whole segments of 2 leaves 2 + 2 + 1
-        assert_eq!(log.apply_retention(-1, (one * 5) as i64).await.unwrap(), 2);
+        assert_eq!(
+            log.apply_retention(-1, (one * 5) as i64, 18).await.unwrap(),
+            2
+        );
         assert_eq!(log.log_start_offset(), 8);
         assert!(!path.join("00000000000000000000.log").exists());
         assert!(!path.join("00000000000000000004.index").exists());
@@ -467,20 +481,39 @@ fn retention_by_bytes_and_time() {
             Err(LogError::OffsetOutOfRange { .. })
         ));
         assert_eq!(log.read(8, 1, 18).await.unwrap().len() as u64, one);
-        // timestamps are from 1970: everything but the active segment is past one day
-        assert_eq!(log.apply_retention(24 * 3600 * 1000, -1).await.unwrap(), 2);
+        // timestamps are from 1970: all is past one day, but the active segment ends above a
+        // high watermark of 16 (Kafka's upperBoundOffset rule)
+        assert_eq!(
+            log.apply_retention(24 * 3600 * 1000, -1, 16).await.unwrap(),
+            2
+        );
         assert_eq!(log.log_start_offset(), 16);
         assert_eq!(log.segment_count(), 1);
-        assert_eq!(
-            log.apply_retention(0, 0).await.unwrap(),
-            0,
-            "never the active segment"
-        );
+        // Kafka's deletableSegments: nothing at or past the high watermark goes ...
+        assert_eq!(log.apply_retention(0, 0, 17).await.unwrap(), 0);
+        assert_eq!(log.segment_count(), 1);
+        // ... and once it covers the log, the expired active segment is rolled and deleted too.
+        assert_eq!(log.apply_retention(0, -1, 18).await.unwrap(), 1);
+        assert_eq!(log.log_start_offset(), 18);
+        assert_eq!(log.log_end_offset(), 18);
+        assert_eq!(log.segment_count(), 1);
+        assert!(!path.join("00000000000000000016.log").exists());
+        assert!(path.join("00000000000000000018.log").exists());
+        assert!(log.read(18, 1 << 20, 18).await.unwrap().is_empty());
+        // An empty active segment is never deleted.
+        assert_eq!(log.apply_retention(0, 0, 18).await.unwrap(), 0);
+        assert_eq!(log.segment_count(), 1);
+        append(&log, vec![batch(2, 0, 200)]).await;
+        assert_eq!(log.log_end_offset(), 20);
+        // retention.bytes = 0 with the whole log committed: every record goes.
+        assert_eq!(log.apply_retention(-1, 0, 20).await.unwrap(), 1);
+        assert_eq!(log.log_start_offset(), 20);
         log.close().await.expect("close");
         let log = Log::open(path.clone(), config(one * 2, 4096), false)
             .await
             .expect("reopen");
-        assert_eq!((log.log_start_offset(), log.log_end_offset()), (16, 18));
+        assert_eq!(log.log_start_offset(), 20);
+        assert_eq!(log.log_end_offset(), 20);
         log.delete().await.expect("delete");
         assert!(!path.exists());
     });
