@@ -102,12 +102,65 @@ pub enum ConfigError {
     },
 }
 
+/// A listener's security protocol (Kafka's `SecurityProtocol`), from
+/// `listener.security.protocol.map` or, without an entry there, the listener's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SecurityProtocol {
+    /// No encryption, no authentication (principal `User:ANONYMOUS`).
+    Plaintext,
+    /// TLS; the principal comes from the client certificate, if any.
+    Ssl,
+    /// SASL authentication over plain TCP.
+    SaslPlaintext,
+    /// SASL authentication over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Kafka's name, e.g. `SASL_SSL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Parses Kafka's name, case-insensitively (`SecurityProtocol.forName`).
+    pub fn from_name(name: &str) -> Option<SecurityProtocol> {
+        [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// True for the protocols that encrypt with TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// True for the protocols that authenticate with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
 /// One listener from `listeners` / `advertised.listeners`, written `NAME://host:port`.
-/// Only the `PLAINTEXT` listener name (security protocol) is supported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listener {
-    /// Listener name, always `PLAINTEXT`.
+    /// Listener name (upper case), e.g. `PLAINTEXT`, `SASL_SSL` or a custom name mapped by
+    /// `listener.security.protocol.map`.
     pub name: String,
+    /// The security protocol the listener speaks.
+    pub security_protocol: SecurityProtocol,
     /// Host name or IP address; `0.0.0.0` (written as an empty host) binds every interface.
     /// IPv6 addresses are kept without brackets.
     pub host: String,
@@ -529,9 +582,10 @@ impl BrokerConfig {
             &controller_names,
             &mut ignored,
         );
-        check_protocol_map(&layers, &listeners_value)?;
-        let listeners = parse_listeners("listeners", &listeners_value, false)?;
-        let advertised_listeners = match layers.value("advertised.listeners") {
+        let protocol_map = parse_protocol_map(layers.get("listener.security.protocol.map"))?;
+        let mut listeners = parse_listeners("listeners", &listeners_value, false)?;
+        resolve_protocols("listeners", &mut listeners, &protocol_map)?;
+        let mut advertised_listeners = match layers.value("advertised.listeners") {
             Some(value) => parse_listeners(
                 "advertised.listeners",
                 &without_controller_listeners(
@@ -544,6 +598,12 @@ impl BrokerConfig {
             )?,
             None => listeners.iter().map(advertisable).collect(),
         };
+        resolve_protocols(
+            "advertised.listeners",
+            &mut advertised_listeners,
+            &protocol_map,
+        )?;
+        check_advertised(&listeners, &advertised_listeners)?;
         let log_dirs = parse_log_dirs(&layers)?;
         let group_min_session_timeout_ms = layers.int("group.min.session.timeout.ms", 0, MAX32)?;
         let group_max_session_timeout_ms = layers.int("group.max.session.timeout.ms", 0, MAX32)?;
@@ -864,6 +924,25 @@ impl Default for TopicConfig {
     }
 }
 
+impl BrokerConfig {
+    /// The address Metadata, FindCoordinator and DescribeCluster give a client connected on
+    /// listener `name`: its entry in `advertised.listeners`, else the bound address (0.0.0.0 as
+    /// 127.0.0.1). Kafka answers each client with the endpoints of its own listener.
+    pub fn advertised_listener(&self, name: &str) -> Listener {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == name)
+            .cloned()
+            .or_else(|| {
+                self.listeners
+                    .iter()
+                    .find(|l| l.name == name)
+                    .map(advertisable)
+            })
+            .unwrap_or_else(|| self.advertised_listeners[0].clone())
+    }
+}
+
 impl Listener {
     /// `NAME://host:port`, with IPv6 hosts in brackets.
     pub fn to_url(&self) -> String {
@@ -1012,6 +1091,10 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     },
     property("listeners", Some("PLAINTEXT://127.0.0.1:9092")),
     property("advertised.listeners", None),
+    property(
+        "listener.security.protocol.map",
+        Some(DEFAULT_SECURITY_PROTOCOL_MAP),
+    ),
     BrokerProperty {
         name: "log.dirs",
         alias: Some("log.dir"),
@@ -1377,12 +1460,14 @@ fn parse_listeners(
 /// Parses `PLAINTEXT://host:port`; an empty host is kept empty (the caller decides).
 fn parse_listener(item: &str) -> Result<Listener, String> {
     let Some((name, address)) = item.split_once("://") else {
-        return Err(format!("`{item}` is not of the form PLAINTEXT://host:port"));
+        return Err(format!("`{item}` is not of the form NAME://host:port"));
     };
-    if !name.eq_ignore_ascii_case("PLAINTEXT") {
-        return Err(format!(
-            "listener `{item}`: only PLAINTEXT is supported, not {name}"
-        ));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!("listener `{item}`: invalid listener name `{name}`"));
     }
     let Some((host, port)) = address.rsplit_once(':') else {
         return Err(format!("listener `{item}` has no :port"));
@@ -1401,7 +1486,9 @@ fn parse_listener(item: &str) -> Result<Listener, String> {
         .map_err(|_| format!("listener `{item}`: invalid port `{port}` (0-65535)"))?;
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     Ok(Listener {
-        name: "PLAINTEXT".to_string(),
+        name: name.to_ascii_uppercase(),
+        // Resolved from `listener.security.protocol.map` by `resolve_protocols`.
+        security_protocol: SecurityProtocol::Plaintext,
         host: host.to_string(),
         port,
     })
@@ -1540,10 +1627,6 @@ pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
         "a single broker has no inter-broker traffic",
     ),
     (
-        "listener.security.protocol.map",
-        "every listener is PLAINTEXT",
-    ),
-    (
         "metadata.log.dir",
         "topic metadata is kept in log.dirs (ringtail-metadata.json)",
     ),
@@ -1596,7 +1679,7 @@ pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
 ];
 
 /// Why `value` of ignored property `name` is refused: accepting it would silently change its
-/// meaning (a controller-only node, SSL/SASL listeners).
+/// meaning (a controller-only node).
 fn refusal(name: &str, value: &str) -> Option<String> {
     match name {
         "process.roles" => {
@@ -1605,19 +1688,6 @@ fn refusal(name: &str, value: &str) -> Option<String> {
                 "Ringtail is a broker; a node without the broker role (a dedicated KRaft controller) is not supported".to_string()
             })
         }
-        "listener.security.protocol.map" => value
-            .split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .find_map(|pair| {
-                let (listener, protocol) = pair.split_once(':')?;
-                let plaintext = protocol.trim().eq_ignore_ascii_case("PLAINTEXT");
-                // Entries for protocols no listener uses (SSL:SSL, ...) are Kafka's stock map.
-                let names_protocol = listener.trim().eq_ignore_ascii_case(protocol.trim());
-                (!plaintext && !names_protocol).then(|| {
-                    format!("listener {listener} maps to {protocol}; only PLAINTEXT is supported")
-                })
-            }),
         _ => None,
     }
 }
@@ -1675,29 +1745,94 @@ fn without_controller_listeners(
         .join(",")
 }
 
-/// A `listener.security.protocol.map` naming a listener of `listeners` with another protocol
-/// than PLAINTEXT is refused (the listener would silently be plaintext).
-fn check_protocol_map(layers: &Layers, listeners: &str) -> Result<(), ConfigError> {
-    let Some(map) = layers.ignored.get("listener.security.protocol.map") else {
-        return Ok(());
-    };
-    for item in listeners.split(',').map(str::trim) {
-        let Some((name, _)) = item.split_once("://") else {
-            continue;
-        };
-        let protocol = map.split(',').find_map(|pair| {
-            let (listener, protocol) = pair.trim().split_once(':')?;
-            listener.eq_ignore_ascii_case(name).then(|| protocol.trim())
-        });
-        if let Some(protocol) = protocol.filter(|p| !p.eq_ignore_ascii_case("PLAINTEXT")) {
+/// Every advertised listener names a bound listener, and every bound listener is advertised
+/// (Kafka: `advertised.listeners` listener names must be a subset of `listeners`; a listener
+/// left out of `advertised.listeners` is advertised with its bound address).
+fn check_advertised(listeners: &[Listener], advertised: &[Listener]) -> Result<(), ConfigError> {
+    for listener in advertised {
+        if !listeners.iter().any(|l| l.name == listener.name) {
             return Err(invalid(
-                "listener.security.protocol.map",
-                map,
-                format!("listener {name} maps to {protocol}; only PLAINTEXT is supported"),
+                "advertised.listeners",
+                &render_listeners(advertised),
+                format!(
+                    "advertised listener {} is not one of `listeners` ({})",
+                    listener.name,
+                    render_listeners(listeners)
+                ),
             ));
         }
     }
     Ok(())
+}
+
+/// Kafka's default `listener.security.protocol.map`: each protocol's own name maps to it.
+const DEFAULT_SECURITY_PROTOCOL_MAP: &str =
+    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+
+/// Parses `listener.security.protocol.map` (`NAME:PROTOCOL,...`, Kafka's
+/// `listenerSecurityProtocolMap`): names upper-cased, each protocol one of Kafka's four.
+fn parse_protocol_map(value: &str) -> Result<Vec<(String, SecurityProtocol)>, ConfigError> {
+    let name = "listener.security.protocol.map";
+    let mut map = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((listener, protocol)) = pair.split_once(':') else {
+            return Err(invalid(
+                name,
+                value,
+                format!("`{pair}` is not LISTENER_NAME:PROTOCOL"),
+            ));
+        };
+        let protocol = SecurityProtocol::from_name(protocol).ok_or_else(|| {
+            invalid(
+                name,
+                value,
+                format!(
+                    "unknown security protocol `{}` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)",
+                    protocol.trim()
+                ),
+            )
+        })?;
+        map.push((listener.trim().to_ascii_uppercase(), protocol));
+    }
+    Ok(map)
+}
+
+/// Gives each listener its security protocol from `map` (as Kafka, a listener missing from the
+/// map is an error: "No security protocol defined for listener").
+fn resolve_protocols(
+    property: &str,
+    listeners: &mut [Listener],
+    map: &[(String, SecurityProtocol)],
+) -> Result<(), ConfigError> {
+    for listener in listeners.iter_mut() {
+        let Some((_, protocol)) = map.iter().find(|(name, _)| *name == listener.name) else {
+            return Err(invalid(
+                property,
+                &listener.to_url(),
+                format!(
+                    "no security protocol defined for listener {} in listener.security.protocol.map",
+                    listener.name
+                ),
+            ));
+        };
+        listener.security_protocol = *protocol;
+        if let Some(reason) = unsupported_protocol(*protocol) {
+            return Err(invalid(property, &listener.to_url(), reason));
+        }
+    }
+    Ok(())
+}
+
+/// Why listeners of `protocol` cannot be served yet (None once it is implemented). Issue 11
+/// (security) lifts these one protocol at a time.
+fn unsupported_protocol(protocol: SecurityProtocol) -> Option<String> {
+    match protocol {
+        SecurityProtocol::Plaintext => None,
+        other => Some(format!(
+            "{} listeners are not supported yet (issue 11)",
+            other.name()
+        )),
+    }
 }
 
 // ----- Dynamic configuration: IncrementalAlterConfigs / AlterConfigs / DescribeConfigs -----
@@ -2417,7 +2552,26 @@ mod tests {
             ),
             (
                 &[("listeners", "SSL://:9093")],
-                Err(&["`listeners`", "PLAINTEXT"]),
+                Err(&["`listeners`", "SSL listeners are not supported yet"]),
+            ),
+            (
+                &[("listeners", "INTERNAL://:9093")],
+                Err(&["no security protocol defined for listener INTERNAL"]),
+            ),
+            (
+                &[
+                    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+                    ("advertised.listeners", "OTHER://127.0.0.1:9092"),
+                    (
+                        "listener.security.protocol.map",
+                        "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+                    ),
+                ],
+                Err(&["advertised listener OTHER is not one of `listeners`"]),
+            ),
+            (
+                &[("listener.security.protocol.map", "PLAINTEXT:TLS")],
+                Err(&["unknown security protocol `TLS`"]),
             ),
             (
                 &[("advertised.listeners", "PLAINTEXT://0.0.0.0:9092")],
@@ -2478,6 +2632,7 @@ mod tests {
     fn listener(host: &str, port: u16) -> Listener {
         Listener {
             name: "PLAINTEXT".to_string(),
+            security_protocol: SecurityProtocol::Plaintext,
             host: host.to_string(),
             port,
         }
@@ -2498,7 +2653,7 @@ mod tests {
             ("PLAINTEXT://[::1]:9092", Ok(vec![listener("::1", 9092)])),
             (" PLAINTEXT://a:1 , ", Ok(vec![listener("a", 1)])),
             ("PLAINTEXT://a:1,PLAINTEXT://b:2", Err("appears twice")),
-            ("SASL_SSL://a:1", Err("only PLAINTEXT")),
+            ("BAD NAME://a:1", Err("invalid listener name")),
             ("PLAINTEXT://a", Err("no :port")),
             ("PLAINTEXT://a:70000", Err("invalid port")),
             ("PLAINTEXT://a:-1", Err("invalid port")),

@@ -16,6 +16,7 @@ pub mod partition;
 pub use ringtail_protocol as protocol;
 pub mod replica_manager;
 pub mod request_handler;
+pub mod security;
 pub mod server;
 pub mod shard;
 /// Record batches as a producer encodes them, for unit tests and benches (crate

@@ -11,18 +11,18 @@
 //! A frame whose size is negative or above `socket.request.max.bytes`, or that cannot be
 //! decoded, closes that connection only, with a log line saying why.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Listener};
 use crate::metrics;
 use crate::request_handler::{self, Response};
+use crate::security::Session;
 use crate::shard::ShardContext;
 
 /// Bytes read from the socket per read call when no larger frame is pending.
@@ -33,31 +33,60 @@ const LARGE_PART_BYTES: usize = 16 * 1024;
 /// Upper bound on responses queued per connection, whatever `queued.max.requests` says.
 const MAX_QUEUED_RESPONSES: usize = 1024;
 
-/// Binds the first listener on this shard's executor.
-pub fn bind(config: &BrokerConfig) -> std::io::Result<TcpListener> {
-    let listener = &config.listeners[0];
-    let host = if listener.host.is_empty() {
-        "0.0.0.0"
-    } else {
-        listener.host.as_str()
-    };
-    TcpListener::bind((host, listener.port)).map_err(|e| {
-        std::io::Error::other(format!("cannot listen on {}:{}: {e}", host, listener.port))
-    })
+/// One of `listeners`, bound on this shard's executor.
+pub struct BoundListener {
+    /// The listener's configuration (name, security protocol, address).
+    pub config: Listener,
+    socket: TcpListener,
 }
 
-/// Accepts connections until the task is cancelled at shutdown.
-pub async fn accept_loop(ctx: Rc<ShardContext>, listener: TcpListener) {
+/// Binds every listener of `listeners` on this shard's executor (each shard binds the same
+/// addresses: SO_REUSEPORT).
+pub fn bind_all(config: &BrokerConfig) -> std::io::Result<Vec<BoundListener>> {
+    config
+        .listeners
+        .iter()
+        .map(|listener| {
+            let host = if listener.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                listener.host.as_str()
+            };
+            let socket = TcpListener::bind((host, listener.port)).map_err(|e| {
+                std::io::Error::other(format!(
+                    "cannot listen on {}:{} (listener {}): {e}",
+                    host, listener.port, listener.name
+                ))
+            })?;
+            Ok(BoundListener {
+                config: listener.clone(),
+                socket,
+            })
+        })
+        .collect()
+}
+
+/// Accepts connections on `listener` until the task is cancelled at shutdown.
+pub async fn accept_loop(ctx: Rc<ShardContext>, listener: BoundListener) {
     loop {
-        match listener.accept().await {
+        match listener.socket.accept().await {
             Ok(stream) => {
                 let peer = stream.peer_addr().ok();
                 if let Some(peer) = peer {
-                    tracing::info!("accepted connection from {peer} on shard {}", ctx.shard_id);
+                    tracing::info!(
+                        "accepted connection from {peer} on listener {} shard {}",
+                        listener.config.name,
+                        ctx.shard_id
+                    );
                 }
                 let _ = stream.set_nodelay(true);
                 crate::metrics::with(|m| m.connection_opened());
-                glommio::spawn_local(serve_connection(ctx.clone(), stream, peer)).detach();
+                let session = Rc::new(Session::new(
+                    listener.config.name.clone(),
+                    listener.config.security_protocol,
+                    peer,
+                ));
+                glommio::spawn_local(serve_connection(ctx.clone(), stream, session)).detach();
             }
             Err(e) => {
                 tracing::warn!(shard = ctx.shard_id, "accept failed: {e}");
@@ -69,9 +98,14 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: TcpListener) {
 
 type PendingResponse = LocalBoxFuture<'static, Response>;
 
-async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option<SocketAddr>) {
-    let peer_addr = peer;
-    let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+/// Serves one connection: `stream` is the TCP stream, or (issue 11) a TLS stream over it.
+async fn serve_connection<S>(ctx: Rc<ShardContext>, stream: S, session: Rc<Session>)
+where
+    S: futures::AsyncRead + futures::AsyncWrite + Unpin + 'static,
+{
+    let peer = session
+        .client_address
+        .map_or_else(|| "unknown".to_string(), |p| p.to_string());
     let (mut reader, mut writer) = stream.split();
     let queue_depth = (ctx.config.queued_max_requests.max(1) as usize).min(MAX_QUEUED_RESPONSES);
     let (queue, responses) = local_channel::new_bounded::<PendingResponse>(queue_depth);
@@ -134,7 +168,7 @@ async fn serve_connection(ctx: Rc<ShardContext>, stream: TcpStream, peer: Option
                 break;
             }
         };
-        let pending = request_handler::dispatch(&ctx, frame, peer_addr).await;
+        let pending = request_handler::dispatch(&ctx, frame, &session).await;
         let close = matches!(pending, request_handler::Dispatched::Close(_));
         let future: PendingResponse = match pending {
             request_handler::Dispatched::Respond(future) => future,

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::config::BrokerConfig;
@@ -114,6 +113,15 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
             shard_count,
             log_dir.display()
         );
+        for listener in &config.listeners {
+            tracing::info!(
+                "listener {} ({}) on {}:{}",
+                listener.name,
+                listener.security_protocol.name(),
+                listener.host,
+                listener.port
+            );
+        }
     } else {
         tracing::info!("shutdown requested during start-up: stopping the shards");
     }
@@ -357,7 +365,7 @@ async fn run_shard(
     } else {
         None
     };
-    let (ctx, listener) = match open_shard(start, &shutdown).await {
+    let (ctx, listeners) = match open_shard(start, &shutdown).await {
         Ok(opened) => opened,
         Err(reason) => {
             let _ = ready.send(Err(StartError::Shard {
@@ -374,7 +382,7 @@ async fn run_shard(
     );
     let _ = ready.send(Ok(shard_id));
     health::set_phase(shard_id, health::ShardPhase::Ready);
-    serve_until_shutdown(&ctx, listener, &shutdown).await;
+    serve_until_shutdown(&ctx, listeners, &shutdown).await;
     health::set_phase(shard_id, health::ShardPhase::Stopping);
     if let Some(http) = http {
         http.stop();
@@ -388,7 +396,7 @@ async fn run_shard(
 async fn open_shard(
     start: ShardStart,
     shutdown: &Arc<AtomicBool>,
-) -> Result<(Rc<ShardContext>, TcpListener), String> {
+) -> Result<(Rc<ShardContext>, Vec<crate::network::BoundListener>), String> {
     let shard_id = start.shard_id;
     let parts = ShardParts {
         shard_id,
@@ -420,22 +428,27 @@ async fn open_shard(
         .load()
         .await
         .map_err(|e| format!("loading __consumer_offsets: {e}"))?;
-    let listener = crate::network::bind(&ctx.config).map_err(|e| e.to_string())?;
-    Ok((ctx, listener))
+    let listeners = crate::network::bind_all(&ctx.config).map_err(|e| e.to_string())?;
+    Ok((ctx, listeners))
 }
 
 /// Accepts connections until the shutdown flag is set (looked at every [`SHUTDOWN_POLL`]), then
 /// stops accepting.
 async fn serve_until_shutdown(
     ctx: &Rc<ShardContext>,
-    listener: TcpListener,
+    listeners: Vec<crate::network::BoundListener>,
     shutdown: &AtomicBool,
 ) {
-    let accept = glommio::spawn_local(crate::network::accept_loop(ctx.clone(), listener));
+    let accepts: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| glommio::spawn_local(crate::network::accept_loop(ctx.clone(), listener)))
+        .collect();
     while !shutdown.load(Ordering::SeqCst) {
         glommio::timer::sleep(SHUTDOWN_POLL).await;
     }
-    accept.cancel().await;
+    for accept in accepts {
+        accept.cancel().await;
+    }
 }
 
 /// Closes the shard's groups, then its partitions (flush, indexes).

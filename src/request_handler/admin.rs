@@ -14,6 +14,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::metadata::{MetadataError, TopicMetadata};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 /// Why a topic could not be created.
@@ -298,10 +299,12 @@ pub async fn delete_topics(
 
 pub async fn describe_cluster(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     _request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
-    let listener = &ctx.config.advertised_listeners[0];
+    // Kafka answers with the endpoints of the listener the client connected on.
+    let listener = &ctx.config.advertised_listener(&session.listener_name);
     let node = BrokerId(ctx.config.node_id);
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(ctx.metadata().cluster_id.clone()))

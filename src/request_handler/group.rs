@@ -19,6 +19,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::group_coordinator::ClientInfo;
+use crate::security::Session;
 use crate::shard::{invoke_on, ShardContext};
 
 /// FindCoordinator `key_type` of consumer groups.
@@ -29,10 +30,12 @@ const COORDINATOR_TYPE_TRANSACTION: i8 = 1;
 /// FindCoordinator v0-6: this broker for every key (v4+ answers each of `coordinator_keys`).
 pub async fn handle_find_coordinator(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let listener = &ctx.config.advertised_listeners[0];
+    // Kafka answers with the endpoints of the listener the client connected on.
+    let listener = &ctx.config.advertised_listener(&session.listener_name);
     find_coordinator(
         request,
         version,

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{create_topic, CreateTopicError};
 use crate::metadata::{PartitionAssignment, TopicMetadata, CONSUMER_OFFSETS_TOPIC};
+use crate::security::Session;
 use crate::shard::ShardContext;
 
 /// Kafka's "authorized operations not requested" value.
@@ -23,11 +24,13 @@ const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub async fn handle(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
     let node = BrokerId(ctx.config.node_id);
-    let listener = &ctx.config.advertised_listeners[0];
+    // Kafka answers with the endpoints of the listener the client connected on.
+    let listener = &ctx.config.advertised_listener(&session.listener_name);
     let mut response = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)

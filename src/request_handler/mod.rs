@@ -25,7 +25,6 @@ mod offset_for_leader_epoch;
 mod produce;
 pub(crate) mod request_metrics;
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -34,6 +33,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message};
 use ringtail_protocol::frame::{self, RequestPrefix};
 
+use crate::security::Session;
 use crate::shard::ShardContext;
 
 pub use api_versions::supported_versions;
@@ -120,17 +120,14 @@ pub enum CloseReason {
     Encode(frame::FrameError),
 }
 
-/// Decodes `frame` (the bytes after the size prefix) and starts handling it. `peer` is the
-/// client's address (JoinGroup records it for DescribeGroups).
+/// Decodes `frame` (the bytes after the size prefix) and starts handling it. `session` is the
+/// connection's listener, security protocol, principal and client address (JoinGroup records
+/// the address for DescribeGroups; Metadata answers with the listener's advertised address).
 ///
 /// The part of Produce handling that must follow request order (validation, offset
 /// assignment) runs before this returns; everything else runs in the returned future, which
 /// the connection awaits in order.
-pub async fn dispatch(
-    ctx: &Rc<ShardContext>,
-    frame: Bytes,
-    peer: Option<SocketAddr>,
-) -> Dispatched {
+pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes, session: &Rc<Session>) -> Dispatched {
     let prefix = match RequestPrefix::parse(&frame) {
         Ok(prefix) => prefix,
         Err(e) => return Dispatched::Close(CloseReason::Prefix(e)),
@@ -149,12 +146,13 @@ pub async fn dispatch(
     };
     let request = Request {
         ctx: ctx.clone(),
+        session: session.clone(),
         api_key,
         version,
         correlation_id: prefix.correlation_id,
         body,
     };
-    route(request, header, peer).await
+    route(request, header).await
 }
 
 /// Maps the raw API key and checks the version. `Err` is the whole answer: a close for an
@@ -205,6 +203,8 @@ fn check_version(prefix: RequestPrefix, frame: &Bytes) -> Result<ApiKey, Dispatc
 /// A request whose header was read: what every handler needs to decode and answer it.
 struct Request {
     ctx: Rc<ShardContext>,
+    /// The connection the request came on.
+    session: Rc<Session>,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -242,12 +242,35 @@ macro_rules! handle {
     }};
 }
 
+/// Like `handle!`, for handlers that need the connection's [`Session`] (listener, principal):
+/// runs `$handler(ctx, session, request, version)`.
+macro_rules! handle_with_session {
+    ($request:expr, $type:ty, $handler:path) => {{
+        let mut request = $request;
+        let started = std::time::Instant::now();
+        match request.decode::<$type>() {
+            Ok(decoded) => Dispatched::Respond(Box::pin(async move {
+                let response = $handler(
+                    request.ctx.clone(),
+                    request.session.clone(),
+                    decoded,
+                    request.version,
+                )
+                .await;
+                request_metrics::record!(request.api_key, started, &response);
+                request.encode(&response)
+            })),
+            Err(reason) => Dispatched::Close(reason),
+        }
+    }};
+}
+
 /// Hands the request to its API's handler.
-async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>) -> Dispatched {
+async fn route(request: Request, header: RequestHeader) -> Dispatched {
     match request.api_key {
         ApiKey::Produce => produce(request).await,
         ApiKey::ApiVersions => handle!(request, ApiVersionsRequest, api_versions::handle),
-        ApiKey::Metadata => handle!(request, MetadataRequest, metadata::handle),
+        ApiKey::Metadata => handle_with_session!(request, MetadataRequest, metadata::handle),
         ApiKey::Fetch => fetch(request),
         ApiKey::ListOffsets => handle!(request, ListOffsetsRequest, list_offsets::handle),
         ApiKey::CreateTopics => handle!(request, CreateTopicsRequest, admin::create_topics),
@@ -264,19 +287,19 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
             )
         }
         ApiKey::DescribeCluster => {
-            handle!(request, DescribeClusterRequest, admin::describe_cluster)
+            handle_with_session!(request, DescribeClusterRequest, admin::describe_cluster)
         }
         ApiKey::InitProducerId => {
             handle!(request, InitProducerIdRequest, admin::init_producer_id)
         }
         ApiKey::FindCoordinator => {
-            handle!(
+            handle_with_session!(
                 request,
                 FindCoordinatorRequest,
                 group::handle_find_coordinator
             )
         }
-        ApiKey::JoinGroup => join_group(request, header, peer),
+        ApiKey::JoinGroup => join_group(request, header),
         ApiKey::SyncGroup => handle!(request, SyncGroupRequest, group::handle_sync_group),
         ApiKey::Heartbeat => handle!(request, HeartbeatRequest, group::handle_heartbeat),
         ApiKey::LeaveGroup => handle!(request, LeaveGroupRequest, group::handle_leave_group),
@@ -359,7 +382,7 @@ fn fetch(mut request: Request) -> Dispatched {
 }
 
 /// JoinGroup also records the member's `client.id` and address (for DescribeGroups).
-fn join_group(mut request: Request, header: RequestHeader, peer: Option<SocketAddr>) -> Dispatched {
+fn join_group(mut request: Request, header: RequestHeader) -> Dispatched {
     let decoded = match request.decode::<JoinGroupRequest>() {
         Ok(decoded) => decoded,
         Err(reason) => return Dispatched::Close(reason),
@@ -372,7 +395,7 @@ fn join_group(mut request: Request, header: RequestHeader, peer: Option<SocketAd
             decoded,
             request.version,
             client_id,
-            peer,
+            request.session.client_address,
         )
         .await;
         request_metrics::record!(request.api_key, started, &response);
