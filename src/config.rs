@@ -343,6 +343,11 @@ pub struct BrokerConfig {
     /// Kafka settings accepted without effect: (setting as given, why it means nothing here).
     /// Start-up logs one warning line for each ([`BrokerConfig::ignored_settings`]).
     ignored: Vec<(String, &'static str)>,
+    /// Listener-prefixed settings (`listener.name.<listener>.<property>`, Kafka's per-listener
+    /// overrides, e.g. `listener.name.sasl_ssl.ssl.keystore.location` or
+    /// `listener.name.sasl_ssl.plain.sasl.jaas.config`), by full name; see
+    /// [`BrokerConfig::listener_property`].
+    listener_overrides: BTreeMap<String, String>,
 }
 
 /// Per-topic settings with Kafka's topic-level names (`segment.bytes`, ...). Defaults come
@@ -721,6 +726,7 @@ impl BrokerConfig {
             dynamic_default: BTreeMap::new(),
             dynamic_broker: BTreeMap::new(),
             ignored,
+            listener_overrides: layers.listener_overrides.clone(),
         };
         let mut effective: BTreeMap<&'static str, Option<String>> = BROKER_PROPERTIES
             .iter()
@@ -924,7 +930,32 @@ impl Default for TopicConfig {
     }
 }
 
+/// Kafka's prefix of per-listener settings (`ListenerName.configPrefix`).
+const LISTENER_PREFIX: &str = "listener.name.";
+
+/// Broker properties outside the `ssl.*` / `sasl.*` families that may be set per listener
+/// (each must be read through [`BrokerConfig::listener_property`] where it takes effect).
+const LISTENER_OVERRIDABLE: &[&str] = &[];
+
 impl BrokerConfig {
+    /// The per-listener override of `property` for listener `listener` (Kafka's
+    /// `listener.name.<listener lower case>.<property>`), if set; the caller falls back to the
+    /// broker-wide value. `property` may carry a SASL mechanism prefix, e.g.
+    /// `listener_property("SASL_SSL", "scram-sha-256.sasl.jaas.config")`.
+    pub fn listener_property(&self, listener: &str, property: &str) -> Option<&str> {
+        self.listener_overrides
+            .get(&format!(
+                "{LISTENER_PREFIX}{}.{property}",
+                listener.to_ascii_lowercase()
+            ))
+            .map(String::as_str)
+    }
+
+    /// Every `listener.name.*` setting, by full name, e.g. for start-up validation.
+    pub fn listener_overrides(&self) -> &BTreeMap<String, String> {
+        &self.listener_overrides
+    }
+
     /// The address Metadata, FindCoordinator and DescribeCluster give a client connected on
     /// listener `name`: its entry in `advertised.listeners`, else the bound address (0.0.0.0 as
     /// 127.0.0.1). Kafka answers each client with the endpoints of its own listener.
@@ -1182,6 +1213,8 @@ struct Layers {
     set_by_user: BTreeSet<&'static str>,
     /// Kafka settings without meaning here ([`IGNORED_PROPERTIES`]), by name: value.
     ignored: BTreeMap<&'static str, String>,
+    /// `listener.name.<listener>.<property>` settings, by full name (listener part lower case).
+    listener_overrides: BTreeMap<String, String>,
 }
 
 struct LayerValue {
@@ -1200,6 +1233,9 @@ impl Layers {
         origin: &str,
     ) -> Result<(), ConfigError> {
         let name = name.trim();
+        if let Some(rest) = name.strip_prefix(LISTENER_PREFIX) {
+            return self.set_listener_override(rest, value, origin);
+        }
         if let Some((ignored, _)) = IGNORED_PROPERTIES.iter().find(|(n, _)| *n == name) {
             if let Some(reason) = refusal(ignored, value.trim()) {
                 return Err(invalid(ignored, value, reason));
@@ -1232,6 +1268,43 @@ impl Layers {
             self.values.insert(property.name, new);
         }
         self.set_by_user.insert(property.name);
+        Ok(())
+    }
+
+    /// Records `listener.name.<listener>.<property>` (`rest` is what follows the prefix). As
+    /// Kafka, the listener part is case-insensitive (stored lower case) and `<property>` is a
+    /// broker property, optionally after a SASL mechanism (`plain.sasl.jaas.config`). A later
+    /// source wins.
+    fn set_listener_override(
+        &mut self,
+        rest: &str,
+        value: &str,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
+        let unknown = || ConfigError::UnknownProperty {
+            name: format!("{LISTENER_PREFIX}{rest}"),
+            value: value.to_string(),
+            origin: origin.to_string(),
+        };
+        let (listener, property) = rest.split_once('.').ok_or_else(unknown)?;
+        // Only the settings Kafka reads per listener (the ssl.* and sasl.* families and
+        // LISTENER_OVERRIDABLE): a listener override of anything else would be ignored.
+        let known = |name: &str| {
+            (name.starts_with("ssl.")
+                || name.starts_with("sasl.")
+                || LISTENER_OVERRIDABLE.contains(&name))
+                && BROKER_PROPERTIES.iter().any(|p| p.name == name)
+        };
+        let after_mechanism = property.split_once('.').map(|(_, p)| p);
+        if listener.is_empty() || !(known(property) || after_mechanism.is_some_and(known)) {
+            return Err(unknown());
+        }
+        let name = format!(
+            "{LISTENER_PREFIX}{}.{property}",
+            listener.to_ascii_lowercase()
+        );
+        self.listener_overrides
+            .insert(name, value.trim().to_string());
         Ok(())
     }
 
@@ -2636,6 +2709,25 @@ mod tests {
             host: host.to_string(),
             port,
         }
+    }
+
+    #[test]
+    fn listener_overrides() {
+        // No ssl.* / sasl.* property exists yet: every listener override is refused by name.
+        let result = BrokerConfig::load(
+            None,
+            &overrides(&[("listener.name.SASL_SSL.log.retention.ms", "1")]),
+        );
+        let message = result.expect_err("refused").to_string();
+        assert!(
+            message.contains("unknown property `listener.name.SASL_SSL.log.retention.ms`"),
+            "{message}"
+        );
+        let config = BrokerConfig::load(None, &overrides(&[])).expect("defaults");
+        assert_eq!(
+            config.listener_property("PLAINTEXT", "ssl.keystore.location"),
+            None
+        );
     }
 
     #[test]
