@@ -69,13 +69,15 @@ class KafkaPool:
         self.tmp_path_factory = tmp_path_factory
         self.nodes = {}  # settings key -> KafkaBroker, least recently used first
 
-    def get(self, settings):
+    def get(self, settings, listeners=None):
         key = tuple(sorted((str(k), str(v)) for k, v in (settings or {}).items()))
+        key += tuple(("listener", f"{n}:{p}") for n, p in (listeners or []))
         node = self.nodes.pop(key, None)
         if node is None:
             name = "kafka-" + (re.sub(r"[^A-Za-z0-9]+", "_", "-".join(k for k, _ in key))[:30]
                                or "defaults")
-            node = harness.KafkaBroker(self.tmp_path_factory.mktemp(name), settings=settings)
+            node = harness.KafkaBroker(self.tmp_path_factory.mktemp(name), settings=settings,
+                                       listeners=listeners)
         self.nodes[key] = node
         running = [other for other in self.nodes.values() if other is not node and other.alive()]
         for other in running[:max(0, len(running) - (self.RUNNING - 1))]:
@@ -102,14 +104,14 @@ def start_broker(tmp_path_factory, request):
     shared node for these settings, see KafkaPool)."""
     started = []
 
-    def start(shards=1, settings=None):
+    def start(shards=1, settings=None, listeners=None):
         if harness.TARGET == "kafka":
-            node = request.getfixturevalue("kafka_pool").get(settings)
+            node = request.getfixturevalue("kafka_pool").get(settings, listeners)
             started.append((node, len(node.log_text())))
             return node
         base = tmp_path_factory.mktemp(re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:40])
         broker = harness.Broker(base / "data", base / "broker.log", shards=shards,
-                                settings=settings)
+                                settings=settings, listeners=listeners)
         started.append((broker, 0))
         return broker.start()
 
@@ -132,12 +134,12 @@ def module_broker_factory(tmp_path_factory, request):
     for panics itself, per test (see `panic_in`), so that the right test fails."""
     started = []
 
-    def start(shards=1, settings=None):
+    def start(shards=1, settings=None, listeners=None):
         if harness.TARGET == "kafka":
-            return request.getfixturevalue("kafka_pool").get(settings)
+            return request.getfixturevalue("kafka_pool").get(settings, listeners)
         base = tmp_path_factory.mktemp(request.module.__name__)
         broker = harness.Broker(base / "data", base / "broker.log", shards=shards,
-                                settings=settings)
+                                settings=settings, listeners=listeners)
         started.append(broker)
         return broker.start()
 

@@ -141,15 +141,49 @@ def ringtail_bug(reason):
     return pytest.mark.xfail(TARGET == "ringtail", strict=True, reason=f"Ringtail bug: {reason}")
 
 
+def _extra_listeners(listeners):
+    """`listeners` as the harness takes it: [(NAME, PROTOCOL), ...] beside PLAINTEXT, e.g.
+    [("SSL", "SSL"), ("SASL_PLAINTEXT", "SASL_PLAINTEXT"), ("CLIENT", "SASL_SSL")]; each gets a
+    free port. Returns {NAME: (PROTOCOL, port)}."""
+    extra = {}
+    for name, protocol in listeners or []:
+        name = name.upper()
+        assert name not in ("PLAINTEXT", "CONTROLLER") and name not in extra, name
+        extra[name] = (protocol.upper(), free_port())
+    return extra
+
+
+def _listener_settings(port, extra, controller_port=None):
+    """`listeners` / `advertised.listeners` / `listener.security.protocol.map` for PLAINTEXT on
+    `port` plus `extra` (and Kafka's CONTROLLER listener on `controller_port`)."""
+    listeners = [f"PLAINTEXT://127.0.0.1:{port}"]
+    protocols = ["PLAINTEXT:PLAINTEXT"]
+    if controller_port is not None:
+        listeners.append(f"CONTROLLER://127.0.0.1:{controller_port}")
+        protocols.append("CONTROLLER:PLAINTEXT")
+    for name, (protocol, extra_port) in extra.items():
+        listeners.append(f"{name}://127.0.0.1:{extra_port}")
+        protocols.append(f"{name}:{protocol}")
+    return {
+        "listeners": ",".join(listeners),
+        "advertised.listeners": ",".join(listeners),
+        "listener.security.protocol.map": ",".join(protocols),
+    }
+
+
 class Broker:
-    """One `ringtail serve` process. `restart()` keeps the port and the data dir."""
+    """One `ringtail serve` process. `restart()` keeps the port and the data dir.
+
+    `listeners` adds listeners beside PLAINTEXT (see `_extra_listeners`); `bootstrap_for(NAME)`
+    is the address of one."""
 
     target = "ringtail"
 
-    def __init__(self, data_dir, log_path, shards=1, settings=None, binary=None):
+    def __init__(self, data_dir, log_path, shards=1, settings=None, binary=None, listeners=None):
         self.binary = Path(binary or ringtail_bin())
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.extra_listeners = _extra_listeners(listeners)
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.shards = shards
@@ -157,12 +191,19 @@ class Broker:
         self.process = None
         self.starts = 0
 
+    def bootstrap_for(self, listener):
+        """`127.0.0.1:PORT` of listener `listener` (PLAINTEXT or one of `listeners`)."""
+        listener = listener.upper()
+        if listener == "PLAINTEXT":
+            return self.bootstrap
+        return f"127.0.0.1:{self.extra_listeners[listener][1]}"
+
     # ----- lifecycle -----
 
     def command(self):
         command = [
             str(self.binary), "serve",
-            "--listeners", f"PLAINTEXT://{self.bootstrap}",
+            "--listeners", _listener_settings(self.port, self.extra_listeners)["listeners"],
             "--log-dirs", str(self.data_dir),
             "--shards", str(self.shards),
         ]
@@ -170,6 +211,10 @@ class Broker:
         # test asks for it with a free port (see http_settings()): brokers of parallel tests
         # would otherwise clash on the default port.
         settings = {"ringtail.http.listener": "", **self.settings}
+        if self.extra_listeners:
+            listener_settings = _listener_settings(self.port, self.extra_listeners)
+            del listener_settings["listeners"]  # given as --listeners
+            settings = {**listener_settings, **settings}
         for key, value in settings.items():
             command += ["--set", f"{key}={value}"]
         return command
@@ -327,10 +372,11 @@ class KafkaBroker(Broker):
 
     target = "kafka"
 
-    def __init__(self, node_dir, shards=1, settings=None):
+    def __init__(self, node_dir, shards=1, settings=None, listeners=None):
         self.node_dir = Path(node_dir)
         self.port = free_port_pair()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.extra_listeners = _extra_listeners(listeners)
         self.data_dir = self.node_dir / "data"
         self.log_path = self.node_dir / "logs" / "server.log"
         self.notes_path = self.node_dir / "harness.log"
@@ -401,11 +447,16 @@ class KafkaBroker(Broker):
             os.kill(pid, signal.SIGKILL)
             self._note(f"kafka.sh's JVM {pid} did not stop within {KAFKA_STOP_TIMEOUT_S}s; SIGKILL")
         (self.node_dir / "kafka.pid").unlink(missing_ok=True)
-        if self.settings:
+        settings = dict(self.settings)
+        if self.extra_listeners:
+            # Later lines win in a .properties file: these replace kafka.sh's listener lines.
+            settings = {**_listener_settings(self.port, self.extra_listeners, self.port + 1),
+                        **settings}
+        if settings:
             properties = self.node_dir / "config" / "server.properties"
             with open(properties, "a") as out:
                 out.write("# Added by tests/harness.py: this test's settings.\n")
-                for key, value in self.settings.items():
+                for key, value in settings.items():
                     out.write(f"{key}={value}\n")
 
     def wait_ready(self, log_offset=0, timeout_s=KAFKA_START_TIMEOUT_S):
