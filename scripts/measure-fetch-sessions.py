@@ -92,11 +92,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def start_broker(binary, port, data_dir, log_path):
+def start_broker(binary, port, data_dir, log_path, no_http=True):
     log = open(log_path, "ab")
+    # No operator HTTP listener (an older baseline build may not know the property).
+    http = ["--set", "ringtail.http.listener="] if no_http else []
     process = subprocess.Popen(
         [binary, "serve", "--listeners", f"PLAINTEXT://127.0.0.1:{port}", "--log-dirs", data_dir,
-         "--shards", "1", "--set", "ringtail.http.listener="],
+         "--shards", "1", *http],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -173,10 +175,10 @@ def run_mode(pid, port, topic, partitions, fetches, mode):
     }
 
 
-def measure(binary, label, args, modes):
+def measure(binary, label, args, modes, no_http=True):
     data = tempfile.mkdtemp(prefix="ringtail-measure-fetch-")
     log_path = os.path.join(data, "broker.log")
-    process = start_broker(binary, args.port, os.path.join(data, "data"), log_path)
+    process = start_broker(binary, args.port, os.path.join(data, "data"), log_path, no_http)
     try:
         topic = f"measure-fetch-{os.getpid()}"
         prepare_topic(args.port, topic, args.partitions)
@@ -216,6 +218,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--binary", default=os.path.join(ROOT, "target/release/ringtail"))
     parser.add_argument("--baseline-binary")
+    parser.add_argument("--baseline-default-http", action="store_true",
+                        help="do not pass ringtail.http.listener= to a baseline built before it")
     parser.add_argument("--partitions", type=int, default=1000)
     parser.add_argument("--fetches", type=int, default=5000)
     parser.add_argument("--port", type=int, default=19710)
@@ -225,7 +229,8 @@ def main():
     load_before = os.getloadavg()
     results = []
     if args.baseline_binary:
-        results += measure(args.baseline_binary, "baseline", args, ["sessionless"])
+        results += measure(args.baseline_binary, "baseline", args, ["sessionless"],
+                           no_http=not args.baseline_default_http)
     results += measure(args.binary, "this commit", args, ["sessionless", "session"])
     load_after = os.getloadavg()
 
