@@ -59,7 +59,11 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
 }
 
 /// Reads every partition `request` names and answers them all, in request order.
-async fn read_response(ctx: &Rc<ShardContext>, request: FetchRequest, version: i16) -> FetchResponse {
+async fn read_response(
+    ctx: &Rc<ShardContext>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let ctx = ctx.clone();
     let mut response = FetchResponse::default().with_session_id(0);
     let image = ctx.metadata();

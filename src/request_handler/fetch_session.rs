@@ -312,11 +312,11 @@ fn outcomes(response: &FetchResponse) -> Vec<PartitionOutcome> {
 fn retain_partitions(response: &mut FetchResponse, kept: &[bool]) {
     let mut flags = kept.iter().copied();
     for topic in &mut response.responses {
-        topic
-            .partitions
-            .retain(|_| flags.next().unwrap_or(true));
+        topic.partitions.retain(|_| flags.next().unwrap_or(true));
     }
-    response.responses.retain(|topic| !topic.partitions.is_empty());
+    response
+        .responses
+        .retain(|topic| !topic.partitions.is_empty());
 }
 
 fn now_ms() -> i64 {
@@ -701,7 +701,10 @@ impl FetchSessionCache {
         };
         match evictable.first() {
             Some(&first) if key >= first => {
-                tracing::debug!(session_id = first.2, "evicting fetch session for a larger one");
+                tracing::debug!(
+                    session_id = first.2,
+                    "evicting fetch session for a larger one"
+                );
                 self.remove(first.2)
             }
             _ => false,
@@ -811,7 +814,10 @@ mod tests {
         }
     }
 
-    fn entries(name: &str, count: i32) -> Vec<((PartitionKey, TopicName, FetchPartition), PartitionOutcome)> {
+    fn entries(
+        name: &str,
+        count: i32,
+    ) -> Vec<((PartitionKey, TopicName, FetchPartition), PartitionOutcome)> {
         (0..count)
             .map(|p| {
                 (
@@ -826,7 +832,12 @@ mod tests {
             .collect()
     }
 
-    fn incremental(cache: &mut FetchSessionCache, id: i32, epoch: i32, now: i64) -> Vec<PartitionKey> {
+    fn incremental(
+        cache: &mut FetchSessionCache,
+        id: i32,
+        epoch: i32,
+        now: i64,
+    ) -> Vec<PartitionKey> {
         match cache.update_session(id, epoch, 12, Vec::new(), Vec::new(), now) {
             Updated::Incremental { keys, .. } => keys,
             Updated::Error(e) => panic!("session error {e:?}"),
@@ -849,7 +860,11 @@ mod tests {
                 for _ in 0..100 {
                     let id = cache.new_session_id();
                     assert!(id > 0);
-                    assert_eq!(session_shard(id, shards), Some(shard), "id {id} of {shards}");
+                    assert_eq!(
+                        session_shard(id, shards),
+                        Some(shard),
+                        "id {id} of {shards}"
+                    );
                 }
             }
         }
@@ -925,7 +940,9 @@ mod tests {
             }
             _ => panic!("expected an incremental context"),
         }
-        let forgotten = forgotten.with_topic(TopicName(StrBytes::from_static_str("u"))).with_partitions(vec![0]);
+        let forgotten = forgotten
+            .with_topic(TopicName(StrBytes::from_static_str("u")))
+            .with_partitions(vec![0]);
         assert!(matches!(
             cache.update_session(id, 2, 12, vec![], vec![forgotten], 2),
             Updated::Closed(_)
@@ -953,8 +970,14 @@ mod tests {
         assert!(!cache.sessions.contains_key(&f));
         // Touched after the eviction time, `a` (5 partitions) is evictable by a larger session,
         // not by one as large (the key's id 0 orders first) or smaller; `d` is too young.
-        assert_eq!(cache.create_session(eviction + 120, false, false, entries("e", 3)), 0);
-        assert_eq!(cache.create_session(eviction + 120, false, false, entries("e", 5)), 0);
+        assert_eq!(
+            cache.create_session(eviction + 120, false, false, entries("e", 3)),
+            0
+        );
+        assert_eq!(
+            cache.create_session(eviction + 120, false, false, entries("e", 5)),
+            0
+        );
         let e = cache.create_session(eviction + 130, false, false, entries("e", 6));
         assert_ne!(e, 0);
         assert!(!cache.sessions.contains_key(&a));

@@ -7,8 +7,8 @@
 //! when the leader is unknown).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{fetch_response, produce_response, BrokerId, FetchResponse};
 use kafka_protocol::messages::ProduceResponse;
+use kafka_protocol::messages::{fetch_response, produce_response, BrokerId, FetchResponse};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -32,8 +32,13 @@ pub fn fill_produce(ctx: &ShardContext, version: i16, response: &mut ProduceResp
             if partition.error_code != ResponseError::NotLeaderOrFollower.code() {
                 continue;
             }
-            let (leader_id, leader_epoch) =
-                current_leader(ctx, &image, &topic.topic_id, topic.name.as_str(), partition.index);
+            let (leader_id, leader_epoch) = current_leader(
+                ctx,
+                &image,
+                &topic.topic_id,
+                topic.name.as_str(),
+                partition.index,
+            );
             leader_known |= leader_id >= 0;
             partition.current_leader = produce_response::LeaderIdAndEpoch::default()
                 .with_leader_id(BrokerId(leader_id))

@@ -166,8 +166,12 @@ fn incremental_fetches_carry_only_changes() {
     assert_eq!((sessionless.error_code, sessionless.session_id), (0, 0));
     assert_eq!(answered(&sessionless).len(), 3);
     // A full request naming a session closes it and opens a new one.
-    let first = client.call(&request(0, 0, &topic, Uuid::nil(), &all), 12).session_id;
-    let second = client.call(&request(first, 0, &topic, Uuid::nil(), &all), 12).session_id;
+    let first = client
+        .call(&request(0, 0, &topic, Uuid::nil(), &all), 12)
+        .session_id;
+    let second = client
+        .call(&request(first, 0, &topic, Uuid::nil(), &all), 12)
+        .session_id;
     assert!(second > 0 && second != first);
     let old = client.call(&request(first, 1, &topic, Uuid::nil(), &[]), 12);
     assert_eq!(old.error_code, FETCH_SESSION_ID_NOT_FOUND);
@@ -194,7 +198,10 @@ fn topic_id_sessions_and_slots() {
     assert_eq!(answered(&refused).len(), 2);
     // Incremental by topic id, then a request below v13 on a topic-id session.
     produce_one(&mut client, &topic, 1);
-    let incremental = client.call(&request(full.session_id, 1, "", topic_id, &[(0, 1, -1)]), 16);
+    let incremental = client.call(
+        &request(full.session_id, 1, "", topic_id, &[(0, 1, -1)]),
+        16,
+    );
     assert_eq!(incremental.error_code, 0);
     assert_eq!(answered(&incremental), vec![(1, true)]);
     let by_name = client.call(&request(full.session_id, 2, &topic, Uuid::nil(), &[]), 12);
