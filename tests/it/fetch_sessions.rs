@@ -229,6 +229,7 @@ fn fenced_leader_epoch_names_the_current_leader() {
     produce_one(&mut client, &topic, 0);
     // Each start bumps the leader epochs, so an epoch from before the restart is fenced.
     let (_, old_epoch) = topic_id_and_epoch(&mut client, &topic);
+    broker.stop();
     broker.restart();
     let mut client = broker.client();
     let (topic_id, epoch) = topic_id_and_epoch(&mut client, &topic);
