@@ -256,3 +256,45 @@ fn fenced_leader_epoch_names_the_current_leader() {
     let ok = client.call(&request(0, -1, "", topic_id, &[(0, 0, epoch)]), 16);
     assert_eq!(ok.responses[0].partitions[0].error_code, 0);
 }
+
+#[test]
+fn a_session_works_from_a_connection_on_another_shard() {
+    // Connections spread over the shards (SO_REUSEPORT); a session is broker-wide, as on Kafka.
+    let broker = Broker::start(&["ringtail.shards=2"]);
+    let mut client = broker.client();
+    let topic = unique_topic("it-session-shards");
+    create_topic(&mut client, &topic, 4);
+    for p in 0..4 {
+        produce_one(&mut client, &topic, p);
+    }
+    let all = [(0, 1, -1), (1, 1, -1), (2, 1, -1), (3, 1, -1)];
+    let full = client.call(&request(0, 0, &topic, Uuid::nil(), &all), 12);
+    let session = full.session_id;
+    assert!(session > 0);
+    let mut epoch = 1;
+    for round in 0..8 {
+        let mut other = broker.client();
+        produce_one(&mut other, &topic, round % 4);
+        let answer = other.call(&request(session, epoch, &topic, Uuid::nil(), &[]), 12);
+        assert_eq!(
+            (answer.error_code, answer.session_id),
+            (0, session),
+            "round {round}"
+        );
+        assert_eq!(answered(&answer), vec![(round % 4, true)], "round {round}");
+        epoch += 1;
+        // The client moves its fetch offset past what it got.
+        let offset = 2 + i64::from(round / 4);
+        let moved = other.call(
+            &request(session, epoch, &topic, Uuid::nil(), &[(round % 4, offset, -1)]),
+            12,
+        );
+        assert_eq!((moved.error_code, answered(&moved)), (0, vec![]), "round {round}");
+        epoch += 1;
+    }
+    let log = broker.log_tail(400);
+    assert!(
+        log.contains("on shard 0") && log.contains("on shard 1"),
+        "connections reached both shards"
+    );
+}
