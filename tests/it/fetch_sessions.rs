@@ -286,10 +286,20 @@ fn a_session_works_from_a_connection_on_another_shard() {
         // The client moves its fetch offset past what it got.
         let offset = 2 + i64::from(round / 4);
         let moved = other.call(
-            &request(session, epoch, &topic, Uuid::nil(), &[(round % 4, offset, -1)]),
+            &request(
+                session,
+                epoch,
+                &topic,
+                Uuid::nil(),
+                &[(round % 4, offset, -1)],
+            ),
             12,
         );
-        assert_eq!((moved.error_code, answered(&moved)), (0, vec![]), "round {round}");
+        assert_eq!(
+            (moved.error_code, answered(&moved)),
+            (0, vec![]),
+            "round {round}"
+        );
         epoch += 1;
     }
     let log = broker.log_tail(400);
