@@ -274,6 +274,11 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i32,
     /// `fetch.max.bytes`: largest Fetch response in bytes; default 57671680, at least 1024.
     pub fetch_max_bytes: i32,
+    // ---- Fetch sessions (KIP-227) ----
+    /// `max.incremental.fetch.session.cache.slots`: incremental fetch sessions the broker
+    /// keeps; default 1000, at least 0. Split evenly over the shards (`slots / shards` each),
+    /// as Kafka splits it over its 8 cache shards.
+    pub max_incremental_fetch_session_cache_slots: i32,
     /// `ringtail.shards`: executors (one per core); 0 = all online cores, else 1..=cores.
     /// Use [`BrokerConfig::shard_count`] for the resolved number.
     pub shards: u32,
@@ -663,6 +668,12 @@ impl BrokerConfig {
             )?,
             offsets_retention_minutes: layers.int("offsets.retention.minutes", 1, MAX32)?,
             fetch_max_bytes: layers.int("fetch.max.bytes", 1024, MAX32)?,
+            // Fetch sessions (KIP-227).
+            max_incremental_fetch_session_cache_slots: layers.int(
+                "max.incremental.fetch.session.cache.slots",
+                0,
+                MAX32,
+            )?,
             shards: parse_shards(&layers)?,
             io_memory_bytes: layers.int(
                 "ringtail.io.memory.bytes",
@@ -1159,6 +1170,8 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("offsets.topic.replication.factor", Some("1")),
     property("offsets.retention.minutes", Some("10080")),
     property("fetch.max.bytes", Some("57671680")),
+    // Fetch sessions (KIP-227): Kafka's name and default (ServerConfigs).
+    property("max.incremental.fetch.session.cache.slots", Some("1000")),
     property("ringtail.shards", Some("0")),
     property("ringtail.io.memory.bytes", Some("2097152")),
     property("ringtail.partition.cache.bytes", Some("4194304")),
@@ -2270,6 +2283,7 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "offsets.topic.segment.bytes"
         | "offsets.retention.minutes"
         | "fetch.max.bytes"
+        | "max.incremental.fetch.session.cache.slots"
         | "log.cleaner.threads"
         | "compression.gzip.level"
         | "compression.zstd.level"

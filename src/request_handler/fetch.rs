@@ -1,5 +1,8 @@
-//! Fetch (key 1), v4-18, sessionless (KIP-227 sessions are optional: we always answer
-//! session_id 0, and clients then send full fetches).
+//! Fetch (key 1), v4-18, with incremental fetch sessions (KIP-227, [`super::fetch_session`]):
+//! the session lookup may answer with a session error or rewrite an incremental request to
+//! every partition of its session before the read; after it, the response keeps only what the
+//! session says the client needs. KIP-951 leader hints ([`super::leader_hint`]) fill
+//! `CurrentLeader` / `NodeEndpoints` (v16+).
 //!
 //! Partitions are read on their owning shards in parallel. When fewer than `min_bytes` came
 //! back, the request long-polls: every shard involved watches its partitions' high watermarks
@@ -17,6 +20,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::*;
 
 use super::offset_for_leader_epoch::leader_epoch_error;
+use super::{fetch_session, leader_hint};
 use crate::partition::ReadError;
 use crate::protocol::record_batch::BatchIter;
 use crate::shard::{self, ShardContext};
@@ -39,10 +43,29 @@ struct PartFetch {
 }
 
 pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) -> FetchResponse {
+    let mut request = request;
+    let session = match fetch_session::begin(&ctx, &mut request, version).await {
+        Ok(session) => session,
+        Err(error) => {
+            return FetchResponse::default()
+                .with_session_id(fetch_session::INVALID_SESSION_ID)
+                .with_error_code(error.code())
+        }
+    };
+    let mut response = read_response(&ctx, request, version).await;
+    leader_hint::fill_fetch(&ctx, version, &mut response);
+    fetch_session::finish(&ctx, session, &mut response).await;
+    response
+}
+
+/// Reads every partition `request` names and answers them all, in request order.
+async fn read_response(
+    ctx: &Rc<ShardContext>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
+    let ctx = ctx.clone();
     let mut response = FetchResponse::default().with_session_id(0);
-    if request.session_id != 0 {
-        return response.with_error_code(ResponseError::FetchSessionIdNotFound.code());
-    }
     let image = ctx.metadata();
     let max_bytes = if request.max_bytes > 0 {
         request.max_bytes as usize

@@ -102,6 +102,7 @@ pub async fn dispatch(
             pending.push(produce_remote(shard, parts, settings).await);
         }
     }
+    let hint_ctx = ctx.clone();
     Box::pin(async move {
         let results = join_all(pending).await.into_iter().flatten().chain(early);
         for result in results {
@@ -122,6 +123,7 @@ pub async fn dispatch(
                 })
                 .collect();
         }
+        super::leader_hint::fill_produce(&hint_ctx, version, &mut response);
         response
     })
 }

@@ -8,6 +8,7 @@
 //! OffsetFetch, restart, OffsetFetch again). The pytest suite stays for real-client
 //! compatibility.
 
+mod fetch_sessions;
 mod groups;
 mod harness;
 mod list_offsets;
