@@ -11,6 +11,7 @@
 //! - [`codec`]: the codecs of `compression.type` with Kafka's framings (xerial snappy included).
 //! - [`varint`]: zigzag varints of the record format.
 //! - [`consumer_offsets`]: key/value schemas of the `__consumer_offsets` records.
+//! - [`transaction_state`]: key/value schemas of the `__transaction_state` records.
 //!
 //! Errors are per module `thiserror` enums ([`frame::FrameError`], [`client::ClientCodecError`],
 //! [`record_batch::BatchError`], [`records::WalkError`], [`codec::CodecError`],
@@ -27,4 +28,5 @@ pub mod record_batch;
 pub mod records;
 #[doc(hidden)]
 pub mod testing;
+pub mod transaction_state;
 pub mod varint;
