@@ -195,7 +195,12 @@ pub fn encode_value(value: &TransactionLogValue, version: i16) -> Result<Bytes, 
                 } else {
                     put_string(&mut buf, "topic", &topic.topic)?;
                 }
-                put_array_len(&mut buf, "partition_ids", topic.partition_ids.len(), flexible)?;
+                put_array_len(
+                    &mut buf,
+                    "partition_ids",
+                    topic.partition_ids.len(),
+                    flexible,
+                )?;
                 for id in &topic.partition_ids {
                     buf.put_i32(*id);
                 }
@@ -260,12 +265,13 @@ pub fn decode_value(bytes: &[u8]) -> Result<TransactionLogValue, RecordError> {
             } else {
                 reader.string("topic")?
             };
-            let count = reader
-                .array_len("partition_ids", flexible)?
-                .ok_or(RecordError::InvalidLength {
-                    field: "partition_ids",
-                    length: -1,
-                })?;
+            let count =
+                reader
+                    .array_len("partition_ids", flexible)?
+                    .ok_or(RecordError::InvalidLength {
+                        field: "partition_ids",
+                        length: -1,
+                    })?;
             let mut partition_ids = Vec::with_capacity(count.min(reader.bytes.len() / 4));
             for _ in 0..count {
                 partition_ids.push(reader.i32("partition_ids")?);
@@ -579,7 +585,11 @@ mod tests {
         let key = encode_key("tx-1").unwrap();
         assert_eq!(&key[..], &[0, 0, 0, 4, b't', b'x', b'-', b'1']);
         assert_eq!(decode_key(&key).unwrap().as_deref(), Some("tx-1"));
-        assert_eq!(decode_key(&[0, 1, 0, 0]).unwrap(), None, "unknown key version");
+        assert_eq!(
+            decode_key(&[0, 1, 0, 0]).unwrap(),
+            None,
+            "unknown key version"
+        );
         assert!(decode_key(&[0, 0, 0, 9, b'a']).is_err(), "truncated");
     }
 
