@@ -11,6 +11,8 @@
 //! - [`codec`]: the codecs of `compression.type` with Kafka's framings (xerial snappy included).
 //! - [`varint`]: zigzag varints of the record format.
 //! - [`consumer_offsets`]: key/value schemas of the `__consumer_offsets` records.
+//! - [`control_record`]: transaction markers (control record key, end-transaction marker,
+//!   the control batch a coordinator writes).
 //!
 //! Errors are per module `thiserror` enums ([`frame::FrameError`], [`client::ClientCodecError`],
 //! [`record_batch::BatchError`], [`records::WalkError`], [`codec::CodecError`],
@@ -21,6 +23,7 @@
 pub mod client;
 pub mod codec;
 pub mod consumer_offsets;
+pub mod control_record;
 pub mod frame;
 pub mod produce_legacy;
 pub mod record_batch;
