@@ -224,7 +224,10 @@ mod tests {
         assert_eq!(parse_key(&[0, 0, 0, 0]), Ok(ControlRecordType::Abort));
         assert_eq!(parse_key(&[0, 0, 0, 5]), Ok(ControlRecordType::Unknown(5)));
         // A newer version with more fields: the known prefix is read.
-        assert_eq!(parse_key(&[0, 1, 0, 1, 9, 9]), Ok(ControlRecordType::Commit));
+        assert_eq!(
+            parse_key(&[0, 1, 0, 1, 9, 9]),
+            Ok(ControlRecordType::Commit)
+        );
     }
 
     #[test]
@@ -266,7 +269,11 @@ mod tests {
             assert!(header.is_control() && header.is_transactional());
             assert_eq!(header.attributes, CONTROL_BATCH_ATTRIBUTES);
             assert_eq!(
-                (header.producer_id, header.producer_epoch, header.base_sequence),
+                (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence
+                ),
                 (42, 3, -1)
             );
             assert_eq!((header.base_offset, header.partition_leader_epoch), (0, -1));
