@@ -354,7 +354,11 @@ fn append_error_code(error: &AppendError) -> ResponseError {
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
         },
         AppendError::EmptyRecords | AppendError::TrailingBytes(_) => ResponseError::CorruptMessage,
-        AppendError::ControlBatch => ResponseError::InvalidRecord,
+        AppendError::ControlBatch { .. } => ResponseError::InvalidRecord,
+        AppendError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        AppendError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         AppendError::Offline(_) => ResponseError::KafkaStorageError,

@@ -12,6 +12,8 @@
 //! - [`varint`]: zigzag varints of the record format.
 //! - [`consumer_offsets`]: key/value schemas of the `__consumer_offsets` records.
 //! - [`transaction_state`]: key/value schemas of the `__transaction_state` records.
+//! - [`control_record`]: transaction markers (control record key, end-transaction marker,
+//!   the control batch a coordinator writes).
 //!
 //! Errors are per module `thiserror` enums ([`frame::FrameError`], [`client::ClientCodecError`],
 //! [`record_batch::BatchError`], [`records::WalkError`], [`codec::CodecError`],
@@ -22,6 +24,7 @@
 pub mod client;
 pub mod codec;
 pub mod consumer_offsets;
+pub mod control_record;
 pub mod frame;
 pub mod produce_legacy;
 pub mod record_batch;
