@@ -21,6 +21,7 @@
 pub mod client;
 pub mod codec;
 pub mod consumer_offsets;
+pub mod consumer_offsets_txn;
 pub mod frame;
 pub mod produce_legacy;
 pub mod record_batch;
