@@ -39,6 +39,9 @@ use crate::protocol::record_batch::{
 mod leader;
 mod log_validator;
 pub use leader::{DeleteRecordsError, LeaderEpochError};
+// TXOFFSETS until TXLOG's `transactions::TxnMarker` is merged: delete these two lines then.
+mod interface_txn_marker;
+pub use interface_txn_marker::TxnMarker;
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, the max.in.flight limit for idempotence).

@@ -24,6 +24,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 pub(crate) mod request_metrics;
+mod txn_offset_commit;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -313,6 +314,9 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
             )
         }
         ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
+        ApiKey::TxnOffsetCommit => {
+            handle!(request, TxnOffsetCommitRequest, txn_offset_commit::handle)
+        }
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }

@@ -37,6 +37,8 @@ pub enum BatchContent {
     Transactional {
         /// The producer whose transaction holds the offsets.
         producer_id: i64,
+        /// Its epoch.
+        producer_epoch: i16,
         /// The records of the batch.
         records: Vec<CoordinatorRecord>,
     },
@@ -44,6 +46,8 @@ pub enum BatchContent {
     Marker {
         /// The producer whose transaction ended.
         producer_id: i64,
+        /// The epoch the marker carries.
+        producer_epoch: i16,
         /// True for a commit marker.
         commit: bool,
     },
@@ -164,6 +168,7 @@ pub fn decode_log_batches(bytes: Bytes) -> Result<Vec<LogBatch>, RecordError> {
         };
         let base_offset = first.offset;
         let producer_id = first.producer_id;
+        let producer_epoch = first.producer_epoch;
         if first.control {
             let commit = first.key.as_deref().and_then(control_record_is_commit);
             if let Some(commit) = commit {
@@ -171,6 +176,7 @@ pub fn decode_log_batches(bytes: Bytes) -> Result<Vec<LogBatch>, RecordError> {
                     base_offset,
                     content: BatchContent::Marker {
                         producer_id,
+                        producer_epoch,
                         commit,
                     },
                 });
@@ -188,6 +194,7 @@ pub fn decode_log_batches(bytes: Bytes) -> Result<Vec<LogBatch>, RecordError> {
         let content = if transactional {
             BatchContent::Transactional {
                 producer_id,
+                producer_epoch,
                 records,
             }
         } else {
@@ -272,6 +279,7 @@ mod tests {
                     base_offset: 1,
                     content: BatchContent::Transactional {
                         producer_id: 7,
+                        producer_epoch: 0,
                         records: vec![commit(0, 2), commit(1, 3)],
                     },
                 },
@@ -279,6 +287,7 @@ mod tests {
                     base_offset: 3,
                     content: BatchContent::Marker {
                         producer_id: 7,
+                        producer_epoch: 0,
                         commit: false,
                     },
                 },
