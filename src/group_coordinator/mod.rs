@@ -1087,3 +1087,5 @@ fn code(error: Option<ResponseError>) -> i16 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
