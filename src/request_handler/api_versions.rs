@@ -54,6 +54,7 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::EndTxn => (0, EndTxnRequest::VERSIONS.max),
         ApiKey::DescribeTransactions => (0, DescribeTransactionsRequest::VERSIONS.max),
         ApiKey::ListTransactions => (0, ListTransactionsRequest::VERSIONS.max),
+        ApiKey::TxnOffsetCommit => (0, TxnOffsetCommitRequest::VERSIONS.max),
         _ => return None,
     };
     Some(range)

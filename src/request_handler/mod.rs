@@ -30,6 +30,7 @@ mod offset_for_leader_epoch;
 mod produce;
 pub(crate) mod request_metrics;
 mod transactions;
+mod txn_offset_commit;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -340,6 +341,9 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
         }
         ApiKey::ListTransactions => {
             handle!(request, ListTransactionsRequest, list_transactions::handle)
+        }
+        ApiKey::TxnOffsetCommit => {
+            handle!(request, TxnOffsetCommitRequest, txn_offset_commit::handle)
         }
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
