@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
-use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::group_coordinator::{GroupCoordinator, GroupSettings, OffsetsLogSettings};
@@ -24,7 +23,7 @@ use crate::metrics::health;
 use crate::replica_manager::ReplicaManager;
 use crate::shard::{self, MeshEnds, ShardContext, ShardId, ShardParts};
 use crate::transaction_coordinator::{
-    MarkerRequest, TransactionCoordinator, TransactionLogSettings, TransactionSettings, TxnServices,
+    TransactionCoordinator, TransactionLogSettings, TransactionSettings,
 };
 
 /// Kafka's clean-shutdown marker file in the log dir.
@@ -433,7 +432,7 @@ async fn open_shard(
         .await
         .map_err(|e| format!("loading __consumer_offsets: {e}"))?;
     ctx.transaction_coordinator
-        .set_services(transaction_services());
+        .set_services(crate::request_handler::transaction_services());
     ctx.transaction_coordinator
         .load()
         .await
@@ -565,51 +564,6 @@ fn transaction_log_settings(config: &BrokerConfig) -> TransactionLogSettings {
 /// Kafka's coordinator epoch grows with every leader election of `__transaction_state`.
 fn coordinator_epoch(first_producer_id: i64) -> i32 {
     ((first_producer_id >> 16) / 1000).clamp(0, i32::MAX as i64) as i32
-}
-
-/// The shard-mesh services of the transaction coordinator: producer ids from shard 0, and
-/// markers written on the shard owning the partition (`__consumer_offsets` partitions by the
-/// group coordinator there).
-fn transaction_services() -> TxnServices {
-    TxnServices {
-        write_marker: Rc::new(|request: MarkerRequest| Box::pin(write_txn_marker(request))),
-        allocate_producer_id: Rc::new(|| {
-            Box::pin(shard::invoke_on(0, |ctx| {
-                Box::pin(async move { ctx.allocate_producer_id() })
-            }))
-        }),
-    }
-}
-
-/// One transaction marker on the shard owning its partition; Ok once durable.
-async fn write_txn_marker(request: MarkerRequest) -> Result<(), ResponseError> {
-    let ctx = shard::context();
-    if request.topic == crate::group_coordinator::OFFSETS_TOPIC_NAME {
-        let target = request.partition as usize % ctx.shard_count;
-        return shard::invoke_on(target, move |ctx| {
-            Box::pin(async move {
-                // MERGE: group_coordinator.write_txn_marker (TXOFFSETS) is wired at the merge.
-                let _ = (&ctx, &request);
-                Err(ResponseError::CoordinatorNotAvailable)
-            })
-        })
-        .await;
-    }
-    let Some(target) = ctx
-        .metadata()
-        .topic(&request.topic)
-        .and_then(|t| t.shard_of(request.partition))
-    else {
-        return Err(ResponseError::UnknownTopicOrPartition);
-    };
-    shard::invoke_on(target, move |ctx| {
-        Box::pin(async move {
-            // MERGE: Partition::write_txn_marker (TXLOG) is wired at the merge.
-            let _ = (&ctx, &request);
-            Err(ResponseError::CoordinatorNotAvailable)
-        })
-    })
-    .await
 }
 
 /// Raises RLIMIT_MEMLOCK to what the shards need, or explains how to.

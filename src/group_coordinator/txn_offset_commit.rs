@@ -55,12 +55,8 @@ impl GroupCoordinator {
             group_instance_id.as_deref(),
             now,
         );
-        // TXN-VERIFY: KIP-890 part 1 -- before storing, ask the transaction coordinator that
-        // the group's `__consumer_offsets` partition was added to the producer's transaction
-        // (AddOffsetsToTxn): `transaction_coordinator::verify_partition(&request.transactional_id,
-        // producer_id, producer_epoch, OFFSETS_TOPIC_NAME, offsets_partition)`, its error
-        // (INVALID_TXN_STATE / INVALID_PRODUCER_EPOCH) answered for every partition. TXCOORD
-        // wires the call at the merge.
+        // KIP-890 part 1 verification (the offsets partition is in the transaction) ran in
+        // request_handler::txn_offset_commit before this call.
         if let Err(error) = validation {
             tracing::debug!(group = %group_id, producer_id, %error, "txn offset commit rejected");
         }

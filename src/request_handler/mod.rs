@@ -44,6 +44,7 @@ use ringtail_protocol::frame::{self, RequestPrefix};
 use crate::shard::ShardContext;
 
 pub use api_versions::supported_versions;
+pub use transactions::transaction_services;
 pub use ringtail_protocol::frame::UNSUPPORTED_VERSION;
 
 /// What the connection writer does for one request.

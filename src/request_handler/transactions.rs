@@ -8,8 +8,10 @@ use futures::future::LocalBoxFuture;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::shard::{invoke_on, ShardContext};
-use crate::transaction_coordinator::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+use crate::group_coordinator::OFFSETS_TOPIC_NAME;
+use crate::partition::TxnMarker;
+use crate::shard::{context, invoke_on, ShardContext};
+use crate::transaction_coordinator::{MarkerRequest, TxnServices, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
 
 /// Runs `f` with the transaction coordinator of the shard owning `transactional_id`.
 pub async fn on_coordinator<R, F>(ctx: &ShardContext, transactional_id: &str, f: F) -> R
@@ -114,4 +116,72 @@ pub fn partition_exists(ctx: &ShardContext, topic: &str, partition: i32) -> bool
     ctx.metadata()
         .topic(topic)
         .is_some_and(|t| t.shard_of(partition).is_some())
+}
+
+/// The shard-mesh services the transaction coordinator needs (it cannot reach `shard` itself):
+/// producer ids from shard 0 (`ShardContext::allocate_producer_id`) and markers written on the
+/// shard owning each partition.
+pub fn transaction_services() -> TxnServices {
+    TxnServices {
+        write_marker: Rc::new(|request: MarkerRequest| Box::pin(write_txn_marker(request))),
+        allocate_producer_id: Rc::new(|| {
+            Box::pin(invoke_on(0, |ctx| {
+                Box::pin(async move { ctx.allocate_producer_id() })
+            }))
+        }),
+    }
+}
+
+/// One marker on the shard owning its partition (Kafka's WriteTxnMarkers, without the network
+/// hop); Ok once durable. A `__consumer_offsets` partition goes to the group coordinator there
+/// (which applies or drops the pending transactional offsets), any other to the partition.
+/// UNKNOWN_TOPIC_OR_PARTITION: the partition no longer exists.
+async fn write_txn_marker(request: MarkerRequest) -> Result<(), ResponseError> {
+    let ctx = context();
+    let marker = TxnMarker {
+        producer_id: request.producer_id,
+        producer_epoch: request.producer_epoch,
+        coordinator_epoch: request.coordinator_epoch,
+        commit: request.commit,
+    };
+    let now_ms = crate::group_coordinator::now_ms();
+    if request.topic == OFFSETS_TOPIC_NAME {
+        if !partition_exists(&ctx, &request.topic, request.partition) {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        let partition = request.partition;
+        let target = partition as usize % ctx.shard_count;
+        return invoke_on(target, move |ctx| {
+            Box::pin(async move {
+                ctx.group_coordinator
+                    .write_txn_marker(partition, marker, now_ms)
+                    .await
+            })
+        })
+        .await;
+    }
+    let Some(target) = ctx
+        .metadata()
+        .topic(&request.topic)
+        .and_then(|t| t.shard_of(request.partition))
+    else {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    };
+    invoke_on(target, move |ctx| {
+        Box::pin(async move {
+            let partition = ctx
+                .replica_manager
+                .get(&request.topic, request.partition)
+                .ok_or(ResponseError::UnknownTopicOrPartition)?;
+            partition
+                .write_txn_marker(marker, now_ms)
+                .await
+                .map(|_offset| ())
+                .map_err(|error| {
+                    tracing::debug!(topic = %request.topic, partition = request.partition, %error, "transaction marker refused");
+                    super::produce::append_error_code(&error)
+                })
+        })
+    })
+    .await
 }

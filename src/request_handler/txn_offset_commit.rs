@@ -50,7 +50,34 @@ pub async fn handle(
         }
     }
     request.topics.retain(|t| !t.partitions.is_empty());
-    let mut response = if request.topics.is_empty() {
+    let verified = if request.topics.is_empty() {
+        Ok(())
+    } else {
+        verify_offsets_partition(&ctx, &request).await
+    };
+    let mut response = if let Err(error) = verified {
+        // Every partition gets the verification's error, as Kafka's append callback answers.
+        TxnOffsetCommitResponse::default().with_topics(
+            request
+                .topics
+                .iter()
+                .map(|t| {
+                    TxnOffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    TxnOffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(error.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    } else if request.topics.is_empty() {
         TxnOffsetCommitResponse::default()
     } else {
         let target = ctx.group_coordinator.shard_for(&request.group_id);
@@ -65,6 +92,37 @@ pub async fn handle(
     };
     response.topics.extend(unknown);
     response
+}
+
+/// KIP-890 part 1 (`transaction.partition.verification.enable`): the group's
+/// `__consumer_offsets` partition must be in the producer's transaction (AddOffsetsToTxn),
+/// asked of the transaction coordinator. A busy coordinator (NOT_ENOUGH_REPLICAS on the produce
+/// path) is COORDINATOR_NOT_AVAILABLE here, retriable for the client, as Kafka's group
+/// coordinator maps append errors of offset commits.
+async fn verify_offsets_partition(
+    ctx: &ShardContext,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), ResponseError> {
+    if !ctx.config.transaction_partition_verification_enable {
+        return Ok(());
+    }
+    let partition = crate::group_coordinator::offsets_partition_for(
+        &request.group_id,
+        ctx.config.offsets_topic_num_partitions,
+    );
+    super::transactions::verify_partition(
+        ctx,
+        &request.transactional_id,
+        request.producer_id.0,
+        request.producer_epoch,
+        crate::group_coordinator::OFFSETS_TOPIC_NAME,
+        partition,
+    )
+    .await
+    .map_err(|error| match error {
+        ResponseError::NotEnoughReplicas => ResponseError::CoordinatorNotAvailable,
+        other => other,
+    })
 }
 
 impl super::request_metrics::ErrorCodes for TxnOffsetCommitResponse {

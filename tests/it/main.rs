@@ -5,7 +5,8 @@
 //!
 //! Covered: produce -> fetch for every codec, ListOffsets, restart recovery (clean stop and
 //! SIGKILL), a consumer group round (FindCoordinator, JoinGroup, SyncGroup, OffsetCommit,
-//! OffsetFetch, restart, OffsetFetch again). The pytest suite stays for real-client
+//! OffsetFetch, restart, OffsetFetch again), transactions (InitProducerId, AddPartitionsToTxn,
+//! transactional Produce, EndTxn, markers, fencing, restart, timeout abort). The pytest suite stays for real-client
 //! compatibility.
 
 mod groups;
@@ -13,3 +14,4 @@ mod harness;
 mod list_offsets;
 mod produce_fetch;
 mod recovery;
+mod transactions;
