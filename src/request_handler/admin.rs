@@ -85,6 +85,12 @@ pub async fn create_topic(
             "{name} is kept by the group coordinator"
         )));
     }
+    if name == crate::transaction_coordinator::TRANSACTION_STATE_TOPIC_NAME {
+        // Its partitions are the transaction coordinators' logs.
+        return Err(CreateTopicError::InvalidName(format!(
+            "{name} is kept by the transaction coordinator"
+        )));
+    }
     if validate_only {
         return match ctx.metadata().topic(name) {
             Some(_) => Err(CreateTopicError::Exists),

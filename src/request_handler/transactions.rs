@@ -172,7 +172,9 @@ async fn write_txn_marker(request: MarkerRequest) -> Result<(), ResponseError> {
             let partition = ctx
                 .replica_manager
                 .get(&request.topic, request.partition)
-                .ok_or(ResponseError::UnknownTopicOrPartition)?;
+                // In the image but not open here yet (or being deleted): retried; once the
+                // image no longer has it, the marker is dropped above.
+                .ok_or(ResponseError::NotLeaderOrFollower)?;
             partition
                 .write_txn_marker(marker, now_ms)
                 .await
