@@ -48,6 +48,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeLogDirs => (1, DescribeLogDirsRequest::VERSIONS.max),
         ApiKey::OffsetForLeaderEpoch => (2, OffsetForLeaderEpochRequest::VERSIONS.max),
         ApiKey::ElectLeaders => (0, ElectLeadersRequest::VERSIONS.max),
+        // Transactions (issue 10), log side: Kafka 4.1 advertises v0.
+        ApiKey::DescribeProducers => (0, DescribeProducersRequest::VERSIONS.max),
         _ => return None,
     };
     Some(range)

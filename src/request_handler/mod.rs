@@ -16,6 +16,7 @@ mod configs;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
+mod describe_producers;
 mod elect_leaders;
 mod fetch;
 pub mod group;
@@ -313,6 +314,14 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
             )
         }
         ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
+        // Transactions (issue 10), log side.
+        ApiKey::DescribeProducers => {
+            handle!(
+                request,
+                DescribeProducersRequest,
+                describe_producers::handle
+            )
+        }
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }

@@ -13,3 +13,4 @@ mod harness;
 mod list_offsets;
 mod produce_fetch;
 mod recovery;
+mod transactions;
