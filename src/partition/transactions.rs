@@ -203,17 +203,12 @@ impl TransactionState {
     }
 }
 
-/// Rebuilds transaction state by replaying batches in offset order (recovery): see
-/// [`Replay::apply`].
+/// Rebuilds transaction state by replaying batches in offset order (recovery).
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
     pub(crate) state: TransactionState,
     /// Aborted transactions whose markers were replayed at or after `rebuild_from`.
     pub(crate) aborted: Vec<AbortedTxn>,
-    /// Producers whose first batch in the replayed range could belong to a transaction that
-    /// started earlier: the replay must start further back (unless it began at the log start).
-    unresolved: bool,
-    seen: std::collections::HashSet<i64>,
     rebuild_from: i64,
 }
 
@@ -226,7 +221,8 @@ impl Replay {
         }
     }
 
-    /// Applies one batch (offsets assigned) with its decoded marker (control batches).
+    /// Applies one batch (offsets assigned) with its decoded marker (control batches), as
+    /// the append path and [`Partition::write_txn_marker`] did.
     pub(crate) fn apply(
         &mut self,
         header: &RecordBatchHeader,
@@ -235,58 +231,42 @@ impl Replay {
         if !header.has_producer_id() {
             return;
         }
-        let producer_id = header.producer_id;
-        let first_seen = self.seen.insert(producer_id);
-        if header.is_control() {
-            let Some((record_type, coordinator_epoch)) = marker else {
-                return;
-            };
-            if first_seen && header.base_offset >= self.rebuild_from {
-                // Its transaction's data may lie before the replayed range.
-                self.unresolved = true;
-            }
-            let commit = match record_type {
-                ControlRecordType::Commit => true,
-                ControlRecordType::Abort => false,
-                ControlRecordType::Unknown(_) => return,
-            };
-            let ended = self.state.end_transaction(
-                producer_id,
-                coordinator_epoch,
-                header.base_offset,
-                true,
-            );
-            if let (false, Some((first_offset, last_stable_offset))) = (commit, ended) {
-                if header.base_offset >= self.rebuild_from {
-                    self.aborted.push(AbortedTxn {
-                        producer_id,
-                        first_offset,
-                        last_offset: header.base_offset,
-                        last_stable_offset,
-                    });
-                }
-            }
-        } else {
-            // A batch at sequence 0 is the first of its producer epoch, so its transaction
-            // cannot have started earlier; any other may continue one.
-            if first_seen && header.is_transactional() && header.base_sequence != 0 {
-                self.unresolved = true;
-            }
+        if !header.is_control() {
             self.state.on_data_batch(header);
+            return;
         }
-    }
-
-    /// True when every producer's transaction in the replay is known to start inside it.
-    pub(crate) fn is_resolved(&self) -> bool {
-        !self.unresolved
+        let commit = match marker {
+            Some((ControlRecordType::Commit, _)) => true,
+            Some((ControlRecordType::Abort, _)) => false,
+            _ => return,
+        };
+        let coordinator_epoch = marker.map_or(-1, |(_, epoch)| epoch);
+        let ended = self.state.end_transaction(
+            header.producer_id,
+            coordinator_epoch,
+            header.base_offset,
+            true,
+        );
+        if let (false, Some((first_offset, last_stable_offset))) = (commit, ended) {
+            if header.base_offset >= self.rebuild_from {
+                self.aborted.push(AbortedTxn {
+                    producer_id: header.producer_id,
+                    first_offset,
+                    last_offset: header.base_offset,
+                    last_stable_offset,
+                });
+            }
+        }
     }
 }
 
 /// Rebuilds producer and transaction state from the log (no usable snapshot): replays the
-/// newest segments, going back a segment at a time until at least `min_batches` batches were
-/// seen and every ongoing transaction, and every aborted one whose marker is at or after
-/// `rebuild_from`, is known to start in the replayed range (or the replay starts at the first
-/// segment). Returns the producers, the transaction state and the rebuilt aborted entries.
+/// batch headers (and markers) of every segment, oldest first, since an ongoing transaction
+/// may have started anywhere (Kafka bounds this with a producer snapshot at every roll; here
+/// only a clean close leaves one, so an unclean restart reads every segment's headers once).
+/// Producer state is kept from the newest `min_batches` batches at least, as before. Returns
+/// the producers, the transaction state and the aborted transactions of markers at or after
+/// `rebuild_from`.
 pub(crate) async fn rebuild_from_log(
     log: &Log,
     min_batches: usize,
@@ -301,40 +281,67 @@ pub(crate) async fn rebuild_from_log(
     LogError,
 > {
     let mut newest_first = Vec::new();
-    let mut found = 0;
-    loop {
-        let Some(segment) = log.segment_batches(newest_first.len()).await? else {
-            break;
-        };
-        found += segment.batches.len();
+    while let Some(segment) = log.segment_batches(newest_first.len()).await? {
         newest_first.push(segment);
-        if found < min_batches {
-            continue;
-        }
-        let mut replay = Replay::new(rebuild_from);
-        for segment in newest_first.iter().rev() {
-            for (header, marker) in &segment.batches {
-                replay.apply(header, *marker);
-            }
-        }
-        if replay.is_resolved() {
+    }
+    let total: usize = newest_first.iter().map(|s| s.batches.len()).sum();
+    // Producer state from the newest segments holding `min_batches` (older ones add nothing
+    // that the newer batches of a producer do not replace, but cost memory for expired ids).
+    let mut kept = 0;
+    let mut producer_segments = 0;
+    for segment in &newest_first {
+        if producer_segments > 0 && kept >= min_batches {
             break;
         }
+        kept += segment.batches.len();
+        producer_segments += 1;
     }
+    let first_producer_segment = newest_first.len() - producer_segments;
     let mut replay = Replay::new(rebuild_from);
     let mut producers = HashMap::new();
-    for segment in newest_first.iter().rev() {
+    for (i, segment) in newest_first.iter().rev().enumerate() {
         for (header, marker) in &segment.batches {
             replay.apply(header, *marker);
+            if i < first_producer_segment || !header.has_producer_id() {
+                continue;
+            }
             if header.is_control() {
-                if header.has_producer_id() {
-                    ProducerState::record_marker(&mut producers, header, opened_ms);
-                }
-            } else if header.has_producer_id() {
+                ProducerState::record_marker(&mut producers, header, opened_ms);
+            } else {
                 ProducerState::record(&mut producers, header, header.base_offset, opened_ms);
             }
         }
     }
+    // A producer with an ongoing transaction started in an older segment is kept too.
+    let missing: std::collections::HashSet<i64> = replay
+        .state
+        .ongoing
+        .keys()
+        .copied()
+        .filter(|id| !producers.contains_key(id))
+        .collect();
+    if !missing.is_empty() {
+        for segment in newest_first.iter().rev().take(first_producer_segment) {
+            for (header, _) in &segment.batches {
+                if missing.contains(&header.producer_id) {
+                    if header.is_control() {
+                        ProducerState::record_marker(&mut producers, header, opened_ms);
+                    } else {
+                        ProducerState::record(
+                            &mut producers,
+                            header,
+                            header.base_offset,
+                            opened_ms,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    tracing::debug!(
+        batches = total,
+        "producer and transaction state rebuilt from the log"
+    );
     Ok((producers, replay.state, replay.aborted))
 }
 

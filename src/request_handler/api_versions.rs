@@ -55,6 +55,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeTransactions => (0, DescribeTransactionsRequest::VERSIONS.max),
         ApiKey::ListTransactions => (0, ListTransactionsRequest::VERSIONS.max),
         ApiKey::TxnOffsetCommit => (0, TxnOffsetCommitRequest::VERSIONS.max),
+        // Transactions (issue 10), log side: Kafka 4.1 advertises v0.
+        ApiKey::DescribeProducers => (0, DescribeProducersRequest::VERSIONS.max),
         _ => return None,
     };
     Some(range)

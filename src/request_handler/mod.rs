@@ -19,6 +19,7 @@ mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
 mod describe_transactions;
+mod describe_producers;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -345,6 +346,14 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
         }
         ApiKey::TxnOffsetCommit => {
             handle!(request, TxnOffsetCommitRequest, txn_offset_commit::handle)
+        }
+        // Transactions (issue 10), log side.
+        ApiKey::DescribeProducers => {
+            handle!(
+                request,
+                DescribeProducersRequest,
+                describe_producers::handle
+            )
         }
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }

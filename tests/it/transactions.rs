@@ -1,300 +1,156 @@
-//! The transaction coordinator over the wire (issue 10): InitProducerId with a transactional
-//! id, AddPartitionsToTxn, transactional Produce (with KIP-890 verification), EndTxn, the
-//! markers (read_committed last stable offset), DescribeTransactions / ListTransactions,
-//! fencing, a restart keeping the producer id, and the broker aborting a timed-out transaction.
+//! The log side of transactions against the real broker (issue 10): raw transactional batches
+//! produced with the protocol client hold the last stable offset; read_committed Fetch and
+//! ListOffsets stop there, read_uncommitted does not; clients cannot produce control batches;
+//! DescribeProducers shows the ongoing transaction; SIGKILL and restart rebuild it from the log.
+//! Markers need the transaction coordinator (EndTxn); the partition-level tests in
+//! `src/partition/transactions/tests.rs` cover them.
 
-use std::time::{Duration, Instant};
-
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use bytes::Bytes;
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest,
-    FetchRequest, InitProducerIdRequest, ListTransactionsRequest, ProducerId, TransactionalId,
+    BrokerId, DescribeProducersRequest, FetchRequest, FetchResponse, ListOffsetsRequest,
 };
-use kafka_protocol::protocol::StrBytes;
-use ringtail_protocol::record_batch::Compression;
+use ringtail_protocol::record_batch::{BatchIter, Compression};
 use ringtail_protocol::records::RecordBatchBuilder;
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::ProduceRequest;
+use crate::harness::{
+    batch, create_topic, produce, topic_name, unique_topic, values, Broker, Client,
+};
 
-use crate::harness::{create_topic, topic_name, unique_topic, Broker, Client};
+/// Broker settings for raw transactional produces without a coordinator-registered
+/// transaction. Once KIP-890 produce verification exists (TXCOORD), this must hold
+/// `transaction.partition.verification.enable=false`.
+const SETTINGS: &[&str] = &[];
 
-/// Produce v9 acks=-1 of one transactional batch with the request's `transactional_id`, as
-/// a transactional producer sends it: the partition's (error, base offset).
-fn produce(client: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_transactional_id(Some(txn_id(id)))
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])]);
-    let response = client.call(&request, 9);
-    let part = &response.responses[0].partition_responses[0];
-    (part.error_code, part.base_offset)
-}
-
-fn txn_id(id: &str) -> TransactionalId {
-    TransactionalId(StrBytes::from_string(id.to_string()))
-}
-
-fn code(error: ResponseError) -> i16 {
-    error.code()
-}
-
-/// InitProducerId v4 with a transactional id: (error, producer id, epoch).
-fn init(client: &mut Client, id: &str, timeout_ms: i32) -> (i16, i64, i16) {
-    let request = InitProducerIdRequest::default()
-        .with_transactional_id(Some(txn_id(id)))
-        .with_transaction_timeout_ms(timeout_ms)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    // COORDINATOR_LOAD_IN_PROGRESS / CONCURRENT_TRANSACTIONS are retriable, as clients retry.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let response = client.call(&request, 4);
-        let retriable = [
-            code(ResponseError::CoordinatorLoadInProgress),
-            code(ResponseError::ConcurrentTransactions),
-        ];
-        if retriable.contains(&response.error_code) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        return (
-            response.error_code,
-            response.producer_id.0,
-            response.producer_epoch,
-        );
-    }
-}
-
-/// AddPartitionsToTxn v3: the error of each partition.
-fn add_partitions(
-    client: &mut Client,
-    id: &str,
-    producer_id: i64,
-    epoch: i16,
-    topic: &str,
-    partitions: &[i32],
-) -> Vec<i16> {
-    let request = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(txn_id(id))
-        .with_v3_and_below_producer_id(ProducerId(producer_id))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(partitions.to_vec())]);
-    let response = client.call(&request, 3);
-    response.results_by_topic_v3_and_below[0]
-        .results_by_partition
-        .iter()
-        .map(|p| p.partition_error_code)
-        .collect()
-}
-
-fn end_txn(
-    client: &mut Client,
-    id: &str,
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    version: i16,
-) -> i16 {
-    let request = EndTxnRequest::default()
-        .with_transactional_id(txn_id(id))
-        .with_producer_id(ProducerId(producer_id))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
-    client.call(&request, version).error_code
-}
-
-/// A transactional batch (attribute bit 4) of `count` records, CRC recomputed.
-fn txn_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: usize) -> Bytes {
-    let mut builder = RecordBatchBuilder::new(1 << 16);
+/// A transactional batch (attribute bit 4) of `count` records from producer `producer_id`.
+fn transactional(producer_id: i64, base_sequence: i32, count: usize) -> Bytes {
+    let mut builder = RecordBatchBuilder::new(1024);
     for i in 0..count {
-        builder.append(
-            Some(format!("k{i}").as_bytes()),
-            format!("value {base_sequence} {i}").as_bytes(),
-            1_700_000_000_000 + i as i64,
-        );
+        builder.append(Some(b"k"), format!("txn {i}").as_bytes(), 1_700_000_000_000);
     }
-    let bytes = builder
-        .finish(Compression::None, None, producer_id, epoch, base_sequence)
-        .expect("encode batch");
-    let mut bytes = BytesMut::from(&bytes[..]);
+    let mut bytes = builder
+        .finish(Compression::None, None, producer_id, 0, base_sequence)
+        .expect("encode")
+        .to_vec();
     let attributes = i16::from_be_bytes([bytes[21], bytes[22]]) | 0x10;
     bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
     let crc = crc32c::crc32c(&bytes[21..]);
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
-    bytes.freeze()
+    Bytes::from(bytes)
 }
 
-/// Fetch v12 read_committed: (high watermark, last stable offset).
-fn stable_offsets(client: &mut Client, topic: &str, partition: i32) -> (i64, i64) {
+/// Fetch v12 at `isolation_level`: (error, high watermark, last stable offset, aborted
+/// transactions present, base offsets of the batches).
+fn fetch(
+    client: &mut Client,
+    topic: &str,
+    offset: i64,
+    isolation_level: i8,
+) -> (i16, i64, i64, Option<usize>, Vec<i64>) {
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
+        .with_max_wait_ms(50)
+        .with_min_bytes(1)
         .with_max_bytes(1 << 20)
-        .with_isolation_level(1)
+        .with_isolation_level(isolation_level)
         .with_session_epoch(-1)
         .with_topics(vec![FetchTopic::default()
             .with_topic(topic_name(topic))
             .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(0)
+                .with_partition(0)
+                .with_fetch_offset(offset)
                 .with_partition_max_bytes(1 << 20)])]);
-    let response = client.call(&request, 12);
+    let response: FetchResponse = client.call(&request, 12);
     let part = &response.responses[0].partitions[0];
-    assert_eq!(part.error_code, 0, "fetch error");
-    (part.high_watermark, part.last_stable_offset)
-}
-
-/// DescribeTransactions v0: (error, state name, producer epoch, partitions).
-fn describe(client: &mut Client, id: &str) -> (i16, String, i16, usize) {
-    let response = client.call(
-        &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id(id)]),
-        0,
-    );
-    let state = &response.transaction_states[0];
+    let data = part.records.clone().unwrap_or_default();
+    let bases = BatchIter::with_crc(&data)
+        .map(|(_, h)| h.base_offset)
+        .collect();
     (
-        state.error_code,
-        state.transaction_state.to_string(),
-        state.producer_epoch,
-        state.topics.iter().map(|t| t.partitions.len()).sum(),
+        part.error_code,
+        part.high_watermark,
+        part.last_stable_offset,
+        part.aborted_transactions.as_ref().map(|a| a.len()),
+        bases,
     )
 }
 
-fn wait_for_state(client: &mut Client, id: &str, expected: &str) -> (i16, String, i16, usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let described = describe(client, id);
-        if described.1 == expected || Instant::now() >= deadline {
-            return described;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn latest(client: &mut Client, topic: &str, isolation_level: i8) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let response = client.call(&request, 7);
+    let part = &response.topics[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    part.offset
+}
+
+/// (producer id, current txn start offset) of every producer DescribeProducers reports.
+fn producers(client: &mut Client, topic: &str) -> Vec<(i64, i64)> {
+    let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(topic_name(topic))
+        .with_partition_indexes(vec![0])]);
+    let response = client.call(&request, 0);
+    let part = &response.topics[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    part.active_producers
+        .iter()
+        .map(|p| (p.producer_id.0, p.current_txn_start_offset))
+        .collect()
 }
 
 #[test]
-fn commit_cycle_fencing_and_restart() {
-    let mut broker = Broker::start(&[]);
-    let mut client = broker.client();
+fn an_open_transaction_holds_read_committed_across_a_kill() {
+    let mut broker = Broker::start(SETTINGS);
     let topic = unique_topic("it-txn");
-    let id = unique_topic("it-txn-id");
-    create_topic(&mut client, &topic, 2);
+    {
+        let mut client = broker.client();
+        create_topic(&mut client, &topic, 1);
+        let plain = batch(&values(0, 3, 20), Compression::None);
+        assert_eq!(produce(&mut client, &topic, 0, plain.clone()), (0, 0));
+        assert_eq!(
+            produce(&mut client, &topic, 0, transactional(4242, 0, 2)),
+            (0, 3)
+        );
+        assert_eq!(produce(&mut client, &topic, 0, plain), (0, 5));
+        // Clients never write control batches: INVALID_RECORD (87), as Kafka's LogValidator.
+        let control = ringtail_protocol::control_record::control_batch(4242, 0, 0, true, 1);
+        assert_eq!(produce(&mut client, &topic, 0, Bytes::from(control)).0, 87);
 
+        assert_eq!(
+            fetch(&mut client, &topic, 0, 1),
+            (0, 8, 3, Some(0), vec![0])
+        );
+        assert_eq!(fetch(&mut client, &topic, 3, 1), (0, 8, 3, Some(0), vec![]));
+        assert_eq!(
+            fetch(&mut client, &topic, 0, 0),
+            (0, 8, 3, None, vec![0, 3, 5])
+        );
+        assert_eq!(latest(&mut client, &topic, 1), 3);
+        assert_eq!(latest(&mut client, &topic, 0), 8);
+        assert_eq!(producers(&mut client, &topic), vec![(4242, 3)]);
+    }
+    broker.kill();
+    broker.restart();
+    let mut client = broker.client();
+    // Recovery rebuilt the ongoing transaction from the log before the first fetch.
     assert_eq!(
-        init(&mut client, &id, 900_001).0,
-        code(ResponseError::InvalidTransactionTimeout)
+        fetch(&mut client, &topic, 0, 1),
+        (0, 8, 3, Some(0), vec![0])
     );
-    let (error, producer_id, epoch) = init(&mut client, &id, 60_000);
-    assert_eq!((error, epoch), (0, 0));
-    assert!(producer_id >= 0);
-    // A second InitProducerId bumps the epoch and fences the first.
-    let (error, same_id, epoch) = init(&mut client, &id, 60_000);
-    assert_eq!((error, same_id, epoch), (0, producer_id, 1));
-
-    // KIP-890 verification: a partition not added is refused.
-    let (error, _) = produce(&mut client, &id, &topic, 0, txn_batch(producer_id, epoch, 0, 3));
-    assert_eq!(error, code(ResponseError::InvalidTxnState));
-
-    assert_eq!(
-        add_partitions(&mut client, &id, producer_id, 0, &topic, &[0]),
-        vec![code(ResponseError::ProducerFenced)]
-    );
-    assert_eq!(
-        add_partitions(&mut client, &id, producer_id, epoch, "no-such-topic", &[0]),
-        vec![code(ResponseError::UnknownTopicOrPartition)]
-    );
-    assert_eq!(
-        add_partitions(&mut client, &id, producer_id, epoch, &topic, &[0, 1]),
-        vec![0, 0]
-    );
-    assert_eq!(describe(&mut client, &id).1, "Ongoing");
-    let (error, _) = produce(&mut client, &id, &topic, 0, txn_batch(producer_id, epoch, 0, 3));
-    assert_eq!(error, 0, "produce to an added partition");
-    let (high_watermark, last_stable) = stable_offsets(&mut client, &topic, 0);
-    assert_eq!(
-        (high_watermark, last_stable),
-        (3, 0),
-        "the open transaction holds the LSO"
-    );
-
-    // EndTxn with the fenced epoch: PRODUCER_FENCED (v2+), INVALID_PRODUCER_EPOCH before.
-    assert_eq!(
-        end_txn(&mut client, &id, producer_id, 0, true, 3),
-        code(ResponseError::ProducerFenced)
-    );
-    assert_eq!(
-        end_txn(&mut client, &id, producer_id, 0, true, 1),
-        code(ResponseError::InvalidProducerEpoch)
-    );
-    assert_eq!(end_txn(&mut client, &id, producer_id, epoch, true, 3), 0);
-    let (error, state, _, partitions) = wait_for_state(&mut client, &id, "CompleteCommit");
-    assert_eq!((error, state.as_str(), partitions), (0, "CompleteCommit", 0));
-    // The commit marker moved the LSO past the transaction (its marker takes one offset);
-    // partition 1 got a marker too, with no data.
-    let (high_watermark, last_stable) = stable_offsets(&mut client, &topic, 0);
-    assert_eq!((high_watermark, last_stable), (4, 4));
-    assert_eq!(stable_offsets(&mut client, &topic, 1), (1, 1));
-    // A retried commit is fine, an abort now is not.
-    assert_eq!(end_txn(&mut client, &id, producer_id, epoch, true, 3), 0);
-    assert_eq!(
-        end_txn(&mut client, &id, producer_id, epoch, false, 3),
-        code(ResponseError::InvalidTxnState)
-    );
-
-    let listed = client.call(
-        &ListTransactionsRequest::default()
-            .with_state_filters(vec![StrBytes::from_static_str("CompleteCommit")]),
-        1,
-    );
-    assert_eq!(listed.error_code, 0);
-    assert!(listed
-        .transaction_states
-        .iter()
-        .any(|s| s.transactional_id.as_str() == id && s.producer_id.0 == producer_id));
-
-    // After a restart the transactional id keeps its producer id; the epoch bumps.
+    assert_eq!(latest(&mut client, &topic, 1), 3);
+    assert_eq!(producers(&mut client, &topic), vec![(4242, 3)]);
+    // A clean restart keeps it through the producer-state snapshot.
     broker.stop();
     broker.restart();
     let mut client = broker.client();
-    assert_eq!(describe(&mut client, &id).1, "CompleteCommit");
-    assert_eq!(init(&mut client, &id, 60_000), (0, producer_id, 2));
-}
-
-#[test]
-fn broker_aborts_a_timed_out_transaction() {
-    let mut broker = Broker::start(&[
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms=200",
-    ]);
-    let mut client = broker.client();
-    let topic = unique_topic("it-txn-timeout");
-    let id = unique_topic("it-txn-timeout-id");
-    create_topic(&mut client, &topic, 1);
-    let (error, producer_id, epoch) = init(&mut client, &id, 1_000);
-    assert_eq!(error, 0);
-    assert_eq!(
-        add_partitions(&mut client, &id, producer_id, epoch, &topic, &[0]),
-        vec![0]
-    );
-    let (error, _) = produce(&mut client, &id, &topic, 0, txn_batch(producer_id, epoch, 0, 2));
-    assert_eq!(error, 0);
-    let (error, state, aborted_epoch, _) = wait_for_state(&mut client, &id, "CompleteAbort");
-    assert_eq!((error, state.as_str()), (0, "CompleteAbort"));
-    assert_eq!(aborted_epoch, epoch + 1, "the abort fences the producer's epoch");
-    assert_eq!(
-        end_txn(&mut client, &id, producer_id, epoch, true, 3),
-        code(ResponseError::ProducerFenced)
-    );
-    // The abort marker ended the transaction on the partition.
-    assert_eq!(stable_offsets(&mut client, &topic, 0), (3, 3));
-    drop(broker);
+    assert_eq!(latest(&mut client, &topic, 1), 3);
+    assert_eq!(producers(&mut client, &topic), vec![(4242, 3)]);
 }
