@@ -18,8 +18,8 @@ mod configs;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
-mod describe_transactions;
 mod describe_producers;
+mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -45,8 +45,8 @@ use ringtail_protocol::frame::{self, RequestPrefix};
 use crate::shard::ShardContext;
 
 pub use api_versions::supported_versions;
-pub use transactions::transaction_services;
 pub use ringtail_protocol::frame::UNSUPPORTED_VERSION;
+pub use transactions::transaction_services;
 
 /// What the connection writer does for one request.
 pub enum Response {

@@ -11,7 +11,9 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use crate::group_coordinator::OFFSETS_TOPIC_NAME;
 use crate::partition::TxnMarker;
 use crate::shard::{context, invoke_on, ShardContext};
-use crate::transaction_coordinator::{MarkerRequest, TxnServices, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
+use crate::transaction_coordinator::{
+    MarkerRequest, TxnServices, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+};
 
 /// Runs `f` with the transaction coordinator of the shard owning `transactional_id`.
 pub async fn on_coordinator<R, F>(ctx: &ShardContext, transactional_id: &str, f: F) -> R

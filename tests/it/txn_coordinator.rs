@@ -10,8 +10,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest,
-    FetchRequest, InitProducerIdRequest, ListTransactionsRequest, ProducerId, TransactionalId,
+    AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest, FetchRequest,
+    InitProducerIdRequest, ListTransactionsRequest, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use ringtail_protocol::record_batch::Compression;
@@ -24,7 +24,13 @@ use crate::harness::{create_topic, topic_name, unique_topic, Broker, Client};
 
 /// Produce v9 acks=-1 of one transactional batch with the request's `transactional_id`, as
 /// a transactional producer sends it: the partition's (error, base offset).
-fn produce(client: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+fn produce(
+    client: &mut Client,
+    id: &str,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> (i16, i64) {
     let request = ProduceRequest::default()
         .with_transactional_id(Some(txn_id(id)))
         .with_acks(-1)
@@ -202,7 +208,13 @@ fn commit_cycle_fencing_and_restart() {
     assert_eq!((error, same_id, epoch), (0, producer_id, 1));
 
     // KIP-890 verification: a partition not added is refused.
-    let (error, _) = produce(&mut client, &id, &topic, 0, txn_batch(producer_id, epoch, 0, 3));
+    let (error, _) = produce(
+        &mut client,
+        &id,
+        &topic,
+        0,
+        txn_batch(producer_id, epoch, 0, 3),
+    );
     assert_eq!(error, code(ResponseError::InvalidTxnState));
 
     assert_eq!(
@@ -218,7 +230,13 @@ fn commit_cycle_fencing_and_restart() {
         vec![0, 0]
     );
     assert_eq!(describe(&mut client, &id).1, "Ongoing");
-    let (error, _) = produce(&mut client, &id, &topic, 0, txn_batch(producer_id, epoch, 0, 3));
+    let (error, _) = produce(
+        &mut client,
+        &id,
+        &topic,
+        0,
+        txn_batch(producer_id, epoch, 0, 3),
+    );
     assert_eq!(error, 0, "produce to an added partition");
     let (high_watermark, last_stable) = stable_offsets(&mut client, &topic, 0);
     assert_eq!(
@@ -238,7 +256,10 @@ fn commit_cycle_fencing_and_restart() {
     );
     assert_eq!(end_txn(&mut client, &id, producer_id, epoch, true, 3), 0);
     let (error, state, _, partitions) = wait_for_state(&mut client, &id, "CompleteCommit");
-    assert_eq!((error, state.as_str(), partitions), (0, "CompleteCommit", 0));
+    assert_eq!(
+        (error, state.as_str(), partitions),
+        (0, "CompleteCommit", 0)
+    );
     // The commit marker moved the LSO past the transaction (its marker takes one offset);
     // partition 1 got a marker too, with no data.
     let (high_watermark, last_stable) = stable_offsets(&mut client, &topic, 0);
@@ -272,9 +293,8 @@ fn commit_cycle_fencing_and_restart() {
 
 #[test]
 fn broker_aborts_a_timed_out_transaction() {
-    let mut broker = Broker::start(&[
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms=200",
-    ]);
+    let mut broker =
+        Broker::start(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
     let mut client = broker.client();
     let topic = unique_topic("it-txn-timeout");
     let id = unique_topic("it-txn-timeout-id");
@@ -285,11 +305,21 @@ fn broker_aborts_a_timed_out_transaction() {
         add_partitions(&mut client, &id, producer_id, epoch, &topic, &[0]),
         vec![0]
     );
-    let (error, _) = produce(&mut client, &id, &topic, 0, txn_batch(producer_id, epoch, 0, 2));
+    let (error, _) = produce(
+        &mut client,
+        &id,
+        &topic,
+        0,
+        txn_batch(producer_id, epoch, 0, 2),
+    );
     assert_eq!(error, 0);
     let (error, state, aborted_epoch, _) = wait_for_state(&mut client, &id, "CompleteAbort");
     assert_eq!((error, state.as_str()), (0, "CompleteAbort"));
-    assert_eq!(aborted_epoch, epoch + 1, "the abort fences the producer's epoch");
+    assert_eq!(
+        aborted_epoch,
+        epoch + 1,
+        "the abort fences the producer's epoch"
+    );
     assert_eq!(
         end_txn(&mut client, &id, producer_id, epoch, true, 3),
         code(ResponseError::ProducerFenced)

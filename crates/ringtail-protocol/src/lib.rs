@@ -24,8 +24,8 @@
 pub mod client;
 pub mod codec;
 pub mod consumer_offsets;
-pub mod control_record;
 pub mod consumer_offsets_txn;
+pub mod control_record;
 pub mod frame;
 pub mod produce_legacy;
 pub mod record_batch;
