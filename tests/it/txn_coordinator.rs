@@ -293,7 +293,7 @@ fn commit_cycle_fencing_and_restart() {
 
 #[test]
 fn broker_aborts_a_timed_out_transaction() {
-    let mut broker =
+    let broker =
         Broker::start(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
     let mut client = broker.client();
     let topic = unique_topic("it-txn-timeout");
