@@ -58,13 +58,13 @@ pub(super) async fn verify_transactional_parts(
     // Which candidates already have an ongoing transaction on their partition (one hop per
     // shard involved).
     let mut ongoing = vec![false; candidates.len()];
-    for shard in 0..by_shard.len() {
+    for (shard, parts) in by_shard.iter().enumerate() {
         let asked: Vec<(usize, String, i32, i64)> = candidates
             .iter()
             .enumerate()
             .filter(|(_, c)| c.shard == shard)
             .map(|(i, c)| {
-                let part = &by_shard[shard][c.index];
+                let part = &parts[c.index];
                 (i, part.topic.clone(), part.partition, c.producer_id)
             })
             .collect();
@@ -111,7 +111,7 @@ pub(super) async fn verify_transactional_parts(
         }
     }
     // Remove from the back so the indexes stay valid.
-    refused.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    refused.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
     refused
         .into_iter()
         .map(|(shard, index, error)| {
