@@ -661,12 +661,13 @@ impl Partition {
     pub fn expire_producers(&self, now_ms: i64) -> usize {
         let mut producers = self.producers.borrow_mut();
         let before = producers.len();
-        let transactions = self.transactions.borrow();
+        let mut transactions = self.transactions.borrow_mut();
         producers.retain(|id, state| {
             // Kafka never expires a producer with an ongoing transaction (`isProducerExpired`).
             transactions.has_ongoing(*id)
                 || now_ms.saturating_sub(state.last_append_ms) < PRODUCER_ID_EXPIRATION_MS
         });
+        transactions.retain_producers(|id| producers.contains_key(&id));
         before - producers.len()
     }
 

@@ -111,6 +111,11 @@ impl TransactionState {
         }
     }
 
+    /// Forgets the coordinator epochs of producers `keep` refuses (expired producers).
+    pub(crate) fn retain_producers(&mut self, keep: impl Fn(i64) -> bool) {
+        self.coordinator_epochs.retain(|&id, _| keep(id));
+    }
+
     pub(crate) fn has_ongoing(&self, producer_id: i64) -> bool {
         self.ongoing.contains_key(&producer_id)
     }
@@ -400,6 +405,9 @@ impl Partition {
         );
         let result = self.finish_marker(&marker, offset, ended).await;
         self.transactions.borrow_mut().marker_durable(offset);
+        // The LSO moved: wake read_committed fetches waiting at it (every waiter of a written
+        // offset re-checks).
+        self.written_waiters.notify(self.high_watermark.get());
         result.map(|()| offset)
     }
 

@@ -249,16 +249,24 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
     join_all(reads).await
 }
 
-/// Resolves when any fetched partition's high watermark passes its fetch offset, or after `wait`.
+/// Resolves when any fetched partition's high watermark (last stable offset for read_committed)
+/// passes its fetch offset, or when the partition moves at all, or after `wait`.
 async fn wait_for_data(by_shard: &[Vec<FetchPart>], wait: Duration) {
     let waits: Vec<LocalBoxFuture<'static, ()>> = by_shard
         .iter()
         .enumerate()
         .filter(|(_, parts)| !parts.is_empty())
         .map(|(shard, parts)| {
-            let watched: Vec<(String, i32, i64)> = parts
+            let watched: Vec<(String, i32, i64, bool)> = parts
                 .iter()
-                .map(|p| (p.topic.clone(), p.partition, p.fetch_offset))
+                .map(|p| {
+                    (
+                        p.topic.clone(),
+                        p.partition,
+                        p.fetch_offset,
+                        p.read_committed,
+                    )
+                })
                 .collect();
             let future: LocalBoxFuture<'static, ()> =
                 Box::pin(shard::invoke_on(shard, move |ctx| {
@@ -274,13 +282,20 @@ async fn wait_for_data(by_shard: &[Vec<FetchPart>], wait: Duration) {
     select_all(waits).await;
 }
 
-async fn wait_local(ctx: Rc<ShardContext>, watched: Vec<(String, i32, i64)>, wait: Duration) {
+async fn wait_local(ctx: Rc<ShardContext>, watched: Vec<(String, i32, i64, bool)>, wait: Duration) {
     let mut receivers = Vec::with_capacity(watched.len());
-    for (topic, partition, offset) in watched {
+    for (topic, partition, offset, read_committed) in watched {
         let Some(partition) = ctx.replica_manager.get(&topic, partition) else {
             return;
         };
-        if partition.high_watermark() > offset {
+        // read_committed sees data up to the last stable offset only; the partition wakes
+        // waiters when it moves (a durable marker) as when the high watermark moves.
+        let visible_end = if read_committed {
+            partition.last_stable_offset()
+        } else {
+            partition.high_watermark()
+        };
+        if visible_end > offset {
             return;
         }
         receivers.push(partition.wait_for_data(offset));
