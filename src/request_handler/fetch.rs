@@ -32,6 +32,8 @@ struct FetchPart {
     partition: i32,
     fetch_offset: i64,
     max_bytes: usize,
+    /// isolation_level 1 (KIP-98): only records below the last stable offset.
+    read_committed: bool,
 }
 
 struct PartFetch {
@@ -39,6 +41,9 @@ struct PartFetch {
     error_code: i16,
     high_watermark: i64,
     log_start_offset: i64,
+    last_stable_offset: i64,
+    /// `None` for read_uncommitted (Kafka answers a null array then).
+    aborted_transactions: Option<Vec<crate::partition::AbortedTxn>>,
     records: Bytes,
 }
 
@@ -74,6 +79,7 @@ async fn read_response(
     };
     let mut by_shard: Vec<Vec<FetchPart>> = (0..ctx.shard_count).map(|_| Vec::new()).collect();
     let mut results: Vec<PartFetch> = Vec::new();
+    let read_committed = request.isolation_level == 1;
     for (topic_index, topic) in request.topics.into_iter().enumerate() {
         let metadata = if version >= 13 {
             image.topic_by_id(&topic.topic_id)
@@ -97,7 +103,7 @@ async fn read_response(
                     .with_last_stable_offset(-1)
                     .with_log_start_offset(-1)
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                    .with_aborted_transactions(Some(Vec::new())),
+                    .with_aborted_transactions(None),
             );
             match metadata.and_then(|m| Some((m, m.shard_of(partition.partition)?))) {
                 Some((metadata, shard)) => match leader_epoch_error(
@@ -112,6 +118,7 @@ async fn read_response(
                         partition: partition.partition,
                         fetch_offset: partition.fetch_offset,
                         max_bytes: (partition.partition_max_bytes.max(0) as usize).min(max_bytes),
+                        read_committed,
                     }),
                 },
                 None => results.push(PartFetch::error(slot, unknown)),
@@ -145,8 +152,18 @@ async fn read_response(
         let partition = &mut response.responses[t].partitions[p];
         partition.error_code = result.error_code;
         partition.high_watermark = result.high_watermark;
-        partition.last_stable_offset = result.high_watermark;
+        partition.last_stable_offset = result.last_stable_offset;
         partition.log_start_offset = result.log_start_offset;
+        partition.aborted_transactions = result.aborted_transactions.map(|aborted| {
+            aborted
+                .into_iter()
+                .map(|txn| {
+                    fetch_response::AbortedTransaction::default()
+                        .with_producer_id(kafka_protocol::messages::ProducerId(txn.producer_id))
+                        .with_first_offset(txn.first_offset)
+                })
+                .collect()
+        });
         partition.records = Some(records);
     }
     response
@@ -174,6 +191,8 @@ impl PartFetch {
             error_code: error.code(),
             high_watermark: -1,
             log_start_offset: -1,
+            last_stable_offset: -1,
+            aborted_transactions: None,
             records: Bytes::new(),
         }
     }
@@ -222,12 +241,15 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
             let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
                 return PartFetch::error(part.slot, ResponseError::NotLeaderOrFollower);
             };
-            match partition.read(part.fetch_offset, part.max_bytes).await {
+            let read = partition.read_isolated(part.fetch_offset, part.max_bytes, part.read_committed);
+            match read.await {
                 Ok(read) => PartFetch {
                     slot: part.slot,
                     error_code: 0,
                     high_watermark: read.high_watermark,
                     log_start_offset: read.log_start_offset,
+                    last_stable_offset: read.last_stable_offset,
+                    aborted_transactions: read.aborted_transactions,
                     records: read.records,
                 },
                 Err(ReadError::OffsetOutOfRange {
@@ -237,6 +259,7 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
                 }) => PartFetch {
                     high_watermark,
                     log_start_offset,
+                    last_stable_offset: partition.last_stable_offset(),
                     ..PartFetch::error(part.slot, ResponseError::OffsetOutOfRange)
                 },
                 Err(ReadError::Log(e)) => {
@@ -249,16 +272,24 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
     join_all(reads).await
 }
 
-/// Resolves when any fetched partition's high watermark passes its fetch offset, or after `wait`.
+/// Resolves when any fetched partition's high watermark (last stable offset for read_committed)
+/// passes its fetch offset, or when the partition moves at all, or after `wait`.
 async fn wait_for_data(by_shard: &[Vec<FetchPart>], wait: Duration) {
     let waits: Vec<LocalBoxFuture<'static, ()>> = by_shard
         .iter()
         .enumerate()
         .filter(|(_, parts)| !parts.is_empty())
         .map(|(shard, parts)| {
-            let watched: Vec<(String, i32, i64)> = parts
+            let watched: Vec<(String, i32, i64, bool)> = parts
                 .iter()
-                .map(|p| (p.topic.clone(), p.partition, p.fetch_offset))
+                .map(|p| {
+                    (
+                        p.topic.clone(),
+                        p.partition,
+                        p.fetch_offset,
+                        p.read_committed,
+                    )
+                })
                 .collect();
             let future: LocalBoxFuture<'static, ()> =
                 Box::pin(shard::invoke_on(shard, move |ctx| {
@@ -274,13 +305,20 @@ async fn wait_for_data(by_shard: &[Vec<FetchPart>], wait: Duration) {
     select_all(waits).await;
 }
 
-async fn wait_local(ctx: Rc<ShardContext>, watched: Vec<(String, i32, i64)>, wait: Duration) {
+async fn wait_local(ctx: Rc<ShardContext>, watched: Vec<(String, i32, i64, bool)>, wait: Duration) {
     let mut receivers = Vec::with_capacity(watched.len());
-    for (topic, partition, offset) in watched {
+    for (topic, partition, offset, read_committed) in watched {
         let Some(partition) = ctx.replica_manager.get(&topic, partition) else {
             return;
         };
-        if partition.high_watermark() > offset {
+        // read_committed sees data up to the last stable offset only; the partition wakes
+        // waiters when it moves (a durable marker) as when the high watermark moves.
+        let visible_end = if read_committed {
+            partition.last_stable_offset()
+        } else {
+            partition.high_watermark()
+        };
+        if visible_end > offset {
             return;
         }
         receivers.push(partition.wait_for_data(offset));
