@@ -153,3 +153,108 @@ fn cleaned_log_replays_to_the_same_state() {
         reopened.close().await.expect("close");
     });
 }
+
+/// (committed offsets as `replayed`, pending (group, partition, offset) of producer 7 and 8)
+/// after replaying the log batch by batch, as `GroupCoordinator::load` does.
+async fn replayed_txn(log: &PartitionLog) -> (Vec<(String, i32, i64)>, Vec<(i64, i32, i64)>) {
+    let mut state = CoordinatorState::new(0, 1, GroupSettings::default());
+    for batch in log.read_all_batches().await.expect("read") {
+        state.replay_batch(0, batch, 0);
+    }
+    state.set_loaded(true, 0);
+    let mut committed: Vec<(String, i32, i64)> = state
+        .groups()
+        .flat_map(|g| {
+            g.offsets
+                .iter()
+                .map(|((_, partition), value)| (g.group_id.clone(), *partition, value.offset))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    committed.sort();
+    let mut pending = Vec::new();
+    for producer_id in [7, 8] {
+        for partition in 0..4 {
+            if let Some(p) = state.pending_txn_offset(producer_id, "g", "t", partition) {
+                pending.push((producer_id, partition, p.value.offset));
+            }
+        }
+    }
+    (committed, pending)
+}
+
+#[test]
+fn cleaning_keeps_transactional_offsets_and_markers_correct() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = PartitionLog::open(dir.path(), 0, 300).await.expect("open");
+        let mut ignored = Vec::new();
+        // p0: committed 1, an aborted transaction writes 50: stays 1 (the cleaner must not let
+        // the aborted record supersede the committed one).
+        put(&log, &mut ignored, &[commit("g", 0, Some(1))]).await;
+        log.append_transactional(&[commit("g", 0, Some(50))], 8, 0, 1_000)
+            .await
+            .expect("txn");
+        log.append_marker(8, 0, 0, false, 1_000)
+            .await
+            .expect("abort");
+        // p1: a committed transaction writes 10.
+        log.append_transactional(&[commit("g", 1, Some(10))], 7, 0, 1_000)
+            .await
+            .expect("txn");
+        log.append_marker(7, 0, 0, true, 1_000)
+            .await
+            .expect("commit");
+        // p2: a committed transaction, then a later plain commit wins.
+        log.append_transactional(&[commit("g", 2, Some(70))], 7, 0, 1_000)
+            .await
+            .expect("txn");
+        put(&log, &mut ignored, &[commit("g", 2, Some(2))]).await;
+        log.append_marker(7, 0, 0, true, 1_000)
+            .await
+            .expect("commit");
+        // p3: an open transaction; then enough plain traffic to seal and dirty segments.
+        log.append_transactional(&[commit("g", 3, Some(99))], 8, 1, 1_000)
+            .await
+            .expect("txn");
+        for round in 0..30 {
+            put(&log, &mut ignored, &[commit("other", 0, Some(round))]).await;
+        }
+        let expected = replayed_txn(&log).await;
+        assert_eq!(
+            expected.0,
+            vec![
+                ("g".into(), 0, 1),
+                ("g".into(), 1, 10),
+                ("g".into(), 2, 2),
+                ("other".into(), 0, 29)
+            ]
+        );
+        assert_eq!(
+            expected.1,
+            vec![(8, 3, 99)],
+            "the open transaction stays pending"
+        );
+        let bytes_before = log.log.size_bytes();
+        log.clean(&cleaner_config(), None, 10_000)
+            .await
+            .expect("clean")
+            .expect("something to clean");
+        assert!(
+            log.log.size_bytes() < bytes_before,
+            "the plain commits were compacted"
+        );
+        assert_eq!(replayed_txn(&log).await, expected);
+        // Past the delete horizon too, and after a reopen.
+        log.clean(&cleaner_config(), None, 10_000 + DELETE_RETENTION_MS + 1)
+            .await
+            .expect("clean");
+        assert_eq!(replayed_txn(&log).await, expected);
+        log.close().await.expect("close");
+        let reopened = PartitionLog::open(dir.path(), 0, 300)
+            .await
+            .expect("reopen");
+        assert_eq!(replayed_txn(&reopened).await, expected);
+        reopened.close().await.expect("close");
+    });
+}
