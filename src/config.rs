@@ -330,6 +330,9 @@ pub struct BrokerConfig {
     /// `compression.zstd.level` (KIP-390): zstd level when the broker recompresses;
     /// -131072..=22, default 3.
     pub compression_zstd_level: i32,
+    // --- Authorization (issue 11): Kafka's StandardAuthorizer settings ---
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: AuthorizerConfig,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -716,6 +719,7 @@ impl BrokerConfig {
                 ZSTD_LEVEL_MIN,
                 ZSTD_LEVEL_MAX,
             )?,
+            authorizer: parse_authorizer(&layers)?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -1188,7 +1192,69 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("log.message.timestamp.after.max.ms", Some("3600000")),
     property("compression.gzip.level", Some("-1")),
     property("compression.zstd.level", Some("3")),
+    // ----- Authorization (issue 11): Kafka's names and defaults (see AuthorizerConfig) -----
+    property("authorizer.class.name", Some("")),
+    property("super.users", None),
+    property("allow.everyone.if.no.acl.found", Some("false")),
 ];
+
+// ----- Authorization (issue 11) -----
+
+/// Kafka's KRaft authorizer class, the only `authorizer.class.name` Ringtail implements.
+pub const STANDARD_AUTHORIZER_CLASS: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// The authorizer settings (Kafka's `ServerConfigs.AUTHORIZER_CLASS_NAME_CONFIG` and
+/// `StandardAuthorizer`'s `super.users` / `allow.everyone.if.no.acl.found`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthorizerConfig {
+    /// True when `authorizer.class.name` is [`STANDARD_AUTHORIZER_CLASS`]; false when it is
+    /// empty (Kafka's default: no authorization, every request allowed, the ACL APIs answer
+    /// SECURITY_DISABLED). Any other class is refused at start-up.
+    pub enabled: bool,
+    /// `super.users`: principals (`User:alice`) allowed everything, from a `;`-separated list
+    /// (Kafka's `StandardAuthorizer.getConfiguredSuperUsers`: entries trimmed, empty ones
+    /// dropped); each must be `Type:name`.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`; default false: a resource no ACL names is allowed
+    /// only to super users.
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+fn parse_authorizer(layers: &Layers) -> Result<AuthorizerConfig, ConfigError> {
+    let class = layers.get("authorizer.class.name").trim();
+    let enabled = match class {
+        "" => false,
+        STANDARD_AUTHORIZER_CLASS => true,
+        other => {
+            return Err(invalid(
+                "authorizer.class.name",
+                other,
+                format!("Ringtail implements only {STANDARD_AUTHORIZER_CLASS} (or empty for none)"),
+            ))
+        }
+    };
+    let users = layers.get("super.users");
+    let mut super_users = Vec::new();
+    for entry in users.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                super_users.push(entry.to_string())
+            }
+            _ => {
+                return Err(invalid(
+                    "super.users",
+                    users,
+                    format!("'{entry}' is not a principal of the form Type:name (User:alice)"),
+                ))
+            }
+        }
+    }
+    Ok(AuthorizerConfig {
+        enabled,
+        super_users,
+        allow_everyone_if_no_acl_found: layers.boolean("allow.everyone.if.no.acl.found")?,
+    })
+}
 
 /// `compression.zstd.level` range (Kafka's `ZstdCompression.MIN_LEVEL` / `MAX_LEVEL`).
 const ZSTD_LEVEL_MIN: i32 = -131_072;
@@ -2248,7 +2314,7 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.cleaner.max.compaction.lag.ms"
         | "log.message.timestamp.before.max.ms"
         | "log.message.timestamp.after.max.ms" => ConfigType::Long,
-        "log.cleaner.enable" => ConfigType::Boolean,
+        "log.cleaner.enable" | "allow.everyone.if.no.acl.found" => ConfigType::Boolean,
         "log.cleaner.min.cleanable.ratio" => ConfigType::Double,
         "node.id"
         | "broker.id"

@@ -99,6 +99,33 @@ struct MetadataFile {
     /// Dynamic broker configs by broker resource name ("" = cluster default, "<node.id>").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// ACLs (issue 11; CreateAcls / DeleteAcls), see [`AclRecord`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    acls: Vec<AclRecord>,
+}
+
+// ----- ACLs (issue 11): stored here, interpreted by crate::security::authorizer -----
+
+/// One ACL as stored, Kafka's KRaft `AccessControlEntryRecord` without its id: the codes are
+/// Kafka's (`ResourceType`, `PatternType`, `AclOperation`, `AclPermissionType` `code()`), the
+/// principal is `Type:name` (`User:*` for everyone), the host an IP address or `*`. Validated
+/// by `security::acls` before it is stored; the set has no duplicates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AclRecord {
+    /// Kafka's `ResourceType` code: 2 TOPIC, 3 GROUP, 4 CLUSTER, 5 TRANSACTIONAL_ID, ...
+    pub resource_type: i8,
+    /// The resource name, `*` (LITERAL) for every resource of the type.
+    pub resource_name: String,
+    /// Kafka's `PatternType` code: 3 LITERAL, 4 PREFIXED.
+    pub pattern_type: i8,
+    /// `User:alice`, `User:*`.
+    pub principal: String,
+    /// A client IP address, or `*`.
+    pub host: String,
+    /// Kafka's `AclOperation` code (2 ALL, 3 READ, ...).
+    pub operation: i8,
+    /// Kafka's `AclPermissionType` code: 2 DENY, 3 ALLOW.
+    pub permission_type: i8,
 }
 
 /// An immutable snapshot of all topics, shared by every shard.
@@ -110,6 +137,11 @@ pub struct MetadataImage {
     /// Dynamic broker configs (IncrementalAlterConfigs on BROKER resources) by resource name:
     /// "" for the cluster-wide default, "<node.id>" for one broker; Kafka property names.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every ACL, sorted, no duplicates (issue 11).
+    pub acls: Arc<Vec<AclRecord>>,
+    /// Raised by one at every ACL change in this process: lets caches of authorization
+    /// results (per connection, `request_handler::authorize`) know they are stale.
+    pub acl_version: u64,
 }
 
 impl MetadataImage {
@@ -131,6 +163,8 @@ impl MetadataImage {
             topics,
             topic_names_by_id,
             broker_configs,
+            acls: Arc::default(),
+            acl_version: 0,
         }
     }
 
@@ -197,6 +231,7 @@ impl TopicStore {
                 cluster_id: new_cluster_id(),
                 topics: Vec::new(),
                 broker_configs: BTreeMap::new(),
+                acls: Vec::new(),
             },
             Err(source) => {
                 return Err(MetadataError::Io {
@@ -213,12 +248,14 @@ impl TopicStore {
             }
             topic
         });
+        let mut image = MetadataImage::new(file.cluster_id, topics, file.broker_configs);
+        // ACLs replayed from the file (issue 11); sorted and deduplicated as set_acls keeps them.
+        let mut acls = file.acls;
+        acls.sort();
+        acls.dedup();
+        image.acls = Arc::new(acls);
         let store = TopicStore {
-            image: Arc::new(MetadataImage::new(
-                file.cluster_id,
-                topics,
-                file.broker_configs,
-            )),
+            image: Arc::new(image),
             path,
             shard_count,
         };
@@ -372,6 +409,27 @@ impl TopicStore {
         self.replace_all(topics, broker_configs)
     }
 
+    /// Replaces the whole ACL set (CreateAcls / DeleteAcls on shard 0); sorted and
+    /// deduplicated here, persisted before it returns, `acl_version` raised.
+    pub fn set_acls(&mut self, mut acls: Vec<AclRecord>) -> Result<(), MetadataError> {
+        acls.sort();
+        acls.dedup();
+        let previous = self.image.clone();
+        let mut image = MetadataImage::new(
+            previous.cluster_id.clone(),
+            previous.topics.values().map(|t| (**t).clone()),
+            previous.broker_configs.clone(),
+        );
+        image.acls = Arc::new(acls);
+        image.acl_version = previous.acl_version + 1;
+        self.image = Arc::new(image);
+        if let Err(e) = self.persist() {
+            self.image = previous;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn replace(&mut self, topics: Vec<TopicMetadata>) -> Result<(), MetadataError> {
         let broker_configs = self.image.broker_configs.clone();
         self.replace_all(topics, broker_configs)
@@ -383,11 +441,10 @@ impl TopicStore {
         broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<(), MetadataError> {
         let previous = self.image.clone();
-        self.image = Arc::new(MetadataImage::new(
-            previous.cluster_id.clone(),
-            topics,
-            broker_configs,
-        ));
+        let mut image = MetadataImage::new(previous.cluster_id.clone(), topics, broker_configs);
+        image.acls = previous.acls.clone();
+        image.acl_version = previous.acl_version;
+        self.image = Arc::new(image);
         if let Err(e) = self.persist() {
             self.image = previous;
             return Err(e);
@@ -401,6 +458,7 @@ impl TopicStore {
             cluster_id: self.image.cluster_id.clone(),
             topics: self.image.topics.values().map(|t| (**t).clone()).collect(),
             broker_configs: self.image.broker_configs.clone(),
+            acls: (*self.image.acls).clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
         write_atomically(&self.path, &bytes)

@@ -48,6 +48,10 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeLogDirs => (1, DescribeLogDirsRequest::VERSIONS.max),
         ApiKey::OffsetForLeaderEpoch => (2, OffsetForLeaderEpochRequest::VERSIONS.max),
         ApiKey::ElectLeaders => (0, ElectLeadersRequest::VERSIONS.max),
+        // ACLs (issue 11); v0 was removed in Kafka 4 (KIP-896).
+        ApiKey::CreateAcls => (1, CreateAclsRequest::VERSIONS.max),
+        ApiKey::DescribeAcls => (1, DescribeAclsRequest::VERSIONS.max),
+        ApiKey::DeleteAcls => (1, DeleteAclsRequest::VERSIONS.max),
         _ => return None,
     };
     Some(range)

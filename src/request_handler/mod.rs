@@ -10,8 +10,10 @@
 //! that does not decode closes the connection with a log line (Kafka's `RequestContext` does the
 //! same by throwing `InvalidRequestException`).
 
+mod acls;
 mod admin;
 mod api_versions;
+pub mod authorize;
 mod configs;
 mod create_partitions;
 mod delete_records;
@@ -336,6 +338,12 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             )
         }
         ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
+        // ACLs (issue 11)
+        ApiKey::CreateAcls => handle_with_session!(request, CreateAclsRequest, acls::create_acls),
+        ApiKey::DescribeAcls => {
+            handle_with_session!(request, DescribeAclsRequest, acls::describe_acls)
+        }
+        ApiKey::DeleteAcls => handle_with_session!(request, DeleteAclsRequest, acls::delete_acls),
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }

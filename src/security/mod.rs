@@ -5,6 +5,9 @@
 //! Depends only on `config`; `network` creates one [`Session`] per connection and
 //! `request_handler` reads it.
 
+pub mod acls;
+pub mod authorizer;
+
 use std::cell::RefCell;
 use std::net::SocketAddr;
 
@@ -56,6 +59,8 @@ pub struct Session {
     pub client_address: Option<SocketAddr>,
     /// The authenticated principal; `User:ANONYMOUS` until authentication sets it.
     principal: RefCell<KafkaPrincipal>,
+    /// ACL results of the produce / fetch topic checks (issue 11, `request_handler::authorize`).
+    pub authorization_cache: RefCell<authorizer::AuthorizationCache>,
 }
 
 impl Session {
@@ -70,6 +75,7 @@ impl Session {
             security_protocol,
             client_address,
             principal: RefCell::new(KafkaPrincipal::anonymous()),
+            authorization_cache: RefCell::default(),
         }
     }
 
@@ -82,6 +88,8 @@ impl Session {
     /// Sets the principal after a successful TLS or SASL authentication.
     pub fn set_principal(&self, principal: KafkaPrincipal) {
         *self.principal.borrow_mut() = principal;
+        // Cached ACL results were the old principal's.
+        *self.authorization_cache.borrow_mut() = Default::default();
     }
 
     /// The client host as Kafka reports it (`/127.0.0.1`), or "" if unknown.
