@@ -1201,7 +1201,8 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
 // ----- Authorization (issue 11) -----
 
 /// Kafka's KRaft authorizer class, the only `authorizer.class.name` Ringtail implements.
-pub const STANDARD_AUTHORIZER_CLASS: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+pub const STANDARD_AUTHORIZER_CLASS: &str =
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
 /// The authorizer settings (Kafka's `ServerConfigs.AUTHORIZER_CLASS_NAME_CONFIG` and
 /// `StandardAuthorizer`'s `super.users` / `allow.everyone.if.no.acl.found`).

@@ -102,6 +102,28 @@ pub fn authorize_topic_cached(
         })
 }
 
+/// Kafka's `authorizeByResourceType`: may the session perform `op` on some resource of
+/// `resource_type` ([`authorizer::authorize_by_resource_type`])? True with no authorizer.
+pub fn authorize_any(
+    ctx: &ShardContext,
+    session: &Session,
+    op: AclOperation,
+    resource_type: ResourceType,
+) -> bool {
+    let config = &ctx.config.authorizer;
+    if !config.enabled {
+        return true;
+    }
+    let image = ctx.metadata();
+    let principal = session.principal();
+    let host = client_ip(session);
+    let who = Requester {
+        principal: &principal,
+        host: &host,
+    };
+    authorizer::authorize_by_resource_type(config, &image.acls, who, op, resource_type)
+}
+
 /// [`authorize`] on the CLUSTER resource.
 pub fn authorize_cluster(ctx: &ShardContext, session: &Session, op: AclOperation) -> bool {
     authorize(ctx, session, op, ResourceType::Cluster, CLUSTER_NAME)

@@ -16,9 +16,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::*;
 
+use super::authorize;
 use super::offset_for_leader_epoch::leader_epoch_error;
 use crate::partition::ReadError;
 use crate::protocol::record_batch::BatchIter;
+use crate::security::authorizer::AclOperation;
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 #[derive(Clone)]
@@ -38,7 +41,14 @@ struct PartFetch {
     records: Bytes,
 }
 
-pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) -> FetchResponse {
+/// ACLs (Kafka's `KafkaApis.handleFetchRequest`, consumer fetch): READ on each topic, else its
+/// partitions answer TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays UNKNOWN_TOPIC_ID).
+pub async fn handle(
+    ctx: Rc<ShardContext>,
+    session: Rc<Session>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let mut response = FetchResponse::default().with_session_id(0);
     if request.session_id != 0 {
         return response.with_error_code(ResponseError::FetchSessionIdNotFound.code());
@@ -62,6 +72,13 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
         } else {
             ResponseError::UnknownTopicOrPartition
         };
+        let denied = (metadata.is_some() || version < 13)
+            && !authorize::authorize_topic_cached(
+                &ctx,
+                &session,
+                AclOperation::Read,
+                metadata.map_or(topic.topic.as_str(), |m| m.name.as_str()),
+            );
         let mut topic_response = FetchableTopicResponse::default()
             .with_topic(topic.topic.clone())
             .with_topic_id(topic.topic_id);
@@ -76,6 +93,13 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                     .with_aborted_transactions(Some(Vec::new())),
             );
+            if denied {
+                results.push(PartFetch::error(
+                    slot,
+                    ResponseError::TopicAuthorizationFailed,
+                ));
+                continue;
+            }
             match metadata.and_then(|m| Some((m, m.shard_of(partition.partition)?))) {
                 Some((metadata, shard)) => match leader_epoch_error(
                     metadata,

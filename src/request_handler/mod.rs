@@ -274,15 +274,23 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
         ApiKey::ApiVersions => handle!(request, ApiVersionsRequest, api_versions::handle),
         ApiKey::Metadata => handle_with_session!(request, MetadataRequest, metadata::handle),
         ApiKey::Fetch => fetch(request),
-        ApiKey::ListOffsets => handle!(request, ListOffsetsRequest, list_offsets::handle),
-        ApiKey::CreateTopics => handle!(request, CreateTopicsRequest, admin::create_topics),
-        ApiKey::DeleteTopics => handle!(request, DeleteTopicsRequest, admin::delete_topics),
-        ApiKey::DescribeConfigs => {
-            handle!(request, DescribeConfigsRequest, configs::describe_configs)
+        ApiKey::ListOffsets => {
+            handle_with_session!(request, ListOffsetsRequest, list_offsets::handle)
         }
-        ApiKey::AlterConfigs => handle!(request, AlterConfigsRequest, configs::alter_configs),
+        ApiKey::CreateTopics => {
+            handle_with_session!(request, CreateTopicsRequest, admin::create_topics)
+        }
+        ApiKey::DeleteTopics => {
+            handle_with_session!(request, DeleteTopicsRequest, admin::delete_topics)
+        }
+        ApiKey::DescribeConfigs => {
+            handle_with_session!(request, DescribeConfigsRequest, configs::describe_configs)
+        }
+        ApiKey::AlterConfigs => {
+            handle_with_session!(request, AlterConfigsRequest, configs::alter_configs)
+        }
         ApiKey::IncrementalAlterConfigs => {
-            handle!(
+            handle_with_session!(
                 request,
                 IncrementalAlterConfigsRequest,
                 configs::incremental_alter_configs
@@ -292,7 +300,7 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             handle_with_session!(request, DescribeClusterRequest, admin::describe_cluster)
         }
         ApiKey::InitProducerId => {
-            handle!(request, InitProducerIdRequest, admin::init_producer_id)
+            handle_with_session!(request, InitProducerIdRequest, admin::init_producer_id)
         }
         ApiKey::FindCoordinator => {
             handle_with_session!(
@@ -302,42 +310,56 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             )
         }
         ApiKey::JoinGroup => join_group(request, header),
-        ApiKey::SyncGroup => handle!(request, SyncGroupRequest, group::handle_sync_group),
-        ApiKey::Heartbeat => handle!(request, HeartbeatRequest, group::handle_heartbeat),
-        ApiKey::LeaveGroup => handle!(request, LeaveGroupRequest, group::handle_leave_group),
-        ApiKey::OffsetCommit => {
-            handle!(request, OffsetCommitRequest, group::handle_offset_commit)
+        ApiKey::SyncGroup => {
+            handle_with_session!(request, SyncGroupRequest, group::handle_sync_group)
         }
-        ApiKey::OffsetFetch => handle!(request, OffsetFetchRequest, group::handle_offset_fetch),
-        ApiKey::ListGroups => handle!(request, ListGroupsRequest, group::handle_list_groups),
+        ApiKey::Heartbeat => {
+            handle_with_session!(request, HeartbeatRequest, group::handle_heartbeat)
+        }
+        ApiKey::LeaveGroup => {
+            handle_with_session!(request, LeaveGroupRequest, group::handle_leave_group)
+        }
+        ApiKey::OffsetCommit => {
+            handle_with_session!(request, OffsetCommitRequest, group::handle_offset_commit)
+        }
+        ApiKey::OffsetFetch => {
+            handle_with_session!(request, OffsetFetchRequest, group::handle_offset_fetch)
+        }
+        ApiKey::ListGroups => {
+            handle_with_session!(request, ListGroupsRequest, group::handle_list_groups)
+        }
         ApiKey::DescribeGroups => {
-            handle!(
+            handle_with_session!(
                 request,
                 DescribeGroupsRequest,
                 group::handle_describe_groups
             )
         }
         ApiKey::DeleteGroups => {
-            handle!(request, DeleteGroupsRequest, group::handle_delete_groups)
+            handle_with_session!(request, DeleteGroupsRequest, group::handle_delete_groups)
         }
         ApiKey::OffsetDelete => {
-            handle!(request, OffsetDeleteRequest, group::handle_offset_delete)
+            handle_with_session!(request, OffsetDeleteRequest, group::handle_offset_delete)
         }
         ApiKey::CreatePartitions => {
-            handle!(request, CreatePartitionsRequest, create_partitions::handle)
+            handle_with_session!(request, CreatePartitionsRequest, create_partitions::handle)
         }
-        ApiKey::DeleteRecords => handle!(request, DeleteRecordsRequest, delete_records::handle),
+        ApiKey::DeleteRecords => {
+            handle_with_session!(request, DeleteRecordsRequest, delete_records::handle)
+        }
         ApiKey::DescribeLogDirs => {
-            handle!(request, DescribeLogDirsRequest, describe_log_dirs::handle)
+            handle_with_session!(request, DescribeLogDirsRequest, describe_log_dirs::handle)
         }
         ApiKey::OffsetForLeaderEpoch => {
-            handle!(
+            handle_with_session!(
                 request,
                 OffsetForLeaderEpochRequest,
                 offset_for_leader_epoch::handle
             )
         }
-        ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
+        ApiKey::ElectLeaders => {
+            handle_with_session!(request, ElectLeadersRequest, elect_leaders::handle)
+        }
         // ACLs (issue 11)
         ApiKey::CreateAcls => handle_with_session!(request, CreateAclsRequest, acls::create_acls),
         ApiKey::DescribeAcls => {
@@ -357,7 +379,7 @@ async fn produce(mut request: Request) -> Dispatched {
     };
     let acks = decoded.acks;
     let started = std::time::Instant::now();
-    let pending = produce::dispatch(&request.ctx, decoded, request.version).await;
+    let pending = produce::dispatch(&request.ctx, &request.session, decoded, request.version).await;
     Dispatched::Respond(Box::pin(async move {
         let response = pending.await;
         request_metrics::record!(request.api_key, started, &response);
@@ -376,7 +398,13 @@ fn fetch(mut request: Request) -> Dispatched {
     };
     let started = std::time::Instant::now();
     Dispatched::Respond(Box::pin(async move {
-        let response = fetch::handle(request.ctx.clone(), decoded, request.version).await;
+        let response = fetch::handle(
+            request.ctx.clone(),
+            request.session.clone(),
+            decoded,
+            request.version,
+        )
+        .await;
         request_metrics::record!(request.api_key, started, &response);
         let records = fetch::shareable_records(&response);
         encode_frame_sharing(
@@ -403,7 +431,7 @@ fn join_group(mut request: Request, header: RequestHeader) -> Dispatched {
             decoded,
             request.version,
             client_id,
-            request.session.client_address,
+            request.session.clone(),
         )
         .await;
         request_metrics::record!(request.api_key, started, &response);

@@ -272,6 +272,60 @@ pub fn authorize(
     allowed || (!found_resource_acl && settings.allow_everyone_if_no_acl_found)
 }
 
+/// Kafka's `Authorizer.authorizeByResourceType` (default method): may the requester perform
+/// `operation` on at least one resource of `resource_type`? True when [`authorize`] allows it
+/// on a resource named `hardcode` (super users, `allow.everyone.if.no.acl.found`), else when an
+/// ALLOW ACL of the principal (or `User:*`) and host names a pattern that no DENY ACL covers
+/// (a DENY on the LITERAL `*` covers everything; a LITERAL DENY covers its name, a PREFIXED
+/// DENY every pattern starting with it). InitProducerId uses it for WRITE on any TOPIC.
+pub fn authorize_by_resource_type(
+    config: &AuthorizerConfig,
+    acls: &[AclRecord],
+    who: Requester<'_>,
+    operation: AclOperation,
+    resource_type: ResourceType,
+) -> bool {
+    if authorize(config, acls, who, operation, resource_type, "hardcode") {
+        return true;
+    }
+    let principal = who.principal.to_string();
+    let relevant = acls.iter().filter(|acl| {
+        acl.resource_type == resource_type.code()
+            && (acl.principal == principal || acl.principal == WILDCARD_PRINCIPAL)
+            && (acl.host == WILDCARD_HOST || acl.host == who.host)
+    });
+    let mut denied_literal = Vec::new();
+    let mut denied_prefixed = Vec::new();
+    let mut allowed = Vec::new();
+    for acl in relevant {
+        let acl_operation = AclOperation::from_code(acl.operation);
+        let pattern = PatternType::from_code(acl.pattern_type);
+        match AclPermissionType::from_code(acl.permission_type) {
+            AclPermissionType::Deny
+                if acl_operation == AclOperation::All || acl_operation == operation =>
+            {
+                if pattern == PatternType::Literal {
+                    if acl.resource_name == WILDCARD_RESOURCE {
+                        return false;
+                    }
+                    denied_literal.push(acl.resource_name.as_str());
+                } else {
+                    denied_prefixed.push(acl.resource_name.as_str());
+                }
+            }
+            AclPermissionType::Allow if acl_operation.allows(operation) => {
+                allowed.push((pattern, acl.resource_name.as_str()))
+            }
+            _ => {}
+        }
+    }
+    allowed.into_iter().any(|(pattern, name)| {
+        let by_prefix = denied_prefixed.iter().any(|deny| name.starts_with(deny));
+        let literal = pattern == PatternType::Literal && denied_literal.contains(&name);
+        !by_prefix && !literal
+    })
+}
+
 /// Kafka's `*_authorized_operations` bit field: bit `code` set for every operation of
 /// [`supported_operations`] that `authorize` allows.
 pub fn authorized_operations(
@@ -334,8 +388,7 @@ impl AclFilter {
     /// `AccessControlEntryFilter.matches`).
     pub fn matches(&self, acl: &AclRecord) -> bool {
         let acl_pattern = PatternType::from_code(acl.pattern_type);
-        if self.resource_type != ResourceType::Any
-            && self.resource_type.code() != acl.resource_type
+        if self.resource_type != ResourceType::Any && self.resource_type.code() != acl.resource_type
         {
             return false;
         }
@@ -380,7 +433,10 @@ pub fn validate_new_acl(acl: &AclRecord) -> Result<(), String> {
         return Err(format!("Invalid operation {operation}"));
     }
     let permission = AclPermissionType::from_code(acl.permission_type);
-    if !matches!(permission, AclPermissionType::Deny | AclPermissionType::Allow) {
+    if !matches!(
+        permission,
+        AclPermissionType::Deny | AclPermissionType::Allow
+    ) {
         return Err(format!("Invalid permissionType {permission}"));
     }
     if resource_type == ResourceType::Cluster && acl.resource_name != CLUSTER_NAME {
@@ -470,7 +526,12 @@ mod tests {
         }
     }
 
-    fn allow_topic(name: &str, pattern: PatternType, principal: &str, op: AclOperation) -> AclRecord {
+    fn allow_topic(
+        name: &str,
+        pattern: PatternType,
+        principal: &str,
+        op: AclOperation,
+    ) -> AclRecord {
         acl(
             ResourceType::Topic,
             name,
@@ -483,7 +544,14 @@ mod tests {
     }
 
     fn check(acls: &[AclRecord], user: &str, op: AclOperation, topic: &str) -> bool {
-        check_with(&AuthorizerConfig::default(), acls, user, "127.0.0.1", op, topic)
+        check_with(
+            &AuthorizerConfig::default(),
+            acls,
+            user,
+            "127.0.0.1",
+            op,
+            topic,
+        )
     }
 
     fn check_with(
@@ -535,8 +603,22 @@ mod tests {
             All,
             AclPermissionType::Deny,
         )];
-        assert!(check_with(&settings, &deny, "admin", "127.0.0.1", Delete, "t"));
-        assert!(!check_with(&settings, &deny, "alice", "127.0.0.1", Delete, "t"));
+        assert!(check_with(
+            &settings,
+            &deny,
+            "admin",
+            "127.0.0.1",
+            Delete,
+            "t"
+        ));
+        assert!(!check_with(
+            &settings,
+            &deny,
+            "alice",
+            "127.0.0.1",
+            Delete,
+            "t"
+        ));
     }
 
     #[test]
@@ -666,7 +748,14 @@ mod tests {
             host: "",
         };
         let settings = AuthorizerConfig::default();
-        assert!(authorize(&settings, &acls, who, Read, ResourceType::Group, "t"));
+        assert!(authorize(
+            &settings,
+            &acls,
+            who,
+            Read,
+            ResourceType::Group,
+            "t"
+        ));
         assert_eq!(
             authorized_operations(&settings, &acls, who, ResourceType::Group, "t"),
             (1 << 3) | (1 << 8)
@@ -680,7 +769,38 @@ mod tests {
         assert!(cache.get_or_decide(1, Write, "t", || unreachable!("cached")));
         assert!(!cache.get_or_decide(1, Read, "t", || false));
         assert!(!cache.get_or_decide(1, Read, "t", || unreachable!("cached")));
-        assert!(!cache.get_or_decide(2, Write, "t", || false), "new version decides again");
+        assert!(
+            !cache.get_or_decide(2, Write, "t", || false),
+            "new version decides again"
+        );
+    }
+
+    #[test]
+    fn by_resource_type_needs_an_undenied_allow() {
+        let principal = KafkaPrincipal::user("a");
+        let who = Requester {
+            principal: &principal,
+            host: "",
+        };
+        let config = AuthorizerConfig::default();
+        let any_write = |acls: &[AclRecord]| {
+            authorize_by_resource_type(&config, acls, who, Write, ResourceType::Topic)
+        };
+        assert!(!any_write(&[]));
+        let allow = allow_topic("logs-", Prefixed, "User:a", Write);
+        assert!(any_write(std::slice::from_ref(&allow)));
+        let deny_prefix = acl(
+            ResourceType::Topic,
+            "log",
+            Prefixed,
+            "User:a",
+            "*",
+            Write,
+            AclPermissionType::Deny,
+        );
+        assert!(!any_write(&[allow.clone(), deny_prefix]));
+        let read_only = allow_topic("t", Literal, "User:a", Read);
+        assert!(!any_write(&[read_only]));
     }
 
     #[test]
@@ -729,13 +849,19 @@ mod tests {
         assert_eq!(validate_new_acl(&ok), Ok(()));
         let mut bad = ok.clone();
         bad.pattern_type = PatternType::Match.code();
-        assert_eq!(validate_new_acl(&bad).unwrap_err(), "Invalid patternType MATCH");
+        assert_eq!(
+            validate_new_acl(&bad).unwrap_err(),
+            "Invalid patternType MATCH"
+        );
         let mut bad = ok.clone();
         bad.operation = Any.code();
         assert_eq!(validate_new_acl(&bad).unwrap_err(), "Invalid operation ANY");
         let mut bad = ok.clone();
         bad.resource_type = ResourceType::Any.code();
-        assert_eq!(validate_new_acl(&bad).unwrap_err(), "Invalid resourceType ANY");
+        assert_eq!(
+            validate_new_acl(&bad).unwrap_err(),
+            "Invalid resourceType ANY"
+        );
         let mut bad = ok.clone();
         bad.permission_type = AclPermissionType::Any.code();
         assert_eq!(
