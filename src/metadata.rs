@@ -104,29 +104,8 @@ struct MetadataFile {
     acls: Vec<AclRecord>,
 }
 
-// ----- ACLs (issue 11): stored here, interpreted by crate::security::authorizer -----
-
-/// One ACL as stored, Kafka's KRaft `AccessControlEntryRecord` without its id: the codes are
-/// Kafka's (`ResourceType`, `PatternType`, `AclOperation`, `AclPermissionType` `code()`), the
-/// principal is `Type:name` (`User:*` for everyone), the host an IP address or `*`. Validated
-/// by `security::acls` before it is stored; the set has no duplicates.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AclRecord {
-    /// Kafka's `ResourceType` code: 2 TOPIC, 3 GROUP, 4 CLUSTER, 5 TRANSACTIONAL_ID, ...
-    pub resource_type: i8,
-    /// The resource name, `*` (LITERAL) for every resource of the type.
-    pub resource_name: String,
-    /// Kafka's `PatternType` code: 3 LITERAL, 4 PREFIXED.
-    pub pattern_type: i8,
-    /// `User:alice`, `User:*`.
-    pub principal: String,
-    /// A client IP address, or `*`.
-    pub host: String,
-    /// Kafka's `AclOperation` code (2 ALL, 3 READ, ...).
-    pub operation: i8,
-    /// Kafka's `AclPermissionType` code: 2 DENY, 3 ALLOW.
-    pub permission_type: i8,
-}
+// ----- ACLs (issue 11): stored here, defined and interpreted by crate::security -----
+pub use crate::security::acls::AclRecord;
 
 /// An immutable snapshot of all topics, shared by every shard.
 #[derive(Debug, Default)]

@@ -1,11 +1,34 @@
 //! The ACL set's changes, sans-io: what CreateAcls adds and what DeleteAcls removes, computed
 //! from the current set ([`crate::metadata::MetadataImage::acls`]). Shard 0 stores the result
-//! with the topic metadata (`TopicStore::set_acls`: durable in `ringtail-metadata.json`,
+//! with the topic metadata (`crate::metadata::TopicStore::set_acls`: durable in `ringtail-metadata.json`,
 //! replayed at start-up) and publishes it to every shard with the next metadata image
 //! (`request_handler::acls`).
 
-use crate::metadata::AclRecord;
+use serde::{Deserialize, Serialize};
+
 use crate::security::authorizer::AclFilter;
+
+/// One ACL as stored, Kafka's KRaft `AccessControlEntryRecord` without its id: the codes are
+/// Kafka's (`ResourceType`, `PatternType`, `AclOperation`, `AclPermissionType` `code()`), the
+/// principal is `Type:name` (`User:*` for everyone), the host an IP address or `*`. Validated
+/// by `security::acls` before it is stored; the set has no duplicates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AclRecord {
+    /// Kafka's `ResourceType` code: 2 TOPIC, 3 GROUP, 4 CLUSTER, 5 TRANSACTIONAL_ID, ...
+    pub resource_type: i8,
+    /// The resource name, `*` (LITERAL) for every resource of the type.
+    pub resource_name: String,
+    /// Kafka's `PatternType` code: 3 LITERAL, 4 PREFIXED.
+    pub pattern_type: i8,
+    /// `User:alice`, `User:*`.
+    pub principal: String,
+    /// A client IP address, or `*`.
+    pub host: String,
+    /// Kafka's `AclOperation` code (2 ALL, 3 READ, ...).
+    pub operation: i8,
+    /// Kafka's `AclPermissionType` code: 2 DENY, 3 ALLOW.
+    pub permission_type: i8,
+}
 
 /// The set after adding `new` (already validated) to `current`; an ACL already there is
 /// not added twice (Kafka answers success for it, as `AclControlManager.createAcls`).

@@ -16,12 +16,12 @@
 //! Filters (DescribeAcls, DeleteAcls) follow Kafka's `AclBindingFilter.matches`: ANY matches
 //! every value, MATCH (pattern type) matches every pattern that applies to the named resource.
 //!
-//! The stored form of an ACL is [`crate::metadata::AclRecord`] (Kafka's codes).
+//! The stored form of an ACL is [`crate::security::acls::AclRecord`] (Kafka's codes).
 
 use std::collections::HashMap;
 
 pub use crate::config::AuthorizerConfig;
-use crate::metadata::AclRecord;
+use crate::security::acls::AclRecord;
 use crate::security::KafkaPrincipal;
 
 /// Kafka's `ResourcePattern.WILDCARD_RESOURCE`: a LITERAL ACL with this name applies to every
