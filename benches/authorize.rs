@@ -49,13 +49,14 @@ fn acls(n: usize) -> Vec<AclRecord> {
 
 fn produce_request_bytes() -> Bytes {
     let records = Bytes::from(vec![7u8; 16 * 1024]);
-    let request = ProduceRequest::default().with_acks(1).with_topic_data(vec![
-        TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("events-2026")))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))]),
-    ]);
+    let request =
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("events-2026")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
     let mut buf = BytesMut::new();
     request.encode(&mut buf, 9).expect("encodes");
     buf.freeze()
@@ -76,7 +77,14 @@ fn bench(c: &mut Criterion) {
     let topic = "events-2026";
     for n in [10usize, 100, 1000] {
         let set = acls(n);
-        assert!(authorize(&config, &set, who, AclOperation::Write, ResourceType::Topic, topic));
+        assert!(authorize(
+            &config,
+            &set,
+            who,
+            AclOperation::Write,
+            ResourceType::Topic,
+            topic
+        ));
         group.bench_with_input(BenchmarkId::new("uncached", n), &set, |b, set| {
             b.iter(|| {
                 authorize(
@@ -95,7 +103,14 @@ fn bench(c: &mut Criterion) {
     group.bench_function("cached_hit", |b| {
         b.iter(|| {
             cache.get_or_decide(1, AclOperation::Write, black_box(topic), || {
-                authorize(&config, &set, who, AclOperation::Write, ResourceType::Topic, topic)
+                authorize(
+                    &config,
+                    &set,
+                    who,
+                    AclOperation::Write,
+                    ResourceType::Topic,
+                    topic,
+                )
             })
         })
     });

@@ -939,7 +939,11 @@ const LISTENER_PREFIX: &str = "listener.name.";
 
 /// Broker properties outside the `ssl.*` / `sasl.*` families that may be set per listener
 /// (each must be read through [`BrokerConfig::listener_property`] where it takes effect).
-const LISTENER_OVERRIDABLE: &[&str] = &[];
+const LISTENER_OVERRIDABLE: &[&str] = &[
+    // SASL (issue 11): Kafka reads these per listener (and per mechanism).
+    "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms",
+];
 
 impl BrokerConfig {
     /// The per-listener override of `property` for listener `listener` (Kafka's
@@ -953,6 +957,12 @@ impl BrokerConfig {
                 listener.to_ascii_lowercase()
             ))
             .map(String::as_str)
+    }
+
+    /// The value of broker property `name` as set at start-up, else its default; `None` when
+    /// neither exists (SASL settings are read this way by `security::sasl`).
+    pub fn property_value(&self, name: &str) -> Option<&str> {
+        self.effective.get(name).and_then(|v| v.as_deref())
     }
 
     /// Every `listener.name.*` setting, by full name, e.g. for start-up validation.
@@ -1196,6 +1206,17 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("authorizer.class.name", Some("")),
     property("super.users", None),
     property("allow.everyone.if.no.acl.found", Some("false")),
+    // ----- SASL (issue 11): read by crate::security::sasl::SaslConfig, per listener through
+    // `listener.name.<l>.<property>` (or `.<mechanism>.<property>`). Kafka's names and defaults
+    // (BrokerSecurityConfigs, SaslConfigs, SocketServerConfigs); GSSAPI, the default, is refused
+    // at start-up on a SASL listener.
+    property("sasl.enabled.mechanisms", Some("GSSAPI")),
+    property("sasl.jaas.config", None),
+    property("sasl.server.max.receive.size", Some("524288")),
+    property("connection.failed.authentication.delay.ms", Some("100")),
+    property("connections.max.reauth.ms", Some("0")),
+    // Ringtail's bound on a SASL client that never completes authentication, ms.
+    property("ringtail.sasl.authentication.timeout.ms", Some("30000")),
 ];
 
 // ----- Authorization (issue 11) -----
@@ -1968,6 +1989,8 @@ fn resolve_protocols(
 fn unsupported_protocol(protocol: SecurityProtocol) -> Option<String> {
     match protocol {
         SecurityProtocol::Plaintext => None,
+        // SASL (issue 11): crate::security::sasl.
+        SecurityProtocol::SaslPlaintext => None,
         other => Some(format!(
             "{} listeners are not supported yet (issue 11)",
             other.name()

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::scram_credentials::ScramCredentials;
+
 /// File name of the topic metadata inside the first log dir.
 pub const METADATA_FILE: &str = "ringtail-metadata.json";
 /// Kafka's internal topic for committed offsets and group metadata.
@@ -102,6 +104,10 @@ struct MetadataFile {
     /// ACLs (issue 11; CreateAcls / DeleteAcls), see [`AclRecord`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     acls: Vec<AclRecord>,
+    /// SCRAM credentials (issue 11): salt, iterations, StoredKey, ServerKey per user and
+    /// mechanism; never passwords.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    scram_credentials: ScramCredentials,
 }
 
 // ----- ACLs (issue 11): stored here, defined and interpreted by crate::security -----
@@ -121,6 +127,8 @@ pub struct MetadataImage {
     /// Raised by one at every ACL change in this process: lets caches of authorization
     /// results (per connection, `request_handler::authorize`) know they are stale.
     pub acl_version: u64,
+    /// SCRAM credentials by user and mechanism (issue 11), read by the SASL/SCRAM server.
+    pub scram_credentials: Arc<ScramCredentials>,
 }
 
 impl MetadataImage {
@@ -144,6 +152,7 @@ impl MetadataImage {
             broker_configs,
             acls: Arc::default(),
             acl_version: 0,
+            scram_credentials: Arc::default(),
         }
     }
 
@@ -211,6 +220,7 @@ impl TopicStore {
                 topics: Vec::new(),
                 broker_configs: BTreeMap::new(),
                 acls: Vec::new(),
+                scram_credentials: ScramCredentials::new(),
             },
             Err(source) => {
                 return Err(MetadataError::Io {
@@ -234,7 +244,10 @@ impl TopicStore {
         acls.dedup();
         image.acls = Arc::new(acls);
         let store = TopicStore {
-            image: Arc::new(image),
+            image: Arc::new(MetadataImage {
+                scram_credentials: Arc::new(file.scram_credentials),
+                ..image
+            }),
             path,
             shard_count,
         };
@@ -401,7 +414,31 @@ impl TopicStore {
         );
         image.acls = Arc::new(acls);
         image.acl_version = previous.acl_version + 1;
+        image.scram_credentials = previous.scram_credentials.clone();
         self.image = Arc::new(image);
+        if let Err(e) = self.persist() {
+            self.image = previous;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Replaces every SCRAM credential (AlterUserScramCredentials, `storage add-scram`).
+    /// Persisted before it returns; on error nothing changed.
+    pub fn set_scram_credentials(
+        &mut self,
+        credentials: ScramCredentials,
+    ) -> Result<(), MetadataError> {
+        let previous = self.image.clone();
+        self.image = Arc::new(MetadataImage {
+            cluster_id: previous.cluster_id.clone(),
+            topics: previous.topics.clone(),
+            topic_names_by_id: previous.topic_names_by_id.clone(),
+            broker_configs: previous.broker_configs.clone(),
+            scram_credentials: Arc::new(credentials),
+            acls: previous.acls.clone(),
+            acl_version: previous.acl_version,
+        });
         if let Err(e) = self.persist() {
             self.image = previous;
             return Err(e);
@@ -423,6 +460,7 @@ impl TopicStore {
         let mut image = MetadataImage::new(previous.cluster_id.clone(), topics, broker_configs);
         image.acls = previous.acls.clone();
         image.acl_version = previous.acl_version;
+        image.scram_credentials = previous.scram_credentials.clone();
         self.image = Arc::new(image);
         if let Err(e) = self.persist() {
             self.image = previous;
@@ -438,6 +476,7 @@ impl TopicStore {
             topics: self.image.topics.values().map(|t| (**t).clone()).collect(),
             broker_configs: self.image.broker_configs.clone(),
             acls: (*self.image.acls).clone(),
+            scram_credentials: (*self.image.scram_credentials).clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
         write_atomically(&self.path, &bytes)
@@ -546,4 +585,55 @@ mod tests {
         assert_eq!(reloaded.image().cluster_id, store.image().cluster_id);
         assert!(reloaded.image().topic_by_id(&topic.topic_id).is_some());
     }
+}
+
+/// Adds SCRAM credentials to `<log_dir>/ringtail-metadata.json` (creating the file, with a new
+/// cluster id, when the broker never started there): `ringtail storage add-scram`, Ringtail's
+/// `kafka-storage format --add-scram`. The broker must not be running (it owns the file);
+/// credentials of the same user and mechanism are replaced. Topics and everything else in the
+/// file are kept as they are.
+pub fn add_scram_credentials(
+    log_dir: &Path,
+    credentials: Vec<(
+        String,
+        crate::security::scram_credentials::ScramMechanism,
+        crate::security::scram_credentials::ScramCredential,
+    )>,
+) -> Result<(), MetadataError> {
+    fs::create_dir_all(log_dir).map_err(|source| MetadataError::Io {
+        op: "create",
+        path: log_dir.to_path_buf(),
+        source,
+    })?;
+    let path = log_dir.join(METADATA_FILE);
+    let mut file = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<MetadataFile>(&bytes).map_err(|source| {
+            MetadataError::Corrupt {
+                path: path.clone(),
+                source,
+            }
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataFile {
+            cluster_id: new_cluster_id(),
+            topics: Vec::new(),
+            broker_configs: BTreeMap::new(),
+            scram_credentials: ScramCredentials::new(),
+            acls: Vec::new(),
+        },
+        Err(source) => {
+            return Err(MetadataError::Io {
+                op: "read",
+                path,
+                source,
+            })
+        }
+    };
+    for (user, mechanism, credential) in credentials {
+        file.scram_credentials
+            .entry(user)
+            .or_default()
+            .insert(mechanism, credential);
+    }
+    let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
+    write_atomically(&path, &bytes)
 }

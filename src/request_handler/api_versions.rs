@@ -52,6 +52,13 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::CreateAcls => (1, CreateAclsRequest::VERSIONS.max),
         ApiKey::DescribeAcls => (1, DescribeAclsRequest::VERSIONS.max),
         ApiKey::DeleteAcls => (1, DeleteAclsRequest::VERSIONS.max),
+        // SASL (issue 11): SaslHandshake v0-1, SaslAuthenticate v0-2, SCRAM credential APIs v0.
+        ApiKey::SaslHandshake => (0, SaslHandshakeRequest::VERSIONS.max),
+        ApiKey::SaslAuthenticate => (0, SaslAuthenticateRequest::VERSIONS.max),
+        ApiKey::AlterUserScramCredentials => (0, AlterUserScramCredentialsRequest::VERSIONS.max),
+        ApiKey::DescribeUserScramCredentials => {
+            (0, DescribeUserScramCredentialsRequest::VERSIONS.max)
+        }
         _ => return None,
     };
     Some(range)

@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 
 use crate::config::SecurityProtocol;
 
+pub mod sasl;
+pub mod scram_credentials;
+
 /// Kafka's `KafkaPrincipal`: a type and a name, written `User:alice`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KafkaPrincipal {
@@ -61,6 +64,8 @@ pub struct Session {
     principal: RefCell<KafkaPrincipal>,
     /// ACL results of the produce / fetch topic checks (issue 11, `request_handler::authorize`).
     pub authorization_cache: RefCell<authorizer::AuthorizationCache>,
+    /// SASL state on SASL_PLAINTEXT / SASL_SSL listeners (issue 11, [`sasl::SaslSession`]).
+    pub sasl: RefCell<sasl::SaslSession>,
 }
 
 impl Session {
@@ -76,6 +81,7 @@ impl Session {
             client_address,
             principal: RefCell::new(KafkaPrincipal::anonymous()),
             authorization_cache: RefCell::default(),
+            sasl: RefCell::new(sasl::SaslSession::default()),
         }
     }
 
