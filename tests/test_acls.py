@@ -399,3 +399,43 @@ def test_other_authorizer_classes_are_refused(tmp_path):
         capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "authorizer.class.name" in result.stderr, result.stderr
+
+
+SASL_LISTENER = "SASL_PLAINTEXT"
+SASL_PLAIN = {
+    "sasl.enabled.mechanisms": "PLAIN",
+    "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+        ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+         'username="admin" password="admin-secret" user_admin="admin-secret" '
+         'user_alice="alice-secret" user_bob="bob-secret";'),
+}
+
+
+def sasl_client(broker, user):
+    return {"bootstrap.servers": broker.bootstrap_for(SASL_LISTENER),
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.username": user, "sasl.password": f"{user}-secret"}
+
+
+def test_sasl_principals_alice_allowed_bob_denied(start_broker):
+    broker = start_broker(settings={**OPEN, **SASL_PLAIN},
+                          listeners=[(SASL_LISTENER, SASL_LISTENER)])
+    admin = AdminClient(sasl_client(broker, "admin"))
+    topic = harness.unique_topic("acl-sasl")
+    create_topics(admin, [topic])
+    try:
+        create_acls(admin, [binding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL,
+                                    ALICE, AclOperation.WRITE, AclPermissionType.ALLOW)])
+
+        def produce_as(user):
+            producer = Producer({**sasl_client(broker, user), "message.timeout.ms": 5000})
+            outcome = []
+            producer.produce(topic, b"v", on_delivery=lambda err, msg: outcome.append(err))
+            producer.flush(10)
+            assert outcome, "no delivery report"
+            return None if outcome[0] is None else outcome[0].code()
+
+        eventually(lambda: produce_as("bob") == TOPIC_AUTHORIZATION_FAILED, "bob refused")
+        assert produce_as("alice") is None
+    finally:
+        delete_acls_named(admin, [topic])
