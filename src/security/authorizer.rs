@@ -236,7 +236,7 @@ pub fn authorize(
     name: &str,
 ) -> bool {
     let principal = who.principal.to_string();
-    if settings.super_users.iter().any(|s| *s == principal) {
+    if settings.super_users.contains(&principal) {
         return true;
     }
     let mut found_resource_acl = false;
