@@ -366,6 +366,9 @@ pub struct BrokerConfig {
     /// `transaction.partition.verification.enable` (KIP-890): verify that a transactional
     /// produce goes to a partition of the ongoing transaction; default true.
     pub transaction_partition_verification_enable: bool,
+    // --- Authorization (issue 11): Kafka's StandardAuthorizer settings ---
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
+    pub authorizer: AuthorizerConfig,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -797,6 +800,7 @@ impl BrokerConfig {
             )?,
             transaction_partition_verification_enable: layers
                 .boolean("transaction.partition.verification.enable")?,
+            authorizer: parse_authorizer(&layers)?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -1016,7 +1020,11 @@ const LISTENER_PREFIX: &str = "listener.name.";
 
 /// Broker properties outside the `ssl.*` / `sasl.*` families that may be set per listener
 /// (each must be read through [`BrokerConfig::listener_property`] where it takes effect).
-const LISTENER_OVERRIDABLE: &[&str] = &[];
+const LISTENER_OVERRIDABLE: &[&str] = &[
+    // SASL (issue 11): Kafka reads these per listener (and per mechanism).
+    "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms",
+];
 
 impl BrokerConfig {
     /// The per-listener override of `property` for listener `listener` (Kafka's
@@ -1030,6 +1038,12 @@ impl BrokerConfig {
                 listener.to_ascii_lowercase()
             ))
             .map(String::as_str)
+    }
+
+    /// The value of broker property `name` as set at start-up, else its default; `None` when
+    /// neither exists (SASL settings are read this way by `security::sasl`).
+    pub fn property_value(&self, name: &str) -> Option<&str> {
+        self.effective.get(name).and_then(|v| v.as_deref())
     }
 
     /// Every `listener.name.*` setting, by full name, e.g. for start-up validation.
@@ -1289,7 +1303,81 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("transaction.state.log.min.isr", Some("1")),
     property("transaction.state.log.load.buffer.size", Some("5242880")),
     property("transaction.partition.verification.enable", Some("true")),
+    // ----- Authorization (issue 11): Kafka's names and defaults (see AuthorizerConfig) -----
+    property("authorizer.class.name", Some("")),
+    property("super.users", None),
+    property("allow.everyone.if.no.acl.found", Some("false")),
+    // ----- SASL (issue 11): read by crate::security::sasl::SaslConfig, per listener through
+    // `listener.name.<l>.<property>` (or `.<mechanism>.<property>`). Kafka's names and defaults
+    // (BrokerSecurityConfigs, SaslConfigs, SocketServerConfigs); GSSAPI, the default, is refused
+    // at start-up on a SASL listener.
+    property("sasl.enabled.mechanisms", Some("GSSAPI")),
+    property("sasl.jaas.config", None),
+    property("sasl.server.max.receive.size", Some("524288")),
+    property("connection.failed.authentication.delay.ms", Some("100")),
+    property("connections.max.reauth.ms", Some("0")),
+    // Ringtail's bound on a SASL client that never completes authentication, ms.
+    property("ringtail.sasl.authentication.timeout.ms", Some("30000")),
 ];
+
+// ----- Authorization (issue 11) -----
+
+/// Kafka's KRaft authorizer class, the only `authorizer.class.name` Ringtail implements.
+pub const STANDARD_AUTHORIZER_CLASS: &str =
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// The authorizer settings (Kafka's `ServerConfigs.AUTHORIZER_CLASS_NAME_CONFIG` and
+/// `StandardAuthorizer`'s `super.users` / `allow.everyone.if.no.acl.found`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthorizerConfig {
+    /// True when `authorizer.class.name` is [`STANDARD_AUTHORIZER_CLASS`]; false when it is
+    /// empty (Kafka's default: no authorization, every request allowed, the ACL APIs answer
+    /// SECURITY_DISABLED). Any other class is refused at start-up.
+    pub enabled: bool,
+    /// `super.users`: principals (`User:alice`) allowed everything, from a `;`-separated list
+    /// (Kafka's `StandardAuthorizer.getConfiguredSuperUsers`: entries trimmed, empty ones
+    /// dropped); each must be `Type:name`.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`; default false: a resource no ACL names is allowed
+    /// only to super users.
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+fn parse_authorizer(layers: &Layers) -> Result<AuthorizerConfig, ConfigError> {
+    let class = layers.get("authorizer.class.name").trim();
+    let enabled = match class {
+        "" => false,
+        STANDARD_AUTHORIZER_CLASS => true,
+        other => {
+            return Err(invalid(
+                "authorizer.class.name",
+                other,
+                format!("Ringtail implements only {STANDARD_AUTHORIZER_CLASS} (or empty for none)"),
+            ))
+        }
+    };
+    let users = layers.get("super.users");
+    let mut super_users = Vec::new();
+    for entry in users.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                super_users.push(entry.to_string())
+            }
+            _ => {
+                return Err(invalid(
+                    "super.users",
+                    users,
+                    format!("'{entry}' is not a principal of the form Type:name (User:alice)"),
+                ))
+            }
+        }
+    }
+    Ok(AuthorizerConfig {
+        enabled,
+        super_users,
+        allow_everyone_if_no_acl_found: layers.boolean("allow.everyone.if.no.acl.found")?,
+    })
+}
 
 /// `compression.zstd.level` range (Kafka's `ZstdCompression.MIN_LEVEL` / `MAX_LEVEL`).
 const ZSTD_LEVEL_MIN: i32 = -131_072;
@@ -1994,6 +2082,8 @@ fn resolve_protocols(
 fn unsupported_protocol(protocol: SecurityProtocol) -> Option<String> {
     match protocol {
         SecurityProtocol::Plaintext => None,
+        // SASL (issue 11): crate::security::sasl.
+        SecurityProtocol::SaslPlaintext => None,
         other => Some(format!(
             "{} listeners are not supported yet (issue 11)",
             other.name()
@@ -2344,7 +2434,7 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.cleaner.max.compaction.lag.ms"
         | "log.message.timestamp.before.max.ms"
         | "log.message.timestamp.after.max.ms" => ConfigType::Long,
-        "log.cleaner.enable" => ConfigType::Boolean,
+        "log.cleaner.enable" | "allow.everyone.if.no.acl.found" => ConfigType::Boolean,
         "log.cleaner.min.cleanable.ratio" => ConfigType::Double,
         "node.id"
         | "broker.id"

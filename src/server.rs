@@ -59,6 +59,9 @@ pub enum StartError {
          and `ulimit -l` large enough"
     )]
     IoUring { shard: usize, reason: String },
+    /// The SASL settings of a SASL listener are invalid or name an unsupported mechanism.
+    #[error("SASL configuration: {0}")]
+    Sasl(String),
     /// Creating, reading or syncing the log dir or a marker file in it failed.
     #[error("log dir {path}: {source}")]
     LogDir {
@@ -85,6 +88,7 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     for (setting, why) in config.ignored_settings() {
         tracing::warn!("ignoring Kafka setting {setting}: {why}");
     }
+    crate::security::sasl::validate(&config).map_err(StartError::Sasl)?;
     let LogDirState {
         config,
         log_dir,

@@ -13,7 +13,9 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorize::{self, CLUSTER_NAME};
 use crate::metadata::{MetadataError, TopicMetadata};
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
@@ -130,13 +132,36 @@ pub async fn create_topic(
     .await
 }
 
+/// ACLs (KafkaApis / ControllerApis.createTopics): CREATE on the cluster, else CREATE on each
+/// topic; refused topics answer TOPIC_AUTHORIZATION_FAILED "Authorization failed.".
 pub async fn create_topics(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: CreateTopicsRequest,
     _version: i16,
 ) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
+    let cluster_create = authorize::authorize_cluster(&ctx, &session, AclOperation::Create);
     for topic in request.topics {
+        if !cluster_create
+            && !authorize::authorize(
+                &ctx,
+                &session,
+                AclOperation::Create,
+                ResourceType::Topic,
+                topic.name.as_str(),
+            )
+        {
+            response.topics.push(
+                CreatableTopicResult::default()
+                    .with_name(topic.name.clone())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            );
+            continue;
+        }
         let name = topic.name.to_string();
         let partitions = if !topic.assignments.is_empty() {
             topic.assignments.len() as i32
@@ -234,8 +259,11 @@ fn check_assignments(
     Ok(())
 }
 
+/// ACLs (ControllerApis.deleteTopics): DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED
+/// (checked before existence for a named topic; an unknown id stays UNKNOWN_TOPIC_ID).
 pub async fn delete_topics(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -264,7 +292,14 @@ pub async fn delete_topics(
         } else {
             ResponseError::UnknownTopicId
         };
+        let checked_name = name
+            .clone()
+            .or_else(|| found.as_ref().map(|t| t.name.clone()));
+        let denied = checked_name.as_ref().is_some_and(|n| {
+            !authorize::authorize(&ctx, &session, AclOperation::Delete, ResourceType::Topic, n)
+        });
         let result = match found {
+            _ if denied => Err(ResponseError::TopicAuthorizationFailed),
             None => Err(unknown),
             Some(_) if !ctx.config.delete_topic_enable => Err(ResponseError::TopicDeletionDisabled),
             Some(topic) => {
@@ -306,9 +341,20 @@ pub async fn delete_topics(
 pub async fn describe_cluster(
     ctx: Rc<ShardContext>,
     session: Rc<Session>,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
+    // ACLs: DESCRIBE on the cluster (KafkaApis.handleDescribeCluster).
+    if !authorize::authorize_cluster(&ctx, &session, AclOperation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_cluster_authorized_operations(i32::MIN);
+    }
+    let operations = if request.include_cluster_authorized_operations {
+        authorize::authorized_operations(&ctx, &session, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        i32::MIN
+    };
     // Kafka answers with the endpoints of the listener the client connected on.
     let listener = &ctx.config.advertised_listener(&session.listener_name);
     let node = BrokerId(ctx.config.node_id);
@@ -316,22 +362,48 @@ pub async fn describe_cluster(
         .with_cluster_id(StrBytes::from_string(ctx.metadata().cluster_id.clone()))
         .with_controller_id(node)
         .with_endpoint_type(1)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(operations)
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(node)
             .with_host(StrBytes::from_string(listener.host.clone()))
             .with_port(listener.port as i32)])
 }
 
-/// InitProducerId v0-5. With a transactional id it goes to the transaction coordinator
-/// ([`super::transactions::init_producer_id`]). For idempotent producers (null transactional
-/// id): a fresh producer id with epoch 0, or, when the client passes its current id and epoch
-/// (KIP-360), the same id with the epoch bumped.
+/// InitProducerId for idempotent producers (null transactional id): a fresh producer id with
+/// epoch 0, or, when the client passes its current id and epoch (KIP-360), the same id with the
+/// epoch bumped.
+/// With a transactional id it goes to the transaction coordinator
+/// ([`super::transactions::init_producer_id`]).
+///
+/// ACLs (KafkaApis.handleInitProducerIdRequest): a transactional id needs WRITE on it
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs IDEMPOTENT_WRITE on
+/// the cluster or WRITE on any topic (CLUSTER_AUTHORIZATION_FAILED).
 pub async fn init_producer_id(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default();
+    let denied = match &request.transactional_id {
+        Some(id) => (!authorize::authorize(
+            &ctx,
+            &session,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        ))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => (!authorize::authorize_cluster(&ctx, &session, AclOperation::IdempotentWrite)
+            && !authorize::authorize_any(&ctx, &session, AclOperation::Write, ResourceType::Topic))
+        .then_some(ResponseError::ClusterAuthorizationFailed),
+    };
+    if let Some(error) = denied {
+        return response
+            .with_error_code(error.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     if request.transactional_id.is_some() {
         return super::transactions::init_producer_id(ctx, request, version).await;
     }

@@ -57,6 +57,17 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::TxnOffsetCommit => (0, TxnOffsetCommitRequest::VERSIONS.max),
         // Transactions (issue 10), log side: Kafka 4.1 advertises v0.
         ApiKey::DescribeProducers => (0, DescribeProducersRequest::VERSIONS.max),
+        // ACLs (issue 11); v0 was removed in Kafka 4 (KIP-896).
+        ApiKey::CreateAcls => (1, CreateAclsRequest::VERSIONS.max),
+        ApiKey::DescribeAcls => (1, DescribeAclsRequest::VERSIONS.max),
+        ApiKey::DeleteAcls => (1, DeleteAclsRequest::VERSIONS.max),
+        // SASL (issue 11): SaslHandshake v0-1, SaslAuthenticate v0-2, SCRAM credential APIs v0.
+        ApiKey::SaslHandshake => (0, SaslHandshakeRequest::VERSIONS.max),
+        ApiKey::SaslAuthenticate => (0, SaslAuthenticateRequest::VERSIONS.max),
+        ApiKey::AlterUserScramCredentials => (0, AlterUserScramCredentialsRequest::VERSIONS.max),
+        ApiKey::DescribeUserScramCredentials => {
+            (0, DescribeUserScramCredentialsRequest::VERSIONS.max)
+        }
         _ => return None,
     };
     Some(range)

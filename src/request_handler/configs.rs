@@ -18,8 +18,11 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorize;
 use crate::config::{self, BrokerConfig, ConfigEntry, TopicConfig};
 use crate::metadata::MetadataImage;
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 /// Kafka's `ConfigResource.Type` ids.
@@ -43,9 +46,42 @@ struct AlterResource {
 /// An alteration refused: Kafka's error code and message.
 type Refusal = (ResponseError, String);
 
-/// DescribeConfigs v1-4.
+/// The ACL check of a config resource (KafkaApis `configsAuthorizationApiError`): `op`
+/// (DESCRIBE_CONFIGS / ALTER_CONFIGS) on the TOPIC, on the CLUSTER for broker and broker-logger
+/// resources, on the GROUP for group resources; the error if refused.
+fn config_denied(
+    ctx: &ShardContext,
+    session: &Session,
+    resource_type: i8,
+    name: &str,
+    op: AclOperation,
+) -> Option<ResponseError> {
+    let (acl_type, acl_name, error) = match resource_type {
+        RESOURCE_TOPIC => (
+            ResourceType::Topic,
+            name,
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        // GROUP config resources (type 32).
+        32 => (
+            ResourceType::Group,
+            name,
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        // BROKER (4), BROKER_LOGGER (8), and anything else Kafka checks on the cluster.
+        _ => (
+            ResourceType::Cluster,
+            authorize::CLUSTER_NAME,
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+    };
+    (!authorize::authorize(ctx, session, op, acl_type, acl_name)).then_some(error)
+}
+
+/// DescribeConfigs v1-4. ACLs: DESCRIBE_CONFIGS per resource ([`config_denied`]).
 pub async fn describe_configs(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -54,7 +90,17 @@ pub async fn describe_configs(
     let mut response = DescribeConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let entries = describe_resource(&broker, &image, resource.resource_type, &name);
+        let denied = config_denied(
+            &ctx,
+            &session,
+            resource.resource_type,
+            &name,
+            AclOperation::DescribeConfigs,
+        );
+        let entries = match denied {
+            Some(error) => Err((error, String::new())),
+            None => describe_resource(&broker, &image, resource.resource_type, &name),
+        };
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
@@ -75,7 +121,8 @@ pub async fn describe_configs(
             }
             Err((error, message)) => {
                 result.error_code = error.code();
-                result.error_message = Some(StrBytes::from_string(message));
+                result.error_message = (!message.is_empty() || denied.is_none())
+                    .then(|| StrBytes::from_string(message));
             }
         }
         response.results.push(result);
@@ -83,9 +130,10 @@ pub async fn describe_configs(
     response
 }
 
-/// IncrementalAlterConfigs v0-1 (KIP-339).
+/// IncrementalAlterConfigs v0-1 (KIP-339). ACLs: ALTER_CONFIGS per resource.
 pub async fn incremental_alter_configs(
-    _ctx: Rc<ShardContext>,
+    ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
@@ -106,7 +154,7 @@ pub async fn incremental_alter_configs(
                 .collect(),
         })
         .collect();
-    let outcomes = alter_on_shard_0(resources, request.validate_only, true).await;
+    let outcomes = alter_authorized(&ctx, &session, resources, request.validate_only, true).await;
     let responses = request
         .resources
         .iter()
@@ -123,9 +171,11 @@ pub async fn incremental_alter_configs(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-/// AlterConfigs v0-2: the resource's dynamic configs become exactly the ones given.
+/// AlterConfigs v0-2: the resource's dynamic configs become exactly the ones given. ACLs:
+/// ALTER_CONFIGS per resource.
 pub async fn alter_configs(
-    _ctx: Rc<ShardContext>,
+    ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: AlterConfigsRequest,
     _version: i16,
 ) -> AlterConfigsResponse {
@@ -146,7 +196,7 @@ pub async fn alter_configs(
                 .collect(),
         })
         .collect();
-    let outcomes = alter_on_shard_0(resources, request.validate_only, false).await;
+    let outcomes = alter_authorized(&ctx, &session, resources, request.validate_only, false).await;
     let responses = request
         .resources
         .iter()
@@ -163,9 +213,51 @@ pub async fn alter_configs(
     AlterConfigsResponse::default().with_responses(responses)
 }
 
+/// [`alter_on_shard_0`] for the resources the session may ALTER_CONFIGS; the others answer
+/// their authorization error (no message, as Kafka's `ApiError(error, null)`).
+async fn alter_authorized(
+    ctx: &ShardContext,
+    session: &Session,
+    resources: Vec<AlterResource>,
+    validate_only: bool,
+    incremental: bool,
+) -> Vec<Result<(), Refusal>> {
+    let denied: Vec<Option<ResponseError>> = resources
+        .iter()
+        .map(|r| {
+            config_denied(
+                ctx,
+                session,
+                r.resource_type,
+                &r.name,
+                AclOperation::AlterConfigs,
+            )
+        })
+        .collect();
+    let allowed: Vec<AlterResource> = resources
+        .into_iter()
+        .zip(&denied)
+        .filter(|(_, d)| d.is_none())
+        .map(|(r, _)| r)
+        .collect();
+    let mut outcomes = alter_on_shard_0(allowed, validate_only, incremental)
+        .await
+        .into_iter();
+    denied
+        .into_iter()
+        .map(|d| match d {
+            Some(error) => Err((error, String::new())),
+            None => outcomes
+                .next()
+                .unwrap_or_else(|| Err((ResponseError::UnknownServerError, String::new()))),
+        })
+        .collect()
+}
+
 fn outcome_fields(outcome: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
     match outcome {
         Ok(()) => (0, None),
+        Err((error, message)) if message.is_empty() => (error.code(), None),
         Err((error, message)) => (error.code(), Some(StrBytes::from_string(message))),
     }
 }

@@ -17,7 +17,10 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorize;
 use crate::metadata::MetadataError;
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 /// A Kafka error code with the message Kafka sends along.
@@ -59,15 +62,28 @@ pub fn check_replica_assignment(
     Ok(())
 }
 
+///
+/// ACLs: ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED (KafkaApis / ControllerApis).
 pub async fn handle(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
     for topic in request.topics {
         let name = topic.name.to_string();
-        let result = grow(&ctx, &name, &topic, request.validate_only).await;
+        let result = if authorize::authorize(
+            &ctx,
+            &session,
+            AclOperation::Alter,
+            ResourceType::Topic,
+            &name,
+        ) {
+            grow(&ctx, &name, &topic, request.validate_only).await
+        } else {
+            Err((ResponseError::TopicAuthorizationFailed, String::new()))
+        };
         let mut entry = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         match result {
             Ok(()) => {

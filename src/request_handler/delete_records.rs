@@ -14,7 +14,10 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::*;
 
+use super::authorize;
 use crate::partition::DeleteRecordsError;
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 /// Kafka's error code for a failed DeleteRecords on one partition.
@@ -27,8 +30,10 @@ fn delete_records_error_code(error: &DeleteRecordsError) -> ResponseError {
     }
 }
 
+/// ACLs: DELETE on each topic, else its partitions TOPIC_AUTHORIZATION_FAILED.
 pub async fn handle(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: DeleteRecordsRequest,
     _version: i16,
 ) -> DeleteRecordsResponse {
@@ -37,6 +42,13 @@ pub async fn handle(
     let mut response = DeleteRecordsResponse::default();
     for (t, topic) in request.topics.into_iter().enumerate() {
         let metadata = image.topic(topic.name.as_str()).cloned();
+        let denied = !authorize::authorize(
+            &ctx,
+            &session,
+            AclOperation::Delete,
+            ResourceType::Topic,
+            topic.name.as_str(),
+        );
         let mut result = DeleteRecordsTopicResult::default().with_name(topic.name.clone());
         for (p, wanted) in topic.partitions.into_iter().enumerate() {
             result.partitions.push(
@@ -51,6 +63,7 @@ pub async fn handle(
             let name = topic.name.to_string();
             deletions.push(async move {
                 let answer = match shard {
+                    _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                     None => Err(ResponseError::UnknownTopicOrPartition),
                     Some(shard) => {
                         shard::invoke_on(shard, move |ctx| {

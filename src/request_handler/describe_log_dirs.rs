@@ -17,13 +17,29 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorize;
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
+/// ACLs: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED and no results.
 pub async fn handle(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: DescribeLogDirsRequest,
     _version: i16,
 ) -> DescribeLogDirsResponse {
+    if !authorize::authorize(
+        &ctx,
+        &session,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        authorize::CLUSTER_NAME,
+    ) {
+        return DescribeLogDirsResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+        );
+    }
     // None: every partition; Some: only these (topic, partition) pairs.
     let wanted: Option<Vec<(String, i32)>> = request.topics.map(|topics| {
         topics

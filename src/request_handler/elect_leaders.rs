@@ -12,14 +12,27 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorize;
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::ShardContext;
 
+/// ACLs: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the request and each
+/// partition (KafkaApis.handleElectLeaders).
 pub async fn handle(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: ElectLeadersRequest,
     version: i16,
 ) -> ElectLeadersResponse {
     let response = ElectLeadersResponse::default();
+    let denied = !authorize::authorize(
+        &ctx,
+        &session,
+        AclOperation::Alter,
+        ResourceType::Cluster,
+        authorize::CLUSTER_NAME,
+    );
     let Some(topics) = request.topic_partitions else {
         return response;
     };
@@ -34,7 +47,12 @@ pub async fn handle(
                 .iter()
                 .map(|&partition| {
                     let known = metadata.is_some_and(|m| m.shard_of(partition).is_some());
-                    let (error, message) = if !valid_type {
+                    let (error, message) = if denied {
+                        (
+                            ResponseError::ClusterAuthorizationFailed,
+                            "Cluster authorization failed.".to_string(),
+                        )
+                    } else if !valid_type {
                         (
                             ResponseError::InvalidRequest,
                             "Unknown election type".to_string(),
@@ -61,5 +79,12 @@ pub async fn handle(
                 .with_partition_result(partition_result)
         })
         .collect();
-    response.with_replica_election_results(results)
+    let code = if denied {
+        ResponseError::ClusterAuthorizationFailed.code()
+    } else {
+        0
+    };
+    response
+        .with_error_code(code)
+        .with_replica_election_results(results)
 }

@@ -19,10 +19,13 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::*;
 
+use super::authorize;
 use super::offset_for_leader_epoch::leader_epoch_error;
 use super::{fetch_session, leader_hint};
 use crate::partition::ReadError;
 use crate::protocol::record_batch::BatchIter;
+use crate::security::authorizer::AclOperation;
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 #[derive(Clone)]
@@ -47,25 +50,33 @@ struct PartFetch {
     records: Bytes,
 }
 
-pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) -> FetchResponse {
+/// ACLs (Kafka's `KafkaApis.handleFetchRequest`, consumer fetch): READ on each topic, else its
+/// partitions answer TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays UNKNOWN_TOPIC_ID).
+pub async fn handle(
+    ctx: Rc<ShardContext>,
+    session: Rc<Session>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let mut request = request;
-    let session = match fetch_session::begin(&ctx, &mut request, version).await {
-        Ok(session) => session,
+    let fetch_session = match fetch_session::begin(&ctx, &mut request, version).await {
+        Ok(fetch_session) => fetch_session,
         Err(error) => {
             return FetchResponse::default()
                 .with_session_id(fetch_session::INVALID_SESSION_ID)
                 .with_error_code(error.code())
         }
     };
-    let mut response = read_response(&ctx, request, version).await;
+    let mut response = read_response(&ctx, &session, request, version).await;
     leader_hint::fill_fetch(&ctx, version, &mut response);
-    fetch_session::finish(&ctx, session, &mut response).await;
+    fetch_session::finish(&ctx, fetch_session, &mut response).await;
     response
 }
 
 /// Reads every partition `request` names and answers them all, in request order.
 async fn read_response(
     ctx: &Rc<ShardContext>,
+    session: &Rc<Session>,
     request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
@@ -91,6 +102,13 @@ async fn read_response(
         } else {
             ResponseError::UnknownTopicOrPartition
         };
+        let denied = (metadata.is_some() || version < 13)
+            && !authorize::authorize_topic_cached(
+                &ctx,
+                &session,
+                AclOperation::Read,
+                metadata.map_or(topic.topic.as_str(), |m| m.name.as_str()),
+            );
         let mut topic_response = FetchableTopicResponse::default()
             .with_topic(topic.topic.clone())
             .with_topic_id(topic.topic_id);
@@ -105,6 +123,13 @@ async fn read_response(
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                     .with_aborted_transactions(None),
             );
+            if denied {
+                results.push(PartFetch::error(
+                    slot,
+                    ResponseError::TopicAuthorizationFailed,
+                ));
+                continue;
+            }
             match metadata.and_then(|m| Some((m, m.shard_of(partition.partition)?))) {
                 Some((metadata, shard)) => match leader_epoch_error(
                     metadata,

@@ -9,7 +9,6 @@
 //! FindCoordinator always names this broker: shards are not separate nodes.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use futures::future::join_all;
@@ -18,7 +17,9 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorize;
 use crate::group_coordinator::ClientInfo;
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::security::Session;
 use crate::shard::{invoke_on, ShardContext};
 
@@ -36,14 +37,78 @@ pub async fn handle_find_coordinator(
 ) -> FindCoordinatorResponse {
     // Kafka answers with the endpoints of the listener the client connected on.
     let listener = &ctx.config.advertised_listener(&session.listener_name);
-    find_coordinator(
+    let key_type = request.key_type;
+    let denied_keys: Vec<bool> = if version >= 4 {
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| !may_describe_key(&ctx, &session, key_type, k))
+            .collect()
+    } else {
+        vec![!may_describe_key(&ctx, &session, key_type, &request.key)]
+    };
+    let mut response = find_coordinator(
         request,
         version,
         ctx.config.node_id,
         &listener.host,
         listener.port as i32,
-    )
+    );
+    // ACLs (KafkaApis.handleFindCoordinatorRequest): DESCRIBE on the GROUP (key type 0) or
+    // TRANSACTIONAL_ID (key type 1), else that key answers its *_AUTHORIZATION_FAILED with no
+    // node.
+    let error = if key_type == COORDINATOR_TYPE_TRANSACTION {
+        (
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "Transactional Id authorization failed.",
+        )
+    } else {
+        (
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        )
+    };
+    if version >= 4 {
+        for (coordinator, denied) in response.coordinators.iter_mut().zip(denied_keys) {
+            if denied {
+                coordinator.node_id = BrokerId(-1);
+                coordinator.host = StrBytes::default();
+                coordinator.port = -1;
+                coordinator.error_code = error.0.code();
+                coordinator.error_message = Some(StrBytes::from_static_str(error.1));
+            }
+        }
+    } else if denied_keys.first() == Some(&true) {
+        response.node_id = BrokerId(-1);
+        response.host = StrBytes::default();
+        response.port = -1;
+        response.error_code = error.0.code();
+        response.error_message = (version >= 1).then(|| StrBytes::from_static_str(error.1));
+    }
+    response
 }
+
+/// DESCRIBE on the key of a FindCoordinator (unknown key types are refused later anyway).
+fn may_describe_key(ctx: &ShardContext, session: &Session, key_type: i8, key: &str) -> bool {
+    let resource_type = match key_type {
+        COORDINATOR_TYPE_GROUP => ResourceType::Group,
+        COORDINATOR_TYPE_TRANSACTION => ResourceType::TransactionalId,
+        _ => return true,
+    };
+    authorize::authorize(ctx, session, AclOperation::Describe, resource_type, key)
+}
+
+/// `op` on group `group_id` (ACLs; always true with no authorizer).
+fn may_group(ctx: &ShardContext, session: &Session, op: AclOperation, group_id: &str) -> bool {
+    authorize::authorize(ctx, session, op, ResourceType::Group, group_id)
+}
+
+fn may_topic(ctx: &ShardContext, session: &Session, op: AclOperation, topic: &str) -> bool {
+    authorize::authorize(ctx, session, op, ResourceType::Topic, topic)
+}
+
+const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
+const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
 
 /// FindCoordinator answered with node `node_id` at `host:port`.
 pub fn find_coordinator(
@@ -109,8 +174,15 @@ pub async fn handle_join_group(
     request: JoinGroupRequest,
     version: i16,
     client_id: Option<StrBytes>,
-    peer: Option<SocketAddr>,
+    session: Rc<Session>,
 ) -> JoinGroupResponse {
+    if !may_group(&ctx, &session, AclOperation::Read, &request.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(GROUP_DENIED)
+            .with_generation_id(-1)
+            .with_member_id(request.member_id);
+    }
+    let peer = session.client_address;
     let client = ClientInfo {
         client_id: client_id.map(|c| c.to_string()).unwrap_or_default(),
         client_host: peer.map_or_else(String::new, |p| format!("/{}", p.ip())),
@@ -129,9 +201,13 @@ pub async fn handle_join_group(
 /// SyncGroup v0-5 on the group's shard.
 pub async fn handle_sync_group(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
+    if !may_group(&ctx, &session, AclOperation::Read, &request.group_id) {
+        return SyncGroupResponse::default().with_error_code(GROUP_DENIED);
+    }
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
         Box::pin(async move { ctx.group_coordinator.sync_group(request, version).await })
@@ -142,9 +218,13 @@ pub async fn handle_sync_group(
 /// Heartbeat v0-4 on the group's shard.
 pub async fn handle_heartbeat(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: HeartbeatRequest,
     version: i16,
 ) -> HeartbeatResponse {
+    if !may_group(&ctx, &session, AclOperation::Read, &request.group_id) {
+        return HeartbeatResponse::default().with_error_code(GROUP_DENIED);
+    }
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
         Box::pin(async move { ctx.group_coordinator.heartbeat(request, version).await })
@@ -155,9 +235,13 @@ pub async fn handle_heartbeat(
 /// LeaveGroup v0-5 on the group's shard.
 pub async fn handle_leave_group(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
+    if !may_group(&ctx, &session, AclOperation::Read, &request.group_id) {
+        return LeaveGroupResponse::default().with_error_code(GROUP_DENIED);
+    }
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
         Box::pin(async move { ctx.group_coordinator.leave_group(request, version).await })
@@ -168,14 +252,42 @@ pub async fn handle_leave_group(
 /// OffsetCommit v2-9 on the group's shard; answered once durable. Partitions of topics or
 /// partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION here, as Kafka's `KafkaApis`
 /// answers them before the coordinator sees the request.
+///
+/// ACLs: READ on the group (else every partition GROUP_AUTHORIZATION_FAILED), READ on each
+/// topic (else its partitions TOPIC_AUTHORIZATION_FAILED), as KafkaApis.handleOffsetCommitRequest.
 pub async fn handle_offset_commit(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     mut request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
     let metadata = ctx.metadata();
+    let group_denied = !may_group(&ctx, &session, AclOperation::Read, &request.group_id);
     let mut unknown: Vec<offset_commit_response::OffsetCommitResponseTopic> = Vec::new();
     for topic in request.topics.iter_mut() {
+        let denied = if group_denied {
+            Some(GROUP_DENIED)
+        } else {
+            (!may_topic(&ctx, &session, AclOperation::Read, topic.name.as_str()))
+                .then_some(TOPIC_DENIED)
+        };
+        if let Some(code) = denied {
+            unknown.push(
+                offset_commit_response::OffsetCommitResponseTopic::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(
+                        std::mem::take(&mut topic.partitions)
+                            .iter()
+                            .map(|p| {
+                                offset_commit_response::OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    ),
+            );
+            continue;
+        }
         let known = metadata.topic(topic.name.as_str());
         let (kept, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.partitions)
             .into_iter()
@@ -217,9 +329,14 @@ pub async fn handle_offset_commit(
 /// OffsetDelete v0 on the group's shard.
 pub async fn handle_offset_delete(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: OffsetDeleteRequest,
     version: i16,
 ) -> OffsetDeleteResponse {
+    // ACLs: DELETE on the group (KafkaApis.handleOffsetDeleteRequest).
+    if !may_group(&ctx, &session, AclOperation::Delete, &request.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(GROUP_DENIED);
+    }
     let target = ctx.group_coordinator.shard_for(&request.group_id);
     invoke_on(target, move |ctx| {
         Box::pin(async move { ctx.group_coordinator.offset_delete(request, version).await })
@@ -229,18 +346,52 @@ pub async fn handle_offset_delete(
 
 /// OffsetFetch v1-9: v1-7 name one group; v8+ name several, split by owner shard and merged
 /// back in request order.
+///
+/// ACLs: DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED), DESCRIBE on each topic
+/// (named topics: partitions TOPIC_AUTHORIZATION_FAILED; all topics: left out).
 pub async fn handle_offset_fetch(
     ctx: Rc<ShardContext>,
-    request: OffsetFetchRequest,
+    session: Rc<Session>,
+    mut request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
     if version < 8 {
+        if !may_group(&ctx, &session, AclOperation::Describe, &request.group_id) {
+            return OffsetFetchResponse::default().with_error_code(GROUP_DENIED);
+        }
+        let named = request.topics.is_some();
         let target = ctx.group_coordinator.shard_for(&request.group_id);
-        return invoke_on(target, move |ctx| {
+        let mut response = invoke_on(target, move |ctx| {
             Box::pin(async move { ctx.group_coordinator.offset_fetch(request, version).await })
         })
         .await;
+        response.topics.retain_mut(|topic| {
+            if may_topic(&ctx, &session, AclOperation::Describe, topic.name.as_str()) {
+                return true;
+            }
+            for p in topic.partitions.iter_mut() {
+                p.error_code = TOPIC_DENIED;
+                p.committed_offset = -1;
+                p.metadata = None;
+            }
+            named
+        });
+        return response;
     }
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.groups)
+        .into_iter()
+        .partition(|g| may_group(&ctx, &session, AclOperation::Describe, &g.group_id));
+    let denied: Vec<String> = denied.iter().map(|g| g.group_id.to_string()).collect();
+    let named: BTreeMap<String, bool> = allowed
+        .iter()
+        .map(|g| (g.group_id.to_string(), g.topics.is_some()))
+        .collect();
+    let order: Vec<String> = allowed
+        .iter()
+        .map(|g| g.group_id.to_string())
+        .chain(denied.iter().cloned())
+        .collect();
+    request.groups = allowed;
     let parts = split_by_shard(&ctx, request.groups.clone(), |g| g.group_id.as_str());
     let answers = join_all(parts.into_iter().map(|(target, groups)| {
         let part = request.clone().with_groups(groups);
@@ -259,21 +410,52 @@ pub async fn handle_offset_fetch(
         .flatten()
         .map(|g| (g.group_id.to_string(), g))
         .collect();
-    let groups = request
-        .groups
+    for group in by_id.values_mut() {
+        let named = named.get(group.group_id.as_str()).copied().unwrap_or(true);
+        group.topics.retain_mut(|topic| {
+            if may_topic(&ctx, &session, AclOperation::Describe, topic.name.as_str()) {
+                return true;
+            }
+            for p in topic.partitions.iter_mut() {
+                p.error_code = TOPIC_DENIED;
+                p.committed_offset = -1;
+                p.metadata = None;
+            }
+            named
+        });
+    }
+    for id in denied {
+        by_id.insert(
+            id.clone(),
+            offset_fetch_response::OffsetFetchResponseGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(id)))
+                .with_error_code(GROUP_DENIED),
+        );
+    }
+    let groups = order
         .iter()
-        .filter_map(|g| by_id.remove(g.group_id.as_str()))
+        .filter_map(|id| by_id.remove(id.as_str()))
         .collect();
     OffsetFetchResponse::default().with_groups(groups)
 }
 
 /// DescribeGroups v0-6: split by owner shard, merged in request order.
+///
+/// ACLs: DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED); the authorized operations
+/// (v3+, when asked) are the session's on the group.
 pub async fn handle_describe_groups(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
-    let parts = split_by_shard(&ctx, request.groups.clone(), |g| g.as_str());
+    let allowed: Vec<GroupId> = request
+        .groups
+        .iter()
+        .filter(|g| may_group(&ctx, &session, AclOperation::Describe, g))
+        .cloned()
+        .collect();
+    let parts = split_by_shard(&ctx, allowed, |g| g.as_str());
     let answers = join_all(parts.into_iter().map(|(target, groups)| {
         let part = request.clone().with_groups(groups);
         invoke_on(target, move |ctx| {
@@ -286,17 +468,49 @@ pub async fn handle_describe_groups(
         })
     }))
     .await;
-    let groups = in_request_order(&request.groups, answers, |g| &g.group_id);
+    let mut answers = answers;
+    answers.push(
+        request
+            .groups
+            .iter()
+            .filter(|g| !may_group(&ctx, &session, AclOperation::Describe, g))
+            .map(|g| {
+                describe_groups_response::DescribedGroup::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(GROUP_DENIED)
+                    .with_authorized_operations(i32::MIN)
+            })
+            .collect(),
+    );
+    let mut groups = in_request_order(&request.groups, answers, |g| &g.group_id);
+    if version >= 3 && request.include_authorized_operations {
+        for group in groups.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations = authorize::authorized_operations(
+                &ctx,
+                &session,
+                ResourceType::Group,
+                &group.group_id,
+            );
+        }
+    }
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
 /// DeleteGroups v0-2: split by owner shard, merged in request order.
+///
+/// ACLs: DELETE on each group (else GROUP_AUTHORIZATION_FAILED).
 pub async fn handle_delete_groups(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: DeleteGroupsRequest,
     version: i16,
 ) -> DeleteGroupsResponse {
-    let parts = split_by_shard(&ctx, request.groups_names.clone(), |g| g.as_str());
+    let (allowed, denied): (Vec<GroupId>, Vec<GroupId>) = request
+        .groups_names
+        .iter()
+        .cloned()
+        .partition(|g| may_group(&ctx, &session, AclOperation::Delete, g));
+    let parts = split_by_shard(&ctx, allowed, |g| g.as_str());
     let answers = join_all(parts.into_iter().map(|(target, groups)| {
         let part = request.clone().with_groups_names(groups);
         invoke_on(target, move |ctx| {
@@ -309,13 +523,28 @@ pub async fn handle_delete_groups(
         })
     }))
     .await;
+    let mut answers = answers;
+    answers.push(
+        denied
+            .into_iter()
+            .map(|g| {
+                delete_groups_response::DeletableGroupResult::default()
+                    .with_group_id(g)
+                    .with_error_code(GROUP_DENIED)
+            })
+            .collect(),
+    );
     let results = in_request_order(&request.groups_names, answers, |r| &r.group_id);
     DeleteGroupsResponse::default().with_results(results)
 }
 
 /// ListGroups v0-5: every shard's groups, sorted by id; the first shard error (loading) wins.
+///
+/// ACLs: DESCRIBE on the cluster lists every group, else only the groups the session may
+/// DESCRIBE (KafkaApis.handleListGroupsRequest).
 pub async fn handle_list_groups(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
@@ -334,6 +563,9 @@ pub async fn handle_list_groups(
     let mut groups: Vec<list_groups_response::ListedGroup> =
         answers.into_iter().flat_map(|a| a.groups).collect();
     groups.sort_by(|a, b| a.group_id.as_str().cmp(b.group_id.as_str()));
+    if !authorize::authorize_cluster(&ctx, &session, AclOperation::Describe) {
+        groups.retain(|g| may_group(&ctx, &session, AclOperation::Describe, &g.group_id));
+    }
     ListGroupsResponse::default()
         .with_error_code(error_code)
         .with_groups(groups)

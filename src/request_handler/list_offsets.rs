@@ -14,7 +14,10 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::*;
 
+use super::authorize;
 use super::offset_for_leader_epoch::leader_epoch_error;
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 /// Kafka's special timestamps (`ListOffsetsRequest.LATEST_TIMESTAMP`, ...).
@@ -24,8 +27,10 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
+/// ACLs: DESCRIBE on each topic, else its partitions TOPIC_AUTHORIZATION_FAILED.
 pub async fn handle(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -36,6 +41,13 @@ pub async fn handle(
     let read_committed = request.isolation_level == 1;
     for (t, topic) in request.topics.into_iter().enumerate() {
         let metadata = image.topic(topic.name.as_str()).cloned();
+        let denied = !authorize::authorize(
+            &ctx,
+            &session,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            topic.name.as_str(),
+        );
         let mut topic_response = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
         for (p, partition) in topic.partitions.into_iter().enumerate() {
             topic_response.partitions.push(
@@ -54,6 +66,7 @@ pub async fn handle(
             let name = topic.name.to_string();
             lookups.push(async move {
                 let result = match (shard, fenced) {
+                    _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                     (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                     (Some(_), Some(error)) => Err(error),
                     (Some(shard), None) => {

@@ -16,7 +16,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{create_topic, CreateTopicError};
+use super::authorize::{self, CLUSTER_NAME};
 use crate::metadata::{PartitionAssignment, TopicMetadata, CONSUMER_OFFSETS_TOPIC};
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::security::Session;
 use crate::shard::ShardContext;
 use crate::transaction_coordinator::TRANSACTION_STATE_TOPIC_NAME;
@@ -43,6 +45,39 @@ pub async fn handle(
         )))
         .with_controller_id(node)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+    // ACLs (issue 11), as KafkaApis.handleTopicMetadataRequest: cluster operations (v8-10)
+    // only with DESCRIBE on the cluster (else 0); topic operations for every listed topic.
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations =
+            if authorize::authorize_cluster(&ctx, &session, AclOperation::Describe) {
+                authorize::authorized_operations(
+                    &ctx,
+                    &session,
+                    ResourceType::Cluster,
+                    CLUSTER_NAME,
+                )
+            } else {
+                0
+            };
+    }
+    let topic_operations = version >= 8 && request.include_topic_authorized_operations;
+    let with_operations = |mut topic: MetadataResponseTopic| {
+        if topic_operations && topic.error_code == 0 {
+            let name = topic.name.as_ref().map_or("", |n| n.as_str());
+            topic.topic_authorized_operations =
+                authorize::authorized_operations(&ctx, &session, ResourceType::Topic, name);
+        }
+        topic
+    };
+    let may_describe = |name: &str| {
+        authorize::authorize(
+            &ctx,
+            &session,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            name,
+        )
+    };
     // v0: an empty list means all topics; v1+: null means all.
     let requested = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
@@ -56,11 +91,11 @@ pub async fn handle(
             .topics
             .values()
             .filter(|t| !t.internal)
-            .map(|t| topic_response(t, node))
-            .chain(std::iter::once(topic_response(
-                &consumer_offsets_topic(&ctx),
-                node,
-            )))
+            .cloned()
+            .chain(std::iter::once(consumer_offsets_topic(&ctx)))
+            // A full listing leaves out the topics the client may not describe.
+            .filter(|t| may_describe(&t.name))
+            .map(|t| with_operations(topic_response(&t, node)))
             .collect();
         return response;
     };
@@ -87,6 +122,35 @@ pub async fn handle(
             .or_else(|| {
                 (name == TRANSACTION_STATE_TOPIC_NAME).then(|| transaction_state_topic(&ctx))
             });
+        if !name.is_empty() && !may_describe(&name) {
+            // Existence is not disclosed: by name without the id; by id (not secret) without
+            // the name.
+            let denied = if by_id {
+                error_topic(
+                    None,
+                    wanted.topic_id,
+                    ResponseError::TopicAuthorizationFailed,
+                )
+            } else {
+                error_topic(
+                    Some(name),
+                    uuid::Uuid::nil(),
+                    ResponseError::TopicAuthorizationFailed,
+                )
+            };
+            response.topics.push(denied);
+            continue;
+        }
+        let may_create = || {
+            authorize::authorize_cluster(&ctx, &session, AclOperation::Create)
+                || authorize::authorize(
+                    &ctx,
+                    &session,
+                    AclOperation::Create,
+                    ResourceType::Topic,
+                    &name,
+                )
+        };
         let topic = match found {
             Some(topic) => topic_response(&topic, node),
             None if by_id || wanted.name.is_none() => {
@@ -96,6 +160,12 @@ pub async fn handle(
                 Some(name),
                 wanted.topic_id,
                 ResponseError::UnknownTopicOrPartition,
+            ),
+            // Auto-creation needs CREATE on the cluster or on the topic.
+            None if !may_create() => error_topic(
+                Some(name),
+                uuid::Uuid::nil(),
+                ResponseError::TopicAuthorizationFailed,
             ),
             None => match create_topic(
                 &ctx,
@@ -124,7 +194,7 @@ pub async fn handle(
                 }
             },
         };
-        response.topics.push(topic);
+        response.topics.push(with_operations(topic));
     }
     response
 }

@@ -12,8 +12,10 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod acls;
 mod admin;
 mod api_versions;
+pub mod authorize;
 mod configs;
 mod create_partitions;
 mod delete_records;
@@ -34,6 +36,8 @@ mod produce;
 pub(crate) mod request_metrics;
 mod transactions;
 mod txn_offset_commit;
+pub mod sasl;
+mod scram_credentials;
 
 use std::rc::Rc;
 
@@ -61,6 +65,9 @@ pub enum Response {
     None,
     /// Close the connection after the responses before this one, logging the reason.
     Close(CloseReason),
+    /// Send this complete frame, then close the connection, logging the reason (a failed
+    /// SASL authentication).
+    FrameThenClose(BytesMut, CloseReason),
 }
 
 /// The result of dispatching one frame, decided in request order.
@@ -69,6 +76,9 @@ pub enum Dispatched {
     Respond(LocalBoxFuture<'static, Response>),
     /// Close the connection (after the responses before this one), logging the reason.
     Close(CloseReason),
+    /// Send what the future gives, after the responses before it, and read no further
+    /// request (a failed SASL authentication: the answer, then the connection is closed).
+    Final(LocalBoxFuture<'static, Response>),
 }
 
 /// Why a connection is closed instead of answered: Kafka closes the connection on a request it
@@ -129,6 +139,10 @@ pub enum CloseReason {
     /// The response could not be encoded (a response field does not fit the version).
     #[error(transparent)]
     Encode(frame::FrameError),
+    /// SASL (issue 11): a failed authentication, a request before authentication, an expired
+    /// session; the message says which.
+    #[error("SASL: {0}")]
+    Sasl(String),
 }
 
 /// Decodes `frame` (the bytes after the size prefix) and starts handling it. `session` is the
@@ -147,6 +161,9 @@ pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes, session: &Rc<Session
         Ok(api_key) => api_key,
         Err(answered) => return answered,
     };
+    if let Err(reason) = sasl::gate(session, api_key) {
+        return Dispatched::Close(reason);
+    }
     let version = prefix.api_version;
     let mut body = frame;
     let header = match RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
@@ -283,15 +300,23 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
         ApiKey::ApiVersions => handle!(request, ApiVersionsRequest, api_versions::handle),
         ApiKey::Metadata => handle_with_session!(request, MetadataRequest, metadata::handle),
         ApiKey::Fetch => fetch(request),
-        ApiKey::ListOffsets => handle!(request, ListOffsetsRequest, list_offsets::handle),
-        ApiKey::CreateTopics => handle!(request, CreateTopicsRequest, admin::create_topics),
-        ApiKey::DeleteTopics => handle!(request, DeleteTopicsRequest, admin::delete_topics),
-        ApiKey::DescribeConfigs => {
-            handle!(request, DescribeConfigsRequest, configs::describe_configs)
+        ApiKey::ListOffsets => {
+            handle_with_session!(request, ListOffsetsRequest, list_offsets::handle)
         }
-        ApiKey::AlterConfigs => handle!(request, AlterConfigsRequest, configs::alter_configs),
+        ApiKey::CreateTopics => {
+            handle_with_session!(request, CreateTopicsRequest, admin::create_topics)
+        }
+        ApiKey::DeleteTopics => {
+            handle_with_session!(request, DeleteTopicsRequest, admin::delete_topics)
+        }
+        ApiKey::DescribeConfigs => {
+            handle_with_session!(request, DescribeConfigsRequest, configs::describe_configs)
+        }
+        ApiKey::AlterConfigs => {
+            handle_with_session!(request, AlterConfigsRequest, configs::alter_configs)
+        }
         ApiKey::IncrementalAlterConfigs => {
-            handle!(
+            handle_with_session!(
                 request,
                 IncrementalAlterConfigsRequest,
                 configs::incremental_alter_configs
@@ -301,7 +326,7 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             handle_with_session!(request, DescribeClusterRequest, admin::describe_cluster)
         }
         ApiKey::InitProducerId => {
-            handle!(request, InitProducerIdRequest, admin::init_producer_id)
+            handle_with_session!(request, InitProducerIdRequest, admin::init_producer_id)
         }
         ApiKey::FindCoordinator => {
             handle_with_session!(
@@ -311,42 +336,53 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             )
         }
         ApiKey::JoinGroup => join_group(request, header),
-        ApiKey::SyncGroup => handle!(request, SyncGroupRequest, group::handle_sync_group),
-        ApiKey::Heartbeat => handle!(request, HeartbeatRequest, group::handle_heartbeat),
-        ApiKey::LeaveGroup => handle!(request, LeaveGroupRequest, group::handle_leave_group),
-        ApiKey::OffsetCommit => {
-            handle!(request, OffsetCommitRequest, group::handle_offset_commit)
+        ApiKey::SyncGroup => {
+            handle_with_session!(request, SyncGroupRequest, group::handle_sync_group)
         }
-        ApiKey::OffsetFetch => handle!(request, OffsetFetchRequest, group::handle_offset_fetch),
-        ApiKey::ListGroups => handle!(request, ListGroupsRequest, group::handle_list_groups),
+        ApiKey::Heartbeat => {
+            handle_with_session!(request, HeartbeatRequest, group::handle_heartbeat)
+        }
+        ApiKey::LeaveGroup => {
+            handle_with_session!(request, LeaveGroupRequest, group::handle_leave_group)
+        }
+        ApiKey::OffsetCommit => {
+            handle_with_session!(request, OffsetCommitRequest, group::handle_offset_commit)
+        }
+        ApiKey::OffsetFetch => {
+            handle_with_session!(request, OffsetFetchRequest, group::handle_offset_fetch)
+        }
+        ApiKey::ListGroups => {
+            handle_with_session!(request, ListGroupsRequest, group::handle_list_groups)
+        }
         ApiKey::DescribeGroups => {
-            handle!(
+            handle_with_session!(
                 request,
                 DescribeGroupsRequest,
                 group::handle_describe_groups
             )
         }
         ApiKey::DeleteGroups => {
-            handle!(request, DeleteGroupsRequest, group::handle_delete_groups)
+            handle_with_session!(request, DeleteGroupsRequest, group::handle_delete_groups)
         }
         ApiKey::OffsetDelete => {
-            handle!(request, OffsetDeleteRequest, group::handle_offset_delete)
+            handle_with_session!(request, OffsetDeleteRequest, group::handle_offset_delete)
         }
         ApiKey::CreatePartitions => {
-            handle!(request, CreatePartitionsRequest, create_partitions::handle)
+            handle_with_session!(request, CreatePartitionsRequest, create_partitions::handle)
         }
-        ApiKey::DeleteRecords => handle!(request, DeleteRecordsRequest, delete_records::handle),
+        ApiKey::DeleteRecords => {
+            handle_with_session!(request, DeleteRecordsRequest, delete_records::handle)
+        }
         ApiKey::DescribeLogDirs => {
-            handle!(request, DescribeLogDirsRequest, describe_log_dirs::handle)
+            handle_with_session!(request, DescribeLogDirsRequest, describe_log_dirs::handle)
         }
         ApiKey::OffsetForLeaderEpoch => {
-            handle!(
+            handle_with_session!(
                 request,
                 OffsetForLeaderEpochRequest,
                 offset_for_leader_epoch::handle
             )
         }
-        ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
         // Transactions (issue 10).
         ApiKey::AddPartitionsToTxn => {
             handle!(
@@ -380,6 +416,28 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
                 describe_producers::handle
             )
         }
+        ApiKey::ElectLeaders => {
+            handle_with_session!(request, ElectLeadersRequest, elect_leaders::handle)
+        }
+        // ACLs (issue 11)
+        ApiKey::CreateAcls => handle_with_session!(request, CreateAclsRequest, acls::create_acls),
+        ApiKey::DescribeAcls => {
+            handle_with_session!(request, DescribeAclsRequest, acls::describe_acls)
+        }
+        ApiKey::DeleteAcls => handle_with_session!(request, DeleteAclsRequest, acls::delete_acls),
+        // SASL (issue 11)
+        ApiKey::SaslHandshake => sasl::handshake(request),
+        ApiKey::SaslAuthenticate => sasl::authenticate(request),
+        ApiKey::AlterUserScramCredentials => handle!(
+            request,
+            AlterUserScramCredentialsRequest,
+            scram_credentials::alter
+        ),
+        ApiKey::DescribeUserScramCredentials => handle!(
+            request,
+            DescribeUserScramCredentialsRequest,
+            scram_credentials::describe
+        ),
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }
@@ -393,7 +451,7 @@ async fn produce(mut request: Request) -> Dispatched {
     };
     let acks = decoded.acks;
     let started = std::time::Instant::now();
-    let pending = produce::dispatch(&request.ctx, decoded, request.version).await;
+    let pending = produce::dispatch(&request.ctx, &request.session, decoded, request.version).await;
     Dispatched::Respond(Box::pin(async move {
         let response = pending.await;
         request_metrics::record!(request.api_key, started, &response);
@@ -412,7 +470,13 @@ fn fetch(mut request: Request) -> Dispatched {
     };
     let started = std::time::Instant::now();
     Dispatched::Respond(Box::pin(async move {
-        let response = fetch::handle(request.ctx.clone(), decoded, request.version).await;
+        let response = fetch::handle(
+            request.ctx.clone(),
+            request.session.clone(),
+            decoded,
+            request.version,
+        )
+        .await;
         request_metrics::record!(request.api_key, started, &response);
         let records = fetch::shareable_records(&response);
         encode_frame_sharing(
@@ -439,7 +503,7 @@ fn join_group(mut request: Request, header: RequestHeader) -> Dispatched {
             decoded,
             request.version,
             client_id,
-            request.session.client_address,
+            request.session.clone(),
         )
         .await;
         request_metrics::record!(request.api_key, started, &response);
@@ -503,7 +567,9 @@ mod tests {
         match response {
             Response::Frame(frame) => frame.to_vec(),
             Response::Parts(parts) => parts.concat(),
-            Response::None | Response::Close(_) => panic!("no frame"),
+            Response::None | Response::Close(_) | Response::FrameThenClose(..) => {
+                panic!("no frame")
+            }
         }
     }
 

@@ -18,9 +18,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::*;
 
+use super::authorize;
 use crate::log::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 use crate::metadata::TopicMetadata;
 use crate::partition::LeaderEpochError;
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 /// The error for a request naming `current_leader_epoch` of `partition` (-1: none), checked
@@ -50,8 +53,10 @@ pub fn leader_epoch_error_code(error: &LeaderEpochError) -> ResponseError {
     }
 }
 
+/// ACLs: DESCRIBE on each topic, else its partitions TOPIC_AUTHORIZATION_FAILED.
 pub async fn handle(
     ctx: Rc<ShardContext>,
+    session: Rc<Session>,
     request: OffsetForLeaderEpochRequest,
     _version: i16,
 ) -> OffsetForLeaderEpochResponse {
@@ -60,6 +65,13 @@ pub async fn handle(
     let mut response = OffsetForLeaderEpochResponse::default();
     for (t, topic) in request.topics.into_iter().enumerate() {
         let metadata = image.topic(topic.topic.as_str()).cloned();
+        let denied = !authorize::authorize(
+            &ctx,
+            &session,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            topic.topic.as_str(),
+        );
         let mut result = OffsetForLeaderTopicResult::default().with_topic(topic.topic.clone());
         for (p, wanted) in topic.partitions.into_iter().enumerate() {
             result.partitions.push(
@@ -75,6 +87,7 @@ pub async fn handle(
                 .and_then(|m| leader_epoch_error(m, wanted.partition, wanted.current_leader_epoch));
             lookups.push(async move {
                 let answer = match (shard, checked) {
+                    _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                     (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                     (Some(_), Some(error)) => Err(error),
                     (Some(shard), None) => {

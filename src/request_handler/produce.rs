@@ -19,9 +19,11 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::Response;
+use super::{authorize, Response};
 use crate::partition::{AppendError, Appended, Partition, RecordErrorKind};
 use crate::protocol::record_batch::{BatchError, Compression, RecordBatchHeader};
+use crate::security::authorizer::{AclOperation, ResourceType};
+use crate::security::Session;
 use crate::shard::{self, ShardContext};
 
 /// One partition's records, addressed by its slot in the response.
@@ -80,6 +82,7 @@ struct AppendSettings {
 /// Runs the ordered part of a Produce now; the returned future gives the response.
 pub async fn dispatch(
     ctx: &Rc<ShardContext>,
+    session: &Session,
     request: ProduceRequest,
     version: i16,
 ) -> LocalBoxFuture<'static, ProduceResponse> {
@@ -93,7 +96,7 @@ pub async fn dispatch(
         mut response,
         mut by_shard,
         mut early,
-    } = route(ctx, request, version);
+    } = route(ctx, session, request, version);
     early.extend(
         verification::verify_transactional_parts(ctx, transactional_id.as_deref(), &mut by_shard)
             .await,
@@ -136,7 +139,11 @@ pub async fn dispatch(
 }
 
 /// Looks up each partition's topic (by id from v13, else by name) and owning shard.
-fn route(ctx: &ShardContext, request: ProduceRequest, version: i16) -> Routed {
+///
+/// ACLs (Kafka's `KafkaApis.handleProduceRequest`): a transactional produce needs WRITE on its
+/// TRANSACTIONAL_ID (else every partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED), each
+/// topic WRITE (else TOPIC_AUTHORIZATION_FAILED, before the topic's existence is looked at).
+fn route(ctx: &ShardContext, session: &Session, request: ProduceRequest, version: i16) -> Routed {
     let image = ctx.metadata();
     let mut routed = Routed {
         response: ProduceResponse::default(),
@@ -144,11 +151,29 @@ fn route(ctx: &ShardContext, request: ProduceRequest, version: i16) -> Routed {
         early: Vec::new(),
     };
     let valid_acks = matches!(request.acks, -1..=1);
+    let transactional_id_denied = request.transactional_id.as_ref().is_some_and(|id| {
+        !authorize::authorize(
+            ctx,
+            session,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    });
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
         let metadata = if version >= 13 {
             image.topic_by_id(&topic.topic_id)
         } else {
             image.topic(topic.name.as_str())
+        };
+        let denied = if transactional_id_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else {
+            let name = metadata.map_or(topic.name.as_str(), |m| m.name.as_str());
+            let known_or_named = metadata.is_some() || version < 13;
+            (known_or_named
+                && !authorize::authorize_topic_cached(ctx, session, AclOperation::Write, name))
+            .then_some(ResponseError::TopicAuthorizationFailed)
         };
         let unknown = if version >= 13 {
             ResponseError::UnknownTopicId
@@ -164,6 +189,10 @@ fn route(ctx: &ShardContext, request: ProduceRequest, version: i16) -> Routed {
                 .partition_responses
                 .push(PartitionProduceResponse::default().with_index(data.index));
             let shard = metadata.and_then(|m| m.shard_of(data.index));
+            if let Some(error) = denied {
+                routed.early.push(PartResult::error(slot, error, None));
+                continue;
+            }
             match (valid_acks, metadata, shard) {
                 (false, _, _) => routed.early.push(PartResult::error(
                     slot,

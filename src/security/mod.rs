@@ -5,10 +5,16 @@
 //! Depends only on `config`; `network` creates one [`Session`] per connection and
 //! `request_handler` reads it.
 
+pub mod acls;
+pub mod authorizer;
+
 use std::cell::RefCell;
 use std::net::SocketAddr;
 
 use crate::config::SecurityProtocol;
+
+pub mod sasl;
+pub mod scram_credentials;
 
 /// Kafka's `KafkaPrincipal`: a type and a name, written `User:alice`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -56,6 +62,10 @@ pub struct Session {
     pub client_address: Option<SocketAddr>,
     /// The authenticated principal; `User:ANONYMOUS` until authentication sets it.
     principal: RefCell<KafkaPrincipal>,
+    /// ACL results of the produce / fetch topic checks (issue 11, `request_handler::authorize`).
+    pub authorization_cache: RefCell<authorizer::AuthorizationCache>,
+    /// SASL state on SASL_PLAINTEXT / SASL_SSL listeners (issue 11, [`sasl::SaslSession`]).
+    pub sasl: RefCell<sasl::SaslSession>,
 }
 
 impl Session {
@@ -70,6 +80,8 @@ impl Session {
             security_protocol,
             client_address,
             principal: RefCell::new(KafkaPrincipal::anonymous()),
+            authorization_cache: RefCell::default(),
+            sasl: RefCell::new(sasl::SaslSession::default()),
         }
     }
 
@@ -82,6 +94,8 @@ impl Session {
     /// Sets the principal after a successful TLS or SASL authentication.
     pub fn set_principal(&self, principal: KafkaPrincipal) {
         *self.principal.borrow_mut() = principal;
+        // Cached ACL results were the old principal's.
+        *self.authorization_cache.borrow_mut() = Default::default();
     }
 
     /// The client host as Kafka reports it (`/127.0.0.1`), or "" if unknown.

@@ -1,0 +1,441 @@
+"""ACLs (issue 11): Kafka's StandardAuthorizer, CreateAcls / DescribeAcls / DeleteAcls with
+confluent-kafka's and kafka-python's admin clients, and the checks the APIs make.
+
+The clients here connect over PLAINTEXT, so their principal is `User:ANONYMOUS`. A Kafka node
+(RINGTAIL_TEST_TARGET=kafka) authorizes its own controller connections with ACLs too, which on
+PLAINTEXT are ANONYMOUS as well; so the tests that run on Kafka use
+`allow.everyone.if.no.acl.found=true` (the CLUSTER resource has no ACL, so the node and the
+admin client may do everything there) and take rights away from ANONYMOUS on their own,
+uniquely named resources: an ACL for someone else (`User:alice`) makes a resource "have ACLs",
+and a DENY beats an ALLOW. The node is shared between tests with the same settings, so every
+test names its resources uniquely and deletes its ACLs at the end. Kafka applies a new ACL
+asynchronously (controller -> metadata log -> broker), so checks are retried until a bound.
+"""
+
+import struct
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+
+import harness
+import kafka_wire
+
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# ACLs on, resources without ACLs open (see the module docstring).
+OPEN = {"authorizer.class.name": STANDARD_AUTHORIZER, "allow.everyone.if.no.acl.found": "true"}
+# ACLs on, ANONYMOUS a super user.
+SUPER = {"authorizer.class.name": STANDARD_AUTHORIZER, "super.users": "User:ANONYMOUS"}
+# ACLs on, Kafka's defaults: nothing allowed without an ACL.
+CLOSED = {"authorizer.class.name": STANDARD_AUTHORIZER}
+
+ANONYMOUS = "User:ANONYMOUS"
+ALICE = "User:alice"
+TIMEOUT_S = 20
+
+TOPIC_AUTHORIZATION_FAILED = 29
+GROUP_AUTHORIZATION_FAILED = 30
+CLUSTER_AUTHORIZATION_FAILED = 31
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+
+
+def admin_for(broker):
+    return AdminClient({"bootstrap.servers": broker.bootstrap})
+
+
+def binding(resource_type, name, pattern, principal, operation, permission, host="*"):
+    return AclBinding(resource_type, name, pattern, principal, host, operation, permission)
+
+
+def create_acls(admin, bindings):
+    for future in admin.create_acls(bindings).values():
+        future.result(timeout=TIMEOUT_S)
+
+
+def delete_acls_named(admin, names):
+    """Removes every ACL on resources with these names (any type, pattern, principal)."""
+    filters = [AclBindingFilter(ResourceType.ANY, name, ResourcePatternType.ANY, None, None,
+                                AclOperation.ANY, AclPermissionType.ANY) for name in names]
+    for future in admin.delete_acls(filters).values():
+        future.result(timeout=TIMEOUT_S)
+
+
+def eventually(check, what, timeout_s=TIMEOUT_S):
+    """Retries `check()` (returns a truthy value when satisfied) until `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    pytest.fail(f"{what}: not seen within {timeout_s}s (last: {last!r})")
+
+
+def produce_error(broker, topic, timeout_s=15):
+    """Produces one record; the delivery error code, or None when it was written."""
+    producer = Producer({"bootstrap.servers": broker.bootstrap,
+                         "message.timeout.ms": int(timeout_s * 1000),
+                         "topic.metadata.refresh.interval.ms": 500})
+    outcome = []
+    producer.produce(topic, b"v", on_delivery=lambda err, msg: outcome.append(err))
+    producer.flush(timeout_s + 5)
+    assert outcome, "no delivery report"
+    return None if outcome[0] is None else outcome[0].code()
+
+
+def create_topics(admin, names):
+    for future in admin.create_topics([NewTopic(n, 1, 1) for n in names]).values():
+        future.result(timeout=TIMEOUT_S)
+
+
+def find_coordinator(broker, key, key_type):
+    """FindCoordinator v1 over the wire: (error_code, node_id)."""
+    with kafka_wire.Connection(broker.bootstrap) as connection:
+        response = connection.request(10, 1, kafka_wire.string(key) + struct.pack(">b", key_type))
+        response.int32()  # throttle_time_ms
+        error_code = response.int16()
+        response.string()  # error_message
+        node_id = response.int32()
+        response.string()
+        response.int32()
+        return error_code, node_id
+
+
+def test_acl_apis_round_trip_with_confluent(start_broker):
+    broker = start_broker(settings=OPEN)
+    admin = admin_for(broker)
+    base = harness.unique_topic("acl-rt")
+    literal = binding(ResourceType.TOPIC, base, ResourcePatternType.LITERAL, ALICE,
+                      AclOperation.READ, AclPermissionType.ALLOW)
+    prefixed = binding(ResourceType.TOPIC, base + "-", ResourcePatternType.PREFIXED, ALICE,
+                       AclOperation.WRITE, AclPermissionType.DENY, host="127.0.0.1")
+    group = binding(ResourceType.GROUP, base, ResourcePatternType.LITERAL, "User:*",
+                    AclOperation.DESCRIBE, AclPermissionType.ALLOW)
+    try:
+        create_acls(admin, [literal, prefixed, group])
+        create_acls(admin, [literal])  # again: accepted, not duplicated
+
+        def described(filter_):
+            return sorted(map(str, admin.describe_acls(filter_).result(timeout=TIMEOUT_S)))
+
+        every_topic = AclBindingFilter(ResourceType.TOPIC, None, ResourcePatternType.ANY, None,
+                                       None, AclOperation.ANY, AclPermissionType.ANY)
+        eventually(lambda: described(every_topic) == sorted(map(str, [literal, prefixed]))
+                   or described(every_topic), "both topic ACLs described")
+        # MATCH: every pattern that applies to one resource name.
+        match = AclBindingFilter(ResourceType.TOPIC, base + "-x", ResourcePatternType.MATCH,
+                                 None, None, AclOperation.ANY, AclPermissionType.ANY)
+        assert described(match) == [str(prefixed)]
+        by_name = AclBindingFilter(ResourceType.ANY, base, ResourcePatternType.LITERAL, None,
+                                   None, AclOperation.ANY, AclPermissionType.ANY)
+        assert described(by_name) == sorted(map(str, [literal, group]))
+        deny_only = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, ALICE,
+                                     None, AclOperation.ANY, AclPermissionType.DENY)
+        assert [str(b) for b in admin.describe_acls(deny_only).result(timeout=TIMEOUT_S)
+                if base in b.name] == [str(prefixed)]
+        # DeleteAcls answers what each filter removed.
+        deleted = admin.delete_acls([by_name])
+        (removed,) = deleted.values()
+        assert sorted(map(str, removed.result(timeout=TIMEOUT_S))) == sorted(
+            map(str, [literal, group]))
+        eventually(lambda: described(every_topic) == [str(prefixed)] or described(every_topic),
+                   "only the prefixed ACL left")
+    finally:
+        delete_acls_named(admin, [base, base + "-"])
+
+
+def test_invalid_acls_are_refused_as_kafka(start_broker):
+    broker = start_broker(settings=OPEN)
+    admin = admin_for(broker)
+    base = harness.unique_topic("acl-bad")
+    bad_cluster = binding(ResourceType.BROKER, "not-kafka-cluster", ResourcePatternType.LITERAL,
+                          ALICE, AclOperation.ALTER, AclPermissionType.ALLOW)
+    good = binding(ResourceType.TOPIC, base, ResourcePatternType.LITERAL, ALICE,
+                   AclOperation.READ, AclPermissionType.ALLOW)
+    try:
+        futures = admin.create_acls([bad_cluster, good])
+        with pytest.raises(KafkaException) as error:
+            futures[bad_cluster].result(timeout=TIMEOUT_S)
+        assert error.value.args[0].code() == KafkaError.INVALID_REQUEST
+        assert "kafka-cluster" in error.value.args[0].str()
+        futures[good].result(timeout=TIMEOUT_S)
+    finally:
+        delete_acls_named(admin, [base])
+
+
+def test_acl_apis_with_kafka_python(start_broker):
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType,
+                             ACLResourcePatternType, KafkaAdminClient, ResourcePattern,
+                             ResourcePatternFilter)
+    from kafka.admin import ResourceType as KpResourceType
+
+    broker = start_broker(settings=OPEN)
+    name = harness.unique_topic("acl-kp")
+    client = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        acl = ACL(principal=ALICE, host="*", operation=ACLOperation.READ,
+                  permission_type=ACLPermissionType.ALLOW,
+                  resource_pattern=ResourcePattern(KpResourceType.TOPIC, name,
+                                                   ACLResourcePatternType.PREFIXED))
+        result = client.create_acls([acl])
+        assert result["failed"] == [] and len(result["succeeded"]) == 1, result
+        filter_ = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                            permission_type=ACLPermissionType.ANY,
+                            resource_pattern=ResourcePatternFilter(
+                                KpResourceType.TOPIC, name, ACLResourcePatternType.PREFIXED))
+
+        def described():
+            acls, error = client.describe_acls(filter_)
+            assert error.errno == 0, error
+            return acls
+
+        found = eventually(described, "the kafka-python ACL described")
+        assert [(a.principal, a.operation, a.resource_pattern.resource_name) for a in found] == [
+            (ALICE, ACLOperation.READ, name)]
+        ((_, matched, error),) = client.delete_acls([filter_])
+        assert error.errno == 0 and len(matched) == 1, (matched, error)
+        eventually(lambda: described() == [], "the ACL gone")
+    finally:
+        client.close()
+
+
+def test_prefix_allow_and_deny_wins(start_broker):
+    broker = start_broker(settings=OPEN)
+    admin = admin_for(broker)
+    base = harness.unique_topic("acl-pre")
+    allowed, denied, alices = base + "-ok", base + "-denied", harness.unique_topic("acl-alice")
+    create_topics(admin, [allowed, denied, alices])
+    try:
+        create_acls(admin, [
+            # ANONYMOUS may write every topic starting with the prefix ...
+            binding(ResourceType.TOPIC, base + "-", ResourcePatternType.PREFIXED, ANONYMOUS,
+                    AclOperation.WRITE, AclPermissionType.ALLOW),
+            # ... but a DENY on one of them wins.
+            binding(ResourceType.TOPIC, denied, ResourcePatternType.LITERAL, ANONYMOUS,
+                    AclOperation.WRITE, AclPermissionType.DENY),
+            # A topic with an ACL for alice only: ANONYMOUS has none, so it is refused.
+            binding(ResourceType.TOPIC, alices, ResourcePatternType.LITERAL, ALICE,
+                    AclOperation.ALL, AclPermissionType.ALLOW),
+        ])
+        eventually(lambda: produce_error(broker, denied, 5) == TOPIC_AUTHORIZATION_FAILED,
+                   "produce to the denied topic refused")
+        assert produce_error(broker, allowed) is None
+        assert produce_error(broker, alices, 5) == TOPIC_AUTHORIZATION_FAILED
+        # Metadata: alice's topic is left out of a full listing (ANONYMOUS may not DESCRIBE
+        # it) and answered TOPIC_AUTHORIZATION_FAILED when named; WRITE implies DESCRIBE.
+        with kafka_wire.Connection(broker.bootstrap) as connection:
+            listed = {t["name"]: t["error_code"] for t in connection.metadata(None)["topics"]}
+            assert allowed in listed and denied in listed and alices not in listed, listed
+            named = {t["name"]: t["error_code"]
+                     for t in connection.metadata([alices, allowed])["topics"]}
+        assert named == {alices: TOPIC_AUTHORIZATION_FAILED, allowed: 0}
+    finally:
+        delete_acls_named(admin, [base + "-", denied, alices])
+
+
+def test_group_acls(start_broker):
+    broker = start_broker(settings=OPEN)
+    admin = admin_for(broker)
+    group, open_group = harness.unique_topic("acl-g"), harness.unique_topic("acl-open")
+    try:
+        create_acls(admin, [binding(ResourceType.GROUP, group, ResourcePatternType.LITERAL,
+                                    ALICE, AclOperation.READ, AclPermissionType.ALLOW)])
+        eventually(lambda: find_coordinator(broker, group, 0)[0] == GROUP_AUTHORIZATION_FAILED,
+                   "FindCoordinator for alice's group refused")
+        # A group without ACLs is open (Kafka answers COORDINATOR_NOT_AVAILABLE until its
+        # __consumer_offsets exists).
+        eventually(lambda: find_coordinator(broker, open_group, 0)[0] == 0,
+                   "FindCoordinator for a group without ACLs answered")
+        # A real consumer of that group sees GROUP_AUTHORIZATION_FAILED.
+        from confluent_kafka import Consumer
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                             "session.timeout.ms": 6000})
+        try:
+            topic = harness.unique_topic("acl-gt")
+            create_topics(admin, [topic])
+            consumer.subscribe([topic])
+            deadline = time.monotonic() + TIMEOUT_S
+            codes = []
+            while time.monotonic() < deadline and GROUP_AUTHORIZATION_FAILED not in codes:
+                message = consumer.poll(0.5)
+                if message is not None and message.error():
+                    codes.append(message.error().code())
+            assert GROUP_AUTHORIZATION_FAILED in codes, codes
+        finally:
+            consumer.close()
+        # ListGroups / DescribeGroups via the admin client: the group is not described.
+        described = admin.describe_consumer_groups([group])[group]
+        with pytest.raises(KafkaException) as error:
+            described.result(timeout=TIMEOUT_S)
+        assert error.value.args[0].code() == GROUP_AUTHORIZATION_FAILED
+    finally:
+        delete_acls_named(admin, [group])
+
+
+def test_transactional_id_acls(start_broker):
+    broker = start_broker(settings=OPEN)
+    admin = admin_for(broker)
+    transactional_id = harness.unique_topic("acl-tx")
+    try:
+        create_acls(admin, [binding(ResourceType.TRANSACTIONAL_ID, transactional_id,
+                                    ResourcePatternType.LITERAL, ALICE, AclOperation.ALL,
+                                    AclPermissionType.ALLOW)])
+        # FindCoordinator key type 1 (TRANSACTION) needs DESCRIBE on the transactional id.
+        eventually(lambda: find_coordinator(broker, transactional_id, 1)[0]
+                   == TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                   "FindCoordinator for alice's transactional id refused")
+        open_id = harness.unique_topic("acl-tx-open")
+        eventually(lambda: find_coordinator(broker, open_id, 1)[0] == 0,
+                   "FindCoordinator for a transactional id without ACLs answered")
+        # The transactional producer fails its init with the same error.
+        producer = Producer({"bootstrap.servers": broker.bootstrap,
+                             "transactional.id": transactional_id})
+        with pytest.raises(KafkaException) as error:
+            producer.init_transactions(15)
+        assert error.value.args[0].code() == TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error.value
+    finally:
+        delete_acls_named(admin, [transactional_id])
+
+
+def test_acls_survive_a_restart(start_broker):
+    broker = start_broker(settings=OPEN)
+    admin = admin_for(broker)
+    topic = harness.unique_topic("acl-restart")
+    create_topics(admin, [topic])
+    acl = binding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, ALICE,
+                  AclOperation.WRITE, AclPermissionType.ALLOW)
+    try:
+        create_acls(admin, [acl])
+        eventually(lambda: produce_error(broker, topic, 5) == TOPIC_AUTHORIZATION_FAILED,
+                   "produce refused before the restart")
+        broker.restart()
+        admin = admin_for(broker)
+        filter_ = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None,
+                                   None, AclOperation.ANY, AclPermissionType.ANY)
+        assert [str(b) for b in admin.describe_acls(filter_).result(timeout=TIMEOUT_S)] == [
+            str(acl)]
+        assert produce_error(broker, topic, 5) == TOPIC_AUTHORIZATION_FAILED
+    finally:
+        delete_acls_named(admin, [topic])
+
+
+def test_super_users_pass_every_check(start_broker):
+    broker = start_broker(settings=SUPER)
+    admin = admin_for(broker)
+    topic = harness.unique_topic("acl-super")
+    create_topics(admin, [topic])
+    try:
+        create_acls(admin, [binding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL,
+                                    ANONYMOUS, AclOperation.ALL, AclPermissionType.DENY)])
+        assert produce_error(broker, topic) is None
+    finally:
+        delete_acls_named(admin, [topic])
+
+
+def test_acl_apis_answer_security_disabled_without_an_authorizer(broker):
+    admin = admin_for(broker)
+    acl = binding(ResourceType.TOPIC, harness.unique_topic("acl-off"),
+                  ResourcePatternType.LITERAL, ALICE, AclOperation.READ, AclPermissionType.ALLOW)
+    with pytest.raises(KafkaException) as error:
+        admin.create_acls([acl])[acl].result(timeout=TIMEOUT_S)
+    assert error.value.args[0].code() == KafkaError.SECURITY_DISABLED
+    # DescribeAcls: the top-level error, read with kafka-python (librdkafka's describe_acls
+    # result does not raise it).
+    from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             KafkaAdminClient, ResourcePatternFilter)
+    from kafka.admin import ResourceType as KpResourceType
+    from kafka.errors import SecurityDisabledError
+    client = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        filter_ = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                            permission_type=ACLPermissionType.ANY,
+                            resource_pattern=ResourcePatternFilter(
+                                KpResourceType.ANY, None, ACLResourcePatternType.ANY))
+        with pytest.raises(SecurityDisabledError):
+            client.describe_acls(filter_)
+    finally:
+        client.close()
+
+
+@pytest.mark.ringtail_only("a PLAINTEXT-only Kafka node with allow.everyone.if.no.acl.found=false "
+                           "refuses its own ANONYMOUS controller connections and never starts")
+def test_anonymous_clients_are_refused_without_a_rule(start_broker):
+    broker = start_broker(settings=CLOSED)
+    topic = harness.unique_topic("acl-closed")
+    with kafka_wire.Connection(broker.bootstrap) as connection:
+        # Nothing listed, a named topic refused (and not auto-created: DESCRIBE comes first).
+        assert connection.metadata(None)["topics"] == []
+        (named,) = connection.metadata([topic])["topics"]
+        assert named["error_code"] == TOPIC_AUTHORIZATION_FAILED
+    assert produce_error(broker, topic, 5) == TOPIC_AUTHORIZATION_FAILED
+    assert find_coordinator(broker, "g", 0)[0] == GROUP_AUTHORIZATION_FAILED
+    admin = admin_for(broker)
+    acl = binding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, ANONYMOUS,
+                  AclOperation.ALL, AclPermissionType.ALLOW)
+    with pytest.raises(KafkaException) as error:
+        admin.create_acls([acl])[acl].result(timeout=TIMEOUT_S)
+    assert error.value.args[0].code() == CLUSTER_AUTHORIZATION_FAILED
+
+
+@pytest.mark.ringtail_only("start-up refusal of an authorizer class Ringtail does not implement")
+def test_other_authorizer_classes_are_refused(tmp_path):
+    result = subprocess.run(
+        [str(harness.ringtail_bin()), "serve", "--shards", "1",
+         "--log-dirs", str(tmp_path / "data"),
+         "--listeners", f"PLAINTEXT://127.0.0.1:{harness.free_port_pair()}",
+         "--set", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "authorizer.class.name" in result.stderr, result.stderr
+
+
+SASL_LISTENER = "SASL_PLAINTEXT"
+SASL_PLAIN = {
+    "sasl.enabled.mechanisms": "PLAIN",
+    "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+        ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+         'username="admin" password="admin-secret" user_admin="admin-secret" '
+         'user_alice="alice-secret" user_bob="bob-secret";'),
+}
+
+
+def sasl_client(broker, user):
+    return {"bootstrap.servers": broker.bootstrap_for(SASL_LISTENER),
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.username": user, "sasl.password": f"{user}-secret"}
+
+
+def test_sasl_principals_alice_allowed_bob_denied(start_broker):
+    broker = start_broker(settings={**OPEN, **SASL_PLAIN},
+                          listeners=[(SASL_LISTENER, SASL_LISTENER)])
+    admin = AdminClient(sasl_client(broker, "admin"))
+    topic = harness.unique_topic("acl-sasl")
+    create_topics(admin, [topic])
+    try:
+        create_acls(admin, [binding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL,
+                                    ALICE, AclOperation.WRITE, AclPermissionType.ALLOW)])
+
+        def produce_as(user):
+            producer = Producer({**sasl_client(broker, user), "message.timeout.ms": 5000})
+            outcome = []
+            producer.produce(topic, b"v", on_delivery=lambda err, msg: outcome.append(err))
+            producer.flush(10)
+            assert outcome, "no delivery report"
+            return None if outcome[0] is None else outcome[0].code()
+
+        eventually(lambda: produce_as("bob") == TOPIC_AUTHORIZATION_FAILED, "bob refused")
+        assert produce_as("alice") is None
+    finally:
+        delete_acls_named(admin, [topic])
