@@ -958,7 +958,11 @@ const LISTENER_PREFIX: &str = "listener.name.";
 
 /// Broker properties outside the `ssl.*` / `sasl.*` families that may be set per listener
 /// (each must be read through [`BrokerConfig::listener_property`] where it takes effect).
-const LISTENER_OVERRIDABLE: &[&str] = &[];
+const LISTENER_OVERRIDABLE: &[&str] = &[
+    // SASL (issue 11): Kafka reads these per listener (and per mechanism).
+    "connections.max.reauth.ms",
+    "connection.failed.authentication.delay.ms",
+];
 
 impl BrokerConfig {
     /// The per-listener override of `property` for listener `listener` (Kafka's
@@ -986,6 +990,12 @@ impl BrokerConfig {
     /// `listener`, rather than left at its default.
     pub fn property_is_set(&self, listener: &str, property: &str) -> bool {
         self.listener_property(listener, property).is_some() || self.set_by_user.contains(property)
+    }
+
+    /// The value of broker property `name` as set at start-up, else its default; `None` when
+    /// neither exists (SASL settings are read this way by `security::sasl`).
+    pub fn property_value(&self, name: &str) -> Option<&str> {
+        self.effective.get(name).and_then(|v| v.as_deref())
     }
 
     /// Every `listener.name.*` setting, by full name, e.g. for start-up validation.
@@ -1255,6 +1265,17 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("log.message.timestamp.after.max.ms", Some("3600000")),
     property("compression.gzip.level", Some("-1")),
     property("compression.zstd.level", Some("3")),
+    // ----- SASL (issue 11): read by crate::security::sasl::SaslConfig, per listener through
+    // `listener.name.<l>.<property>` (or `.<mechanism>.<property>`). Kafka's names and defaults
+    // (BrokerSecurityConfigs, SaslConfigs, SocketServerConfigs); GSSAPI, the default, is refused
+    // at start-up on a SASL listener.
+    property("sasl.enabled.mechanisms", Some("GSSAPI")),
+    property("sasl.jaas.config", None),
+    property("sasl.server.max.receive.size", Some("524288")),
+    property("connection.failed.authentication.delay.ms", Some("100")),
+    property("connections.max.reauth.ms", Some("0")),
+    // Ringtail's bound on a SASL client that never completes authentication, ms.
+    property("ringtail.sasl.authentication.timeout.ms", Some("30000")),
 ];
 
 /// `compression.zstd.level` range (Kafka's `ZstdCompression.MIN_LEVEL` / `MAX_LEVEL`).
@@ -1967,11 +1988,12 @@ fn resolve_protocols(
 /// (security) lifts these one protocol at a time.
 fn unsupported_protocol(protocol: SecurityProtocol) -> Option<String> {
     match protocol {
-        SecurityProtocol::Plaintext | SecurityProtocol::Ssl => None,
-        other => Some(format!(
-            "{} listeners are not supported yet (issue 11)",
-            other.name()
-        )),
+        // TLS: crate::security::tls / network::tls; SASL: crate::security::sasl; SASL_SSL is
+        // SASL over the TLS listener (issue 11).
+        SecurityProtocol::Plaintext
+        | SecurityProtocol::Ssl
+        | SecurityProtocol::SaslPlaintext
+        | SecurityProtocol::SaslSsl => None,
     }
 }
 
@@ -2689,10 +2711,6 @@ mod tests {
                     ("group.max.session.timeout.ms", "5"),
                 ],
                 Err(&["`group.max.session.timeout.ms`", "`5`"]),
-            ),
-            (
-                &[("listeners", "SSL://:9093")],
-                Err(&["`listeners`", "SSL listeners are not supported yet"]),
             ),
             (
                 &[("listeners", "INTERNAL://:9093")],

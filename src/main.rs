@@ -29,6 +29,28 @@ enum Command {
     Bench(Box<ringtail_bench::BenchArgs>),
     #[command(flatten)]
     Admin(ringtail_admin::AdminCommand),
+    /// Prepare a log dir before the broker first starts (Kafka's `kafka-storage`).
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Add SCRAM credentials to the log dir's metadata, as `kafka-storage format --add-scram`:
+    /// `ringtail storage add-scram --log-dirs ./data 'SCRAM-SHA-256=[name=admin,password=admin-secret]'`
+    /// (also `iterations=N` 4096-16384, default 4096; `salt=<base64>`; `saltedpassword=<base64>`
+    /// instead of `password`). Run it while the broker is stopped.
+    AddScram {
+        /// Broker config file (for `log.dirs`).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// The data directory (`log.dirs`; its first entry holds the metadata).
+        #[arg(long)]
+        log_dirs: Option<String>,
+        /// `MECHANISM=[name=USER,password=PASSWORD]`, one or more.
+        #[arg(required = true)]
+        credentials: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -52,6 +74,7 @@ fn main() {
         Command::Serve(serve) => run_serve(&serve.args, &logging),
         Command::Bench(args) => ringtail_bench::run(*args),
         Command::Admin(command) => ringtail_admin::run(command).map_err(anyhow::Error::from),
+        Command::Storage(command) => run_storage(command),
     };
     if let Err(e) = result {
         eprintln!("ringtail: {e:#}");
@@ -64,5 +87,34 @@ fn run_serve(args: &ServeArgs, logging: &ringtail::logging::Logging) -> anyhow::
     logging.apply_log_level(&config.log_level);
     ringtail::alloc::tune_system_allocator();
     ringtail::server::run(config)?;
+    Ok(())
+}
+
+fn run_storage(command: StorageCommand) -> anyhow::Result<()> {
+    let StorageCommand::AddScram {
+        config,
+        log_dirs,
+        credentials,
+    } = command;
+    let overrides: Vec<(String, String)> = log_dirs
+        .map(|dirs| ("log.dirs".to_string(), dirs))
+        .into_iter()
+        .collect();
+    let config = BrokerConfig::load(config.as_deref(), &overrides)?;
+    let parsed = credentials
+        .iter()
+        .map(|arg| ringtail::security::scram_credentials::parse_add_scram(arg))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(anyhow::Error::msg)?;
+    let users: Vec<String> = parsed
+        .iter()
+        .map(|(u, m, _)| format!("{u} ({m})"))
+        .collect();
+    ringtail::metadata::add_scram_credentials(config.log_dir(), parsed)?;
+    println!(
+        "added SCRAM credentials for {} to {}",
+        users.join(", "),
+        config.log_dir().display()
+    );
     Ok(())
 }

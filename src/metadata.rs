@@ -17,6 +17,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::security::scram_credentials::ScramCredentials;
+
 /// File name of the topic metadata inside the first log dir.
 pub const METADATA_FILE: &str = "ringtail-metadata.json";
 /// Kafka's internal topic for committed offsets and group metadata.
@@ -99,6 +101,10 @@ struct MetadataFile {
     /// Dynamic broker configs by broker resource name ("" = cluster default, "<node.id>").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials (issue 11): salt, iterations, StoredKey, ServerKey per user and
+    /// mechanism; never passwords.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    scram_credentials: ScramCredentials,
 }
 
 /// An immutable snapshot of all topics, shared by every shard.
@@ -110,6 +116,8 @@ pub struct MetadataImage {
     /// Dynamic broker configs (IncrementalAlterConfigs on BROKER resources) by resource name:
     /// "" for the cluster-wide default, "<node.id>" for one broker; Kafka property names.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by user and mechanism (issue 11), read by the SASL/SCRAM server.
+    pub scram_credentials: Arc<ScramCredentials>,
 }
 
 impl MetadataImage {
@@ -131,6 +139,7 @@ impl MetadataImage {
             topics,
             topic_names_by_id,
             broker_configs,
+            scram_credentials: Arc::default(),
         }
     }
 
@@ -197,6 +206,7 @@ impl TopicStore {
                 cluster_id: new_cluster_id(),
                 topics: Vec::new(),
                 broker_configs: BTreeMap::new(),
+                scram_credentials: ScramCredentials::new(),
             },
             Err(source) => {
                 return Err(MetadataError::Io {
@@ -214,11 +224,10 @@ impl TopicStore {
             topic
         });
         let store = TopicStore {
-            image: Arc::new(MetadataImage::new(
-                file.cluster_id,
-                topics,
-                file.broker_configs,
-            )),
+            image: Arc::new(MetadataImage {
+                scram_credentials: Arc::new(file.scram_credentials),
+                ..MetadataImage::new(file.cluster_id, topics, file.broker_configs)
+            }),
             path,
             shard_count,
         };
@@ -372,6 +381,27 @@ impl TopicStore {
         self.replace_all(topics, broker_configs)
     }
 
+    /// Replaces every SCRAM credential (AlterUserScramCredentials, `storage add-scram`).
+    /// Persisted before it returns; on error nothing changed.
+    pub fn set_scram_credentials(
+        &mut self,
+        credentials: ScramCredentials,
+    ) -> Result<(), MetadataError> {
+        let previous = self.image.clone();
+        self.image = Arc::new(MetadataImage {
+            cluster_id: previous.cluster_id.clone(),
+            topics: previous.topics.clone(),
+            topic_names_by_id: previous.topic_names_by_id.clone(),
+            broker_configs: previous.broker_configs.clone(),
+            scram_credentials: Arc::new(credentials),
+        });
+        if let Err(e) = self.persist() {
+            self.image = previous;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn replace(&mut self, topics: Vec<TopicMetadata>) -> Result<(), MetadataError> {
         let broker_configs = self.image.broker_configs.clone();
         self.replace_all(topics, broker_configs)
@@ -383,11 +413,10 @@ impl TopicStore {
         broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<(), MetadataError> {
         let previous = self.image.clone();
-        self.image = Arc::new(MetadataImage::new(
-            previous.cluster_id.clone(),
-            topics,
-            broker_configs,
-        ));
+        self.image = Arc::new(MetadataImage {
+            scram_credentials: previous.scram_credentials.clone(),
+            ..MetadataImage::new(previous.cluster_id.clone(), topics, broker_configs)
+        });
         if let Err(e) = self.persist() {
             self.image = previous;
             return Err(e);
@@ -401,6 +430,7 @@ impl TopicStore {
             cluster_id: self.image.cluster_id.clone(),
             topics: self.image.topics.values().map(|t| (**t).clone()).collect(),
             broker_configs: self.image.broker_configs.clone(),
+            scram_credentials: (*self.image.scram_credentials).clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
         write_atomically(&self.path, &bytes)
@@ -509,4 +539,54 @@ mod tests {
         assert_eq!(reloaded.image().cluster_id, store.image().cluster_id);
         assert!(reloaded.image().topic_by_id(&topic.topic_id).is_some());
     }
+}
+
+/// Adds SCRAM credentials to `<log_dir>/ringtail-metadata.json` (creating the file, with a new
+/// cluster id, when the broker never started there): `ringtail storage add-scram`, Ringtail's
+/// `kafka-storage format --add-scram`. The broker must not be running (it owns the file);
+/// credentials of the same user and mechanism are replaced. Topics and everything else in the
+/// file are kept as they are.
+pub fn add_scram_credentials(
+    log_dir: &Path,
+    credentials: Vec<(
+        String,
+        crate::security::scram_credentials::ScramMechanism,
+        crate::security::scram_credentials::ScramCredential,
+    )>,
+) -> Result<(), MetadataError> {
+    fs::create_dir_all(log_dir).map_err(|source| MetadataError::Io {
+        op: "create",
+        path: log_dir.to_path_buf(),
+        source,
+    })?;
+    let path = log_dir.join(METADATA_FILE);
+    let mut file = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<MetadataFile>(&bytes).map_err(|source| {
+            MetadataError::Corrupt {
+                path: path.clone(),
+                source,
+            }
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataFile {
+            cluster_id: new_cluster_id(),
+            topics: Vec::new(),
+            broker_configs: BTreeMap::new(),
+            scram_credentials: ScramCredentials::new(),
+        },
+        Err(source) => {
+            return Err(MetadataError::Io {
+                op: "read",
+                path,
+                source,
+            })
+        }
+    };
+    for (user, mechanism, credential) in credentials {
+        file.scram_credentials
+            .entry(user)
+            .or_default()
+            .insert(mechanism, credential);
+    }
+    let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
+    write_atomically(&path, &bytes)
 }

@@ -156,6 +156,13 @@ where
                     }
                 }
                 Response::None => continue,
+                Response::FrameThenClose(frame, reason) => {
+                    out.extend_from_slice(&frame);
+                    let _ = writer.write_all(&out).await;
+                    out.clear();
+                    tracing::warn!("closing connection from {writer_peer}: {reason}");
+                    break;
+                }
                 Response::Close(reason) => {
                     tracing::warn!("closing connection from {writer_peer}: {reason}");
                     break;
@@ -179,7 +186,32 @@ where
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut close_reason = metrics::CloseReason::ClientClosed;
     loop {
-        let frame = match read_frame(&mut reader, &mut buffer, max_frame).await {
+        let sasl = sasl_read_limits(&ctx, &session);
+        let (max_size, min_size) = match &sasl {
+            Some(limits) => (
+                max_frame.min(limits.max_receive_size),
+                if limits.raw_token {
+                    0
+                } else {
+                    MIN_REQUEST_BYTES
+                },
+            ),
+            None => (max_frame, MIN_REQUEST_BYTES),
+        };
+        let read = read_frame(&mut reader, &mut buffer, max_size, min_size);
+        let read = match &sasl {
+            // A SASL client that does not finish authenticating in time is closed.
+            Some(limits) => {
+                let timeout = limits.timeout;
+                futures_lite::future::or(read, async move {
+                    glommio::timer::sleep(timeout).await;
+                    Err(FrameError::AuthenticationTimeout)
+                })
+                .await
+            }
+            None => read.await,
+        };
+        let frame = match read {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(reason) => {
@@ -191,10 +223,18 @@ where
                 break;
             }
         };
-        let pending = request_handler::dispatch(&ctx, frame, &session).await;
-        let close = matches!(pending, request_handler::Dispatched::Close(_));
+        let pending = if sasl.as_ref().is_some_and(|l| l.raw_token) {
+            request_handler::sasl::raw_token(&ctx, &frame, &session)
+        } else {
+            request_handler::dispatch(&ctx, frame, &session).await
+        };
+        let close = matches!(
+            pending,
+            request_handler::Dispatched::Close(_) | request_handler::Dispatched::Final(_)
+        );
         let future: PendingResponse = match pending {
             request_handler::Dispatched::Respond(future) => future,
+            request_handler::Dispatched::Final(future) => future,
             request_handler::Dispatched::Close(reason) => {
                 Box::pin(async move { Response::Close(reason) })
             }
@@ -214,6 +254,41 @@ where
     drop(queue);
     writer_task.await;
     metrics::with(|m| m.connection_closed(close_reason));
+}
+
+/// The smallest request frame: api key, version and correlation id (8 bytes).
+const MIN_REQUEST_BYTES: usize = 8;
+
+/// How the next frame of a SASL connection that has not authenticated yet is read.
+struct SaslReadLimits {
+    /// `sasl.server.max.receive.size` (Kafka reads unauthenticated frames with this bound).
+    max_receive_size: usize,
+    /// The frame is a raw SASL token (after SaslHandshake v0): any size from 0.
+    raw_token: bool,
+    /// Time left before the connection must have authenticated.
+    timeout: std::time::Duration,
+}
+
+/// `None` once the connection is authenticated (or on a non-SASL listener).
+fn sasl_read_limits(ctx: &ShardContext, session: &Session) -> Option<SaslReadLimits> {
+    if !session.security_protocol.uses_sasl() {
+        return None;
+    }
+    let state = session.sasl.borrow();
+    if !state.authentication_pending() {
+        return None;
+    }
+    let config =
+        crate::security::sasl::SaslConfig::for_listener(&ctx.config, &session.listener_name).ok();
+    let (max_receive_size, bound) = config
+        .map_or((524_288, std::time::Duration::from_secs(30)), |c| {
+            (c.max_receive_size, c.authentication_timeout)
+        });
+    Some(SaslReadLimits {
+        max_receive_size,
+        raw_token: state.expects_raw_token(),
+        timeout: bound.saturating_sub(state.started_at().elapsed()),
+    })
 }
 
 /// Writes a response's pieces in order: small ones are appended to `out` (written later with
@@ -247,6 +322,9 @@ enum FrameError {
     /// A size smaller than a request header can be (8 bytes: api key, version, correlation id).
     #[error("invalid frame size {size}")]
     InvalidSize { size: i32 },
+    /// A SASL client did not authenticate within `ringtail.sasl.authentication.timeout.ms`.
+    #[error("SASL authentication not completed in time (ringtail.sasl.authentication.timeout.ms)")]
+    AuthenticationTimeout,
     /// A size above `socket.request.max.bytes` (Kafka's `InvalidReceiveException`).
     #[error("frame of {size} bytes exceeds socket.request.max.bytes ({max_bytes})")]
     TooLarge { size: usize, max_bytes: usize },
@@ -263,6 +341,7 @@ async fn read_frame<R: futures::AsyncRead + Unpin>(
     reader: &mut R,
     buffer: &mut BytesMut,
     max_frame: usize,
+    min_frame: usize,
 ) -> Result<Option<Bytes>, FrameError> {
     while buffer.len() < 4 {
         if fill(reader, buffer, READ_CHUNK_BYTES).await? == 0 {
@@ -276,7 +355,7 @@ async fn read_frame<R: futures::AsyncRead + Unpin>(
         }
     }
     let size = i32::from_be_bytes(buffer[..4].try_into().expect("4 bytes"));
-    if size < 8 {
+    if size < 0 || (size as usize) < min_frame {
         return Err(FrameError::InvalidSize { size });
     }
     let size = size as usize;

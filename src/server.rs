@@ -56,6 +56,9 @@ pub enum StartError {
          and `ulimit -l` large enough"
     )]
     IoUring { shard: usize, reason: String },
+    /// The SASL settings of a SASL listener are invalid or name an unsupported mechanism.
+    #[error("SASL configuration: {0}")]
+    Sasl(String),
     /// Creating, reading or syncing the log dir or a marker file in it failed.
     #[error("log dir {path}: {source}")]
     LogDir {
@@ -91,6 +94,7 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     for warning in tls_warnings {
         tracing::warn!("{warning}");
     }
+    crate::security::sasl::validate(&config).map_err(StartError::Sasl)?;
     let LogDirState {
         config,
         log_dir,

@@ -48,6 +48,13 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeLogDirs => (1, DescribeLogDirsRequest::VERSIONS.max),
         ApiKey::OffsetForLeaderEpoch => (2, OffsetForLeaderEpochRequest::VERSIONS.max),
         ApiKey::ElectLeaders => (0, ElectLeadersRequest::VERSIONS.max),
+        // SASL (issue 11): SaslHandshake v0-1, SaslAuthenticate v0-2, SCRAM credential APIs v0.
+        ApiKey::SaslHandshake => (0, SaslHandshakeRequest::VERSIONS.max),
+        ApiKey::SaslAuthenticate => (0, SaslAuthenticateRequest::VERSIONS.max),
+        ApiKey::AlterUserScramCredentials => (0, AlterUserScramCredentialsRequest::VERSIONS.max),
+        ApiKey::DescribeUserScramCredentials => {
+            (0, DescribeUserScramCredentialsRequest::VERSIONS.max)
+        }
         _ => return None,
     };
     Some(range)

@@ -24,6 +24,8 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 pub(crate) mod request_metrics;
+pub mod sasl;
+mod scram_credentials;
 
 use std::rc::Rc;
 
@@ -50,6 +52,9 @@ pub enum Response {
     None,
     /// Close the connection after the responses before this one, logging the reason.
     Close(CloseReason),
+    /// Send this complete frame, then close the connection, logging the reason (a failed
+    /// SASL authentication).
+    FrameThenClose(BytesMut, CloseReason),
 }
 
 /// The result of dispatching one frame, decided in request order.
@@ -58,6 +63,9 @@ pub enum Dispatched {
     Respond(LocalBoxFuture<'static, Response>),
     /// Close the connection (after the responses before this one), logging the reason.
     Close(CloseReason),
+    /// Send what the future gives, after the responses before it, and read no further
+    /// request (a failed SASL authentication: the answer, then the connection is closed).
+    Final(LocalBoxFuture<'static, Response>),
 }
 
 /// Why a connection is closed instead of answered: Kafka closes the connection on a request it
@@ -118,6 +126,10 @@ pub enum CloseReason {
     /// The response could not be encoded (a response field does not fit the version).
     #[error(transparent)]
     Encode(frame::FrameError),
+    /// SASL (issue 11): a failed authentication, a request before authentication, an expired
+    /// session; the message says which.
+    #[error("SASL: {0}")]
+    Sasl(String),
 }
 
 /// Decodes `frame` (the bytes after the size prefix) and starts handling it. `session` is the
@@ -136,6 +148,9 @@ pub async fn dispatch(ctx: &Rc<ShardContext>, frame: Bytes, session: &Rc<Session
         Ok(api_key) => api_key,
         Err(answered) => return answered,
     };
+    if let Err(reason) = sasl::gate(session, api_key) {
+        return Dispatched::Close(reason);
+    }
     let version = prefix.api_version;
     let mut body = frame;
     let header = match RequestHeader::decode(&mut body, api_key.request_header_version(version)) {
@@ -336,6 +351,19 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             )
         }
         ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
+        // SASL (issue 11)
+        ApiKey::SaslHandshake => sasl::handshake(request),
+        ApiKey::SaslAuthenticate => sasl::authenticate(request),
+        ApiKey::AlterUserScramCredentials => handle!(
+            request,
+            AlterUserScramCredentialsRequest,
+            scram_credentials::alter
+        ),
+        ApiKey::DescribeUserScramCredentials => handle!(
+            request,
+            DescribeUserScramCredentialsRequest,
+            scram_credentials::describe
+        ),
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }
@@ -459,7 +487,9 @@ mod tests {
         match response {
             Response::Frame(frame) => frame.to_vec(),
             Response::Parts(parts) => parts.concat(),
-            Response::None | Response::Close(_) => panic!("no frame"),
+            Response::None | Response::Close(_) | Response::FrameThenClose(..) => {
+                panic!("no frame")
+            }
         }
     }
 

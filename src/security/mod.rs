@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 
 use crate::config::SecurityProtocol;
 
+pub mod sasl;
+pub mod scram_credentials;
+
 /// Kafka's `KafkaPrincipal`: a type and a name, written `User:alice`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KafkaPrincipal {
@@ -56,6 +59,8 @@ pub struct Session {
     pub client_address: Option<SocketAddr>,
     /// The authenticated principal; `User:ANONYMOUS` until authentication sets it.
     principal: RefCell<KafkaPrincipal>,
+    /// SASL state on SASL_PLAINTEXT / SASL_SSL listeners (issue 11, [`sasl::SaslSession`]).
+    pub sasl: RefCell<sasl::SaslSession>,
 }
 
 impl Session {
@@ -70,6 +75,7 @@ impl Session {
             security_protocol,
             client_address,
             principal: RefCell::new(KafkaPrincipal::anonymous()),
+            sasl: RefCell::new(sasl::SaslSession::default()),
         }
     }
 

@@ -471,102 +471,101 @@ fn load_truststore<'a>(
         .to_ascii_uppercase();
     let location = get("ssl.truststore.location");
     let inline = get("ssl.truststore.certificates");
-    let (certificates, setting): (Vec<CertificateDer<'static>>, &'static str) = match store_type
-        .as_str()
-    {
-        "PEM" => {
-            if get("ssl.truststore.password").is_some() {
-                return Err(error(
-                    "ssl.truststore.password",
-                    "a trust store password cannot be specified for PEM format".to_string(),
-                ));
-            }
-            match (location, inline) {
-                (None, None) => return Ok(None),
-                (Some(_), Some(_)) => {
+    let (certificates, setting): (Vec<CertificateDer<'static>>, &'static str) =
+        match store_type.as_str() {
+            "PEM" => {
+                if get("ssl.truststore.password").is_some() {
                     return Err(error(
-                        "ssl.truststore.location",
-                        "set either ssl.truststore.location or ssl.truststore.certificates, \
-                             not both"
-                            .to_string(),
-                    ))
+                        "ssl.truststore.password",
+                        "a trust store password cannot be specified for PEM format".to_string(),
+                    ));
                 }
-                (Some(path), None) => {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        error(
+                match (location, inline) {
+                    (None, None) => return Ok(None),
+                    (Some(_), Some(_)) => {
+                        return Err(error(
                             "ssl.truststore.location",
-                            format!("cannot read {path}: {e}"),
-                        )
-                    })?;
-                    let certs =
-                        pem_certificates(&pem).map_err(|r| error("ssl.truststore.location", r))?;
-                    (certs, "ssl.truststore.location")
-                }
-                (None, Some(pem)) => {
-                    let certs = pem_certificates(pem.as_bytes())
-                        .map_err(|r| error("ssl.truststore.certificates", r))?;
-                    (certs, "ssl.truststore.certificates")
+                            "set either ssl.truststore.location or ssl.truststore.certificates, \
+                             not both"
+                                .to_string(),
+                        ))
+                    }
+                    (Some(path), None) => {
+                        let pem = std::fs::read(path).map_err(|e| {
+                            error(
+                                "ssl.truststore.location",
+                                format!("cannot read {path}: {e}"),
+                            )
+                        })?;
+                        let certs = pem_certificates(&pem)
+                            .map_err(|r| error("ssl.truststore.location", r))?;
+                        (certs, "ssl.truststore.location")
+                    }
+                    (None, Some(pem)) => {
+                        let certs = pem_certificates(pem.as_bytes())
+                            .map_err(|r| error("ssl.truststore.certificates", r))?;
+                        (certs, "ssl.truststore.certificates")
+                    }
                 }
             }
-        }
-        "PKCS12" => {
-            let Some(path) = location else {
-                return Ok(None);
-            };
-            let bytes = std::fs::read(path).map_err(|e| {
-                error(
-                    "ssl.truststore.location",
-                    format!("cannot read {path}: {e}"),
+            "PKCS12" => {
+                let Some(path) = location else {
+                    return Ok(None);
+                };
+                let bytes = std::fs::read(path).map_err(|e| {
+                    error(
+                        "ssl.truststore.location",
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?;
+                let store = p12_keystore::KeyStore::from_pkcs12(
+                    &bytes,
+                    get("ssl.truststore.password").unwrap_or(""),
+                    p12_keystore::Pkcs12ImportPolicy::Relaxed,
                 )
-            })?;
-            let store = p12_keystore::KeyStore::from_pkcs12(
-                &bytes,
-                get("ssl.truststore.password").unwrap_or(""),
-                p12_keystore::Pkcs12ImportPolicy::Relaxed,
-            )
-            .map_err(|e| {
-                error(
-                    "ssl.truststore.password",
-                    format!(
+                .map_err(|e| {
+                    error(
+                        "ssl.truststore.password",
+                        format!(
                         "cannot open PKCS12 trust store {path} (wrong password or not PKCS12): {e}"
                     ),
-                )
-            })?;
-            let mut certs = Vec::new();
-            for (_, entry) in store.entries() {
-                match entry {
-                    p12_keystore::KeyStoreEntry::Certificate(c) => {
-                        certs.push(CertificateDer::from(c.as_der().to_vec()))
+                    )
+                })?;
+                let mut certs = Vec::new();
+                for (_, entry) in store.entries() {
+                    match entry {
+                        p12_keystore::KeyStoreEntry::Certificate(c) => {
+                            certs.push(CertificateDer::from(c.as_der().to_vec()))
+                        }
+                        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => certs.extend(
+                            chain
+                                .certs()
+                                .iter()
+                                .map(|c| CertificateDer::from(c.as_der().to_vec())),
+                        ),
+                        p12_keystore::KeyStoreEntry::Secret(_) => {}
                     }
-                    p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => certs.extend(
-                        chain
-                            .certs()
-                            .iter()
-                            .map(|c| CertificateDer::from(c.as_der().to_vec())),
-                    ),
-                    p12_keystore::KeyStoreEntry::Secret(_) => {}
                 }
+                (certs, "ssl.truststore.location")
             }
-            (certs, "ssl.truststore.location")
-        }
-        "JKS" => {
-            if location.is_none() && inline.is_none() {
-                return Ok(None);
-            }
-            return Err(error(
-                "ssl.truststore.type",
-                "JKS trust stores are not supported: convert with `keytool -importkeystore \
+            "JKS" => {
+                if location.is_none() && inline.is_none() {
+                    return Ok(None);
+                }
+                return Err(error(
+                    "ssl.truststore.type",
+                    "JKS trust stores are not supported: convert with `keytool -importkeystore \
                      -deststoretype PKCS12` or use PEM"
-                    .to_string(),
-            ));
-        }
-        other => {
-            return Err(error(
-                "ssl.truststore.type",
-                format!("`{other}` is not supported (PEM, PKCS12)"),
-            ))
-        }
-    };
+                        .to_string(),
+                ));
+            }
+            other => {
+                return Err(error(
+                    "ssl.truststore.type",
+                    format!("`{other}` is not supported (PEM, PKCS12)"),
+                ))
+            }
+        };
     if certificates.is_empty() {
         return Err(error(
             setting,
@@ -588,7 +587,8 @@ fn load_truststore<'a>(
 /// Kafka's `PemParser` ignores the whitespace inside a block.
 fn normalize_pem(pem: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(pem);
-    let Ok(block) = regex::Regex::new(r"(?s)-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END ([A-Z0-9 ]+)-----")
+    let Ok(block) =
+        regex::Regex::new(r"(?s)-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END ([A-Z0-9 ]+)-----")
     else {
         return pem.to_vec();
     };
