@@ -593,15 +593,24 @@ impl BrokerConfig {
     pub fn describe(&self) -> Vec<ConfigEntry> {
         let mut entries = Vec::with_capacity(BROKER_PROPERTIES.len() + 2);
         for property in BROKER_PROPERTIES {
-            let value = self.effective.get(property.name).cloned().flatten();
+            let sensitive = is_sensitive(property.name);
+            let value = self
+                .effective
+                .get(property.name)
+                .cloned()
+                .flatten()
+                .filter(|_| !sensitive);
             for name in std::iter::once(property.name).chain(property.alias) {
-                let synonyms = self.broker_synonyms(property.name);
+                let mut synonyms = self.broker_synonyms(property.name);
+                if sensitive {
+                    synonyms.iter_mut().for_each(|s| s.value = None);
+                }
                 entries.push(ConfigEntry {
                     name: name.to_string(),
                     value: value.clone(),
                     is_default: synonyms.is_empty() || synonyms[0].source == ConfigSource::Default,
                     read_only: !is_dynamic_broker_config(property.name),
-                    sensitive: false,
+                    sensitive,
                     source: synonyms.first().map_or(ConfigSource::Default, |s| s.source),
                     synonyms,
                     config_type: broker_config_type(property.name),
@@ -1015,6 +1024,20 @@ impl Default for TopicConfig {
     }
 }
 
+/// TLS (issue 11): Kafka's PASSWORD-typed properties, whose values DescribeConfigs never shows
+/// (`sensitive`, value null).
+fn is_sensitive(name: &str) -> bool {
+    matches!(
+        name,
+        "ssl.keystore.password"
+            | "ssl.key.password"
+            | "ssl.keystore.key"
+            | "ssl.keystore.certificate.chain"
+            | "ssl.truststore.password"
+            | "ssl.truststore.certificates"
+    ) || name.ends_with("sasl.jaas.config")
+}
+
 /// Kafka's prefix of per-listener settings (`ListenerName.configPrefix`).
 const LISTENER_PREFIX: &str = "listener.name.";
 
@@ -1038,6 +1061,20 @@ impl BrokerConfig {
                 listener.to_ascii_lowercase()
             ))
             .map(String::as_str)
+    }
+
+    /// TLS (issue 11): the effective value of broker property `property` for listener
+    /// `listener`: its `listener.name.<listener>.<property>` override, else the broker-wide
+    /// value, else Kafka's default; `None` when none exists.
+    pub fn listener_or_broker_property(&self, listener: &str, property: &str) -> Option<&str> {
+        self.listener_property(listener, property)
+            .or_else(|| self.effective.get(property).and_then(|v| v.as_deref()))
+    }
+
+    /// TLS (issue 11): whether `property` was set (file, flag or `--set`), broker-wide or for
+    /// `listener`, rather than left at its default.
+    pub fn property_is_set(&self, listener: &str, property: &str) -> bool {
+        self.listener_property(listener, property).is_some() || self.set_by_user.contains(property)
     }
 
     /// The value of broker property `name` as set at start-up, else its default; `None` when
@@ -1210,6 +1247,36 @@ const fn property(name: &'static str, default: Option<&'static str>) -> BrokerPr
 }
 
 const BROKER_PROPERTIES: &[BrokerProperty] = &[
+    // ----- TLS (issue 11; src/security/tls.rs reads these, per listener through
+    // `BrokerConfig::listener_or_broker_property`). Kafka's names and defaults
+    // (`SslConfigs` / `BrokerSecurityConfigs`). -----
+    property("ssl.keystore.type", Some("JKS")),
+    property("ssl.keystore.location", None),
+    property("ssl.keystore.password", None),
+    property("ssl.key.password", None),
+    property("ssl.keystore.certificate.chain", None),
+    property("ssl.keystore.key", None),
+    property("ssl.truststore.type", Some("JKS")),
+    property("ssl.truststore.location", None),
+    property("ssl.truststore.password", None),
+    property("ssl.truststore.certificates", None),
+    property("ssl.client.auth", Some("none")),
+    property("ssl.principal.mapping.rules", Some("DEFAULT")),
+    property("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.3")),
+    property("ssl.protocol", Some("TLSv1.3")),
+    property("ssl.cipher.suites", None),
+    // Accepted for compatibility; src/security/tls.rs warns that they have no effect.
+    property("ssl.keymanager.algorithm", Some("SunX509")),
+    property("ssl.trustmanager.algorithm", Some("PKIX")),
+    property("ssl.secure.random.implementation", None),
+    property("ssl.endpoint.identification.algorithm", Some("https")),
+    property("ssl.provider", None),
+    property("ssl.engine.factory.class", None),
+    property("ssl.allow.dn.changes", Some("false")),
+    property("ssl.allow.san.changes", Some("false")),
+    // Ringtail's bound on a TLS handshake (Kafka has none short of connections.max.idle.ms).
+    property("ringtail.ssl.handshake.timeout.ms", Some("10000")),
+    // ----- end of TLS -----
     BrokerProperty {
         name: "node.id",
         alias: Some("broker.id"),
@@ -2081,13 +2148,12 @@ fn resolve_protocols(
 /// (security) lifts these one protocol at a time.
 fn unsupported_protocol(protocol: SecurityProtocol) -> Option<String> {
     match protocol {
-        SecurityProtocol::Plaintext => None,
-        // SASL (issue 11): crate::security::sasl.
-        SecurityProtocol::SaslPlaintext => None,
-        other => Some(format!(
-            "{} listeners are not supported yet (issue 11)",
-            other.name()
-        )),
+        // TLS: crate::security::tls / network::tls; SASL: crate::security::sasl; SASL_SSL is
+        // SASL over the TLS listener (issue 11).
+        SecurityProtocol::Plaintext
+        | SecurityProtocol::Ssl
+        | SecurityProtocol::SaslPlaintext
+        | SecurityProtocol::SaslSsl => None,
     }
 }
 
@@ -2817,10 +2883,6 @@ mod tests {
                     ("group.max.session.timeout.ms", "5"),
                 ],
                 Err(&["`group.max.session.timeout.ms`", "`5`"]),
-            ),
-            (
-                &[("listeners", "SSL://:9093")],
-                Err(&["`listeners`", "SSL listeners are not supported yet"]),
             ),
             (
                 &[("listeners", "INTERNAL://:9093")],

@@ -22,8 +22,11 @@ use glommio::net::TcpListener;
 use crate::config::{BrokerConfig, Listener};
 use crate::metrics;
 use crate::request_handler::{self, Response};
+use crate::security::tls::ListenerTls;
 use crate::security::Session;
 use crate::shard::ShardContext;
+
+mod tls;
 
 /// Bytes read from the socket per read call when no larger frame is pending.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -38,11 +41,16 @@ pub struct BoundListener {
     /// The listener's configuration (name, security protocol, address).
     pub config: Listener,
     socket: TcpListener,
+    /// SSL / SASL_SSL listeners: the TLS settings (issue 11).
+    tls: Option<Rc<ListenerTls>>,
 }
 
 /// Binds every listener of `listeners` on this shard's executor (each shard binds the same
-/// addresses: SO_REUSEPORT).
+/// addresses: SO_REUSEPORT). TLS listeners get their rustls configuration here (start-up has
+/// checked it already with `security::tls::build_all`, so an error here is unexpected).
 pub fn bind_all(config: &BrokerConfig) -> std::io::Result<Vec<BoundListener>> {
+    let (mut tls, _) = crate::security::tls::build_all(config)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     config
         .listeners
         .iter()
@@ -58,9 +66,14 @@ pub fn bind_all(config: &BrokerConfig) -> std::io::Result<Vec<BoundListener>> {
                     host, listener.port, listener.name
                 ))
             })?;
+            let tls = tls
+                .iter()
+                .position(|(name, _)| *name == listener.name)
+                .map(|i| Rc::new(tls.swap_remove(i).1));
             Ok(BoundListener {
                 config: listener.clone(),
                 socket,
+                tls,
             })
         })
         .collect()
@@ -86,7 +99,17 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: BoundListener) {
                     listener.config.security_protocol,
                     peer,
                 ));
-                glommio::spawn_local(serve_connection(ctx.clone(), stream, session)).detach();
+                match &listener.tls {
+                    Some(tls) => glommio::spawn_local(tls::serve_tls_connection(
+                        ctx.clone(),
+                        stream,
+                        session,
+                        tls.clone(),
+                    ))
+                    .detach(),
+                    None => glommio::spawn_local(serve_connection(ctx.clone(), stream, session))
+                        .detach(),
+                };
             }
             Err(e) => {
                 tracing::warn!(shard = ctx.shard_id, "accept failed: {e}");

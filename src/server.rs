@@ -72,6 +72,9 @@ pub enum StartError {
     /// The topic metadata file could not be loaded or `meta.properties` not written.
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
+    /// A TLS listener's `ssl.*` settings are invalid (issue 11).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A shard could not open its partitions or groups, or bind the listener.
     #[error("shard {shard} failed to start: {reason}")]
     Shard { shard: usize, reason: String },
@@ -87,6 +90,12 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     register_signals(shutdown.clone());
     for (setting, why) in config.ignored_settings() {
         tracing::warn!("ignoring Kafka setting {setting}: {why}");
+    }
+    // TLS (issue 11): bad key/trust stores or passwords stop start-up, naming the setting.
+    let (_, tls_warnings) =
+        crate::security::tls::build_all(&config).map_err(|e| StartError::Tls(e.to_string()))?;
+    for warning in tls_warnings {
+        tracing::warn!("{warning}");
     }
     crate::security::sasl::validate(&config).map_err(StartError::Sasl)?;
     let LogDirState {

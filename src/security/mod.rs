@@ -104,3 +104,6 @@ impl Session {
             .map_or_else(String::new, |p| format!("/{}", p.ip()))
     }
 }
+
+/// TLS listeners: rustls configuration from `ssl.*`, the certificate principal (issue 11).
+pub mod tls;

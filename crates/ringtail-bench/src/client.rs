@@ -29,6 +29,12 @@ use ringtail_protocol::client::{self as codec, ClientCodecError};
 
 pub use ringtail_protocol::client::MAX_RESPONSE_BYTES;
 
+/// A connection's byte stream: the TCP stream, or a TLS stream over it
+/// (`security.protocol=SSL`, [`crate::security`]).
+pub trait Io: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin {}
+impl<T: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin> Io for T {}
+type Stream = Box<dyn Io>;
+
 /// Why talking to a broker failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -109,7 +115,7 @@ struct Shared {
 pub struct Connection {
     /// The broker's `host:port`.
     pub addr: String,
-    writer: futures::lock::Mutex<WriteHalf<TcpStream>>,
+    writer: futures::lock::Mutex<WriteHalf<Stream>>,
     shared: Rc<Shared>,
     next_correlation_id: Cell<i32>,
     versions: HashMap<i16, (i16, i16)>,
@@ -136,6 +142,30 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|e| connect_error(e.to_string()))?;
+        let stream: Stream = match crate::security::tls_config() {
+            None => Box::new(stream),
+            Some(config) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| connect_error(format!("TLS server name {host}: {e}")))?;
+                let handshake = futures_rustls::TlsConnector::from(config).connect(name, stream);
+                let tls = futures::future::select(
+                    Box::pin(handshake),
+                    Box::pin(glommio::timer::sleep(timeout)),
+                )
+                .await;
+                match tls {
+                    futures::future::Either::Left((Ok(tls), _)) => Box::new(tls),
+                    futures::future::Either::Left((Err(e), _)) => {
+                        return Err(connect_error(format!("TLS handshake: {e}")))
+                    }
+                    futures::future::Either::Right(_) => {
+                        return Err(connect_error("TLS handshake timed out".to_string()))
+                    }
+                }
+            }
+        };
         let (reader, writer) = stream.split();
         let shared = Rc::new(Shared::default());
         let reader_task = glommio::spawn_local(read_responses(
@@ -360,11 +390,7 @@ fn fail_pending(shared: &Shared, addr: &str, reason: &str) {
     }
 }
 
-async fn read_responses(
-    mut reader: BufReader<ReadHalf<TcpStream>>,
-    shared: Rc<Shared>,
-    addr: String,
-) {
+async fn read_responses(mut reader: BufReader<ReadHalf<Stream>>, shared: Rc<Shared>, addr: String) {
     let reason = loop {
         let mut size = [0u8; 4];
         if let Err(e) = reader.read_exact(&mut size).await {

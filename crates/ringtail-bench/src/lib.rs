@@ -26,6 +26,7 @@ pub mod partitioner;
 pub mod payload;
 pub mod producer;
 pub mod report;
+pub mod security;
 pub mod stats;
 pub mod txn_producer;
 
@@ -200,6 +201,46 @@ pub struct CommonArgs {
     /// Never show the progress bar (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Client security properties file (Kafka's `--command-config`): `security.protocol=SSL`,
+    /// `ssl.truststore.location`, `ssl.keystore.*` (see `ringtail_bench::security`).
+    #[arg(long)]
+    pub command_config: Option<PathBuf>,
+    /// Client security properties `k=v ...`, after `--command-config`.
+    #[arg(long, num_args = 1..)]
+    pub security_props: Vec<String>,
+}
+
+/// Installs the connections' security settings from `--command-config`, `--security-props`
+/// and the security names among `extra` (`--producer-props`); returns `extra` without them.
+fn install_security(common: &CommonArgs, extra: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut props = Vec::new();
+    if let Some(path) = &common.command_config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--command-config {}", path.display()))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .with_context(|| format!("--command-config: `{line}` is not key=value"))?;
+            props.push((key.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    let mut rest = Vec::new();
+    for prop in common.security_props.iter().chain(extra) {
+        match prop.split_once('=') {
+            Some((key, value)) if security::is_security_property(key.trim()) => {
+                props.push((key.trim().to_string(), value.trim().to_string()))
+            }
+            Some(_) if common.security_props.contains(prop) && !extra.contains(prop) => {
+                anyhow::bail!("--security-props {prop}: unknown security property")
+            }
+            _ => rest.push(prop.clone()),
+        }
+    }
+    security::install(&props)?;
+    Ok(rest)
 }
 
 /// The producer's load: what to send and how fast.
@@ -851,7 +892,8 @@ fn run_produce(args: ProduceArgs) -> anyhow::Result<()> {
     let ProduceArgs { common, load } = args;
     check_common(&common)?;
     let payloads = check_load(&load, 1)?;
-    let config = ProducerConfig::from_props(&load.producer_props)?;
+    let producer_props = install_security(&common, &load.producer_props)?;
+    let config = ProducerConfig::from_props(&producer_props)?;
     let bootstrap = config
         .bootstrap_servers
         .clone()
@@ -889,6 +931,7 @@ fn run_produce(args: ProduceArgs) -> anyhow::Result<()> {
 fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let common = &args.common;
     check_common(common)?;
+    install_security(common, &[])?;
     if args.fetch_max_bytes <= 0
         || args.max_partition_fetch_bytes <= 0
         || args.fetch_max_wait_ms < 0
@@ -1015,7 +1058,8 @@ fn run_e2e(args: E2eArgs) -> anyhow::Result<()> {
         )
         .into());
     };
-    let config = ProducerConfig::from_props(&load.producer_props)?;
+    let producer_props = install_security(&common, &load.producer_props)?;
+    let config = ProducerConfig::from_props(&producer_props)?;
     let bootstrap = config
         .bootstrap_servers
         .clone()
