@@ -25,7 +25,8 @@ LISTENER = "SASL_PLAINTEXT"
 LISTENERS = [(LISTENER, LISTENER)]
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
               'username="admin" password="admin-secret" '
-              'user_admin="admin-secret" user_alice="alice-secret" user_bob="b\\"ob;=pw";')
+              'user_admin="admin-secret" user_alice="alice-secret" '
+              "user_bob='b\"ob;=pw';")
 SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
 SETTINGS = {
     "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
@@ -146,7 +147,7 @@ def test_plain_confluent_produce_consume(sasl_broker):
 
 
 def test_plain_password_with_escapes_from_jaas(sasl_broker):
-    # user_bob="b\"ob;=pw" in the JAAS config: quoted value with an escaped quote.
+    # user_bob='b"ob;=pw' in the JAAS config: a single-quoted value holding ", ; and =.
     with kafka_wire.Connection(sasl_bootstrap(sasl_broker)) as connection:
         assert handshake(connection, "PLAIN")[0] == 0
         error, message, _, _ = authenticate(connection, plain_token("bob", 'b"ob;=pw'))
@@ -531,7 +532,7 @@ def test_reauthentication_with_librdkafka(start_broker):
     topic = harness.create_topic(broker, harness.unique_topic("sasl-reauth"), 1)
     errors = []
     producer = Producer(confluent_config(broker, "PLAIN", "alice", "alice-secret",
-                                         error_cb=errors.append, linger_ms=0))
+                                         error_cb=errors.append, **{"linger.ms": 0}))
     delivered = []
     end = time.monotonic() + 3 * REAUTH_MS / 1000
     while time.monotonic() < end:
