@@ -209,9 +209,8 @@ pub(super) fn authenticate(mut request: Request) -> Dispatched {
     let version = request.version;
     match outcome {
         TokenOutcome::Challenge(challenge) => {
-            let response = SaslAuthenticateResponse::default()
-                .with_error_message(None)
-                .with_auth_bytes(challenge.into());
+            // As Kafka: error_message "" (not null) on success.
+            let response = SaslAuthenticateResponse::default().with_auth_bytes(challenge.into());
             ready(request.encode(&response))
         }
         TokenOutcome::Complete {
@@ -219,9 +218,7 @@ pub(super) fn authenticate(mut request: Request) -> Dispatched {
             session_lifetime_ms,
             ..
         } => {
-            let mut answer = SaslAuthenticateResponse::default()
-                .with_error_message(None)
-                .with_auth_bytes(response.into());
+            let mut answer = SaslAuthenticateResponse::default().with_auth_bytes(response.into());
             if version >= 1 {
                 answer = answer.with_session_lifetime_ms(session_lifetime_ms);
             }

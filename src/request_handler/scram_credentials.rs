@@ -5,7 +5,7 @@
 //! Per user, in request order of first appearance: a mechanism other than SCRAM-SHA-256/512 is
 //! UNSUPPORTED_SASL_MECHANISM ("Unknown SCRAM mechanism"); an empty name or iterations outside
 //! 4096-16384 UNACCEPTABLE_CREDENTIAL ("Username must not be empty", "Too few iterations", "Too
-//! many iterations"); a (user, mechanism) altered twice DUPLICATE_RESOURCE; deleting a missing
+//! many iterations"); a user named twice in one request (even for two mechanisms, as Kafka 4.1) DUPLICATE_RESOURCE; deleting a missing
 //! credential RESOURCE_NOT_FOUND. A user's alterations apply together or not at all.
 
 use std::collections::BTreeMap;
@@ -47,7 +47,9 @@ pub async fn alter(
                 order.push(user.clone());
                 per_user.insert(user.clone(), Ok(Vec::new()));
             }
-            *seen.entry((user.clone(), mechanism)).or_default() += 1;
+            // Kafka 4.1: a user may appear once per request, whatever the mechanisms.
+            let _ = mechanism;
+            *seen.entry((user.clone(), 0)).or_default() += 1;
             let entry = per_user.get_mut(&user).expect("inserted above");
             let Ok(list) = entry else { return };
             let outcome = if user.is_empty() {

@@ -78,9 +78,15 @@ fn decode_saslname(name: &str) -> Option<String> {
     Some(out)
 }
 
-/// A server nonce: 32 random bytes, base64 (printable, no ',').
+/// A server nonce: 32 random alphanumeric characters (as Kafka's
+/// `ScramFormatter.secureRandomString`; clients such as librdkafka mis-parse `=` in a nonce).
 fn server_nonce() -> String {
-    BASE64.encode(rand::random::<[u8; 32]>())
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
 }
 
 impl ScramServer {
