@@ -260,7 +260,18 @@ def make_producer(client, bootstrap, transactional_id, transaction_timeout_ms=No
 
 
 def is_fenced(error):
-    """True if `error` is the client's PRODUCER_FENCED / INVALID_PRODUCER_EPOCH."""
+    """True if `error` (or an exception it was raised from) is the client's PRODUCER_FENCED /
+    INVALID_PRODUCER_EPOCH."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if _is_fenced(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _is_fenced(error):
     if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
         code = error.args[0].code()
         return code in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
@@ -270,7 +281,9 @@ def is_fenced(error):
 
 
 def describe_error(error):
-    return f"{type(error).__module__}.{type(error).__name__}: {error}"
+    text = f"{type(error).__module__}.{type(error).__name__}: {error}"
+    cause = error.__cause__ or error.__context__
+    return text + (f" (from {describe_error(cause)})" if cause is not None else "")
 
 
 # ----- readers -----
