@@ -24,11 +24,10 @@ mkdir -p results
 stamp="$(date -u +%Y-%m-%d)"
 out="results/${stamp}-txn-crash-rounds-${target}.md"
 log="$(mktemp -t txn-crash-rounds.XXXXXX.log)"
-junit="$(mktemp -t txn-crash-rounds.XXXXXX.xml)"
 
 status=0
-RINGTAIL_TXN_ROUNDS="$rounds" "$python" -m pytest tests/test_transactions_crash.py -v -rsx \
-  -p no:logging --junitxml="$junit" >"$log" 2>&1 || status=$?
+RINGTAIL_TXN_ROUNDS="$rounds" "$python" -m pytest tests/test_transactions_crash.py -v -rfEsxP \
+  -p no:logging >"$log" 2>&1 || status=$?
 
 passed=$(grep -c ' PASSED' "$log" || true)
 failed=$(grep -c ' FAILED' "$log" || true)
