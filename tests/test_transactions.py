@@ -384,3 +384,17 @@ def test_interleaved_transactions_over_eight_partitions(start_broker, producers)
         assert got == expected, f"seed={seed}: read_committed ({client} consumer)"
     latest = tx.list_latest(broker.bootstrap, topic, partitions, "read_uncommitted")
     assert tx.list_latest(broker.bootstrap, topic, partitions, "read_committed") == latest
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("client", CLIENTS)
+def test_transaction_timeout_above_max_is_refused(start_broker, producers, client):
+    # transaction.timeout.ms above the broker's transaction.max.timeout.ms (default 900000):
+    # InitProducerId answers INVALID_TRANSACTION_TIMEOUT (Kafka's TransactionCoordinator).
+    broker = start_broker()
+    producer = producers(client, broker.bootstrap, tx.unique("tid-maxtimeout"),
+                         transaction_timeout_ms=900_001)
+    with pytest.raises(Exception) as caught:
+        producer.init()
+    assert tx.has_error(caught.value, "INVALID_TRANSACTION_TIMEOUT"), \
+        f"expected INVALID_TRANSACTION_TIMEOUT, got {tx.describe_error(caught.value)}"

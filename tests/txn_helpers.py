@@ -280,6 +280,23 @@ def _is_fenced(error):
     return name in ("ProducerFencedError", "ProducerFenced", "InvalidProducerEpochError")
 
 
+def has_error(error, kafka_name):
+    """True if `error` (or an exception it was raised from) is the client's exception for the
+    Kafka error `kafka_name` (e.g. "INVALID_TRANSACTION_TIMEOUT")."""
+    camel = "".join(word.capitalize() for word in kafka_name.split("_"))
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, KafkaException) and error.args and \
+                isinstance(error.args[0], KafkaError):
+            if error.args[0].code() == getattr(KafkaError, kafka_name):
+                return True
+        elif camel in type(error).__name__ or camel in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def describe_error(error):
     text = f"{type(error).__module__}.{type(error).__name__}: {error}"
     cause = error.__cause__ or error.__context__
