@@ -9,7 +9,8 @@ Each round (seeded; the seed is printed):
    kill a few milliseconds after it starts: mode "commit");
 3. the broker restarts on the same port and log dirs (Kafka's log recovery; for Ringtail the
    recovery of the producer and transaction state of every partition and of
-   `__transaction_state`);
+   `__transaction_state`); in mode "mid" the recovered open transaction must still hold the LSO
+   at its first record and read_committed show exactly the earlier committed transactions;
 4. a new producer (a random one of the three clients) with the same transactional id initialises
    (which completes or aborts what the coordinator had in flight), commits one more transaction.
 
@@ -110,6 +111,25 @@ def test_sigkill_during_transaction(start_broker, seed):
         broker.kill()
         time.sleep(down_for_s)
         broker.start()
+        if mode == "mid":
+            # Recovery rebuilt the open transaction: before anyone touches it, it still holds
+            # the LSO at its first record on each of its partitions, and read_committed shows
+            # exactly the transactions committed before the crash.
+            raw = tx.read_confluent(broker.bootstrap, topic, partitions, "read_uncommitted",
+                                    timeout_s=120)
+            first_open = {}
+            for partition, records in raw.items():
+                for offset, _, value in records:
+                    if value.startswith(b"interrupted-"):
+                        first_open[partition] = offset
+                        break
+            latest = tx.list_latest(broker.bootstrap, topic, partitions, "read_uncommitted")
+            assert tx.list_latest(broker.bootstrap, topic, partitions, "read_committed") == \
+                {p: first_open.get(p, latest[p]) for p in range(partitions)}, \
+                f"seed={seed}: after the restart the open transaction must hold the LSO"
+            got = tx.values(tx.read_confluent(broker.bootstrap, topic, partitions,
+                                              "read_committed", timeout_s=120))
+            assert got == expected, f"seed={seed}: read_committed right after the restart"
         if committer is not None:
             committer.join(tx.CALL_TIMEOUT_S + 10)
             assert not committer.is_alive(), "commit_transaction() did not return"
