@@ -18,7 +18,8 @@
 #                             and peak RSS (VmRSS sampled every 0.2 s during the run)
 #   --broker-note NAME=TEXT   a note for that broker's rows (tansu gets "memory engine, not durable")
 #   --workloads LIST          comma-separated (default: throughput,durable,small,latency,compressed,
-#                             fetch,partitions,many-producers,keyed; e2e is also available)
+#                             fetch,partitions,many-producers,keyed; e2e and txn, the
+#                             transactional workload, are also available)
 #   --load-generators LIST    ringtail,kafka (default both)
 #   --kafka-libs DIR          Kafka's jars for its tools (default $KAFKA_PEER_LIBS, else
 #                             .venv/peers/kafka/libs, installed there by scripts/peers/kafka.sh if missing)
@@ -67,7 +68,7 @@ while [[ $# -gt 0 ]]; do
     --bin) bin="$2"; shift 2 ;;
     --skip-machine) skip_machine=1; shift ;;
     --install-tools) install_tools=1; shift ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -367,6 +368,9 @@ many_producers=50
 many_rate=$(( 200 * 1024 ))             # 200 MiB/s of 1 KiB records over all producers
 keyed_keys=10000
 keyed_props=(acks=1 linger.ms=1 batch.size=16384)
+txn_records=1000
+txn_props=(acks=all linger.ms=5 batch.size=65536)
+txn_kafka_ms=100
 run_timeout=$(( duration * 6 + 180 ))
 payload_file="$tmp_dir/payload-json.txt"
 json_payload_file "$payload_file"
@@ -416,6 +420,15 @@ for workload in "${selected[@]}"; do
           --duration "$duration" --keys "$keyed_keys" --producer-props "${keyed_props[@]}"
         use_generator kafka && na_row keyed "$name" kafka \
           "ProducerPerformance has no key option (only --record-size, --payload-file, --payload-monotonic; null keys, sticky partitioner); VerifiableProducer --repeating-keys is not a perf tool (tiny values, one JSON line per record)" ;;
+      txn)
+        # Transactions (KIP-98) of txn_records records of 1 KiB over 8 partitions, acks=all, one
+        # transaction in flight per producer. Kafka's ProducerPerformance commits by time
+        # (--transaction-duration-ms), so its row runs transactions of about the same length.
+        use_generator ringtail && ringtail_run txn "$name" txn 1024 --topic "$topic" --partitions 8 --record-size 1024 \
+          --duration "$duration" --transactional-id "bench-txn-${tag}-${name}" --records-per-transaction "$txn_records" \
+          --producer-props "${txn_props[@]}"
+        use_generator kafka && kafka_produce txn "$name" "$ktopic" 8 1024 "$(records_for_duration txn "$name" 1024)" -1 "" \
+          "${txn_props[@]}" transactional.id="bench-txn-${tag}-${name}-k" --transaction-duration-ms "$txn_kafka_ms" ;;
       e2e)
         use_generator ringtail && ringtail_run e2e "$name" e2e 1024 --topic "$topic" --partitions 8 --record-size 1024 \
           --num-records $(( latency_rate * duration / 10 )) --throughput $(( latency_rate / 10 )) --producer-props acks=all linger.ms=1
@@ -441,7 +454,7 @@ for name in "${!broker_notes[@]}"; do
   [[ -n "${broker_notes[$name]}" ]] && notes+=("**${name}**: ${broker_notes[$name]}.")
 done
 notes+=("durable and latency use acks=all: Ringtail answers them only after fdatasync covered the batch (group commit); a broker without durable storage answers at once.")
-notes+=("Workloads: throughput/durable/small/partitions/many-producers/keyed run ${duration} s each (throughput/small/partitions/many-producers: acks=1, linger.ms=5, batch.size=65536; durable and latency acks=all). compressed: the same 1,024 JSON-like events (mean ${payload_mean} B) from a payload file for both load generators. latency: acks=all at ${latency_mb} MiB/s, latency from the intended send time (no coordinated omission). fetch: consume ${fetch_records} records of 1 KiB from the start. many-producers: ${many_producers} producers (own connections) at ${many_rate} records/s of 1 KiB in total. keyed: ${keyed_keys} distinct keys (murmur2), 64 partitions, acks=1, linger.ms=1, batch.size=16384. Command lines are in each JSON file.")
+notes+=("Workloads: throughput/durable/small/partitions/many-producers/keyed run ${duration} s each (throughput/small/partitions/many-producers: acks=1, linger.ms=5, batch.size=65536; durable and latency acks=all). compressed: the same 1,024 JSON-like events (mean ${payload_mean} B) from a payload file for both load generators. latency: acks=all at ${latency_mb} MiB/s, latency from the intended send time (no coordinated omission). fetch: consume ${fetch_records} records of 1 KiB from the start. many-producers: ${many_producers} producers (own connections) at ${many_rate} records/s of 1 KiB in total. keyed: ${keyed_keys} distinct keys (murmur2), 64 partitions, acks=1, linger.ms=1, batch.size=16384. txn: transactions of ${txn_records} records of 1 KiB over 8 partitions (ringtail bench txn: InitProducerId/AddPartitionsToTxn/Produce/EndTxn, latency = transaction start to commit; Kafka's ProducerPerformance: a transaction every ${txn_kafka_ms} ms). Command lines are in each JSON file.")
 summary_args=()
 for n in "${notes[@]}"; do summary_args+=(--note "$n"); done
 "$bin" bench summary --results-dir "$out" --title "Ringtail bench ${run_id}" "${summary_args[@]}" > /dev/null

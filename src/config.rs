@@ -277,6 +277,37 @@ pub struct BrokerConfig {
     /// `compression.zstd.level` (KIP-390): zstd level when the broker recompresses;
     /// -131072..=22, default 3.
     pub compression_zstd_level: i32,
+    // --- Transactions (issue 10): Kafka's `TransactionStateManagerConfig` /
+    // `TransactionLogConfig` names and defaults ---
+    /// `transaction.max.timeout.ms`: largest `transaction.timeout.ms` a producer may ask for
+    /// (INVALID_TRANSACTION_TIMEOUT above); default 900000, at least 1.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an idle transactional id is removed after this many
+    /// ms; default 604800000, at least 1.
+    pub transactional_id_expiration_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
+    /// past their timeout are aborted; default 10000, at least 1.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i32,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired
+    /// transactional ids are removed; default 3600000, at least 1.
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: i32,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`; default 50.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.segment.bytes`: `segment.bytes` of `__transaction_state`;
+    /// default 104857600, at least 1.
+    pub transaction_state_log_segment_bytes: i32,
+    /// `transaction.state.log.replication.factor`; 1, the only value allowed (as
+    /// `offsets.topic.replication.factor`).
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`; 1, the only value allowed.
+    pub transaction_state_log_min_isr: i32,
+    /// `transaction.state.log.load.buffer.size`: bytes read per step when loading
+    /// `__transaction_state`; default 5242880, at least 1 (a batch larger than this is still
+    /// read whole).
+    pub transaction_state_log_load_buffer_size: i32,
+    /// `transaction.partition.verification.enable` (KIP-890): verify that a transactional
+    /// produce goes to a partition of the ongoing transaction; default true.
+    pub transaction_partition_verification_enable: bool,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -651,6 +682,45 @@ impl BrokerConfig {
                 ZSTD_LEVEL_MIN,
                 ZSTD_LEVEL_MAX,
             )?,
+            transaction_max_timeout_ms: layers.int("transaction.max.timeout.ms", 1, MAX32)?,
+            transactional_id_expiration_ms: layers.int(
+                "transactional.id.expiration.ms",
+                1,
+                MAX32,
+            )?,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: layers.int(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                1,
+                MAX32,
+            )?,
+            transaction_remove_expired_transaction_cleanup_interval_ms: layers.int(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                1,
+                MAX32,
+            )?,
+            transaction_state_log_num_partitions: layers.int(
+                "transaction.state.log.num.partitions",
+                1,
+                MAX32,
+            )?,
+            transaction_state_log_segment_bytes: layers.int(
+                "transaction.state.log.segment.bytes",
+                1,
+                MAX32,
+            )?,
+            transaction_state_log_replication_factor: layers.int(
+                "transaction.state.log.replication.factor",
+                1,
+                1,
+            )?,
+            transaction_state_log_min_isr: layers.int("transaction.state.log.min.isr", 1, 1)?,
+            transaction_state_log_load_buffer_size: layers.int(
+                "transaction.state.log.load.buffer.size",
+                1,
+                MAX32,
+            )?,
+            transaction_partition_verification_enable: layers
+                .boolean("transaction.partition.verification.enable")?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -1074,6 +1144,24 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("log.message.timestamp.after.max.ms", Some("3600000")),
     property("compression.gzip.level", Some("-1")),
     property("compression.zstd.level", Some("3")),
+    // Transactions (issue 10): Kafka's TransactionStateManagerConfig / TransactionLogConfig
+    // defaults; the replication factor and min ISR are 1 as for __consumer_offsets.
+    property("transaction.max.timeout.ms", Some("900000")),
+    property("transactional.id.expiration.ms", Some("604800000")),
+    property(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Some("10000"),
+    ),
+    property(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Some("3600000"),
+    ),
+    property("transaction.state.log.num.partitions", Some("50")),
+    property("transaction.state.log.segment.bytes", Some("104857600")),
+    property("transaction.state.log.replication.factor", Some("1")),
+    property("transaction.state.log.min.isr", Some("1")),
+    property("transaction.state.log.load.buffer.size", Some("5242880")),
+    property("transaction.partition.verification.enable", Some("true")),
 ];
 
 /// `compression.zstd.level` range (Kafka's `ZstdCompression.MIN_LEVEL` / `MAX_LEVEL`).
@@ -1515,7 +1603,7 @@ fn toml_scalar(value: &toml::Value) -> Option<String> {
 // ----- Kafka settings without meaning on Ringtail: accepted with a warning, or refused -----
 
 /// Kafka broker properties that mean nothing on a single-process, thread-per-core broker with
-/// no controller quorum, no replication and no transactions; each is accepted (Kafka 4.1's
+/// no controller quorum and no replication; each is accepted (Kafka 4.1's
 /// stock `config/server.properties` sets many of them) and named in one warning line at
 /// start-up. Values that would change what Ringtail does are refused instead ([`refusal`]).
 pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
@@ -1568,14 +1656,6 @@ pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
     (
         "socket.receive.buffer.bytes",
         "the kernel's socket buffer defaults are used",
-    ),
-    (
-        "transaction.state.log.replication.factor",
-        "transactions are not supported",
-    ),
-    (
-        "transaction.state.log.min.isr",
-        "transactions are not supported",
     ),
     (
         "share.coordinator.state.topic.replication.factor",
@@ -2026,7 +2106,10 @@ fn broker_config_type(name: &str) -> ConfigType {
     match name {
         "auto.create.topics.enable" | "delete.topic.enable" => ConfigType::Boolean,
         "log.cleanup.policy" => ConfigType::List,
-        "default.replication.factor" | "offsets.topic.replication.factor" => ConfigType::Short,
+        "default.replication.factor"
+        | "offsets.topic.replication.factor"
+        | "transaction.state.log.replication.factor" => ConfigType::Short,
+        "transaction.partition.verification.enable" => ConfigType::Boolean,
         "log.roll.ms"
         | "log.retention.ms"
         | "log.retention.bytes"
@@ -2065,7 +2148,15 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.cleaner.threads"
         | "compression.gzip.level"
         | "compression.zstd.level"
-        | "ringtail.shards" => ConfigType::Int,
+        | "ringtail.shards"
+        | "transaction.max.timeout.ms"
+        | "transactional.id.expiration.ms"
+        | "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+        | "transaction.remove.expired.transaction.cleanup.interval.ms"
+        | "transaction.state.log.num.partitions"
+        | "transaction.state.log.segment.bytes"
+        | "transaction.state.log.min.isr"
+        | "transaction.state.log.load.buffer.size" => ConfigType::Int,
         _ => ConfigType::String,
     }
 }

@@ -18,6 +18,7 @@ pub mod replica_manager;
 pub mod request_handler;
 pub mod server;
 pub mod shard;
+pub mod transaction_coordinator;
 /// Record batches as a producer encodes them, for unit tests and benches (crate
 /// `ringtail-protocol`'s `testing`).
 #[doc(hidden)]

@@ -38,7 +38,10 @@ use crate::protocol::record_batch::{
 
 mod leader;
 mod log_validator;
+mod transactions;
+pub use crate::log::AbortedTxn;
 pub use leader::{DeleteRecordsError, LeaderEpochError};
+pub use transactions::{ProducerDescription, TxnMarker};
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`, the max.in.flight limit for idempotence).
@@ -65,8 +68,27 @@ pub enum AppendError {
     EmptyRecords,
     #[error("bytes after the last complete batch: {0} bytes")]
     TrailingBytes(usize),
-    #[error("control batches cannot be produced by clients")]
-    ControlBatch,
+    #[error(
+        "Clients are not allowed to write control records in topic partition {topic_partition}"
+    )]
+    ControlBatch { topic_partition: String },
+    /// A non-transactional batch from a producer with an ongoing transaction here (Kafka's
+    /// `ProducerAppendInfo.appendDataBatch`: INVALID_TXN_STATE).
+    #[error("Expected transactional write from producer {producer_id} at offset {offset} in partition {topic_partition}")]
+    InvalidTxnState {
+        producer_id: i64,
+        offset: i64,
+        topic_partition: String,
+    },
+    /// A transaction marker from an older coordinator epoch than the producer's last marker
+    /// (Kafka's `ProducerAppendInfo.checkCoordinatorEpoch`: TRANSACTION_COORDINATOR_FENCED).
+    #[error("Invalid coordinator epoch for producerId {producer_id} in partition {topic_partition}: {coordinator_epoch} (zombie), {current} (current)")]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+        topic_partition: String,
+    },
     #[error("producer {producer_id}: epoch {epoch} is older than the current epoch {current}")]
     InvalidProducerEpoch {
         producer_id: i64,
@@ -158,6 +180,11 @@ pub struct FetchRead {
     pub records: Bytes,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// Kafka's last stable offset at the time of the read (filled for both isolation levels).
+    pub last_stable_offset: i64,
+    /// read_committed: the aborted transactions overlapping the records read (Kafka's
+    /// `collectAbortedTransactions`); `None` for read_uncommitted.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
 /// Why a read failed.
@@ -275,6 +302,8 @@ pub struct Partition {
     /// The partition leader epoch from the metadata, stamped on every appended batch
     /// ([`Partition::become_leader`]; -1 until then).
     leader_epoch: Cell<i32>,
+    /// Ongoing transactions and coordinator epochs (`transactions`, KIP-98).
+    transactions: RefCell<transactions::TransactionState>,
 }
 
 impl Partition {
@@ -289,7 +318,7 @@ impl Partition {
         recover: bool,
     ) -> Result<Rc<Partition>, LogError> {
         let log = Log::open(dir, config.log.clone(), recover).await?;
-        let producers = load_producers(&log, topic, partition, recover).await?;
+        let (producers, transactions) = load_producers(&log, topic, partition, recover).await?;
         let end = log.log_end_offset();
         Ok(Rc::new(Partition {
             topic: topic.to_string(),
@@ -310,6 +339,7 @@ impl Partition {
             offline: RefCell::new(None),
             topic_metrics: crate::metrics::topic_counters(topic),
             leader_epoch: Cell::new(-1),
+            transactions: RefCell::new(transactions),
         }))
     }
 
@@ -377,11 +407,27 @@ impl Partition {
         if let Some(duplicate) = self.check_sequences(&headers)? {
             return Ok(duplicate);
         }
+        self.transactions
+            .borrow()
+            .check_data_batches(&headers, self.next_offset.get(), || {
+                format!("{}-{}", self.topic, self.partition)
+            })?;
+        Ok(self.enqueue(records, &headers, now_ms))
+    }
+
+    /// Assigns offsets to validated `headers` (tiling `records`), stamps the leader epoch (and
+    /// LogAppendTime), updates producer and transaction state, queues the bytes for the writer.
+    fn enqueue(
+        self: &Rc<Self>,
+        records: &[u8],
+        headers: &[RecordBatchHeader],
+        now_ms: i64,
+    ) -> Appended {
         let base_offset = self.next_offset.get();
         let log_append_time = self.config.borrow().log_append_time;
         let mut pending = self.pending.borrow_mut();
         let mut position = 0;
-        for header in &headers {
+        for header in headers {
             let size = header.size_bytes();
             let offset = self.next_offset.get();
             let start = pending.chunk.len();
@@ -401,8 +447,11 @@ impl Partition {
                 assert_eq!(assigned.max_timestamp, now_ms, "LogAppendTime stored");
             }
             pending.headers.push(assigned);
-            if assigned.has_producer_id() {
+            if assigned.is_control() {
+                ProducerState::record_marker(&mut self.producers.borrow_mut(), &assigned, now_ms);
+            } else if assigned.has_producer_id() {
                 ProducerState::record(&mut self.producers.borrow_mut(), &assigned, offset, now_ms);
+                self.transactions.borrow_mut().on_data_batch(&assigned);
             }
             assert_eq!(
                 assigned.base_offset, offset,
@@ -417,15 +466,15 @@ impl Partition {
             "invariant: the validated batches tile the request's records"
         );
         drop(pending);
-        self.record_append_metrics(records.len(), &headers);
+        self.record_append_metrics(records.len(), headers);
         if !self.writer_running.replace(true) {
             glommio::spawn_local(self.clone().run_writer()).detach();
         }
-        Ok(Appended::New {
+        Appended::New {
             base_offset,
             last_offset: self.next_offset.get() - 1,
             log_append_time: if log_append_time { now_ms } else { -1 },
-        })
+        }
     }
 
     /// acks=all needs the effective `min.insync.replicas` in-sync replicas, before anything is
@@ -513,7 +562,20 @@ impl Partition {
     /// Whole batches from the one containing `offset`, up to `max_bytes` (the first batch whole,
     /// KIP-74), never past the high watermark. Served from the tail cache when it covers `offset`.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchRead, ReadError> {
+        self.read_isolated(offset, max_bytes, false).await
+    }
+
+    /// [`Self::read`] bounded by `max_offset` (at most the high watermark: the last stable
+    /// offset for read_committed): no batch with a base offset at or above it is returned.
+    async fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<FetchRead, ReadError> {
         let high_watermark = self.high_watermark.get();
+        let max_offset = max_offset.min(high_watermark);
+        let last_stable_offset = self.last_stable_offset();
         let log_start_offset = self.log.log_start_offset();
         if offset < log_start_offset || offset > high_watermark {
             return Err(ReadError::OffsetOutOfRange {
@@ -522,22 +584,24 @@ impl Partition {
                 high_watermark,
             });
         }
-        if offset == high_watermark {
+        if offset >= max_offset {
             return Ok(FetchRead {
                 records: Bytes::new(),
                 high_watermark,
                 log_start_offset,
+                last_stable_offset,
+                aborted_transactions: None,
             });
         }
         // The cache borrow must end before the await below: the writer task pushes meanwhile.
-        let cached = self.cache.borrow().read(offset, max_bytes, high_watermark);
+        let cached = self.cache.borrow().read(offset, max_bytes, max_offset);
         let cached_hit = cached.is_some();
         let records = match cached {
             Some(cached) => {
-                crate::log::assert_read(&cached, offset, max_bytes, high_watermark);
+                crate::log::assert_read(&cached, offset, max_bytes, max_offset);
                 cached
             }
-            None => self.log.read(offset, max_bytes, high_watermark).await?,
+            None => self.log.read(offset, max_bytes, max_offset).await?,
         };
         crate::metrics::with(|m| m.tail_cache(cached_hit));
         self.topic_metrics.record_out(records.len());
@@ -545,6 +609,8 @@ impl Partition {
             records,
             high_watermark,
             log_start_offset,
+            last_stable_offset,
+            aborted_transactions: None,
         })
     }
 
@@ -595,8 +661,11 @@ impl Partition {
     pub fn expire_producers(&self, now_ms: i64) -> usize {
         let mut producers = self.producers.borrow_mut();
         let before = producers.len();
-        producers.retain(|_, state| {
-            now_ms.saturating_sub(state.last_append_ms) < PRODUCER_ID_EXPIRATION_MS
+        let transactions = self.transactions.borrow();
+        producers.retain(|id, state| {
+            // Kafka never expires a producer with an ongoing transaction (`isProducerExpired`).
+            transactions.has_ongoing(*id)
+                || now_ms.saturating_sub(state.last_append_ms) < PRODUCER_ID_EXPIRATION_MS
         });
         before - producers.len()
     }
@@ -615,6 +684,7 @@ impl Partition {
                     .iter()
                     .map(|(&id, state)| (id, state.clone()))
                     .collect(),
+                transactions: self.transactions.borrow().snapshot(),
             };
             let bytes = serde_json::to_vec(&snapshot).expect("producer state serializes");
             if let Err(e) = self.log.write_producer_snapshot(&bytes) {
@@ -642,7 +712,9 @@ impl Partition {
                 .min(rest.len());
             let header = validate_batch(&rest[..size], max_message_bytes)?;
             if header.is_control() {
-                return Err(AppendError::ControlBatch);
+                return Err(AppendError::ControlBatch {
+                    topic_partition: format!("{}-{}", self.topic, self.partition),
+                });
             }
             headers.push(header);
             position += size;
@@ -873,21 +945,28 @@ impl Partition {
     }
 }
 
-/// Idempotent-producer state at open: the snapshot of a clean close at exactly this log end
-/// offset when there is a usable one, else rebuilt from the newest batch headers
-/// ([`Log::tail_batch_headers`]). The snapshot is taken (removed) either way so that it
-/// cannot go stale.
+/// Idempotent-producer and transaction state at open: the snapshot of a clean close at exactly
+/// this log end offset when there is a usable one, else rebuilt from the log
+/// (`transactions::rebuild_from_log`: the newest batches, and further back while a
+/// transaction's start is not found). After an unclean shutdown the aborted-transaction index of
+/// the active segment (the part recovery rescanned) is rebuilt too. The snapshot is taken
+/// (removed) either way so that it cannot go stale.
 async fn load_producers(
     log: &Log,
     topic: &str,
     partition: i32,
     recover: bool,
-) -> Result<HashMap<i64, ProducerState>, LogError> {
+) -> Result<(HashMap<i64, ProducerState>, transactions::TransactionState), LogError> {
     let snapshot = log.take_producer_snapshot()?;
     if let Some(bytes) = snapshot.filter(|_| !recover) {
         match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
             Ok(snapshot) if snapshot.is_plausible() => {
-                return Ok(snapshot.producers.into_iter().collect());
+                let transactions = transactions::TransactionState::from_snapshot(
+                    snapshot.transactions,
+                    log.log_start_offset(),
+                    log.log_end_offset(),
+                );
+                return Ok((snapshot.producers.into_iter().collect(), transactions));
             }
             Ok(_) => tracing::warn!(
                 topic,
@@ -905,13 +984,19 @@ async fn load_producers(
     let opened_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let mut producers = HashMap::new();
-    for header in log.tail_batch_headers(PRODUCER_STATE_MIN_BATCHES).await? {
-        if header.has_producer_id() {
-            ProducerState::record(&mut producers, &header, header.base_offset, opened_ms);
-        }
+    // Recovery rescanned the active segment: markers there may lack their index entry.
+    let rebuild_from = if recover {
+        log.active_segment_base_offset()
+    } else {
+        log.log_end_offset()
+    };
+    let (producers, transactions, aborted) =
+        transactions::rebuild_from_log(log, PRODUCER_STATE_MIN_BATCHES, rebuild_from, opened_ms)
+            .await?;
+    if recover {
+        log.replace_aborted_txns_from(rebuild_from, aborted)?;
     }
-    Ok(producers)
+    Ok((producers, transactions))
 }
 
 /// Sets LogAppendTime (attribute bit 3, `max_timestamp = now`) and recomputes the CRC, as
@@ -942,6 +1027,9 @@ struct PendingWrite {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ProducerSnapshot {
     producers: Vec<(i64, ProducerState)>,
+    /// Absent in snapshots of versions before transactions: no ongoing transaction.
+    #[serde(default)]
+    transactions: transactions::TransactionSnapshot,
 }
 
 impl ProducerSnapshot {
@@ -975,6 +1063,14 @@ struct ProducerState {
     /// client replaying old data sets far in the past; the broker's clock cannot be).
     #[serde(default)]
     last_append_ms: i64,
+    /// The largest timestamp of the producer's last batch or marker (DescribeProducers'
+    /// `last_timestamp`, Kafka's `ProducerStateEntry.lastTimestamp`); -1 when unknown.
+    #[serde(default = "no_timestamp")]
+    last_timestamp: i64,
+}
+
+fn no_timestamp() -> i64 {
+    -1
 }
 
 impl ProducerState {
@@ -992,8 +1088,10 @@ impl ProducerState {
                 last_sequence: -1,
                 recent: VecDeque::new(),
                 last_append_ms: now_ms,
+                last_timestamp: -1,
             });
         state.last_append_ms = now_ms;
+        state.last_timestamp = header.max_timestamp;
         if header.producer_epoch != state.epoch {
             state.epoch = header.producer_epoch;
             state.recent.clear();
@@ -1008,6 +1106,32 @@ impl ProducerState {
             base_offset,
             last_offset: base_offset + header.last_offset_delta as i64,
         });
+    }
+
+    /// Notes a transaction marker of `header.producer_id` (Kafka's `ProducerStateEntry.update`):
+    /// its epoch becomes the producer's, a new epoch forgets the batches and sequence (the next
+    /// batch of that epoch starts at sequence 0).
+    fn record_marker(
+        producers: &mut HashMap<i64, ProducerState>,
+        header: &RecordBatchHeader,
+        now_ms: i64,
+    ) {
+        let state = producers
+            .entry(header.producer_id)
+            .or_insert_with(|| ProducerState {
+                epoch: header.producer_epoch,
+                last_sequence: -1,
+                recent: VecDeque::new(),
+                last_append_ms: now_ms,
+                last_timestamp: -1,
+            });
+        state.last_append_ms = now_ms;
+        state.last_timestamp = header.max_timestamp;
+        if header.producer_epoch != state.epoch {
+            state.epoch = header.producer_epoch;
+            state.last_sequence = -1;
+            state.recent.clear();
+        }
     }
 
     fn find_duplicate(&self, header: &RecordBatchHeader) -> Option<ProducerBatch> {
@@ -1317,7 +1441,7 @@ mod tests {
                 matches!(e, AppendError::InvalidBatch(BatchError::TooLarge { .. }))
             }),
             ("control batch", control.to_vec(), |e| {
-                matches!(e, AppendError::ControlBatch)
+                matches!(e, AppendError::ControlBatch { .. })
             }),
             ("trailing bytes", [&good[..], &[0; 5]].concat(), |e| {
                 matches!(e, AppendError::TrailingBytes(5))

@@ -22,6 +22,9 @@ use crate::metadata::{MetadataImage, TopicStore};
 use crate::metrics::health;
 use crate::replica_manager::ReplicaManager;
 use crate::shard::{self, MeshEnds, ShardContext, ShardId, ShardParts};
+use crate::transaction_coordinator::{
+    TransactionCoordinator, TransactionLogSettings, TransactionSettings,
+};
 
 /// Kafka's clean-shutdown marker file in the log dir.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
@@ -401,6 +404,14 @@ async fn open_shard(
             start.config.log_dir().to_path_buf(),
             offsets_log_settings(&start.config),
         ),
+        transaction_coordinator: TransactionCoordinator::new(
+            shard_id,
+            start.shard_count,
+            transaction_settings(&start.config),
+            start.config.log_dir().to_path_buf(),
+            transaction_log_settings(&start.config),
+            coordinator_epoch(start.first_producer_id),
+        ),
         config: start.config.clone(),
         topic_store: start.store,
         image: start.image.clone(),
@@ -420,6 +431,12 @@ async fn open_shard(
         .load()
         .await
         .map_err(|e| format!("loading __consumer_offsets: {e}"))?;
+    ctx.transaction_coordinator
+        .set_services(crate::request_handler::transaction_services());
+    ctx.transaction_coordinator
+        .load()
+        .await
+        .map_err(|e| format!("loading __transaction_state: {e}"))?;
     let listener = crate::network::bind(&ctx.config).map_err(|e| e.to_string())?;
     Ok((ctx, listener))
 }
@@ -442,6 +459,7 @@ async fn serve_until_shutdown(
 async fn close_shard(ctx: &ShardContext) -> Result<(), String> {
     tracing::info!(shard = ctx.shard_id, "shutting down: closing partitions");
     // The context stays installed: connection tasks may still run until the executor exits.
+    ctx.transaction_coordinator.shutdown().await;
     ctx.group_coordinator.shutdown().await;
     ctx.replica_manager
         .shutdown()
@@ -511,6 +529,41 @@ fn offsets_log_settings(config: &BrokerConfig) -> OffsetsLogSettings {
         }),
         cleaner_backoff_ms: config.log_cleaner_backoff_ms.max(0) as u64,
     }
+}
+
+/// The transaction coordinator's settings from the broker's `transaction.*` properties.
+fn transaction_settings(config: &BrokerConfig) -> TransactionSettings {
+    TransactionSettings {
+        transaction_max_timeout_ms: config.transaction_max_timeout_ms,
+        transaction_state_log_num_partitions: config.transaction_state_log_num_partitions,
+        transactional_id_expiration_ms: config.transactional_id_expiration_ms as i64,
+        abort_timed_out_transaction_cleanup_interval_ms: config
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            as i64,
+        remove_expired_transaction_cleanup_interval_ms: config
+            .transaction_remove_expired_transaction_cleanup_interval_ms
+            as i64,
+    }
+}
+
+/// How the transaction coordinator keeps `__transaction_state`: its segment size and the
+/// broker's cleaner settings (Kafka sets `cleanup.policy=compact` and `segment.bytes` on it).
+fn transaction_log_settings(config: &BrokerConfig) -> TransactionLogSettings {
+    TransactionLogSettings {
+        segment_bytes: config.transaction_state_log_segment_bytes.max(1) as u64,
+        cleaner: config.log_cleaner_enable.then(|| {
+            crate::replica_manager::cleaner_config(&config.default_topic_config(), config)
+        }),
+        cleaner_backoff_ms: config.log_cleaner_backoff_ms.max(0) as u64,
+        load_buffer_bytes: config.transaction_state_log_load_buffer_size.max(1) as usize,
+    }
+}
+
+/// The coordinator epoch stamped on transaction markers: the start time in seconds (the
+/// producer id counter starts at the start time in ms << 16), so it grows with every start, as
+/// Kafka's coordinator epoch grows with every leader election of `__transaction_state`.
+fn coordinator_epoch(first_producer_id: i64) -> i32 {
+    ((first_producer_id >> 16) / 1000).clamp(0, i32::MAX as i64) as i32
 }
 
 /// Raises RLIMIT_MEMLOCK to what the shards need, or explains how to.

@@ -21,6 +21,7 @@ use crate::config::BrokerConfig;
 use crate::group_coordinator::GroupCoordinator;
 use crate::metadata::{MetadataImage, TopicStore};
 use crate::replica_manager::ReplicaManager;
+use crate::transaction_coordinator::TransactionCoordinator;
 
 /// Index of a shard, `0..shard_count`; shard i is pinned to the i-th CPU.
 pub type ShardId = usize;
@@ -38,6 +39,8 @@ pub struct ShardContext {
     pub replica_manager: ReplicaManager,
     /// Consumer groups whose `__consumer_offsets` partition this shard owns.
     pub group_coordinator: GroupCoordinator,
+    /// Transactional ids whose `__transaction_state` partition this shard owns.
+    pub transaction_coordinator: TransactionCoordinator,
     /// Only on shard 0: the single writer of topic metadata.
     pub topic_store: Option<RefCell<TopicStore>>,
     metadata: RefCell<(u64, Arc<MetadataImage>)>,
@@ -214,6 +217,8 @@ pub struct ShardParts {
     pub replica_manager: ReplicaManager,
     /// This shard's consumer groups (not loaded yet).
     pub group_coordinator: GroupCoordinator,
+    /// This shard's transactional ids (not loaded yet).
+    pub transaction_coordinator: TransactionCoordinator,
     /// Shard 0's topic metadata store, the single writer of topic metadata; `None` elsewhere.
     pub topic_store: Option<TopicStore>,
     /// The topic metadata at start-up; installed as version 0.
@@ -248,6 +253,7 @@ pub async fn install(parts: ShardParts, ends: MeshEnds) -> (Rc<ShardContext>, In
         config: parts.config,
         replica_manager: parts.replica_manager,
         group_coordinator: parts.group_coordinator,
+        transaction_coordinator: parts.transaction_coordinator,
         topic_store: parts.topic_store.map(RefCell::new),
         metadata: RefCell::new((0, parts.image)),
         peers,

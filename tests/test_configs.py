@@ -534,8 +534,7 @@ WITHOUT_MEANING = ["process.roles", "controller.quorum.bootstrap.servers",
                    "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
                    "num.recovery.threads.per.data.dir",
                    "share.coordinator.state.topic.replication.factor",
-                   "share.coordinator.state.topic.min.isr",
-                   "transaction.state.log.replication.factor", "transaction.state.log.min.isr"]
+                   "share.coordinator.state.topic.min.isr"]
 
 
 def _stock_properties(tmp_path, port, extra=""):

@@ -21,6 +21,8 @@ use super::group::{
 use super::records::{CoordinatorRecord, OffsetCommitKey, OffsetCommitValue};
 use super::{offsets_partition_for, shard_for_group, GroupSettings};
 
+pub mod txn_offsets;
+
 /// Kafka's `NewMemberJoinTimeoutMs`: a new member's JoinGroup expires after 5 minutes.
 pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
 
@@ -43,6 +45,8 @@ pub enum GroupApi {
     DescribeGroups,
     DeleteGroups,
     OffsetDelete,
+    /// KIP-98 TxnOffsetCommit: the group id must not be empty.
+    TxnOffsetCommit,
 }
 
 /// A JoinGroup request, version differences resolved.
@@ -127,6 +131,8 @@ pub struct CoordinatorState {
     pending_records: Vec<(i32, CoordinatorRecord)>,
     /// Next offset-retention sweep, milliseconds since the Unix epoch.
     next_retention_check_ms: i64,
+    /// Pending transactional offsets (TxnOffsetCommit, see [`txn_offsets`]).
+    txn: txn_offsets::TxnOffsetState,
 }
 
 /// What a state change needs besides the group: settings, the clock and the record sink.
@@ -190,6 +196,7 @@ impl CoordinatorState {
             groups: HashMap::new(),
             pending_records: Vec::new(),
             next_retention_check_ms: 0,
+            txn: Default::default(),
         }
     }
 
@@ -861,6 +868,7 @@ impl CoordinatorState {
             group.transition_to(GroupState::Dead, now_ms);
         }
         self.groups.clear();
+        self.clear_txn_offsets();
         self.loaded = false;
     }
 

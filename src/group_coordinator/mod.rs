@@ -22,6 +22,7 @@ pub mod group;
 pub use ringtail_protocol::consumer_offsets as records;
 mod responses;
 mod storage;
+mod txn_offset_commit;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -192,12 +193,28 @@ struct Inner {
 /// durable.
 struct WriteRequest {
     partition: i32,
-    records: Vec<CoordinatorRecord>,
+    payload: WritePayload,
     durable: Option<DurableWaiter>,
 }
 
-/// Told once the records it waits for are flushed, or why they are not.
-type DurableWaiter = oneshot::Sender<Result<(), StoreError>>;
+/// What a [`WriteRequest`] appends. Plain records of consecutive requests share one batch; a
+/// transactional batch or a marker is a batch of its own.
+enum WritePayload {
+    /// Group metadata and offset commits outside transactions.
+    Records(Vec<CoordinatorRecord>),
+    /// A TxnOffsetCommit's offsets: one transactional batch of the producer.
+    Transactional {
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<CoordinatorRecord>,
+    },
+    /// A transaction marker (control batch) from the transaction coordinator.
+    Marker(crate::partition::TxnMarker),
+}
+
+/// Told once the records it waits for are flushed, with the base offset of the batch that
+/// holds them (`None`: nothing was appended), or why they are not.
+type DurableWaiter = oneshot::Sender<Result<Option<i64>, StoreError>>;
 
 impl GroupCoordinator {
     /// A coordinator for the groups of `shard_id`, storing under `log_dir` as `offsets_log`
@@ -291,12 +308,13 @@ impl GroupCoordinator {
                 self.inner.offsets_log.segment_bytes,
             )
             .await?;
-            let records = log.read_all().await?;
-            replayed += records.len();
+            // Batch by batch: transactional offsets stay pending until their marker.
+            let batches = log.read_all_batches().await?;
+            replayed += batches.len();
             let now = now_ms();
             let mut state = self.inner.state.borrow_mut();
-            for record in records {
-                state.replay(record, now);
+            for batch in batches {
+                state.replay_batch(partition, batch, now);
             }
             drop(state);
             logs.insert(partition, Rc::new(log));
@@ -305,7 +323,7 @@ impl GroupCoordinator {
         self.inner.state.borrow_mut().set_loaded(true, now_ms());
         tracing::info!(
             shard = self.inner.shard_id,
-            records = replayed,
+            batches = replayed,
             "group coordinator loaded"
         );
         let (wakeup_sender, wakeup_receiver) = glommio::channels::local_channel::new_bounded(1);
@@ -544,14 +562,18 @@ impl GroupCoordinator {
                 .collect();
             let stored = self
                 .inner
-                .write_durable(offsets_partition_for(&group_id, num_partitions), records)
+                .write_durable(
+                    offsets_partition_for(&group_id, num_partitions),
+                    WritePayload::Records(records),
+                )
                 .await;
             match stored {
-                Ok(()) => {
-                    self.inner
-                        .state
-                        .borrow_mut()
-                        .apply_offset_commit(&group_id, accepted, now_ms())
+                Ok(base_offset) => {
+                    let mut state = self.inner.state.borrow_mut();
+                    if let Some(base_offset) = base_offset {
+                        state.on_offset_commit_append(&group_id, &accepted, base_offset);
+                    }
+                    state.apply_offset_commit(&group_id, accepted, now_ms())
                 }
                 Err(error) => {
                     tracing::warn!(group = %group_id, %error, "offset commit not stored");
@@ -587,7 +609,11 @@ impl GroupCoordinator {
                     responses::offset_fetch_group(group.group_id.clone(), topics, result)
                 })
                 .collect();
-            return OffsetFetchResponse::default().with_groups(groups);
+            let mut response = OffsetFetchResponse::default().with_groups(groups);
+            if request.require_stable {
+                txn_offset_commit::mark_unstable_offsets(&state, &mut response, "");
+            }
+            return response;
         }
         let topics = request.topics.as_ref().map(|topics| {
             topics
@@ -596,7 +622,11 @@ impl GroupCoordinator {
                 .collect::<Vec<_>>()
         });
         let result = state.fetch_offsets(&request.group_id, topics.clone());
-        responses::offset_fetch_single(topics, result, version)
+        let mut response = responses::offset_fetch_single(topics, result, version);
+        if version >= 7 && request.require_stable {
+            txn_offset_commit::mark_unstable_offsets(&state, &mut response, &request.group_id);
+        }
+        response
     }
 
     /// ListGroups v0-5: this shard's groups (the request handler merges all shards).
@@ -727,7 +757,7 @@ impl Inner {
         for (partition, record) in records {
             queue.push_back(WriteRequest {
                 partition,
-                records: vec![record],
+                payload: WritePayload::Records(vec![record]),
                 durable: None,
             });
         }
@@ -744,7 +774,7 @@ impl Inner {
         }
         let mut waiters = Vec::new();
         for (partition, records) in by_partition {
-            waiters.push(self.enqueue_durable(partition, records));
+            waiters.push(self.enqueue_durable(partition, WritePayload::Records(records)));
         }
         for waiter in waiters {
             waiter.await.unwrap_or(Err(StoreError::Stopped))?;
@@ -752,15 +782,16 @@ impl Inner {
         Ok(())
     }
 
-    /// Appends `records` to one partition and waits until they are flushed.
+    /// Appends `payload` to one partition and waits until it is flushed; returns the base
+    /// offset of the batch holding it.
     async fn write_durable(
         &self,
         partition: i32,
-        records: Vec<CoordinatorRecord>,
-    ) -> Result<(), StoreError> {
+        payload: WritePayload,
+    ) -> Result<Option<i64>, StoreError> {
         // Earlier state changes go first so the log keeps their order.
         self.submit_pending();
-        self.enqueue_durable(partition, records)
+        self.enqueue_durable(partition, payload)
             .await
             .unwrap_or(Err(StoreError::Stopped))
     }
@@ -768,8 +799,8 @@ impl Inner {
     fn enqueue_durable(
         &self,
         partition: i32,
-        records: Vec<CoordinatorRecord>,
-    ) -> oneshot::Receiver<Result<(), StoreError>> {
+        payload: WritePayload,
+    ) -> oneshot::Receiver<Result<Option<i64>, StoreError>> {
         let (sender, receiver) = oneshot::channel();
         if self.stopping.get() || self.writer_wakeup.borrow().is_none() {
             let _ = sender.send(Err(StoreError::Stopped));
@@ -777,7 +808,7 @@ impl Inner {
         }
         self.write_queue.borrow_mut().push_back(WriteRequest {
             partition,
-            records,
+            payload,
             durable: Some(sender),
         });
         self.wake_writer();
@@ -824,29 +855,21 @@ async fn writer_task(
             }
             continue;
         }
-        let mut by_partition: BTreeMap<i32, (Vec<CoordinatorRecord>, Vec<DurableWaiter>)> =
-            BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, Vec<WriteRequest>> = BTreeMap::new();
         for request in requests {
-            let entry = by_partition.entry(request.partition).or_default();
-            entry.0.extend(request.records);
-            entry.1.extend(request.durable);
+            by_partition
+                .entry(request.partition)
+                .or_default()
+                .push(request);
         }
-        for (partition, (records, waiters)) in by_partition {
-            let result = match logs.get(&partition) {
-                Some(log) => {
-                    let appended = log.append(&records, now_ms()).await;
-                    match appended {
-                        Ok(()) if !waiters.is_empty() => log.flush().await,
-                        other => other,
+        for (partition, requests) in by_partition {
+            match logs.get(&partition) {
+                Some(log) => write_partition(log, requests).await,
+                None => {
+                    for waiter in requests.into_iter().filter_map(|r| r.durable) {
+                        let _ = waiter.send(Err(StoreError::NotOwned { partition }));
                     }
                 }
-                None => Err(StoreError::NotOwned { partition }),
-            };
-            if let Err(error) = &result {
-                tracing::error!(partition, %error, "__consumer_offsets append failed");
-            }
-            for waiter in waiters {
-                let _ = waiter.send(result.clone());
             }
         }
     }
@@ -856,6 +879,127 @@ async fn writer_task(
         }
     }
     let _ = done.send(());
+}
+
+/// Appends one round of requests to one partition in their order (consecutive plain records
+/// in one batch, each transactional batch and marker on its own), flushes once if anyone
+/// waits, and answers each waiter with the base offset of its batch. After a failed append or
+/// flush every waiter of the round gets the error.
+async fn write_partition(log: &storage::PartitionLog, requests: Vec<WriteRequest>) {
+    let mut answers: Vec<(DurableWaiter, Option<i64>)> = Vec::new();
+    let mut plain: Vec<CoordinatorRecord> = Vec::new();
+    let mut plain_waiters: Vec<DurableWaiter> = Vec::new();
+    let mut failure: Option<StoreError> = None;
+    let mut needs_flush = false;
+    for request in requests {
+        needs_flush |= request.durable.is_some();
+        let appended = match request.payload {
+            WritePayload::Records(records) => {
+                plain.extend(records);
+                plain_waiters.extend(request.durable);
+                continue;
+            }
+            WritePayload::Transactional {
+                producer_id,
+                producer_epoch,
+                records,
+            } => {
+                flush_plain(
+                    log,
+                    &mut plain,
+                    &mut plain_waiters,
+                    &mut answers,
+                    &mut failure,
+                )
+                .await;
+                if failure.is_some() {
+                    None
+                } else {
+                    Some(
+                        log.append_transactional(&records, producer_id, producer_epoch, now_ms())
+                            .await,
+                    )
+                }
+            }
+            WritePayload::Marker(marker) => {
+                flush_plain(
+                    log,
+                    &mut plain,
+                    &mut plain_waiters,
+                    &mut answers,
+                    &mut failure,
+                )
+                .await;
+                if failure.is_some() {
+                    None
+                } else {
+                    Some(
+                        log.append_marker(
+                            marker.producer_id,
+                            marker.producer_epoch,
+                            marker.coordinator_epoch,
+                            marker.commit,
+                            now_ms(),
+                        )
+                        .await,
+                    )
+                }
+            }
+        };
+        match appended {
+            Some(Ok(base_offset)) => {
+                answers.extend(request.durable.map(|w| (w, Some(base_offset))))
+            }
+            Some(Err(error)) => {
+                failure = Some(error);
+                answers.extend(request.durable.map(|w| (w, None)));
+            }
+            None => answers.extend(request.durable.map(|w| (w, None))),
+        }
+    }
+    flush_plain(
+        log,
+        &mut plain,
+        &mut plain_waiters,
+        &mut answers,
+        &mut failure,
+    )
+    .await;
+    if failure.is_none() && needs_flush {
+        if let Err(error) = log.flush().await {
+            failure = Some(error);
+        }
+    }
+    if let Some(error) = &failure {
+        tracing::error!(%error, "__consumer_offsets append failed");
+    }
+    for (waiter, base_offset) in answers {
+        let _ = waiter.send(match &failure {
+            Some(error) => Err(error.clone()),
+            None => Ok(base_offset),
+        });
+    }
+}
+
+/// Appends the collected plain records as one batch (unless an earlier append failed) and
+/// moves their waiters to `answers` with the batch's base offset.
+async fn flush_plain(
+    log: &storage::PartitionLog,
+    plain: &mut Vec<CoordinatorRecord>,
+    plain_waiters: &mut Vec<DurableWaiter>,
+    answers: &mut Vec<(DurableWaiter, Option<i64>)>,
+    failure: &mut Option<StoreError>,
+) {
+    let records = std::mem::take(plain);
+    let waiters = std::mem::take(plain_waiters);
+    let mut base_offset = None;
+    if failure.is_none() && !records.is_empty() {
+        match log.append(&records, now_ms()).await {
+            Ok(offset) => base_offset = offset,
+            Err(error) => *failure = Some(error),
+        }
+    }
+    answers.extend(waiters.into_iter().map(|w| (w, base_offset)));
 }
 
 /// Runs log-cleaner passes ([`storage::PartitionLog::clean`]) over this shard's
@@ -943,3 +1087,5 @@ fn code(error: Option<ResponseError>) -> i16 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;

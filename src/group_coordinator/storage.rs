@@ -19,7 +19,12 @@ use crate::protocol::record_batch::{
     set_base_offset, BatchError, BatchIter, RecordBatchHeader, RECORD_BATCH_HEADER_BYTES,
 };
 
-use super::records::{decode_batches, encode_batch, CoordinatorRecord, RecordError};
+use bytes::BytesMut;
+use ringtail_protocol::consumer_offsets_txn::{
+    decode_log_batches, encode_marker_batch, encode_txn_batch, LogBatch,
+};
+
+use super::records::{encode_batch, CoordinatorRecord, RecordError};
 use super::OFFSETS_TOPIC_NAME;
 
 /// Kafka's `offsets.topic.segment.bytes` default: 100 MiB segments for `__consumer_offsets`.
@@ -104,11 +109,28 @@ impl PartitionLog {
             .map_err(|e| log_error(self.partition, e))
     }
 
-    /// Reads and decodes every record from the log start to the log end.
+    /// Reads and decodes every record from the log start to the log end (markers skipped).
+    #[cfg(test)]
     pub async fn read_all(&self) -> Result<Vec<CoordinatorRecord>, StoreError> {
+        let mut records = Vec::new();
+        for batch in self.read_all_batches().await? {
+            use ringtail_protocol::consumer_offsets_txn::BatchContent;
+            match batch.content {
+                BatchContent::Plain(r) | BatchContent::Transactional { records: r, .. } => {
+                    records.extend(r)
+                }
+                BatchContent::Marker { .. } => {}
+            }
+        }
+        Ok(records)
+    }
+
+    /// Reads and decodes every batch from the log start to the log end, with its base
+    /// offset, producer and kind (plain, transactional, marker) for transactional replay.
+    pub async fn read_all_batches(&self) -> Result<Vec<LogBatch>, StoreError> {
         let end = self.log.log_end_offset();
         let mut offset = self.log.log_start_offset();
-        let mut records = Vec::new();
+        let mut batches = Vec::new();
         while offset < end {
             let bytes = self
                 .log
@@ -124,41 +146,87 @@ impl PartitionLog {
             if next <= offset {
                 break;
             }
-            records.extend(decode_batches(bytes.slice(..valid)).map_err(|e| self.record_error(e))?);
+            batches.extend(
+                decode_log_batches(bytes.slice(..valid)).map_err(|e| self.record_error(e))?,
+            );
             offset = next;
         }
-        Ok(records)
+        Ok(batches)
     }
 
-    /// Appends `records` as one batch at the log end offset (written, not yet synced).
+    /// Appends `records` as one batch at the log end offset (written, not yet synced);
+    /// returns the batch's base offset (`None` when `records` is empty).
     pub async fn append(
         &self,
         records: &[CoordinatorRecord],
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let mut batch = encode_batch(records, now_ms).map_err(|e| self.record_error(e))?;
-        set_base_offset(&mut batch, self.log.log_end_offset());
+        let batch = encode_batch(records, now_ms).map_err(|e| self.record_error(e))?;
+        self.append_batch(batch, records.len()).await.map(Some)
+    }
+
+    /// Appends `records` as one transactional batch of `producer_id`/`producer_epoch`
+    /// (TxnOffsetCommit); returns its base offset.
+    pub async fn append_transactional(
+        &self,
+        records: &[CoordinatorRecord],
+        producer_id: i64,
+        producer_epoch: i16,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let batch = encode_txn_batch(records, producer_id, producer_epoch, now_ms)
+            .map_err(|e| self.record_error(e))?;
+        self.append_batch(batch, records.len()).await
+    }
+
+    /// Appends a commit or abort control batch; returns its offset.
+    pub async fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let batch = encode_marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+            now_ms,
+        )
+        .map_err(|e| self.record_error(e))?;
+        self.append_batch(batch, 1).await
+    }
+
+    /// Appends one encoded batch of `record_count` records at the log end offset.
+    async fn append_batch(
+        &self,
+        mut batch: BytesMut,
+        record_count: usize,
+    ) -> Result<i64, StoreError> {
+        let base_offset = self.log.log_end_offset();
+        set_base_offset(&mut batch, base_offset);
         let header = RecordBatchHeader::parse(&batch).map_err(|source| StoreError::Batch {
             partition: self.partition,
             source,
         })?;
         assert_eq!(
-            header.base_offset,
-            self.log.log_end_offset(),
-            "batch starts at the log end"
+            header.base_offset, base_offset,
+            "invariant: a batch starts at the log end"
         );
         assert_eq!(
-            header.record_count as usize,
-            records.len(),
-            "one record per entry"
+            header.record_count as usize, record_count,
+            "invariant: one record per entry"
         );
         self.log
             .append(&batch, &[header])
             .await
-            .map_err(|e| log_error(self.partition, e))
+            .map_err(|e| log_error(self.partition, e))?;
+        Ok(base_offset)
     }
 
     /// Makes every append so far durable (fdatasync).

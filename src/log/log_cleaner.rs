@@ -242,6 +242,17 @@ impl Log {
         )
         .await?;
         state.indexes_dirty = false;
+        // The group's aborted transactions move to the cleaned segment's `.txnindex` (the
+        // cleaner keeps transactional and control batches whole, so every entry still holds).
+        let group_end = group[group.len() - 1].next_offset();
+        let aborted: Vec<super::AbortedTxn> = self
+            .aborted_txns()
+            .into_iter()
+            .filter(|t| t.last_offset >= base_offset && t.last_offset < group_end)
+            .collect();
+        let cleaned_txn_index =
+            files.with_suffix(super::TXN_INDEX_FILE_SUFFIX, CLEANED_FILE_SUFFIX);
+        super::txn_index::write_txn_index(&cleaned_txn_index, &aborted)?;
         let size_bytes = state.size_bytes;
         let file = open_dma(&cleaned_log, false).await?;
         let cleaned = Rc::new(LogSegment::from_parts(
@@ -292,11 +303,18 @@ impl Log {
         if !holds_group {
             return Ok(false);
         }
-        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX] {
-            rename(
-                &files.with_suffix(suffix, CLEANED_FILE_SUFFIX),
-                &files.with_suffix(suffix, SWAP_FILE_SUFFIX),
-            )?;
+        for suffix in [
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            super::TXN_INDEX_FILE_SUFFIX,
+            LOG_FILE_SUFFIX,
+        ] {
+            let cleaned = files.with_suffix(suffix, CLEANED_FILE_SUFFIX);
+            // A group without aborted transactions has no `.txnindex`.
+            if suffix == super::TXN_INDEX_FILE_SUFFIX && !cleaned.exists() {
+                continue;
+            }
+            rename(&cleaned, &files.with_suffix(suffix, SWAP_FILE_SUFFIX))?;
         }
         assert_eq!(
             cleaned.base_offset(),
@@ -326,11 +344,17 @@ fn finish_swap(dir: &Path, group: &[Rc<LogSegment>], files: &SegmentFiles) -> Re
     for old in &group[1..] {
         SegmentFiles::new(dir, old.base_offset()).remove()?;
     }
-    for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX] {
-        rename(
-            &files.with_suffix(suffix, SWAP_FILE_SUFFIX),
-            &files.path(suffix),
-        )?;
+    for suffix in [
+        INDEX_FILE_SUFFIX,
+        TIME_INDEX_FILE_SUFFIX,
+        super::TXN_INDEX_FILE_SUFFIX,
+        LOG_FILE_SUFFIX,
+    ] {
+        let swap = files.with_suffix(suffix, SWAP_FILE_SUFFIX);
+        if suffix == super::TXN_INDEX_FILE_SUFFIX && !swap.exists() {
+            continue;
+        }
+        rename(&swap, &files.path(suffix))?;
     }
     Ok(())
 }
@@ -547,7 +571,12 @@ impl SegmentFiles {
 
     /// Removes the three files (missing ones are fine).
     fn remove(&self) -> Result<(), LogError> {
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in [
+            LOG_FILE_SUFFIX,
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            super::TXN_INDEX_FILE_SUFFIX,
+        ] {
             remove_if_exists(&self.path(suffix))?;
         }
         Ok(())
@@ -555,7 +584,12 @@ impl SegmentFiles {
 
     /// Removes the three files with `extra` appended to their names.
     fn remove_suffixed(&self, extra: &str) -> Result<(), LogError> {
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in [
+            LOG_FILE_SUFFIX,
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            super::TXN_INDEX_FILE_SUFFIX,
+        ] {
             remove_if_exists(&self.with_suffix(suffix, extra))?;
         }
         Ok(())

@@ -19,6 +19,7 @@ mod offset_index;
 mod recovery;
 mod segment;
 mod time_index;
+mod txn_index;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,9 @@ pub use log_cleaner::{CleanSummary, CLEANED_FILE_SUFFIX, SWAP_FILE_SUFFIX};
 pub use offset_index::{OffsetIndex, OffsetIndexEntry, OffsetPosition, OFFSET_INDEX_ENTRY_BYTES};
 pub use segment::{segment_file_path, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX};
 pub use time_index::{TimeIndex, TimestampOffset, TIME_INDEX_ENTRY_BYTES};
+pub use txn_index::{AbortedTxn, ABORTED_TXN_BYTES, TXN_INDEX_FILE_SUFFIX};
+
+use crate::protocol::control_record::{self, ControlRecordType};
 
 use segment::{now_ms, LogSegment};
 
@@ -234,6 +238,16 @@ pub struct Log {
     /// One permit: held by [`Log::append`] (and its roll) and by [`Log::apply_retention`]
     /// while it rolls and picks segments, so retention's roll never races an append.
     writer: glommio::sync::Semaphore,
+    /// Every aborted transaction of the partition, sorted by `last_offset` (the marker's);
+    /// each also in the `.txnindex` of the segment holding its marker (`txn_index`).
+    aborted_txns: RefCell<Vec<AbortedTxn>>,
+}
+
+/// The batches of one segment for rebuilding producer and transaction state: each header, and
+/// for a control batch its marker type and coordinator epoch (`None` when it has none).
+pub struct SegmentBatches {
+    pub base_offset: i64,
+    pub batches: Vec<(RecordBatchHeader, Option<(ControlRecordType, i32)>)>,
 }
 
 impl Log {
@@ -260,6 +274,7 @@ impl Log {
                 c.clamp(log_start_offset, log_end_offset)
             });
         epochs.truncate_from_start(log_start_offset)?;
+        let aborted_txns = load_aborted_txns(&dir, &segments)?;
         let log = Log {
             dir,
             config: RefCell::new(config),
@@ -273,6 +288,7 @@ impl Log {
             epochs: RefCell::new(epochs),
             swapping: Cell::new(false),
             writer: glommio::sync::Semaphore::new(1),
+            aborted_txns: RefCell::new(aborted_txns),
         };
         log.delete_segments_below_start().await?;
         Ok(log)
@@ -652,6 +668,7 @@ impl Log {
         );
         self.log_start_offset.set(new_start);
         self.epochs.borrow_mut().truncate_from_start(new_start)?;
+        self.drop_aborted_txns_below_first_segment();
         self.dir_changes.set(self.dir_changes.get() + 1);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), "deleting segment by retention");
@@ -797,12 +814,172 @@ impl Log {
         if deleted.is_empty() {
             return Ok(());
         }
+        self.drop_aborted_txns_below_first_segment();
         self.dir_changes.set(self.dir_changes.get() + 1);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), log_start_offset = start, "deleting segment below the log start offset");
             segment.delete_files().await?;
         }
         self.sync_dir().await
+    }
+
+    /// Records the aborted transaction `txn` (its ABORT marker at `txn.last_offset` already
+    /// written): appended to the `.txnindex` of the segment holding the marker and fdatasynced,
+    /// then kept in memory for [`Log::collect_aborted_transactions`].
+    ///
+    /// Errors: the index file cannot be written; [`LogError::Closed`].
+    pub fn append_aborted_txn(&self, txn: AbortedTxn) -> Result<(), LogError> {
+        self.check_open()?;
+        assert!(
+            txn.last_offset < self.log_end_offset() && txn.first_offset <= txn.last_offset,
+            "invariant: an aborted transaction is indexed after its marker is written"
+        );
+        assert!(
+            self.aborted_txns
+                .borrow()
+                .last()
+                .is_none_or(|last| last.last_offset < txn.last_offset),
+            "invariant: aborted transactions are indexed in marker order"
+        );
+        let base_offset = self.segment_base_of(txn.last_offset);
+        txn_index::append_txn_index(
+            &segment_file_path(&self.dir, base_offset, TXN_INDEX_FILE_SUFFIX),
+            &txn,
+        )?;
+        self.aborted_txns.borrow_mut().push(txn);
+        Ok(())
+    }
+
+    /// The aborted transactions a fetch of `[fetch_offset, upper_bound_offset)` must report
+    /// (Kafka's `UnifiedLog.collectAbortedTransactions` / `TransactionIndex.collectAbortedTxns`).
+    pub fn collect_aborted_transactions(
+        &self,
+        fetch_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Vec<AbortedTxn> {
+        txn_index::collect_aborted(
+            &self.aborted_txns.borrow(),
+            fetch_offset,
+            upper_bound_offset,
+        )
+    }
+
+    /// Every aborted transaction indexed, in marker order.
+    pub fn aborted_txns(&self) -> Vec<AbortedTxn> {
+        self.aborted_txns.borrow().clone()
+    }
+
+    /// Replaces the indexed aborted transactions with markers at or after `from_offset` by
+    /// `rebuilt` (recovery rebuilt them from the log) and rewrites the `.txnindex` files of
+    /// the segments from the one holding `from_offset` on.
+    pub fn replace_aborted_txns_from(
+        &self,
+        from_offset: i64,
+        mut rebuilt: Vec<AbortedTxn>,
+    ) -> Result<(), LogError> {
+        self.check_open()?;
+        rebuilt.sort_by_key(|t| t.last_offset);
+        let entries = {
+            let mut entries = self.aborted_txns.borrow_mut();
+            entries.retain(|t| t.last_offset < from_offset);
+            entries.extend(rebuilt);
+            assert!(
+                entries
+                    .windows(2)
+                    .all(|w| w[0].last_offset < w[1].last_offset),
+                "invariant: aborted transactions are indexed in marker order"
+            );
+            entries.clone()
+        };
+        let segments: Vec<(i64, i64)> = self
+            .segments
+            .borrow()
+            .iter()
+            .map(|s| (s.base_offset(), s.next_offset()))
+            .collect();
+        for (base_offset, next_offset) in segments {
+            if next_offset <= from_offset && base_offset < from_offset {
+                continue;
+            }
+            let own: Vec<AbortedTxn> = entries
+                .iter()
+                .filter(|t| t.last_offset >= base_offset && t.last_offset < next_offset)
+                .copied()
+                .collect();
+            txn_index::write_txn_index(
+                &segment_file_path(&self.dir, base_offset, TXN_INDEX_FILE_SUFFIX),
+                &own,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The batches of the `nth_from_end` segment (0: the active one), for rebuilding producer
+    /// and transaction state; `None` past the first segment. Control batches are read and
+    /// their marker decoded; a marker that does not decode is reported without one (warned).
+    pub async fn segment_batches(
+        &self,
+        nth_from_end: usize,
+    ) -> Result<Option<SegmentBatches>, LogError> {
+        self.check_open()?;
+        let segment = {
+            let segments = self.segments.borrow();
+            match segments.len().checked_sub(nth_from_end + 1) {
+                Some(i) => segments[i].clone(),
+                None => return Ok(None),
+            }
+        };
+        let mut found = Vec::new();
+        segment
+            .find_batch(0, |h| {
+                found.push(*h);
+                false
+            })
+            .await?;
+        let mut batches = Vec::with_capacity(found.len());
+        let mut position = 0u64;
+        for header in found {
+            let marker = if header.is_control() {
+                let bytes = segment.read_batch(position, &header).await?;
+                match control_record::parse_control_batch(&bytes) {
+                    Ok(marker) => marker,
+                    Err(e) => {
+                        tracing::warn!(path = %segment.log_path().display(), offset = header.base_offset, "undecodable control batch: {e}");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            position += header.size_bytes() as u64;
+            batches.push((header, marker));
+        }
+        Ok(Some(SegmentBatches {
+            base_offset: segment.base_offset(),
+            batches,
+        }))
+    }
+
+    /// Base offset of the active (last) segment.
+    pub fn active_segment_base_offset(&self) -> i64 {
+        self.active_segment().base_offset()
+    }
+
+    /// Base offset of the segment holding `offset`.
+    fn segment_base_of(&self, offset: i64) -> i64 {
+        let segments = self.segments.borrow();
+        let i = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        segments[i].base_offset()
+    }
+
+    /// Forgets aborted transactions whose markers were in deleted segments.
+    fn drop_aborted_txns_below_first_segment(&self) {
+        let first = self.segments.borrow()[0].base_offset();
+        self.aborted_txns
+            .borrow_mut()
+            .retain(|t| t.last_offset >= first);
     }
 
     fn active_segment(&self) -> Rc<LogSegment> {
@@ -887,6 +1064,36 @@ impl Log {
         );
         Ok(())
     }
+}
+
+/// The aborted transactions in the `.txnindex` files of `segments`, in marker order; entries
+/// outside their segment (past a recovered log end) are dropped and the file rewritten.
+fn load_aborted_txns(
+    dir: &Path,
+    segments: &[segment::LogSegment],
+) -> Result<Vec<AbortedTxn>, LogError> {
+    let mut all = Vec::new();
+    for segment in segments {
+        let path = segment_file_path(dir, segment.base_offset(), TXN_INDEX_FILE_SUFFIX);
+        let entries = txn_index::read_txn_index(&path)?;
+        let kept: Vec<AbortedTxn> = entries
+            .iter()
+            .filter(|t| {
+                t.last_offset >= segment.base_offset()
+                    && t.last_offset < segment.next_offset()
+                    && t.first_offset <= t.last_offset
+            })
+            .copied()
+            .collect();
+        if kept.len() != entries.len() {
+            tracing::warn!(path = %path.display(), dropped = entries.len() - kept.len(), "dropping transaction index entries beyond their segment");
+            txn_index::write_txn_index(&path, &kept)?;
+        }
+        all.extend(kept);
+    }
+    all.sort_by_key(|t| t.last_offset);
+    all.dedup_by_key(|t| t.last_offset);
+    Ok(all)
 }
 
 /// Rejects settings the on-disk format cannot hold.

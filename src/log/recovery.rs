@@ -111,11 +111,21 @@ fn finish_swaps(dir: &Path) -> Result<(), LogError> {
             .filter(|&b| b > base_offset && b < next_offset)
             .collect();
         for old in replaced {
-            for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            for suffix in [
+                LOG_FILE_SUFFIX,
+                INDEX_FILE_SUFFIX,
+                TIME_INDEX_FILE_SUFFIX,
+                super::TXN_INDEX_FILE_SUFFIX,
+            ] {
                 remove_if_exists(&segment_file_path(dir, old, suffix))?;
             }
         }
-        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX] {
+        for suffix in [
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            super::TXN_INDEX_FILE_SUFFIX,
+            LOG_FILE_SUFFIX,
+        ] {
             let target = segment_file_path(dir, base_offset, suffix);
             let swap = suffixed(&target);
             if swap.exists() {
@@ -190,7 +200,9 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         };
         match suffix {
             LOG_FILE_SUFFIX => logs.push(base_offset),
-            INDEX_FILE_SUFFIX | TIME_INDEX_FILE_SUFFIX => indexes.push((base_offset, path)),
+            INDEX_FILE_SUFFIX | TIME_INDEX_FILE_SUFFIX | super::TXN_INDEX_FILE_SUFFIX => {
+                indexes.push((base_offset, path))
+            }
             _ => {}
         }
     }
@@ -859,7 +871,12 @@ async fn read_tail(file: &DmaFile, log_path: &Path, size_bytes: u64) -> Result<V
 /// Deletes the files of the segments with these base offsets.
 async fn delete_segments_from(dir: &Path, base_offsets: &[i64]) -> Result<(), LogError> {
     for &base_offset in base_offsets {
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in [
+            LOG_FILE_SUFFIX,
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            super::TXN_INDEX_FILE_SUFFIX,
+        ] {
             let path: PathBuf = segment_file_path(dir, base_offset, suffix);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}

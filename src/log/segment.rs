@@ -522,7 +522,12 @@ impl LogSegment {
     /// Deletes the three files of this segment (Kafka's `LogSegment.deleteIfExists`).
     pub async fn delete_files(&self) -> Result<(), LogError> {
         let dir = self.log_path.parent().unwrap_or(Path::new("."));
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in [
+            LOG_FILE_SUFFIX,
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            super::TXN_INDEX_FILE_SUFFIX,
+        ] {
             let path = segment_file_path(dir, self.base_offset, suffix);
             match glommio::io::remove(&path).await {
                 Ok(()) => {}

@@ -85,6 +85,12 @@ pub async fn create_topic(
             "{name} is kept by the group coordinator"
         )));
     }
+    if name == crate::transaction_coordinator::TRANSACTION_STATE_TOPIC_NAME {
+        // Its partitions are the transaction coordinators' logs.
+        return Err(CreateTopicError::InvalidName(format!(
+            "{name} is kept by the transaction coordinator"
+        )));
+    }
     if validate_only {
         return match ctx.metadata().topic(name) {
             Some(_) => Err(CreateTopicError::Exists),
@@ -314,24 +320,19 @@ pub async fn describe_cluster(
             .with_port(listener.port as i32)])
 }
 
-/// InitProducerId for idempotent producers (null transactional id): a fresh producer id with
-/// epoch 0, or, when the client passes its current id and epoch (KIP-360), the same id with the
-/// epoch bumped. Transactions are not supported: a transactional id gets INVALID_REQUEST.
+/// InitProducerId v0-5. With a transactional id it goes to the transaction coordinator
+/// ([`super::transactions::init_producer_id`]). For idempotent producers (null transactional
+/// id): a fresh producer id with epoch 0, or, when the client passes its current id and epoch
+/// (KIP-360), the same id with the epoch bumped.
 pub async fn init_producer_id(
     ctx: Rc<ShardContext>,
     request: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
 ) -> InitProducerIdResponse {
-    let response = InitProducerIdResponse::default();
     if request.transactional_id.is_some() {
-        tracing::warn!(
-            "InitProducerId with a transactional id refused: transactions are not supported"
-        );
-        return response
-            .with_error_code(ResponseError::InvalidRequest.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+        return super::transactions::init_producer_id(ctx, request, version).await;
     }
+    let response = InitProducerIdResponse::default();
     let current = request.producer_id.0;
     if current >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
         return response

@@ -48,6 +48,15 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DescribeLogDirs => (1, DescribeLogDirsRequest::VERSIONS.max),
         ApiKey::OffsetForLeaderEpoch => (2, OffsetForLeaderEpochRequest::VERSIONS.max),
         ApiKey::ElectLeaders => (0, ElectLeadersRequest::VERSIONS.max),
+        // Transactions (issue 10), Kafka 4.1's ranges.
+        ApiKey::AddPartitionsToTxn => (0, AddPartitionsToTxnRequest::VERSIONS.max),
+        ApiKey::AddOffsetsToTxn => (0, AddOffsetsToTxnRequest::VERSIONS.max),
+        ApiKey::EndTxn => (0, EndTxnRequest::VERSIONS.max),
+        ApiKey::DescribeTransactions => (0, DescribeTransactionsRequest::VERSIONS.max),
+        ApiKey::ListTransactions => (0, ListTransactionsRequest::VERSIONS.max),
+        ApiKey::TxnOffsetCommit => (0, TxnOffsetCommitRequest::VERSIONS.max),
+        // Transactions (issue 10), log side: Kafka 4.1 advertises v0.
+        ApiKey::DescribeProducers => (0, DescribeProducersRequest::VERSIONS.max),
         _ => return None,
     };
     Some(range)
@@ -84,11 +93,12 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
 /// KIP-584 features (ApiVersions v3+ tagged fields). A Kafka 4.1 broker reports
 /// `metadata.version` 7-27 supported and 27 (4.1-IV1) finalized on a fresh cluster; the API
 /// ranges above are 4.1's, so Ringtail reports the same. Kafka 4.1 also reports
-/// `group.version` 1 (the KIP-848 consumer protocol), `transaction.version` 2 (KIP-890
+/// `group.version` 1 (the KIP-848 consumer protocol), `transaction.version` 2 (KIP-890 part 2
 /// transactions), `share.version`, `eligible.leader.replicas.version` and `kraft.version`; Ringtail
-/// has none of those (no ConsumerGroupHeartbeat, no transactions, no share groups, no KRaft
-/// quorum), so it reports them neither supported nor finalized, and clients stay on the classic
-/// protocols.
+/// has none of those (no ConsumerGroupHeartbeat, transactions of transaction version 0 only, no
+/// share groups, no KRaft quorum), so it reports them neither supported nor finalized, and
+/// clients stay on the classic protocols and on transaction version 0 (no epoch bump per
+/// EndTxn).
 const METADATA_VERSION: &str = "metadata.version";
 /// `MetadataVersion.MINIMUM_VERSION` (3.3-IV3) in Kafka 4.1.
 const METADATA_VERSION_MIN: i16 = 7;

@@ -28,6 +28,8 @@ struct FetchPart {
     partition: i32,
     fetch_offset: i64,
     max_bytes: usize,
+    /// isolation_level 1 (KIP-98): only records below the last stable offset.
+    read_committed: bool,
 }
 
 struct PartFetch {
@@ -35,6 +37,9 @@ struct PartFetch {
     error_code: i16,
     high_watermark: i64,
     log_start_offset: i64,
+    last_stable_offset: i64,
+    /// `None` for read_uncommitted (Kafka answers a null array then).
+    aborted_transactions: Option<Vec<crate::partition::AbortedTxn>>,
     records: Bytes,
 }
 
@@ -51,6 +56,7 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
     };
     let mut by_shard: Vec<Vec<FetchPart>> = (0..ctx.shard_count).map(|_| Vec::new()).collect();
     let mut results: Vec<PartFetch> = Vec::new();
+    let read_committed = request.isolation_level == 1;
     for (topic_index, topic) in request.topics.into_iter().enumerate() {
         let metadata = if version >= 13 {
             image.topic_by_id(&topic.topic_id)
@@ -74,7 +80,7 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
                     .with_last_stable_offset(-1)
                     .with_log_start_offset(-1)
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                    .with_aborted_transactions(Some(Vec::new())),
+                    .with_aborted_transactions(None),
             );
             match metadata.and_then(|m| Some((m, m.shard_of(partition.partition)?))) {
                 Some((metadata, shard)) => match leader_epoch_error(
@@ -89,6 +95,7 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
                         partition: partition.partition,
                         fetch_offset: partition.fetch_offset,
                         max_bytes: (partition.partition_max_bytes.max(0) as usize).min(max_bytes),
+                        read_committed,
                     }),
                 },
                 None => results.push(PartFetch::error(slot, unknown)),
@@ -122,8 +129,18 @@ pub async fn handle(ctx: Rc<ShardContext>, request: FetchRequest, version: i16) 
         let partition = &mut response.responses[t].partitions[p];
         partition.error_code = result.error_code;
         partition.high_watermark = result.high_watermark;
-        partition.last_stable_offset = result.high_watermark;
+        partition.last_stable_offset = result.last_stable_offset;
         partition.log_start_offset = result.log_start_offset;
+        partition.aborted_transactions = result.aborted_transactions.map(|aborted| {
+            aborted
+                .into_iter()
+                .map(|txn| {
+                    fetch_response::AbortedTransaction::default()
+                        .with_producer_id(kafka_protocol::messages::ProducerId(txn.producer_id))
+                        .with_first_offset(txn.first_offset)
+                })
+                .collect()
+        });
         partition.records = Some(records);
     }
     response
@@ -151,6 +168,8 @@ impl PartFetch {
             error_code: error.code(),
             high_watermark: -1,
             log_start_offset: -1,
+            last_stable_offset: -1,
+            aborted_transactions: None,
             records: Bytes::new(),
         }
     }
@@ -199,12 +218,15 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
             let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
                 return PartFetch::error(part.slot, ResponseError::NotLeaderOrFollower);
             };
-            match partition.read(part.fetch_offset, part.max_bytes).await {
+            let read = partition.read_isolated(part.fetch_offset, part.max_bytes, part.read_committed);
+            match read.await {
                 Ok(read) => PartFetch {
                     slot: part.slot,
                     error_code: 0,
                     high_watermark: read.high_watermark,
                     log_start_offset: read.log_start_offset,
+                    last_stable_offset: read.last_stable_offset,
+                    aborted_transactions: read.aborted_transactions,
                     records: read.records,
                 },
                 Err(ReadError::OffsetOutOfRange {
@@ -214,6 +236,7 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
                 }) => PartFetch {
                     high_watermark,
                     log_start_offset,
+                    last_stable_offset: partition.last_stable_offset(),
                     ..PartFetch::error(part.slot, ResponseError::OffsetOutOfRange)
                 },
                 Err(ReadError::Log(e)) => {

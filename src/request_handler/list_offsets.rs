@@ -2,7 +2,8 @@
 //! (-3, KIP-734), earliest local (-4, KIP-405: the log start offset, as there is no tiered
 //! storage), latest tiered (-5, KIP-1005: offset -1 without tiered storage) and by timestamp
 //! (the first record with timestamp >= the target, else -1; Kafka's
-//! `UnifiedLog.fetchOffsetByTimestamp`).
+//! `UnifiedLog.fetchOffsetByTimestamp`). With isolation_level 1 (read_committed, KIP-98) latest
+//! is the last stable offset and no answer reaches it (Kafka's `lastFetchableOffset`).
 
 use std::rc::Rc;
 
@@ -31,6 +32,8 @@ pub async fn handle(
     let image = ctx.metadata();
     let mut lookups = Vec::new();
     let mut response = ListOffsetsResponse::default();
+    // KIP-98: read_committed (1) bounds every answer by the last stable offset.
+    let read_committed = request.isolation_level == 1;
     for (t, topic) in request.topics.into_iter().enumerate() {
         let metadata = image.topic(topic.name.as_str()).cloned();
         let mut topic_response = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
@@ -56,7 +59,13 @@ pub async fn handle(
                     (Some(shard), None) => {
                         shard::invoke_on(shard, move |ctx| {
                             Box::pin(async move {
-                                let found = lookup(ctx.clone(), name.clone(), index, timestamp);
+                                let found = lookup(
+                                    ctx.clone(),
+                                    name.clone(),
+                                    index,
+                                    timestamp,
+                                    read_committed,
+                                );
                                 let (offset, timestamp) = found.await?;
                                 // Kafka answers the epoch the offset was written in (v4+).
                                 let leader_epoch = ctx
@@ -97,6 +106,7 @@ async fn lookup(
     topic: String,
     index: i32,
     timestamp: i64,
+    read_committed: bool,
 ) -> Result<(i64, i64), ResponseError> {
     let partition = ctx
         .replica_manager
@@ -106,23 +116,41 @@ async fn lookup(
         tracing::error!(%topic, partition = index, "ListOffsets failed: {e}");
         ResponseError::KafkaStorageError
     };
+    // Kafka's `Partition.fetchOffsetForTimestamp`: `lastFetchableOffset` is the LSO for
+    // read_committed, the high watermark otherwise; a found offset at or beyond it is none.
+    let last_fetchable_offset = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
+    let fetchable = |found: (i64, i64)| {
+        if found.0 < last_fetchable_offset {
+            found
+        } else {
+            (-1, -1)
+        }
+    };
     match timestamp {
-        LATEST_TIMESTAMP => Ok((partition.high_watermark(), -1)),
+        LATEST_TIMESTAMP => Ok((last_fetchable_offset, -1)),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok((partition.log_start_offset(), -1)),
         // Kafka without remote storage: `TimestampAndOffset(NO_TIMESTAMP, -1, ...)`.
         LATEST_TIERED_TIMESTAMP => Ok((-1, -1)),
-        MAX_TIMESTAMP => Ok(partition
-            .log()
-            .max_timestamp_offset()
-            .await
-            .map_err(storage)?
-            .unwrap_or((-1, -1))),
+        MAX_TIMESTAMP => Ok(fetchable(
+            partition
+                .log()
+                .max_timestamp_offset()
+                .await
+                .map_err(storage)?
+                .unwrap_or((-1, -1)),
+        )),
         t if t < 0 => Err(ResponseError::InvalidRequest),
-        t => Ok(partition
-            .log()
-            .offset_for_timestamp(t)
-            .await
-            .map_err(storage)?
-            .unwrap_or((-1, -1))),
+        t => Ok(fetchable(
+            partition
+                .log()
+                .offset_for_timestamp(t)
+                .await
+                .map_err(storage)?
+                .unwrap_or((-1, -1)),
+        )),
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Topics named in the request that do not exist are created when the request allows it (v4+)
 //! and `auto.create.topics.enable` is true, with `num.partitions` partitions, before the answer
-//! is sent, so clients see them at once. Internal topics (`__consumer_offsets`) are listed only
-//! when named, as Kafka does.
+//! is sent, so clients see them at once. `__consumer_offsets` is listed in all-topics requests
+//! (internal), `__transaction_state` only when named (Kafka creates it at the first
+//! transactional InitProducerId, so a fresh cluster lists none).
 
 use std::rc::Rc;
 
@@ -17,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::admin::{create_topic, CreateTopicError};
 use crate::metadata::{PartitionAssignment, TopicMetadata, CONSUMER_OFFSETS_TOPIC};
 use crate::shard::ShardContext;
+use crate::transaction_coordinator::TRANSACTION_STATE_TOPIC_NAME;
 
 /// Kafka's "authorized operations not requested" value.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -78,7 +80,10 @@ pub async fn handle(
             }
         };
         let found = found
-            .or_else(|| (name == CONSUMER_OFFSETS_TOPIC).then(|| consumer_offsets_topic(&ctx)));
+            .or_else(|| (name == CONSUMER_OFFSETS_TOPIC).then(|| consumer_offsets_topic(&ctx)))
+            .or_else(|| {
+                (name == TRANSACTION_STATE_TOPIC_NAME).then(|| transaction_state_topic(&ctx))
+            });
         let topic = match found {
             Some(topic) => topic_response(&topic, node),
             None if by_id || wanted.name.is_none() => {
@@ -138,6 +143,27 @@ fn consumer_offsets_topic(ctx: &ShardContext) -> std::sync::Arc<TopicMetadata> {
                 shard: partition as usize % ctx.shard_count,
                 // -1: the group coordinator's logs carry no leader epoch, so clients skip
                 // KIP-320 validation on it.
+                leader_epoch: -1,
+            })
+            .collect(),
+        configs: Default::default(),
+        internal: true,
+    })
+}
+
+/// `__transaction_state` when asked by name: internal, `transaction.state.log.num.partitions`
+/// partitions, the transaction coordinators' logs (described like `__consumer_offsets`).
+fn transaction_state_topic(ctx: &ShardContext) -> std::sync::Arc<TopicMetadata> {
+    let cluster_id = ctx.metadata().cluster_id.clone();
+    let name = format!("{cluster_id}/{TRANSACTION_STATE_TOPIC_NAME}");
+    let partitions = ctx.config.transaction_state_log_num_partitions.max(1);
+    std::sync::Arc::new(TopicMetadata {
+        name: TRANSACTION_STATE_TOPIC_NAME.to_string(),
+        topic_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()),
+        partitions: (0..partitions)
+            .map(|partition| PartitionAssignment {
+                partition,
+                shard: partition as usize % ctx.shard_count,
                 leader_epoch: -1,
             })
             .collect(),

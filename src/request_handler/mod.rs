@@ -10,20 +10,28 @@
 //! that does not decode closes the connection with a log line (Kafka's `RequestContext` does the
 //! same by throwing `InvalidRequestException`).
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod admin;
 mod api_versions;
 mod configs;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
+mod describe_producers;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 pub mod group;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 pub(crate) mod request_metrics;
+mod transactions;
+mod txn_offset_commit;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -38,6 +46,7 @@ use crate::shard::ShardContext;
 
 pub use api_versions::supported_versions;
 pub use ringtail_protocol::frame::UNSUPPORTED_VERSION;
+pub use transactions::transaction_services;
 
 /// What the connection writer does for one request.
 pub enum Response {
@@ -313,6 +322,39 @@ async fn route(request: Request, header: RequestHeader, peer: Option<SocketAddr>
             )
         }
         ApiKey::ElectLeaders => handle!(request, ElectLeadersRequest, elect_leaders::handle),
+        // Transactions (issue 10).
+        ApiKey::AddPartitionsToTxn => {
+            handle!(
+                request,
+                AddPartitionsToTxnRequest,
+                add_partitions_to_txn::handle
+            )
+        }
+        ApiKey::AddOffsetsToTxn => {
+            handle!(request, AddOffsetsToTxnRequest, add_offsets_to_txn::handle)
+        }
+        ApiKey::EndTxn => handle!(request, EndTxnRequest, end_txn::handle),
+        ApiKey::DescribeTransactions => {
+            handle!(
+                request,
+                DescribeTransactionsRequest,
+                describe_transactions::handle
+            )
+        }
+        ApiKey::ListTransactions => {
+            handle!(request, ListTransactionsRequest, list_transactions::handle)
+        }
+        ApiKey::TxnOffsetCommit => {
+            handle!(request, TxnOffsetCommitRequest, txn_offset_commit::handle)
+        }
+        // Transactions (issue 10), log side.
+        ApiKey::DescribeProducers => {
+            handle!(
+                request,
+                DescribeProducersRequest,
+                describe_producers::handle
+            )
+        }
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }
 }

@@ -5,6 +5,8 @@
 //! pipelined requests of one connection are appended in order; the answers are merged once
 //! every partition's write (acks=1) or fdatasync (acks=-1) completed.
 
+mod verification;
+
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -86,11 +88,16 @@ pub async fn dispatch(
         timeout_ms: request.timeout_ms.max(0) as u64,
         allow_zstd: version >= 7,
     };
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.to_string());
     let Routed {
         mut response,
-        by_shard,
-        early,
+        mut by_shard,
+        mut early,
     } = route(ctx, request, version);
+    early.extend(
+        verification::verify_transactional_parts(ctx, transactional_id.as_deref(), &mut by_shard)
+            .await,
+    );
     let mut pending: Vec<LocalBoxFuture<'static, Vec<PartResult>>> = Vec::new();
     for (shard, parts) in by_shard.into_iter().enumerate() {
         if parts.is_empty() {
@@ -340,7 +347,7 @@ fn check_codec(records: &[u8], allow_zstd: bool) -> Result<(), AppendError> {
 }
 
 /// Kafka's error code for each way an append fails (`ReplicaManager.appendRecords` mapping).
-fn append_error_code(error: &AppendError) -> ResponseError {
+pub(super) fn append_error_code(error: &AppendError) -> ResponseError {
     match error {
         AppendError::InvalidBatch(batch) => match batch {
             BatchError::Truncated { .. }
@@ -354,7 +361,11 @@ fn append_error_code(error: &AppendError) -> ResponseError {
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
         },
         AppendError::EmptyRecords | AppendError::TrailingBytes(_) => ResponseError::CorruptMessage,
-        AppendError::ControlBatch => ResponseError::InvalidRecord,
+        AppendError::ControlBatch { .. } => ResponseError::InvalidRecord,
+        AppendError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        AppendError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         AppendError::Offline(_) => ResponseError::KafkaStorageError,

@@ -27,6 +27,7 @@ pub mod payload;
 pub mod producer;
 pub mod report;
 pub mod stats;
+pub mod txn_producer;
 
 /// Record batches: the producer's open batch and, from ringtail-protocol, record walking.
 pub mod batch {
@@ -135,6 +136,25 @@ pub enum BenchCommand {
     E2e(E2eArgs),
     /// Write summary.md and overlaid latency plots for a folder of result files.
     Summary(SummaryArgs),
+    /// Transactional producers (KIP-98): InitProducerId(transactional.id), then transactions
+    /// of AddPartitionsToTxn, Produce, EndTxn(commit); transactions/s and records/s.
+    Txn(TxnArgs),
+}
+
+/// `bench txn`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// The producers' `transactional.id` (producer i of several uses `<id>-<i>`); also taken
+    /// from `--producer-props transactional.id=...`.
+    #[arg(long)]
+    pub transactional_id: Option<String>,
+    /// Records per transaction.
+    #[arg(long, default_value_t = 100)]
+    pub records_per_transaction: u64,
 }
 
 /// Arguments shared by produce, consume and e2e.
@@ -289,6 +309,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Produce(args) => run_produce(args),
         BenchCommand::Consume(args) => run_consume(args),
         BenchCommand::E2e(args) => run_e2e(args),
+        BenchCommand::Txn(args) => run_txn(args),
         BenchCommand::Summary(args) => {
             let markdown = report::write_summary(&args.results_dir, &args.title, &args.note)?;
             print!("{markdown}");
@@ -476,6 +497,156 @@ fn setup(
         }
         Ok(layout)
     })?)
+}
+
+/// `bench txn`: see [`txn_producer`].
+fn run_txn(args: TxnArgs) -> anyhow::Result<()> {
+    let TxnArgs {
+        common,
+        load,
+        transactional_id,
+        records_per_transaction,
+    } = args;
+    check_common(&common)?;
+    let payloads = check_load(&load, 1)?;
+    if load.throughput != -1.0 {
+        return Err(BenchError::InvalidArgument(
+            "--throughput is not supported by the transactional workload (use -1)".into(),
+        )
+        .into());
+    }
+    if load.keys.is_some() {
+        return Err(BenchError::InvalidArgument(
+            "--keys is not supported by the transactional workload".into(),
+        )
+        .into());
+    }
+    if records_per_transaction == 0 {
+        return Err(BenchError::InvalidArgument(
+            "--records-per-transaction must be positive".into(),
+        )
+        .into());
+    }
+    // Kafka's transactional properties, taken out before the producer's own.
+    let mut transactional_id = transactional_id;
+    let mut transaction_timeout_ms: i32 = 60_000;
+    let mut props = Vec::new();
+    for prop in &load.producer_props {
+        match prop.split_once('=') {
+            Some(("transactional.id", value)) => transactional_id = Some(value.trim().to_owned()),
+            Some(("transaction.timeout.ms", value)) => {
+                transaction_timeout_ms = value.trim().parse().map_err(|_| ConfigError::Invalid {
+                    key: "transaction.timeout.ms".into(),
+                    value: value.into(),
+                    reason: "not a number of milliseconds".into(),
+                })?
+            }
+            _ => props.push(prop.clone()),
+        }
+    }
+    let transactional_id = transactional_id
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| BenchError::InvalidArgument("give --transactional-id".into()))?;
+    let config = ProducerConfig::from_props(&props)?;
+    if config.acks != config::Acks::All || !config.enable_idempotence {
+        return Err(BenchError::InvalidArgument(
+            "a transactional producer needs acks=all and enable.idempotence=true (Kafka's ProducerConfig)".into(),
+        )
+        .into());
+    }
+    let bootstrap = config
+        .bootstrap_servers
+        .clone()
+        .unwrap_or_else(|| common.bootstrap_server.clone());
+    let layout = setup(
+        &common,
+        bootstrap.clone(),
+        config.client_id.clone(),
+        config.request_timeout(),
+        true,
+    )
+    .with_context(|| format!("setting up topic {}", common.topic))?;
+    let producers = load.producers.unwrap_or(common.threads);
+    let spec = Arc::new(txn_producer::TxnSpec {
+        topic: common.topic.clone(),
+        transactional_id: transactional_id.clone(),
+        records_per_transaction,
+        transaction_timeout_ms,
+        num_records: load.num_records,
+        duration: load.duration,
+        producers,
+        config: config.clone(),
+        payloads,
+        bootstrap,
+    });
+    let stats = Arc::new(SharedStats::default());
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for thread in 0..common.threads {
+        let workers: Vec<usize> = (thread..producers).step_by(common.threads).collect();
+        let (spec, layout, stats) = (spec.clone(), layout.clone(), stats.clone());
+        handles.push(spawn_executor(
+            format!("bench-txn-{thread}"),
+            move || async move {
+                let tasks: Vec<_> = workers
+                    .into_iter()
+                    .map(|worker| {
+                        let (spec, layout, stats) = (spec.clone(), layout.clone(), stats.clone());
+                        glommio::spawn_local(txn_producer::txn_worker(
+                            spec, layout, worker, stats, started,
+                        ))
+                    })
+                    .collect();
+                futures::future::join_all(tasks)
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, BenchError>>()
+            },
+        )?);
+    }
+    let mut histogram = latency_histogram();
+    let (mut transactions, mut batches, mut requests) = (0u64, 0u64, 0u64);
+    let mut first_error = None;
+    for handle in handles {
+        match join(handle) {
+            Ok(results) => {
+                for r in results {
+                    histogram.add(&r.histogram).expect("same bounds");
+                    transactions += r.transactions;
+                    batches += r.batches;
+                    requests += r.requests;
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e.into());
+    }
+    let elapsed = started.elapsed();
+    let bytes = stats.bytes.load(Ordering::Relaxed);
+    let figures = ProduceFigures::new(&histogram, bytes, elapsed, batches, requests, 0, 0);
+    let transactions_per_sec = transactions as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{transactions} transactions ({records_per_transaction} records each), {transactions_per_sec:.2} transactions/sec, {}",
+        figures.perf_test_line()
+    );
+    let settings = json!({ "common": common, "load": load, "producer": config,
+        "partitions": layout.partitions(), "note": common.note,
+        "transactional_id": transactional_id, "records_per_transaction": records_per_transaction,
+        "transaction_timeout_ms": transaction_timeout_ms });
+    write_results(
+        &common,
+        "txn",
+        settings,
+        json!({ "produce": figures, "transactions": transactions,
+            "transactions_per_sec": transactions_per_sec }),
+        Some(&histogram),
+        &format!("transaction commit latency: {}", common.topic),
+    )?;
+    Ok(())
 }
 
 fn unix_ms() -> i64 {

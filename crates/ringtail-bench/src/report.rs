@@ -260,6 +260,10 @@ fn setup_cell(kind: &str, settings: &Value) -> String {
     if let Some(partitions) = settings["partitions"].as_u64() {
         parts.push(format!("{partitions} p"));
     }
+    // The transactional workload (`bench txn`).
+    if let Some(per_txn) = settings["records_per_transaction"].as_u64() {
+        parts.push(format!("{per_txn} rec/txn"));
+    }
     if let Some(size) = settings["load"]["record_size"].as_u64() {
         parts.push(format!("{size} B"));
     }

@@ -11,6 +11,9 @@
 //! - [`codec`]: the codecs of `compression.type` with Kafka's framings (xerial snappy included).
 //! - [`varint`]: zigzag varints of the record format.
 //! - [`consumer_offsets`]: key/value schemas of the `__consumer_offsets` records.
+//! - [`transaction_state`]: key/value schemas of the `__transaction_state` records.
+//! - [`control_record`]: transaction markers (control record key, end-transaction marker,
+//!   the control batch a coordinator writes).
 //!
 //! Errors are per module `thiserror` enums ([`frame::FrameError`], [`client::ClientCodecError`],
 //! [`record_batch::BatchError`], [`records::WalkError`], [`codec::CodecError`],
@@ -21,10 +24,13 @@
 pub mod client;
 pub mod codec;
 pub mod consumer_offsets;
+pub mod consumer_offsets_txn;
+pub mod control_record;
 pub mod frame;
 pub mod produce_legacy;
 pub mod record_batch;
 pub mod records;
 #[doc(hidden)]
 pub mod testing;
+pub mod transaction_state;
 pub mod varint;
