@@ -1075,13 +1075,14 @@ fn no_timestamp() -> i64 {
 }
 
 impl ProducerState {
-    /// Notes the batch `header` at `base_offset`, appended at broker time `now_ms`.
-    fn record(
-        producers: &mut HashMap<i64, ProducerState>,
+    /// The producer's entry (created at the batch's epoch), noted as active at `now_ms` with
+    /// the batch's timestamp; a new epoch forgets the batches and the sequence (Kafka's
+    /// `ProducerStateEntry.maybeUpdateProducerEpoch`).
+    fn touch<'a>(
+        producers: &'a mut HashMap<i64, ProducerState>,
         header: &RecordBatchHeader,
-        base_offset: i64,
         now_ms: i64,
-    ) {
+    ) -> &'a mut ProducerState {
         let state = producers
             .entry(header.producer_id)
             .or_insert_with(|| ProducerState {
@@ -1095,8 +1096,20 @@ impl ProducerState {
         state.last_timestamp = header.max_timestamp;
         if header.producer_epoch != state.epoch {
             state.epoch = header.producer_epoch;
+            state.last_sequence = -1;
             state.recent.clear();
         }
+        state
+    }
+
+    /// Notes the batch `header` at `base_offset`, appended at broker time `now_ms`.
+    fn record(
+        producers: &mut HashMap<i64, ProducerState>,
+        header: &RecordBatchHeader,
+        base_offset: i64,
+        now_ms: i64,
+    ) {
+        let state = ProducerState::touch(producers, header, now_ms);
         state.last_sequence = header.last_sequence();
         if state.recent.len() == PRODUCER_BATCHES_TO_RETAIN {
             state.recent.pop_front();
@@ -1117,22 +1130,7 @@ impl ProducerState {
         header: &RecordBatchHeader,
         now_ms: i64,
     ) {
-        let state = producers
-            .entry(header.producer_id)
-            .or_insert_with(|| ProducerState {
-                epoch: header.producer_epoch,
-                last_sequence: -1,
-                recent: VecDeque::new(),
-                last_append_ms: now_ms,
-                last_timestamp: -1,
-            });
-        state.last_append_ms = now_ms;
-        state.last_timestamp = header.max_timestamp;
-        if header.producer_epoch != state.epoch {
-            state.epoch = header.producer_epoch;
-            state.last_sequence = -1;
-            state.recent.clear();
-        }
+        ProducerState::touch(producers, header, now_ms);
     }
 
     fn find_duplicate(&self, header: &RecordBatchHeader) -> Option<ProducerBatch> {
