@@ -537,56 +537,6 @@ fn new_cluster_id() -> String {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        let check = |name: &str, ok: bool| {
-            assert_eq!(validate_topic_name(name).is_ok(), ok, "{name:?}");
-        };
-        check("orders", true);
-        check("a.b_c-D9", true);
-        check("", false);
-        check(".", false);
-        check("..", false);
-        check("has space", false);
-        check(&"x".repeat(249), true);
-        check(&"x".repeat(250), false);
-    }
-
-    #[test]
-    fn store_round_trips_and_spreads_partitions() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = TopicStore::load(dir.path(), 2).unwrap();
-        let topic = store
-            .create_topic("events", 8, BTreeMap::new(), false)
-            .unwrap();
-        let shards: Vec<usize> = topic.partitions.iter().map(|p| p.shard).collect();
-        assert!(shards.contains(&0) && shards.contains(&1));
-        assert!(store
-            .create_topic("events", 1, BTreeMap::new(), false)
-            .is_err());
-        let reloaded = TopicStore::load(dir.path(), 2).unwrap();
-        let again = reloaded.image().topic("events").unwrap().clone();
-        assert_eq!(again.topic_id, topic.topic_id);
-        let placement = |t: &TopicMetadata| -> Vec<(i32, usize)> {
-            t.partitions
-                .iter()
-                .map(|p| (p.partition, p.shard))
-                .collect()
-        };
-        assert_eq!(placement(&again), placement(&topic));
-        assert!(again
-            .partitions
-            .iter()
-            .all(|p| p.leader_epoch == LEADER_EPOCH_BUMP_PER_START));
-        assert_eq!(reloaded.image().cluster_id, store.image().cluster_id);
-        assert!(reloaded.image().topic_by_id(&topic.topic_id).is_some());
-    }
-}
-
 /// Adds SCRAM credentials to `<log_dir>/ringtail-metadata.json` (creating the file, with a new
 /// cluster id, when the broker never started there): `ringtail storage add-scram`, Ringtail's
 /// `kafka-storage format --add-scram`. The broker must not be running (it owns the file);
@@ -636,4 +586,54 @@ pub fn add_scram_credentials(
     }
     let bytes = serde_json::to_vec_pretty(&file).expect("metadata serializes");
     write_atomically(&path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        let check = |name: &str, ok: bool| {
+            assert_eq!(validate_topic_name(name).is_ok(), ok, "{name:?}");
+        };
+        check("orders", true);
+        check("a.b_c-D9", true);
+        check("", false);
+        check(".", false);
+        check("..", false);
+        check("has space", false);
+        check(&"x".repeat(249), true);
+        check(&"x".repeat(250), false);
+    }
+
+    #[test]
+    fn store_round_trips_and_spreads_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = TopicStore::load(dir.path(), 2).unwrap();
+        let topic = store
+            .create_topic("events", 8, BTreeMap::new(), false)
+            .unwrap();
+        let shards: Vec<usize> = topic.partitions.iter().map(|p| p.shard).collect();
+        assert!(shards.contains(&0) && shards.contains(&1));
+        assert!(store
+            .create_topic("events", 1, BTreeMap::new(), false)
+            .is_err());
+        let reloaded = TopicStore::load(dir.path(), 2).unwrap();
+        let again = reloaded.image().topic("events").unwrap().clone();
+        assert_eq!(again.topic_id, topic.topic_id);
+        let placement = |t: &TopicMetadata| -> Vec<(i32, usize)> {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition, p.shard))
+                .collect()
+        };
+        assert_eq!(placement(&again), placement(&topic));
+        assert!(again
+            .partitions
+            .iter()
+            .all(|p| p.leader_epoch == LEADER_EPOCH_BUMP_PER_START));
+        assert_eq!(reloaded.image().cluster_id, store.image().cluster_id);
+        assert!(reloaded.image().topic_by_id(&topic.topic_id).is_some());
+    }
 }

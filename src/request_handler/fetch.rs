@@ -105,7 +105,7 @@ async fn read_response(
         let denied = (metadata.is_some() || version < 13)
             && !authorize::authorize_topic_cached(
                 &ctx,
-                &session,
+                session,
                 AclOperation::Read,
                 metadata.map_or(topic.topic.as_str(), |m| m.name.as_str()),
             );

@@ -10,9 +10,9 @@
 //! that does not decode closes the connection with a log line (Kafka's `RequestContext` does the
 //! same by throwing `InvalidRequestException`).
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
-mod acls;
 mod admin;
 mod api_versions;
 pub mod authorize;
@@ -34,10 +34,11 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 pub(crate) mod request_metrics;
-mod transactions;
-mod txn_offset_commit;
 pub mod sasl;
 mod scram_credentials;
+mod transactions;
+mod txn_acls;
+mod txn_offset_commit;
 
 use std::rc::Rc;
 
@@ -385,16 +386,20 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
         }
         // Transactions (issue 10).
         ApiKey::AddPartitionsToTxn => {
-            handle!(
+            handle_with_session!(
                 request,
                 AddPartitionsToTxnRequest,
-                add_partitions_to_txn::handle
+                txn_acls::add_partitions_to_txn
             )
         }
         ApiKey::AddOffsetsToTxn => {
-            handle!(request, AddOffsetsToTxnRequest, add_offsets_to_txn::handle)
+            handle_with_session!(
+                request,
+                AddOffsetsToTxnRequest,
+                txn_acls::add_offsets_to_txn
+            )
         }
-        ApiKey::EndTxn => handle!(request, EndTxnRequest, end_txn::handle),
+        ApiKey::EndTxn => handle_with_session!(request, EndTxnRequest, txn_acls::end_txn),
         ApiKey::DescribeTransactions => {
             handle!(
                 request,
@@ -406,7 +411,7 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             handle!(request, ListTransactionsRequest, list_transactions::handle)
         }
         ApiKey::TxnOffsetCommit => {
-            handle!(request, TxnOffsetCommitRequest, txn_offset_commit::handle)
+            handle_with_session!(request, TxnOffsetCommitRequest, txn_acls::txn_offset_commit)
         }
         // Transactions (issue 10), log side.
         ApiKey::DescribeProducers => {
@@ -428,15 +433,15 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
         // SASL (issue 11)
         ApiKey::SaslHandshake => sasl::handshake(request),
         ApiKey::SaslAuthenticate => sasl::authenticate(request),
-        ApiKey::AlterUserScramCredentials => handle!(
+        ApiKey::AlterUserScramCredentials => handle_with_session!(
             request,
             AlterUserScramCredentialsRequest,
-            scram_credentials::alter
+            txn_acls::alter_user_scram_credentials
         ),
-        ApiKey::DescribeUserScramCredentials => handle!(
+        ApiKey::DescribeUserScramCredentials => handle_with_session!(
             request,
             DescribeUserScramCredentialsRequest,
-            scram_credentials::describe
+            txn_acls::describe_user_scram_credentials
         ),
         other => Dispatched::Close(CloseReason::NotHandled(other)),
     }

@@ -94,11 +94,13 @@ const NO_EFFECT: &[(&str, &str)] = &[
     ),
 ];
 
+/// What [`build_all`] returns: `(listener name, its TLS settings)` per TLS listener, and the
+/// warnings to log.
+pub type BuiltListeners = (Vec<(String, ListenerTls)>, Vec<String>);
+
 /// Builds the TLS settings of every SSL / SASL_SSL listener of `config`, with the warnings
 /// start-up should log. Errors name the listener and setting.
-pub fn build_all(
-    config: &BrokerConfig,
-) -> Result<(Vec<(String, ListenerTls)>, Vec<String>), TlsConfigError> {
+pub fn build_all(config: &BrokerConfig) -> Result<BuiltListeners, TlsConfigError> {
     let mut built = Vec::new();
     let mut warnings = Vec::new();
     for listener in &config.listeners {

@@ -22,7 +22,7 @@ use crate::harness::{
 /// Broker settings for raw transactional produces without a coordinator-registered
 /// transaction. Once KIP-890 produce verification exists (TXCOORD), this must hold
 /// `transaction.partition.verification.enable=false`.
-const SETTINGS: &[&str] = &[];
+const SETTINGS: &[&str] = &["transaction.partition.verification.enable=false"];
 
 /// A transactional batch (attribute bit 4) of `count` records from producer `producer_id`.
 fn transactional(producer_id: i64, base_sequence: i32, count: usize) -> Bytes {

@@ -116,7 +116,7 @@ impl ScramServer {
         lookup: impl FnOnce(&str) -> Option<ScramCredential>,
     ) -> ScramStep {
         let state = std::mem::replace(&mut self.state, State::Done);
-        let step = match state {
+        match state {
             State::ClientFirst => self.client_first(message, lookup),
             State::ClientFinal {
                 username,
@@ -137,8 +137,7 @@ impl ScramServer {
             State::Done => ScramStep::Failure(
                 "Unexpected SASL token after the SCRAM exchange completed".to_string(),
             ),
-        };
-        step
+        }
     }
 
     fn client_first(
@@ -187,7 +186,7 @@ impl ScramServer {
             return invalid("empty nonce");
         }
         let extensions: Vec<&str> = attributes.collect();
-        for extension in &extensions {
+        if let Some(extension) = extensions.first() {
             let key = extension.split('=').next().unwrap_or("");
             if key == "tokenauth" {
                 return ScramStep::Failure(
