@@ -19,6 +19,8 @@ command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 command -v cc >/dev/null 2>&1 || packages+=(build-essential)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 command -v curl >/dev/null 2>&1 || packages+=(curl ca-certificates)
+# certificates for the TLS tests (tests/test_tls.py, tests/test_sasl_ssl.py) are made with openssl
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if [ "${#packages[@]}" -gt 0 ]; then
     log "installing ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
