@@ -227,7 +227,11 @@ def kcat(broker, mechanism, user, password, *args, input_text=None):
 
 
 @KCAT
-@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+# PLAIN only: Debian's kcat links librdkafka 2.0.2, whose SCRAM client-final message repeats the
+# client nonce (`r=<client nonce><server-first nonce>`); Kafka 4.1 refuses it as RFC 5802 says
+# ("Invalid client nonce in the final client message."), and so does Ringtail. SCRAM through
+# librdkafka is covered by confluent-kafka's newer librdkafka below.
+@pytest.mark.parametrize("mechanism", ["PLAIN"])
 def test_kcat_produce_consume(sasl_broker, mechanism):
     user, password = ("alice", "alice-secret") if mechanism == "PLAIN" else ("kc", "kc-secret")
     if mechanism != "PLAIN":
@@ -368,8 +372,10 @@ def test_seeded_scram_credential_before_first_start(tmp_path):
         broker.start()
         confluent_round_trip(broker, "SCRAM-SHA-256", "admin", "admin-secret", count=5)
         confluent_round_trip(broker, "SCRAM-SHA-512", "admin", "admin-512", count=5)
-        described = harness.admin_client(broker).describe_user_scram_credentials(
-            ["admin"])["admin"].result(timeout=30)
+        # Keep the AdminClient referenced until its future resolves (a collected client
+        # destroys its handle: _DESTROY).
+        admin = harness.admin_client(broker)
+        described = admin.describe_user_scram_credentials(["admin"])["admin"].result(timeout=30)
         assert sorted(i.iterations for i in described.scram_credential_infos) == [4096, 8192]
     finally:
         broker.close()

@@ -261,7 +261,13 @@ impl ScramServer {
         if channel_binding != Some(expected_binding.as_str()) {
             return fail();
         }
+        // Exactly the server-first nonce (RFC 5802 section 7; Kafka's ScramSaslServer compares
+        // with `equals` since it stopped accepting `endsWith`). Old librdkafka (2.0.x, Debian's
+        // kcat) sends the client nonce twice and is refused, as by Kafka.
         if final_nonce != Some(nonce) {
+            tracing::warn!(
+                "SCRAM client-final nonce {final_nonce:?} is not the server-first nonce {nonce:?}"
+            );
             return ScramStep::Failure(
                 "Invalid client nonce in the final client message.".to_string(),
             );
