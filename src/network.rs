@@ -87,9 +87,9 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: BoundListener) {
                 let peer = stream.peer_addr().ok();
                 if let Some(peer) = peer {
                     tracing::info!(
-                        "accepted connection from {peer} on listener {} shard {}",
-                        listener.config.name,
-                        ctx.shard_id
+                        "accepted connection from {peer} on shard {} (listener {})",
+                        ctx.shard_id,
+                        listener.config.name
                     );
                 }
                 let _ = stream.set_nodelay(true);
