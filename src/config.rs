@@ -2137,24 +2137,8 @@ fn resolve_protocols(
             ));
         };
         listener.security_protocol = *protocol;
-        if let Some(reason) = unsupported_protocol(*protocol) {
-            return Err(invalid(property, &listener.to_url(), reason));
-        }
     }
     Ok(())
-}
-
-/// Why listeners of `protocol` cannot be served yet (None once it is implemented). Issue 11
-/// (security) lifts these one protocol at a time.
-fn unsupported_protocol(protocol: SecurityProtocol) -> Option<String> {
-    match protocol {
-        // TLS: crate::security::tls / network::tls; SASL: crate::security::sasl; SASL_SSL is
-        // SASL over the TLS listener (issue 11).
-        SecurityProtocol::Plaintext
-        | SecurityProtocol::Ssl
-        | SecurityProtocol::SaslPlaintext
-        | SecurityProtocol::SaslSsl => None,
-    }
 }
 
 // ----- Dynamic configuration: IncrementalAlterConfigs / AlterConfigs / DescribeConfigs -----
