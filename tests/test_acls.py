@@ -439,3 +439,164 @@ def test_sasl_principals_alice_allowed_bob_denied(start_broker):
         assert produce_as("alice") is None
     finally:
         delete_acls_named(admin, [topic])
+
+
+# ----- follower fetch (replica_id >= 0): CLUSTER_ACTION on CLUSTER -----
+#
+# Kafka's KafkaApis.handleFetchRequest: a fetch whose replica id is >= 0 (v15+: in the
+# ReplicaState tagged field) is a follower's; it needs CLUSTER_ACTION on CLUSTER, else every
+# partition answers TOPIC_AUTHORIZATION_FAILED (the topic's own ACLs do not matter). An
+# authorized one reaches Partition.fetchRecords, which on this single-node broker knows no
+# replica with that id: NOT_LEADER_OR_FOLLOWER without a current leader epoch,
+# UNKNOWN_LEADER_EPOCH with the matching one (followerReplicaOrThrow), UNKNOWN_TOPIC_OR_PARTITION
+# for a partition that does not exist. Ringtail answers the same (it has no replication).
+# ANONYMOUS (PLAINTEXT: the Kafka node's controller connections and the admin client) is a
+# super user; alice and bob come over SASL PLAIN, bob with an ACL allowing CLUSTER_ACTION.
+
+FETCH = 1
+NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION = 6, 74, 3
+FOLLOWER_SETTINGS = {**SUPER, **SASL_PLAIN}
+FOLLOWER_REPLICA_ID = 2
+
+
+def sasl_connection(broker, user):
+    """A raw connection to the SASL_PLAINTEXT listener, authenticated with PLAIN as `user`."""
+    connection = kafka_wire.Connection(broker.bootstrap_for(SASL_LISTENER))
+    reader = connection.request(17, 1, kafka_wire.string("PLAIN"))  # SaslHandshake v1
+    assert reader.int16() == 0
+    token = b"\0" + user.encode() + b"\0" + f"{user}-secret".encode()
+    reader = connection.request(36, 1, kafka_wire.bytes_(token))  # SaslAuthenticate v1
+    assert reader.int16() == 0, reader.string()
+    return connection
+
+
+def follower_fetch_v4(connection, partitions, replica_id=FOLLOWER_REPLICA_ID):
+    """Fetch v4 with `replica_id`; `partitions` is {(topic, partition): fetch_offset}.
+    Returns {(topic, partition): error_code}."""
+    by_topic = {}
+    for (topic, partition), offset in partitions.items():
+        by_topic.setdefault(topic, []).append((partition, offset))
+    body = (kafka_wire.int32(replica_id) + kafka_wire.int32(0) + kafka_wire.int32(1)
+            + kafka_wire.int32(1 << 20) + kafka_wire.int8(0))
+    body += kafka_wire.array(list(by_topic.items()), lambda item: kafka_wire.string(item[0])
+                             + kafka_wire.array(item[1], lambda p: kafka_wire.int32(p[0])
+                                                + kafka_wire.int64(p[1])
+                                                + kafka_wire.int32(1 << 20)))
+    response = connection.request(FETCH, 4, body)
+    response.int32()  # throttle_time_ms
+    out = {}
+    for topic, parts in response.array(lambda r: (r.string(), r.array(lambda p: (
+            p.int32(), p.int16(), p.int64(), p.int64(),
+            p.array(lambda a: (a.int64(), a.int64())), p.bytes_())))):
+        for partition, error_code, high_watermark, _lso, _aborted, records in parts:
+            out[(topic, partition)] = error_code
+            if error_code:
+                assert high_watermark == -1 and not records, (topic, partition, high_watermark)
+    response.expect_end("Fetch v4 response")
+    return out
+
+
+def _compact_array(items, encode):
+    return kafka_wire.unsigned_varint(len(items) + 1) + b"".join(encode(i) for i in items)
+
+
+def _skip_tags(reader):
+    for _ in range(reader.unsigned_varint()):
+        reader.unsigned_varint()
+        reader.take(reader.unsigned_varint())
+
+
+def follower_fetch_v15(connection, topic_id, partitions, replica_id=FOLLOWER_REPLICA_ID):
+    """Fetch v15 (flexible, topic ids) with ReplicaState{replica_id, replica_epoch=-1} as
+    tagged field 1; `partitions` is [(partition, current_leader_epoch)] of `topic_id` (16
+    bytes). Returns {partition: error_code}."""
+    empty_tags = kafka_wire.unsigned_varint(0)
+    body = kafka_wire.int32(0) + kafka_wire.int32(1) + kafka_wire.int32(1 << 20)
+    body += kafka_wire.int8(0) + kafka_wire.int32(0) + kafka_wire.int32(-1)  # session 0, epoch -1
+    body += _compact_array([topic_id], lambda tid: tid + _compact_array(
+        partitions, lambda p: kafka_wire.int32(p[0]) + kafka_wire.int32(p[1])
+        + kafka_wire.int64(0) + kafka_wire.int32(-1) + kafka_wire.int64(-1)
+        + kafka_wire.int32(1 << 20) + empty_tags) + empty_tags)
+    body += _compact_array([], None)  # forgotten_topics_data
+    body += kafka_wire.unsigned_varint(1)  # rack_id: ""
+    replica_state = kafka_wire.int32(replica_id) + kafka_wire.int64(-1) + empty_tags
+    body += (kafka_wire.unsigned_varint(1) + kafka_wire.unsigned_varint(1)
+             + kafka_wire.unsigned_varint(len(replica_state)) + replica_state)
+    response = connection.request(FETCH, 15, body, flexible_header=True,
+                                  flexible_response_header=True)
+    response.int32()  # throttle_time_ms
+    assert response.int16() == 0, "top-level error_code"
+    response.int32()  # session_id
+    out = {}
+    for _ in range(response.unsigned_varint() - 1):
+        assert response.take(16) == topic_id
+        for _ in range(response.unsigned_varint() - 1):
+            partition, error_code = response.int32(), response.int16()
+            response.int64(), response.int64(), response.int64()
+            aborted = response.unsigned_varint() - 1
+            for _ in range(max(aborted, 0)):
+                response.int64(), response.int64()
+                _skip_tags(response)
+            response.int32()  # preferred_read_replica
+            size = response.unsigned_varint() - 1
+            if size > 0:
+                response.take(size)
+            _skip_tags(response)
+            out[partition] = error_code
+        _skip_tags(response)
+    _skip_tags(response)
+    return out
+
+
+def topic_id_bytes(broker, topic):
+    from confluent_kafka import TopicCollection
+    description = harness.admin_client(broker).describe_topics(
+        TopicCollection([topic]))[topic].result(timeout=TIMEOUT_S)
+    uuid = description.topic_id
+    return struct.pack(">qq", uuid.get_most_significant_bits(), uuid.get_least_significant_bits())
+
+
+def test_follower_fetch_needs_cluster_action(start_broker):
+    broker = start_broker(settings=FOLLOWER_SETTINGS, listeners=[(SASL_LISTENER, SASL_LISTENER)])
+    admin = admin_for(broker)
+    topic, missing = harness.unique_topic("acl-follower"), harness.unique_topic("acl-nope")
+    create_topics(admin, [topic])
+    # Even READ on the topic does not make a follower fetch of alice's authorized.
+    acls = [binding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, ALICE,
+                    AclOperation.ALL, AclPermissionType.ALLOW),
+            binding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
+                    "User:bob", AclOperation.CLUSTER_ACTION, AclPermissionType.ALLOW)]
+    try:
+        create_acls(admin, acls)
+        wanted = {(topic, 0): 0, (topic, 7): 0, (missing, 0): 0}
+        denied = dict.fromkeys(wanted, TOPIC_AUTHORIZATION_FAILED)
+        authorized = {(topic, 0): NOT_LEADER_OR_FOLLOWER, (topic, 7): UNKNOWN_TOPIC_OR_PARTITION,
+                      (missing, 0): UNKNOWN_TOPIC_OR_PARTITION}
+
+        def as_bob():
+            with sasl_connection(broker, "bob") as connection:
+                return follower_fetch_v4(connection, wanted)
+
+        eventually(lambda: as_bob() == authorized or as_bob(), "bob's follower fetch authorized")
+        with sasl_connection(broker, "alice") as connection:
+            assert follower_fetch_v4(connection, wanted) == denied
+            # The same request as a consumer (replica_id -1) is alice's to make.
+            assert follower_fetch_v4(connection, {(topic, 0): 0}, replica_id=-1) == {
+                (topic, 0): 0}
+        with kafka_wire.Connection(broker.bootstrap) as connection:  # ANONYMOUS: super user
+            assert follower_fetch_v4(connection, wanted) == authorized
+
+        # v15: the replica id travels in ReplicaState (tagged field 1).
+        topic_id = topic_id_bytes(broker, topic)
+        with sasl_connection(broker, "alice") as connection:
+            assert follower_fetch_v15(connection, topic_id, [(0, -1)]) == {
+                0: TOPIC_AUTHORIZATION_FAILED}
+        with sasl_connection(broker, "bob") as connection:
+            # Leader epoch 0 is the partition's: known, but bob's replica id is not one of
+            # its replicas.
+            assert follower_fetch_v15(connection, topic_id, [(0, -1)]) == {
+                0: NOT_LEADER_OR_FOLLOWER}
+            assert follower_fetch_v15(connection, topic_id, [(0, 0)]) == {
+                0: UNKNOWN_LEADER_EPOCH}
+    finally:
+        delete_acls_named(admin, [topic, "kafka-cluster"])

@@ -68,6 +68,13 @@ class Pki:
         openssl("pkcs12", "-export", "-in", "server.crt", "-inkey", "server.key",
                 "-certfile", "ca.crt", "-name", "broker", "-out", "server.p12",
                 "-passout", f"pass:{STORE_PASSWORD}", cwd=d)
+        # Client stores as a Kafka client names them: a PKCS12 keystore with alice's key and
+        # chain, a PKCS12 trust store holding the CA certificate only.
+        openssl("pkcs12", "-export", "-in", "client.crt", "-inkey", "client.key",
+                "-certfile", "ca.crt", "-name", "alice", "-out", "client.p12",
+                "-passout", f"pass:{STORE_PASSWORD}", cwd=d)
+        openssl("pkcs12", "-export", "-nokeys", "-in", "ca.crt", "-out", "truststore.p12",
+                "-passout", f"pass:{STORE_PASSWORD}", cwd=d)
 
     def path(self, name):
         return str(self.dir / name)
@@ -368,3 +375,108 @@ def test_bad_stores_stop_start_up_naming_the_setting(tmp_path, pki, settings, se
         assert f"invalid {setting}" in str(failure.value), str(failure.value)
     finally:
         broker.close()
+
+
+# ----- a certificate principal checked through ACLs (issue 11) -----
+
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+TOPIC_AUTHORIZATION_FAILED = 29
+
+
+def test_certificate_principal_authorized_by_acls(start_broker, pki):
+    """Mutual TLS; ssl.principal.mapping.rules maps the subject
+    `CN=alice,OU=Clients,O=Ringtail` to `User:alice`; ACLs allow alice one topic and not
+    another. PLAINTEXT's ANONYMOUS is a super user (the Kafka node's own controller connections
+    and the admin client here)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+    broker = ssl_broker(start_broker, {
+        **mtls_settings(pki, rules="RULE:^CN=([^,]*),OU=Clients.*$/$1/L,DEFAULT"),
+        "authorizer.class.name": STANDARD_AUTHORIZER, "super.users": "User:ANONYMOUS"})
+    allowed = harness.create_topic(broker, harness.unique_topic("tls-acl-ok"), 1)
+    denied = harness.create_topic(broker, harness.unique_topic("tls-acl-no"), 1)
+    admin = harness.admin_client(broker)
+    acls = [AclBinding(ResourceType.TOPIC, allowed, ResourcePatternType.LITERAL, "User:alice",
+                       "*", operation, AclPermissionType.ALLOW)
+            for operation in (AclOperation.WRITE, AclOperation.READ)]
+    for future in admin.create_acls(acls).values():
+        future.result(timeout=30)
+    alice = confluent_ssl(pki, {"bootstrap.servers": broker.bootstrap_for("SSL"),
+                                "ssl.certificate.location": pki.path("client.crt"),
+                                "ssl.key.location": pki.path("client.key")})
+
+    def produce(topic):
+        producer = Producer({**alice, "message.timeout.ms": 5000,
+                             "topic.metadata.refresh.interval.ms": 500})
+        outcome = []
+        producer.produce(topic, b"from-alice", on_delivery=lambda err, msg: outcome.append(err))
+        producer.flush(15)
+        assert outcome, "no delivery report"
+        return None if outcome[0] is None else outcome[0].code()
+
+    deadline = time.monotonic() + 30  # Kafka applies a new ACL asynchronously
+    while produce(allowed) is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert produce(allowed) is None
+    assert produce(denied) == TOPIC_AUTHORIZATION_FAILED
+    # READ on the allowed topic: alice reads her record back (assign, no group).
+    consumer = Consumer({**alice, "group.id": "unused", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(allowed, 0, 0)])
+        message, deadline = None, time.monotonic() + CLIENT_TIMEOUT_S
+        while message is None and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+        assert message is not None and message.error() is None, message and message.error()
+        assert message.value() == b"from-alice"
+    finally:
+        consumer.close()
+    if broker.target == "ringtail":
+        assert "certificate principal User:alice" in broker.log_text(), broker.log_tail()
+
+
+# ----- `ringtail bench` with PKCS12 client stores (Kafka's client properties) -----
+
+BENCH_TIMEOUT_S = 120
+
+
+def test_bench_with_pkcs12_client_stores(start_broker, pki, tmp_path):
+    """`ringtail bench produce` / `consume` over mutual TLS with ssl.truststore.type=PKCS12 and
+    ssl.keystore.type=PKCS12 given in a --command-config file, as a Kafka client takes them;
+    a wrong keystore password fails naming the setting."""
+    broker = ssl_broker(start_broker, mtls_settings(pki))
+    topic = harness.create_topic(broker, harness.unique_topic("tls-bench"), 1)
+    config = tmp_path / "client-ssl.properties"
+    config.write_text(
+        "security.protocol=SSL\n"
+        "ssl.truststore.type=PKCS12\n"
+        f"ssl.truststore.location={pki.path('truststore.p12')}\n"
+        f"ssl.truststore.password={STORE_PASSWORD}\n"
+        "ssl.keystore.type=PKCS12\n"
+        f"ssl.keystore.location={pki.path('client.p12')}\n"
+        f"ssl.keystore.password={STORE_PASSWORD}\n"
+        f"ssl.key.password={STORE_PASSWORD}\n")
+
+    def bench(*args):
+        return subprocess.run(
+            [str(harness.ringtail_bin()), "bench", *args, "--bootstrap-server",
+             broker.bootstrap_for("SSL"), "--results-dir", str(tmp_path), "--no-progress"],
+            capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, stdin=subprocess.DEVNULL)
+
+    produced = bench("produce", "--topic", topic, "--num-records", "2000", "--record-size",
+                     "100", "--command-config", str(config), "--producer-props", "acks=1",
+                     "enable.idempotence=false")
+    assert produced.returncode == 0, produced.stderr[-3000:]
+    assert "2000 records sent," in produced.stdout, produced.stdout
+    consumed = bench("consume", "--topic", topic, "--command-config", str(config))
+    assert consumed.returncode == 0, consumed.stderr[-3000:]
+    assert consumed.stdout.strip().splitlines()[-1].split(", ")[4] == "2000", consumed.stdout
+    wrong = bench("produce", "--topic", topic, "--num-records", "10", "--security-props",
+                  "security.protocol=SSL", "ssl.truststore.type=PKCS12",
+                  f"ssl.truststore.location={pki.path('truststore.p12')}",
+                  f"ssl.truststore.password={STORE_PASSWORD}", "ssl.keystore.type=PKCS12",
+                  f"ssl.keystore.location={pki.path('client.p12')}",
+                  "ssl.keystore.password=wrong")
+    assert wrong.returncode != 0
+    assert "ssl.keystore.location" in wrong.stderr and "wrong password" in wrong.stderr, \
+        wrong.stderr[-2000:]

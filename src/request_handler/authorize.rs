@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | Produce | WRITE TOPIC per topic; WRITE TRANSACTIONAL_ID when `transactional_id` is set | TOPIC_AUTHORIZATION_FAILED per partition / TRANSACTIONAL_ID_AUTHORIZATION_FAILED for all |
 //! | Fetch (consumer) | READ TOPIC per topic | TOPIC_AUTHORIZATION_FAILED per partition |
+//! | Fetch (follower: replica id >= 0) | CLUSTER_ACTION CLUSTER | TOPIC_AUTHORIZATION_FAILED for every partition |
 //! | ListOffsets | DESCRIBE TOPIC | TOPIC_AUTHORIZATION_FAILED per partition |
 //! | Metadata | DESCRIBE TOPIC; a full listing leaves unauthorized topics out; auto-creation needs CREATE on CLUSTER or on the topic | TOPIC_AUTHORIZATION_FAILED for a named topic |
 //! | OffsetForLeaderEpoch | DESCRIBE TOPIC | TOPIC_AUTHORIZATION_FAILED per partition |

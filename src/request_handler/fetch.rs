@@ -52,6 +52,11 @@ struct PartFetch {
 
 /// ACLs (Kafka's `KafkaApis.handleFetchRequest`, consumer fetch): READ on each topic, else its
 /// partitions answer TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays UNKNOWN_TOPIC_ID).
+///
+/// A follower fetch (replica id >= 0; v15+ in `ReplicaState`) needs CLUSTER_ACTION on CLUSTER
+/// instead, else every partition answers TOPIC_AUTHORIZATION_FAILED, as Kafka. Authorized, it
+/// gets what a single-node Kafka leader answers a replica outside the partition's replica set
+/// ([`follower_error`]): Ringtail has no replication, so no fetcher is ever a follower.
 pub async fn handle(
     ctx: Rc<ShardContext>,
     session: Rc<Session>,
@@ -91,6 +96,8 @@ async fn read_response(
     let mut by_shard: Vec<Vec<FetchPart>> = (0..ctx.shard_count).map(|_| Vec::new()).collect();
     let mut results: Vec<PartFetch> = Vec::new();
     let read_committed = request.isolation_level == 1;
+    let follower = fetch_session::is_from_follower(&request, version)
+        .then(|| authorize::authorize_cluster(&ctx, session, AclOperation::ClusterAction));
     for (topic_index, topic) in request.topics.into_iter().enumerate() {
         let metadata = if version >= 13 {
             image.topic_by_id(&topic.topic_id)
@@ -102,7 +109,8 @@ async fn read_response(
         } else {
             ResponseError::UnknownTopicOrPartition
         };
-        let denied = (metadata.is_some() || version < 13)
+        let denied = follower.is_none()
+            && (metadata.is_some() || version < 13)
             && !authorize::authorize_topic_cached(
                 &ctx,
                 session,
@@ -128,6 +136,22 @@ async fn read_response(
                     slot,
                     ResponseError::TopicAuthorizationFailed,
                 ));
+                continue;
+            }
+            if let Some(authorized) = follower {
+                let error = if !authorized {
+                    ResponseError::TopicAuthorizationFailed
+                } else {
+                    match metadata {
+                        None => unknown,
+                        Some(metadata) => follower_error(
+                            metadata,
+                            partition.partition,
+                            partition.current_leader_epoch,
+                        ),
+                    }
+                };
+                results.push(PartFetch::error(slot, error));
                 continue;
             }
             match metadata.and_then(|m| Some((m, m.shard_of(partition.partition)?))) {
@@ -192,6 +216,28 @@ async fn read_response(
         partition.records = Some(records);
     }
     response
+}
+
+/// What Kafka's leader answers an authorized follower fetch for a partition of a known topic
+/// when the fetching replica is not in the partition's replica set (`Partition.fetchRecords`:
+/// the epoch check of `localLogWithEpochOrThrow` first, then `followerReplicaOrThrow`):
+/// UNKNOWN_TOPIC_OR_PARTITION for a partition the topic lacks, FENCED_LEADER_EPOCH /
+/// UNKNOWN_LEADER_EPOCH for a stale / future `current_leader_epoch`, UNKNOWN_LEADER_EPOCH when
+/// the epoch is given and matches, NOT_LEADER_OR_FOLLOWER when it is -1. Ringtail's replica set
+/// is its own node only, so every follower is outside it.
+fn follower_error(
+    metadata: &crate::metadata::TopicMetadata,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> ResponseError {
+    if metadata.shard_of(partition).is_none() {
+        return ResponseError::UnknownTopicOrPartition;
+    }
+    match leader_epoch_error(metadata, partition, current_leader_epoch) {
+        Some(error) => error,
+        None if current_leader_epoch >= 0 => ResponseError::UnknownLeaderEpoch,
+        None => ResponseError::NotLeaderOrFollower,
+    }
 }
 
 /// Record sets large enough to be sent from where they are stored rather than copied into the

@@ -275,7 +275,7 @@ fn session_id_range(shard_count: usize) -> i32 {
 }
 
 /// Kafka's `FetchRequest.isFromFollower`: a replica id >= 0 (v15+: in `replica_state`).
-fn is_from_follower(request: &FetchRequest, version: i16) -> bool {
+pub(super) fn is_from_follower(request: &FetchRequest, version: i16) -> bool {
     let replica_id = if version >= 15 {
         request.replica_state.replica_id.0
     } else {

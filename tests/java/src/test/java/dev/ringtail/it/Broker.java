@@ -220,7 +220,7 @@ public final class Broker implements AutoCloseable {
   }
 
   /** {@code KAFKA_PEER_LIBS}: from the environment, else installed once per JVM. */
-  private static synchronized String kafkaPeerLibs() throws IOException {
+  static synchronized String kafkaPeerLibs() throws IOException {
     String configured = System.getenv("KAFKA_PEER_LIBS");
     if (configured != null && !configured.isEmpty()) {
       return configured;
