@@ -1955,6 +1955,16 @@ pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
         "inter.broker.listener.name",
         "a single broker has no inter-broker traffic",
     ),
+    // Security (issue 11): the SASL mechanisms a Kafka node's own inter-broker and
+    // broker-to-controller clients use; a secured server.properties sets them.
+    (
+        "sasl.mechanism.inter.broker.protocol",
+        "a single broker has no inter-broker traffic",
+    ),
+    (
+        "sasl.mechanism.controller.protocol",
+        "there is no KRaft controller; its listeners are not bound",
+    ),
     (
         "metadata.log.dir",
         "topic metadata is kept in log.dirs (ringtail-metadata.json)",

@@ -400,6 +400,10 @@ def test_certificate_principal_authorized_by_acls(start_broker, pki):
     acls = [AclBinding(ResourceType.TOPIC, allowed, ResourcePatternType.LITERAL, "User:alice",
                        "*", operation, AclPermissionType.ALLOW)
             for operation in (AclOperation.WRITE, AclOperation.READ)]
+    # librdkafka looks up a consumer's group coordinator even with assign(): READ on the group.
+    group = harness.unique_topic("tls-acl-group")
+    acls.append(AclBinding(ResourceType.GROUP, group, ResourcePatternType.LITERAL, "User:alice",
+                           "*", AclOperation.READ, AclPermissionType.ALLOW))
     for future in admin.create_acls(acls).values():
         future.result(timeout=30)
     alice = confluent_ssl(pki, {"bootstrap.servers": broker.bootstrap_for("SSL"),
@@ -421,7 +425,7 @@ def test_certificate_principal_authorized_by_acls(start_broker, pki):
     assert produce(allowed) is None
     assert produce(denied) == TOPIC_AUTHORIZATION_FAILED
     # READ on the allowed topic: alice reads her record back (assign, no group).
-    consumer = Consumer({**alice, "group.id": "unused", "enable.auto.commit": False})
+    consumer = Consumer({**alice, "group.id": group, "enable.auto.commit": False})
     try:
         consumer.assign([TopicPartition(allowed, 0, 0)])
         message, deadline = None, time.monotonic() + CLIENT_TIMEOUT_S

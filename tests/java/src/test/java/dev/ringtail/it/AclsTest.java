@@ -255,24 +255,31 @@ class AclsTest {
   }
 
   @Test
+  @Timeout(value = 200, unit = TimeUnit.SECONDS)
   void aTransactionalIdNeedsItsAcl() throws Exception {
     String topic = topic("txn");
     String allowed = Clients.unique("acl-tx-ok");
     createAcls(new AclBinding(
         new ResourcePattern(ResourceType.TRANSACTIONAL_ID, allowed, PatternType.LITERAL),
         allow("User:alice", AclOperation.WRITE)));
-    eventually("alice's transactional producer commits", () -> {
-      try (KafkaProducer<String, String> producer = SecurityTestSupport.producer(
-          SecurityTestSupport.with(user("alice"), "transactional.id", allowed))) {
-        producer.initTransactions();
-        producer.beginTransaction();
-        producer.send(new ProducerRecord<>(topic, "in-a-transaction")).get(30, TimeUnit.SECONDS);
-        producer.commitTransaction();
-        return true;
-      } catch (Exception e) {
-        return false;
-      }
-    });
+    // Kafka creates __transaction_state on the first InitProducerId: slow on a loaded machine.
+    Throwable[] last = new Throwable[1];
+    Clients.waitUntil(Duration.ofSeconds(100),
+        () -> "alice's transactional producer commits (last error: " + last[0] + ")", () -> {
+          try (KafkaProducer<String, String> producer = SecurityTestSupport.producer(
+              SecurityTestSupport.with(user("alice"), "transactional.id", allowed,
+                  "max.block.ms", 40_000))) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            producer.send(new ProducerRecord<>(topic, "in-a-transaction"))
+                .get(30, TimeUnit.SECONDS);
+            producer.commitTransaction();
+            return true;
+          } catch (Exception e) {
+            last[0] = e;
+            return false;
+          }
+        });
     try (KafkaProducer<String, String> producer = SecurityTestSupport.producer(
         SecurityTestSupport.with(user("alice"), "transactional.id",
             Clients.unique("acl-tx-no")))) {
