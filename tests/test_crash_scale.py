@@ -37,4 +37,9 @@ def round_seeds():
 @pytest.mark.parametrize("seed", round_seeds(), ids=lambda seed: f"seed={seed}")
 def test_crash_round(start_broker, seed):
     print(f"replay with RINGTAIL_CRASH_SCALE_SEEDS={seed}")
-    run_round(start_broker, seed)
+    try:
+        run_round(start_broker, seed)
+    except Exception as error:
+        # At once, so that a long run's log shows why a round failed next to the round.
+        print(f"crash round seed={seed} FAILED: {error!r}"[:3000])
+        raise
