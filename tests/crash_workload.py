@@ -17,6 +17,7 @@ test_crash_scale.py, scripts/crash-rounds.sh); tests/test_crash.py uses `Writer`
 Everything is bounded in time; a failed check raises AssertionError naming the seed.
 """
 
+import os
 import random
 import threading
 import time
@@ -57,6 +58,9 @@ class Writer(threading.Thread):
             "reconnect.backoff.max.ms": 500,
             "message.timeout.ms": 240_000,
         }
+        # e.g. RINGTAIL_CRASH_LIBRDKAFKA_DEBUG=eos,msg,broker to see a replayed round's retries.
+        if os.environ.get("RINGTAIL_CRASH_LIBRDKAFKA_DEBUG"):
+            self.config["debug"] = os.environ["RINGTAIL_CRASH_LIBRDKAFKA_DEBUG"]
         self.stop_event = threading.Event()
         self.acked = []            # (partition, offset, value)
         self.errors = []           # (value, error)
@@ -88,6 +92,10 @@ class Writer(threading.Thread):
                                      key=b"%d" % (self.produced % 64),
                                      on_delivery=self.on_delivery)
                     self.produced += 1
+                    if self.produced % 64 == 0:
+                        # A writer behind its rate (a loaded machine) must still serve delivery
+                        # reports, or nothing counts as acknowledged until the queue is full.
+                        producer.poll(0)
                 except BufferError:
                     producer.poll(0.05)
             self.not_flushed = producer.flush(FLUSH_TIMEOUT_S)
