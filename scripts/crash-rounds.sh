@@ -36,19 +36,33 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 "$python" - "$log" "$rounds" "$seed" "$target" "$started" "$load_before" "$load_after" \
   "$(git rev-parse --short HEAD)" "$(nproc)" "$(uname -r)" >"$out" <<'PY'
-import ast, re, statistics, sys
+import ast, os, re, statistics, sys
 log, rounds, seed, target, started, load_before, load_after, commit, cpus, kernel = sys.argv[1:]
 text = open(log, errors="replace").read()
 summaries = [ast.literal_eval(m) for m in re.findall(r"crash round summary (\{.*\})", text)]
-passed = len(re.findall(r"::test_crash_round\[seed=\d+\] PASSED", text))
-failed = sorted(set(re.findall(r"(?:FAILED|ERROR) \S*test_crash_round\[seed=(\d+)\]", text)))
+# With -s a round's output sits between its node id and its PASSED / FAILED / ERROR word.
+outcomes_by_seed = {}
+current = None
+for line in text.splitlines():
+    m = re.search(r"test_crash_round\[seed=(\d+)\]", line)
+    if m and "::" in line:
+        current = m.group(1)
+    word = line.strip().split(" ")[-1] if line.strip() else ""
+    if current and word in ("PASSED", "FAILED", "ERROR"):
+        outcomes_by_seed.setdefault(current, word)
+        if word == "PASSED":
+            current = None
+passed = sum(1 for w in outcomes_by_seed.values() if w == "PASSED")
+failed = sorted(s for s, w in outcomes_by_seed.items() if w != "PASSED")
+reasons = dict(re.findall(r"crash round seed=(\d+) FAILED: (.*)", text))
 durations = [s["duration_s"] for s in summaries]
 outcomes = {}
 for s in summaries:
     for k, v in s["transactions"].items():
         outcomes[k] = outcomes.get(k, 0) + v
 print(f"# Crash rounds at scale ({started}, target {target}, commit {commit})\n")
-print(f"`scripts/crash-rounds.sh {rounds} {seed}` (tests/test_crash_scale.py) on {cpus} CPUs, "
+print(f"`scripts/crash-rounds.sh {rounds} {seed}` (tests/test_crash_scale.py), broker "
+      f"{os.environ.get('RINGTAIL_BIN', 'target/release/ringtail')}, on {cpus} CPUs, "
       f"kernel {kernel}; load average {load_before} before, {load_after} after.\n")
 print("| rounds | passed | failed | duration per round s (min / median / max) | idempotent acked | "
       "plain acked | txn committed | txn aborted | in doubt: whole / absent | group commits |")
@@ -61,8 +75,8 @@ print(f"| {rounds} | {passed} | {len(failed)} | {d} | {sum(s['idempotent_acked']
 if failed:
     print("Failed rounds (replay with `RINGTAIL_CRASH_SCALE_SEEDS=<seed> pytest tests/test_crash_scale.py`): "
           + ", ".join(failed) + "\n")
-    for m in re.findall(r"^E +(AssertionError.*)$", text, re.M)[:20]:
-        print(f"    {m[:300]}")
+    for seed in failed:
+        print(f"    seed={seed}: {reasons.get(seed, '(no reason printed)')[:300]}")
     print()
 print("Seeds of the rounds: " + ", ".join(str(s["seed"]) for s in summaries) + "\n")
 tail = [line for line in text.splitlines() if line.startswith("=")][-1:]
