@@ -128,6 +128,7 @@ def check_seeks(broker, topic, acked, offsets):
     """A consumer assigned at each offset gets the acknowledged record there first."""
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": tx.unique("seek"),
                          "enable.auto.commit": False, "check.crcs": True,
+                         "isolation.level": "read_uncommitted",
                          "enable.partition.eof": True, "auto.offset.reset": "error"})
     try:
         for offset in offsets:
@@ -234,8 +235,21 @@ RINGTAIL_REPORTS = {
 }
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("kind", list(KINDS))
+def kind_params():
+    for kind in KINDS:
+        if kind == "leader-epoch-checkpoint":
+            # Kafka 4.1.2 reads a malformed line as an IOException: the log dir goes offline and
+            # the node halts ("Shutdown broker because all log dirs in ... have failed"), see
+            # results/2026-12-01-corrupt-files.md. The file only speeds up OffsetForLeaderEpoch
+            # answers, so Ringtail drops what does not parse and starts.
+            yield pytest.param(kind, marks=pytest.mark.ringtail_only(
+                "Kafka halts on a malformed leader-epoch-checkpoint; Ringtail drops its bad lines"))
+        else:
+            yield kind
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", kind_params())
 def test_corrupt_file_recovered(start_broker, kind):
     seed = case_seed(kind)
     rng = random.Random(seed)
@@ -279,7 +293,7 @@ def meta_properties_damage(path, rng):
     return f"garbled node.id at byte {at}"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_corrupt_meta_properties_refuses_to_start(start_broker):
     seed = case_seed("meta.properties")
     rng = random.Random(seed)
