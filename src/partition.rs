@@ -949,9 +949,9 @@ impl Partition {
 /// Idempotent-producer and transaction state at open: the snapshot of a clean close at exactly
 /// this log end offset when there is a usable one, else rebuilt from the log
 /// (`transactions::rebuild_from_log`: the newest batches, and further back while a
-/// transaction's start is not found). After an unclean shutdown the aborted-transaction index of
-/// the active segment (the part recovery rescanned) is rebuilt too. The snapshot is taken
-/// (removed) either way so that it cannot go stale.
+/// transaction's start is not found). After an unclean shutdown, or when a `.txnindex` was
+/// damaged, the aborted-transaction index of every segment is rebuilt from the markers too.
+/// The snapshot is taken (removed) either way so that it cannot go stale.
 async fn load_producers(
     log: &Log,
     topic: &str,
@@ -959,7 +959,8 @@ async fn load_producers(
     recover: bool,
 ) -> Result<(HashMap<i64, ProducerState>, transactions::TransactionState), LogError> {
     let snapshot = log.take_producer_snapshot()?;
-    if let Some(bytes) = snapshot.filter(|_| !recover) {
+    let txn_index_damaged = log.txn_index_damaged();
+    if let Some(bytes) = snapshot.filter(|_| !recover && !txn_index_damaged) {
         match serde_json::from_slice::<ProducerSnapshot>(&bytes) {
             Ok(snapshot) if snapshot.is_plausible() => {
                 let transactions = transactions::TransactionState::from_snapshot(
@@ -985,16 +986,17 @@ async fn load_producers(
     let opened_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    // Recovery rescanned the active segment: markers there may lack their index entry.
-    let rebuild_from = if recover {
-        log.active_segment_base_offset()
-    } else {
-        log.log_end_offset()
-    };
+    // After an unclean stop any `.txnindex` may be torn (a sealed segment's as well as the
+    // active one's: an abort's entry is appended before its marker is durable), and a damaged
+    // one lost entries: the aborted index is rebuilt from every marker in the log (the replay
+    // reads every segment's headers anyway). Offset 0: every segment (entries below the log
+    // start offset included, as `Log::open` loads them).
+    let rebuild = recover || txn_index_damaged;
+    let rebuild_from = if rebuild { 0 } else { log.log_end_offset() };
     let (producers, transactions, aborted) =
         transactions::rebuild_from_log(log, PRODUCER_STATE_MIN_BATCHES, rebuild_from, opened_ms)
             .await?;
-    if recover {
+    if rebuild {
         log.replace_aborted_txns_from(rebuild_from, aborted)?;
     }
     Ok((producers, transactions))

@@ -75,6 +75,10 @@ pub enum StartError {
     /// A TLS listener's `ssl.*` settings are invalid (issue 11).
     #[error("TLS: {0}")]
     Tls(String),
+    /// `meta.properties` exists but is not a valid one for this node (Kafka's
+    /// `MetaProperties` / `MetaPropertiesEnsemble.verify`: Kafka refuses to start too).
+    #[error("{path}: {reason}")]
+    MetaProperties { path: PathBuf, reason: String },
     /// A shard could not open its partitions or groups, or bind the listener.
     #[error("shard {shard} failed to start: {reason}")]
     Shard { shard: usize, reason: String },
@@ -182,6 +186,7 @@ fn open_log_dir(mut config: BrokerConfig) -> Result<LogDirState, StartError> {
         tracing::info!(dir = %log_dir.display(), "no clean-shutdown marker: recovering partition logs");
     }
     let store = TopicStore::load(&log_dir, shard_count)?;
+    check_meta_properties(&log_dir, config.node_id)?;
     write_meta_properties(&log_dir, &store.image().cluster_id, config.node_id)?;
     Ok(LogDirState {
         config,
@@ -675,6 +680,59 @@ fn write_meta_properties(log_dir: &Path, cluster_id: &str, node_id: i32) -> Resu
     Ok(())
 }
 
+/// Checks an existing `meta.properties` as Kafka does at start-up (`MetaProperties`,
+/// `MetaPropertiesEnsemble.verify`): `version` 0 or 1 (absent: 0), a `cluster.id` for version 1,
+/// a base-10 `node.id` equal to the configured one. A file that fails is a
+/// [`StartError::MetaProperties`] naming the file and the property: the log dir belongs to
+/// another node, or the file is corrupt, and the broker refuses to start (Kafka does too).
+/// No file: nothing to check (`write_meta_properties` writes one).
+fn check_meta_properties(log_dir: &Path, node_id: i32) -> Result<(), StartError> {
+    let path = log_dir.join("meta.properties");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(StartError::LogDir { path, source }),
+    };
+    let refuse = |reason: String| StartError::MetaProperties {
+        path: path.clone(),
+        reason,
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let properties: std::collections::HashMap<&str, &str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('!'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim(), value.trim()))
+        .collect();
+    let version = properties.get("version").copied().unwrap_or("0");
+    if version != "0" && version != "1" {
+        return Err(refuse(format!(
+            "unknown meta.properties version {version:?}"
+        )));
+    }
+    if version == "1" && properties.get("cluster.id").is_none_or(|id| id.is_empty()) {
+        return Err(refuse("cluster.id was not found".to_string()));
+    }
+    let Some(stored) = properties.get("node.id") else {
+        return Err(refuse(
+            "failed to find required property node.id".to_string(),
+        ));
+    };
+    let Ok(stored) = stored.parse::<i32>() else {
+        return Err(refuse(format!(
+            "unable to read node.id {stored:?} as a base-10 number"
+        )));
+    };
+    if stored != node_id {
+        return Err(refuse(format!(
+            "stored node.id {stored} doesn't match the configured node.id {node_id}; if you \
+             moved your data, make sure the configured node.id matches"
+        )));
+    }
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StartError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -690,5 +748,35 @@ fn register_signals(shutdown: Arc<AtomicBool>) {
     for signal in [SIGTERM, SIGINT] {
         let _ = signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone());
         let _ = signal_hook::flag::register(signal, shutdown.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, node_id: i32) -> Result<(), String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("meta.properties"), text).unwrap();
+        check_meta_properties(dir.path(), node_id).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn meta_properties_is_checked_as_kafka_does() {
+        assert!(check_meta_properties(tempfile::tempdir().unwrap().path(), 0).is_ok());
+        let good = "#Written by ringtail\nversion=1\ncluster.id=abc\nnode.id=3\n";
+        assert_eq!(check(good, 3), Ok(()));
+        let refused = |text: &str, node_id: i32, what: &str| {
+            let error = check(text, node_id).expect_err(text);
+            assert!(
+                error.contains("meta.properties") && error.contains(what),
+                "{error}"
+            );
+        };
+        refused(good, 4, "doesn't match the configured node.id 4");
+        refused("version=1\ncluster.id=abc\n", 3, "node.id");
+        refused("version=1\ncluster.id=abc\nnode.id=3x\n", 3, "base-10");
+        refused("version=1\nnode.id=3\n", 3, "cluster.id was not found");
+        refused("version=7\ncluster.id=abc\nnode.id=3\n", 3, "version");
     }
 }

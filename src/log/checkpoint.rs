@@ -277,13 +277,20 @@ fn partition_key(partition_dir: &Path) -> Option<(PathBuf, (String, i32))> {
 }
 
 /// The entries of a checkpoint file, each split on spaces; empty when there is no file or its
-/// header is not Kafka's (a warning, as the content is then unknown).
+/// header is not Kafka's (a warning, as the content is then unknown). Errors: only a failed read
+/// (a [`LogError`] naming the file); damaged content is never an error.
 fn read_checkpoint(path: &Path) -> Result<Vec<Vec<String>>, LogError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(LogError::io("read", path, e)),
     };
+    // Bytes that are not UTF-8 (a flipped bit) spoil their line, not the file: such lines then
+    // fail to parse and are dropped like any malformed line.
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| {
+        tracing::warn!(path = %path.display(), "checkpoint file is not valid UTF-8; dropping the lines that do not parse");
+        String::from_utf8_lossy(e.as_bytes()).into_owned()
+    });
     let mut lines = text.lines();
     let version = lines.next();
     let count = lines.next().and_then(|c| c.trim().parse::<usize>().ok());
@@ -330,6 +337,28 @@ mod tests {
             cache.assign(epoch, offset).unwrap();
         }
         (dir, cache)
+    }
+
+    #[test]
+    fn a_checkpoint_with_bytes_that_are_not_utf8_keeps_its_good_lines() {
+        // A flipped byte (issue 14, torn and corrupt files) once made start-up fail with
+        // "stream did not contain valid UTF-8".
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE);
+        std::fs::write(&path, b"0\n2\n0 0\n2\xff 7\n").unwrap();
+        let cache = LeaderEpochCache::load(dir.path()).unwrap();
+        assert_eq!(
+            cache.entries(),
+            &[EpochEntry {
+                epoch: 0,
+                start_offset: 0
+            }]
+        );
+        std::fs::write(&path, b"\xfe\n1\n0 0\n").unwrap();
+        assert!(LeaderEpochCache::load(dir.path())
+            .unwrap()
+            .entries()
+            .is_empty());
     }
 
     #[test]

@@ -241,6 +241,9 @@ pub struct Log {
     /// Every aborted transaction of the partition, sorted by `last_offset` (the marker's);
     /// each also in the `.txnindex` of the segment holding its marker (`txn_index`).
     aborted_txns: RefCell<Vec<AbortedTxn>>,
+    /// Some `.txnindex` was torn or held entries outside its segment at open
+    /// ([`Log::txn_index_damaged`]).
+    txn_index_damaged: Cell<bool>,
 }
 
 /// The batches of one segment for rebuilding producer and transaction state: each header, and
@@ -274,7 +277,7 @@ impl Log {
                 c.clamp(log_start_offset, log_end_offset)
             });
         epochs.truncate_from_start(log_start_offset)?;
-        let aborted_txns = load_aborted_txns(&dir, &segments)?;
+        let (aborted_txns, txn_index_damaged) = load_aborted_txns(&dir, &segments)?;
         let log = Log {
             dir,
             config: RefCell::new(config),
@@ -289,6 +292,7 @@ impl Log {
             swapping: Cell::new(false),
             writer: glommio::sync::Semaphore::new(1),
             aborted_txns: RefCell::new(aborted_txns),
+            txn_index_damaged: Cell::new(txn_index_damaged),
         };
         log.delete_segments_below_start().await?;
         Ok(log)
@@ -960,6 +964,14 @@ impl Log {
         }))
     }
 
+    /// Whether a `.txnindex` was found torn (a partial or unknown entry) or with entries outside
+    /// its segment when the log was opened: its aborted transactions are then to be rebuilt
+    /// from the markers in the log ([`Log::replace_aborted_txns_from`]), as Kafka rebuilds a
+    /// segment's indexes on a `CorruptIndexException` (`LogLoader`).
+    pub fn txn_index_damaged(&self) -> bool {
+        self.txn_index_damaged.get()
+    }
+
     /// Base offset of the active (last) segment.
     pub fn active_segment_base_offset(&self) -> i64 {
         self.active_segment().base_offset()
@@ -1066,16 +1078,22 @@ impl Log {
     }
 }
 
-/// The aborted transactions in the `.txnindex` files of `segments`, in marker order; entries
-/// outside their segment (past a recovered log end) are dropped and the file rewritten.
+/// The aborted transactions in the `.txnindex` files of `segments`, in marker order, and
+/// whether any file was damaged: a torn or unknown entry (the file's length is not a multiple
+/// of [`ABORTED_TXN_BYTES`] or an entry stopped the read) or entries outside their segment
+/// (past a recovered log end). Such entries are dropped and the file rewritten; the caller
+/// rebuilds the lost ones from the log's markers (`partition::load_producers`).
 fn load_aborted_txns(
     dir: &Path,
     segments: &[segment::LogSegment],
-) -> Result<Vec<AbortedTxn>, LogError> {
+) -> Result<(Vec<AbortedTxn>, bool), LogError> {
     let mut all = Vec::new();
+    let mut damaged = false;
     for segment in segments {
         let path = segment_file_path(dir, segment.base_offset(), TXN_INDEX_FILE_SUFFIX);
         let entries = txn_index::read_txn_index(&path)?;
+        let file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let torn = file_bytes != (entries.len() * ABORTED_TXN_BYTES) as u64;
         let kept: Vec<AbortedTxn> = entries
             .iter()
             .filter(|t| {
@@ -1085,15 +1103,16 @@ fn load_aborted_txns(
             })
             .copied()
             .collect();
-        if kept.len() != entries.len() {
-            tracing::warn!(path = %path.display(), dropped = entries.len() - kept.len(), "dropping transaction index entries beyond their segment");
+        if kept.len() != entries.len() || torn {
+            tracing::warn!(path = %path.display(), dropped = entries.len() - kept.len(), torn, "damaged transaction index: dropping its bad entries, rebuilding from the log's markers");
             txn_index::write_txn_index(&path, &kept)?;
+            damaged = true;
         }
         all.extend(kept);
     }
     all.sort_by_key(|t| t.last_offset);
     all.dedup_by_key(|t| t.last_offset);
-    Ok(all)
+    Ok((all, damaged))
 }
 
 /// Rejects settings the on-disk format cannot hold.
