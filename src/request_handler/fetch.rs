@@ -291,6 +291,10 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
                     tracing::error!(topic = %part.topic, partition = part.partition, "fetch read failed: {e}");
                     PartFetch::error(part.slot, ResponseError::KafkaStorageError)
                 }
+                // Its log dir failed (Kafka: an offline partition answers KAFKA_STORAGE_ERROR).
+                Err(ReadError::Offline(_)) => {
+                    PartFetch::error(part.slot, ResponseError::KafkaStorageError)
+                }
             }
         }
     });

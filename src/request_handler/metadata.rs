@@ -256,6 +256,9 @@ fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopi
                 .partitions
                 .iter()
                 .map(|p| {
+                    if crate::log::log_dirs::partition_offline(&topic.name, p.partition) {
+                        return offline_partition(p.partition, p.leader_epoch, node);
+                    }
                     MetadataResponsePartition::default()
                         .with_partition_index(p.partition)
                         .with_leader_id(node)
@@ -265,6 +268,21 @@ fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopi
                 })
                 .collect(),
         )
+}
+
+/// A partition whose log dir is offline, as a single-node KRaft Kafka 4.1 reports it once the
+/// controller learnt of the failed dir: no leader (LEADER_NOT_AVAILABLE), the node kept as
+/// the last ISR member and listed in `offline_replicas` (Kafka's
+/// `KRaftMetadataCache.partitionMetadata` with `getOfflineReplicas`).
+fn offline_partition(partition: i32, leader_epoch: i32, node: BrokerId) -> MetadataResponsePartition {
+    MetadataResponsePartition::default()
+        .with_error_code(ResponseError::LeaderNotAvailable.code())
+        .with_partition_index(partition)
+        .with_leader_id(BrokerId(-1))
+        .with_leader_epoch(leader_epoch)
+        .with_replica_nodes(vec![node])
+        .with_isr_nodes(vec![node])
+        .with_offline_replicas(vec![node])
 }
 
 fn error_topic(
