@@ -24,12 +24,14 @@ later flush, after the acknowledgements (see results/2026-12-01-disk-faults.md).
 always in the second log dir: Kafka halts when the first one (its metadata log dir) fails.
 """
 
+import base64
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,7 @@ RECORD_BYTES = 4096
 RECORDS_PER_BATCH = 16
 TOOLS = ("losetup", "mkfs.ext4", "e2fsck", "mount", "umount")
 
-pytestmark = pytest.mark.timeout(420 if harness.TARGET == "kafka" else 240)
+pytestmark = pytest.mark.timeout(900 if harness.TARGET == "kafka" else 240)
 
 
 def run(*command, check=True):
@@ -206,11 +208,34 @@ class TwoDirBroker(harness.Broker):
         return command
 
 
+class TwoDirKafka(harness.KafkaBroker):
+    """A Kafka node with a second log dir. Kafka refuses an unformatted log dir ("No
+    `meta.properties` found ... have you run `kafka-storage.sh` to format the directory?");
+    kafka.sh formats only the first, so the second gets the `meta.properties` that Kafka's
+    `kafka-storage.sh format --ignore-formatted` writes for a non-metadata dir (the first one's
+    version, cluster.id and node.id, a new directory.id: Kafka's Uuid text, 16 random bytes in
+    URL-safe base64 without padding). Written here rather than by a second JVM, which takes
+    over a minute on a loaded machine while another process may take the node's ports."""
+
+    def __init__(self, node_dir, second_dir, settings=None):
+        super().__init__(node_dir, settings=settings)
+        self.second_dir = Path(second_dir)
+
+    def _first_start(self):
+        super()._first_start()
+        lines = [line for line in (self.data_dir / "meta.properties").read_text().splitlines()
+                 if line.split("=", 1)[0] in ("version", "cluster.id", "node.id")]
+        directory_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        (self.second_dir / "meta.properties").write_text(
+            "\n".join(["#Written by tests/test_disk_faults.py as kafka-storage format does",
+                       *lines, f"directory.id={directory_id}"]) + "\n")
+
+
 def start_two_dir_broker(base, second_dir, settings=None):
     second_dir.mkdir(exist_ok=True)
     if harness.TARGET == "kafka":
         node_dir = base / "kafka"
-        broker = harness.KafkaBroker(node_dir, settings={
+        broker = TwoDirKafka(node_dir, second_dir, settings={
             "log.dirs": f"{node_dir / 'data'},{second_dir}", **(settings or {})})
     else:
         broker = TwoDirBroker(base / "data", second_dir, base / "broker.log", settings=settings)

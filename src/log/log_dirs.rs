@@ -57,7 +57,8 @@ fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
 /// keeps its state. A partition found in two directories is refused, as Kafka's `LogManager`
 /// refuses "Duplicate log directories" (the error names both).
 pub fn register(dirs: &[(PathBuf, String)]) -> Result<(), String> {
-    let found: Vec<Vec<(String, i32)>> = dirs.iter().map(|(path, _)| partition_dirs(path)).collect();
+    let found: Vec<Vec<(String, i32)>> =
+        dirs.iter().map(|(path, _)| partition_dirs(path)).collect();
     with(|registry| {
         for ((path, directory_id), partitions) in dirs.iter().zip(found) {
             let index = match registry.dirs.iter().position(|d| &d.path == path) {
@@ -244,19 +245,38 @@ mod tests {
         std::fs::create_dir(a.path().join("old-1.delete")).unwrap();
         let (a, b) = (a.path().to_path_buf(), b.path().to_path_buf());
         register(&[(a.clone(), "A".into()), (b.clone(), "B".into())]).unwrap();
-        assert_eq!(dir_for_partition("old", 0), Some(a.clone()), "found where it is");
-        assert_eq!(dir_for_partition("new", 0), Some(b.clone()), "fewest partitions");
-        assert_eq!(dir_for_partition("new", 1), Some(a.clone()), "tie: the first dir");
+        assert_eq!(
+            dir_for_partition("old", 0),
+            Some(a.clone()),
+            "found where it is"
+        );
+        assert_eq!(
+            dir_for_partition("new", 0),
+            Some(b.clone()),
+            "fewest partitions"
+        );
+        assert_eq!(
+            dir_for_partition("new", 1),
+            Some(a.clone()),
+            "tie: the first dir"
+        );
         assert_eq!(dir_for_partition("new", 0), Some(b.clone()), "placed once");
         assert!(offline_reason(&b.join("new-0")).is_none());
         let generation = failure_generation();
-        assert!(mark_offline(&b.join("new-0/00000000000000000000.log"), "EIO"));
+        assert!(mark_offline(
+            &b.join("new-0/00000000000000000000.log"),
+            "EIO"
+        ));
         assert!(!mark_offline(&b, "again"), "the first reason is kept");
         assert!(failure_generation() > generation);
         assert_eq!(offline_reason(&b.join("new-0")).as_deref(), Some("EIO"));
         assert!(partition_offline("new", 0));
         assert!(!partition_offline("new", 1));
-        assert_eq!(dir_for_partition("new", 2), Some(a.clone()), "offline dirs get none");
+        assert_eq!(
+            dir_for_partition("new", 2),
+            Some(a.clone()),
+            "offline dirs get none"
+        );
         let status = snapshot(&[a.clone(), b.clone()]);
         assert_eq!(status[0].partitions, 3);
         assert_eq!(status[1].offline.as_deref(), Some("EIO"));
@@ -276,6 +296,9 @@ mod tests {
             (b.path().to_path_buf(), "B".into()),
         ])
         .unwrap_err();
-        assert!(error.contains("Duplicate log directories for twice-3"), "{error}");
+        assert!(
+            error.contains("Duplicate log directories for twice-3"),
+            "{error}"
+        );
     }
 }

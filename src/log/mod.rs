@@ -15,12 +15,12 @@ mod checkpoint;
 mod cleaner;
 mod cleaner_checkpoint;
 mod log_cleaner;
+pub mod log_dirs;
 mod offset_index;
 mod recovery;
 mod segment;
 mod time_index;
 mod txn_index;
-pub mod log_dirs;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -59,13 +59,18 @@ pub async fn handle(
     let mut by_dir: BTreeMap<PathBuf, BTreeMap<String, Vec<DescribeLogDirsPartition>>> =
         BTreeMap::new();
     for (topic, partition, size_bytes, dir) in join_all(per_shard).await.into_iter().flatten() {
-        by_dir.entry(dir).or_default().entry(topic).or_default().push(
-            DescribeLogDirsPartition::default()
-                .with_partition_index(partition)
-                .with_partition_size(size_bytes as i64)
-                .with_offset_lag(0)
-                .with_is_future_key(false),
-        );
+        by_dir
+            .entry(dir)
+            .or_default()
+            .entry(topic)
+            .or_default()
+            .push(
+                DescribeLogDirsPartition::default()
+                    .with_partition_index(partition)
+                    .with_partition_size(size_bytes as i64)
+                    .with_offset_lag(0)
+                    .with_is_future_key(false),
+            );
     }
     let status = crate::log::log_dirs::snapshot(&ctx.config.log_dirs);
     let results = ctx

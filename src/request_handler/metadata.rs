@@ -274,7 +274,11 @@ fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopi
 /// controller learnt of the failed dir: no leader (LEADER_NOT_AVAILABLE), the node kept as
 /// the last ISR member and listed in `offline_replicas` (Kafka's
 /// `KRaftMetadataCache.partitionMetadata` with `getOfflineReplicas`).
-fn offline_partition(partition: i32, leader_epoch: i32, node: BrokerId) -> MetadataResponsePartition {
+fn offline_partition(
+    partition: i32,
+    leader_epoch: i32,
+    node: BrokerId,
+) -> MetadataResponsePartition {
     MetadataResponsePartition::default()
         .with_error_code(ResponseError::LeaderNotAvailable.code())
         .with_partition_index(partition)
