@@ -68,9 +68,24 @@ pub async fn handle(
         }
     };
     let mut response = read_response(&ctx, &session, request, version).await;
+    down_convert_storage_error(version, &mut response);
     leader_hint::fill_fetch(&ctx, version, &mut response);
     fetch_session::finish(&ctx, fetch_session, &mut response).await;
     response
+}
+
+/// Fetch v5 and older answer KAFKA_STORAGE_ERROR as NOT_LEADER_OR_FOLLOWER, so that older
+/// consumers refresh metadata and retry (Kafka's `KafkaApis.maybeDownConvertStorageError`).
+fn down_convert_storage_error(version: i16, response: &mut FetchResponse) {
+    if version > 5 {
+        return;
+    }
+    let storage_error = ResponseError::KafkaStorageError.code();
+    for partition in response.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        if partition.error_code == storage_error {
+            partition.error_code = ResponseError::NotLeaderOrFollower.code();
+        }
+    }
 }
 
 /// Reads every partition `request` names and answers them all, in request order.

@@ -270,19 +270,19 @@ fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopi
         )
 }
 
-/// A partition whose log dir is offline, as a single-node KRaft Kafka 4.1 reports it once the
-/// controller learnt of the failed dir: no leader (LEADER_NOT_AVAILABLE), the node kept as
-/// the last ISR member and listed in `offline_replicas` (Kafka's
-/// `KRaftMetadataCache.partitionMetadata` with `getOfflineReplicas`).
+/// A partition whose log dir is offline. A single-node KRaft Kafka 4.1 keeps this node as the
+/// leader (the controller re-elects it in a new epoch: "Unable to bring up new local leader
+/// ... because it resides in an offline log directory") and lists it in `offline_replicas`
+/// (`KRaftMetadataCache.getOfflineReplicas`: replicas whose directory is offline); Produce and
+/// Fetch then answer KAFKA_STORAGE_ERROR.
 fn offline_partition(
     partition: i32,
     leader_epoch: i32,
     node: BrokerId,
 ) -> MetadataResponsePartition {
     MetadataResponsePartition::default()
-        .with_error_code(ResponseError::LeaderNotAvailable.code())
         .with_partition_index(partition)
-        .with_leader_id(BrokerId(-1))
+        .with_leader_id(node)
         .with_leader_epoch(leader_epoch)
         .with_replica_nodes(vec![node])
         .with_isr_nodes(vec![node])
