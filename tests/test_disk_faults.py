@@ -40,6 +40,7 @@ import harness
 import kafka_wire
 
 KAFKA_STORAGE_ERROR = 56
+LEADER_NOT_AVAILABLE = 5
 NOT_LEADER_OR_FOLLOWER = 6
 DESCRIBE_LOG_DIRS = 35
 PREFIX = f"rtdisk-{os.getpid()}"
@@ -408,6 +409,10 @@ def check_offline_dir(broker, workload, on_faulty, others, faulty_dir):
     node_id, answer = harness.wait_until(metadata_shows_offline, 60, interval_s=0.2,
                                          message="Metadata lists the offline replicas")
     print(f"Metadata v5 after the fault (error, leader, isr, offline_replicas): {answer}")
+    for partition in on_faulty:
+        # Kafka 4.1.2: no leader, the replica left the ISR (KIP-966 keeps it as an eligible
+        # leader replica) and is listed offline.
+        assert answer[partition] == (LEADER_NOT_AVAILABLE, -1, [], [node_id]), answer[partition]
     for partition in others:
         assert answer[partition] == (kafka_wire.NONE, node_id, [node_id], []), answer[partition]
     dirs = describe_log_dirs(broker)
