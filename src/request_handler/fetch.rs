@@ -81,7 +81,11 @@ fn down_convert_storage_error(version: i16, response: &mut FetchResponse) {
         return;
     }
     let storage_error = ResponseError::KafkaStorageError.code();
-    for partition in response.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+    for partition in response
+        .responses
+        .iter_mut()
+        .flat_map(|t| t.partitions.iter_mut())
+    {
         if partition.error_code == storage_error {
             partition.error_code = ResponseError::NotLeaderOrFollower.code();
         }
