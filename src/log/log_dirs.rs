@@ -281,7 +281,7 @@ mod tests {
         assert_eq!(status[0].partitions, 3);
         assert_eq!(status[1].offline.as_deref(), Some("EIO"));
         partition_deleted("new", 2);
-        assert_eq!(snapshot(&[a.clone()])[0].partitions, 2);
+        assert_eq!(snapshot(std::slice::from_ref(&a))[0].partitions, 2);
     }
 
     #[test]
