@@ -21,6 +21,11 @@ command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 command -v curl >/dev/null 2>&1 || packages+=(curl ca-certificates)
 # certificates for the TLS tests (tests/test_tls.py, tests/test_sasl_ssl.py) are made with openssl
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# loop devices, ext4 images and device-mapper tables for the disk-fault tests (tests/test_disk_faults.py)
+command -v losetup >/dev/null 2>&1 || packages+=(util-linux)
+command -v mount >/dev/null 2>&1 || packages+=(mount)
+command -v mkfs.ext4 >/dev/null 2>&1 || packages+=(e2fsprogs)
+command -v dmsetup >/dev/null 2>&1 || packages+=(dmsetup)
 if [ "${#packages[@]}" -gt 0 ]; then
     log "installing ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -220,8 +220,9 @@ pub struct BrokerConfig {
     /// `advertised.listeners`: addresses given to clients in Metadata; default `listeners` with
     /// a 0.0.0.0 host replaced by 127.0.0.1. An explicit 0.0.0.0 or empty host is refused.
     pub advertised_listeners: Vec<Listener>,
-    /// `log.dirs` (alias `log.dir`); default `./data`. Only the first directory is used
-    /// (Ringtail does not spread partitions over disks); see [`BrokerConfig::log_dir`].
+    /// `log.dirs` (alias `log.dir`); default `./data`. Several entries (JBOD) are all used:
+    /// new partitions go to the one with the fewest partitions (Kafka's `nextLogDirs`); the
+    /// first ([`BrokerConfig::log_dir`]) also holds the metadata file and the internal topics.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions`: partitions of auto-created topics; default 1, at least 1.
     pub num_partitions: i32,
@@ -1725,14 +1726,19 @@ fn parse_log_dirs(layers: &Layers) -> Result<Vec<PathBuf>, ConfigError> {
             "expected at least one directory",
         ));
     }
-    if dirs.len() > 1 {
-        // Kafka spreads partitions over every directory (JBOD); using only the first would
-        // silently change where data goes.
-        return Err(invalid(
-            "log.dirs",
-            value,
-            "Ringtail keeps all partitions in one log directory; several (JBOD) are not supported",
-        ));
+    // ---- log.dirs with several entries (JBOD, issue 14) ----
+    // Every entry is used, as in Kafka: partitions are spread by `log::log_dirs` (fewest
+    // partitions first); the first entry also holds the metadata file and the internal topics
+    // (Kafka's `metadata.log.dir` default). The same directory twice is refused after
+    // canonicalization at start-up (`server`), as Kafka's LogManager refuses duplicates.
+    for (i, dir) in dirs.iter().enumerate() {
+        if dirs[..i].contains(dir) {
+            return Err(invalid(
+                "log.dirs",
+                value,
+                format!("duplicate log directory {}", dir.display()),
+            ));
+        }
     }
     Ok(dirs)
 }
@@ -1967,7 +1973,7 @@ pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
     ),
     (
         "metadata.log.dir",
-        "topic metadata is kept in log.dirs (ringtail-metadata.json)",
+        "topic metadata is kept in the first log.dirs entry (ringtail-metadata.json), Kafka's default for metadata.log.dir",
     ),
     (
         "num.network.threads",
@@ -2700,8 +2706,14 @@ mod tests {
             ".toml",
             "[log]\n\"dirs\" = [\"/a\", \"/b\"]\n\"index.interval.bytes\" = 100\n",
             &[],
-            // Arrays join with `,`; several log.dirs (JBOD) are refused.
-            Err(&["`log.dirs`", "`/a,/b`", "JBOD"]),
+            // Arrays join with `,`; several log.dirs (JBOD) are all used.
+            Ok(&[("log.dirs", "/a,/b"), ("log.index.interval.bytes", "100")]),
+        );
+        check(
+            ".toml",
+            "[log]\n\"dirs\" = [\"/a\", \"/a\"]\n",
+            &[],
+            Err(&["`log.dirs`", "duplicate log directory /a"]),
         );
         check(
             ".TOML",

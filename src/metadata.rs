@@ -528,8 +528,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
     Ok(())
 }
 
-/// A cluster id like Kafka's: a random UUID, URL-safe base64 without padding (22 chars).
-fn new_cluster_id() -> String {
+/// A cluster id like Kafka's: a random UUID, URL-safe base64 without padding (22 chars); also
+/// the `directory.id` of each log dir's `meta.properties` (KIP-858 ids are the same kind).
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let value = Uuid::new_v4().as_u128();
     (0..22)

@@ -198,6 +198,10 @@ pub enum ReadError {
     },
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The partition is offline (its log dir failed): Kafka answers KAFKA_STORAGE_ERROR for a
+    /// fetch from an offline partition (`ReplicaManager.getPartitionOrError`).
+    #[error("partition is offline after a storage error: {0}")]
+    Offline(#[source] Arc<LogError>),
 }
 
 /// Settings a partition needs, derived from the topic config.
@@ -393,6 +397,7 @@ impl Partition {
     /// Either all batches are accepted or none is. `now_ms` is the broker's clock, used for
     /// LogAppendTime topics. `max_message_bytes` (Kafka's `LogValidator`) bounds each batch.
     pub fn append(self: &Rc<Self>, records: &[u8], now_ms: i64) -> Result<Appended, AppendError> {
+        self.check_log_dir();
         if let Some(error) = self.offline.borrow().as_ref() {
             return Err(AppendError::Offline(error.clone()));
         }
@@ -573,6 +578,10 @@ impl Partition {
         max_bytes: usize,
         max_offset: i64,
     ) -> Result<FetchRead, ReadError> {
+        self.check_log_dir();
+        if let Some(error) = self.offline.borrow().as_ref() {
+            return Err(ReadError::Offline(error.clone()));
+        }
         let high_watermark = self.high_watermark.get();
         let max_offset = max_offset.min(high_watermark);
         let last_stable_offset = self.last_stable_offset();
@@ -898,13 +907,42 @@ impl Partition {
         });
     }
 
+    /// The log dir this partition's directory is in (`log.dirs` entry).
+    pub fn log_dir(&self) -> &std::path::Path {
+        self.log.dir().parent().unwrap_or(self.log.dir())
+    }
+
+    /// Takes the partition offline if its log dir went offline (another log in it failed,
+    /// [`crate::log::log_dirs::mark_offline`]); one atomic load while no dir ever failed.
+    pub fn check_log_dir(&self) {
+        if self.offline.borrow().is_some() {
+            return;
+        }
+        if let Some(reason) = crate::log::log_dirs::offline_reason(self.log.dir()) {
+            self.go_offline(LogError::io(
+                "log dir offline",
+                self.log_dir(),
+                std::io::Error::other(reason),
+            ));
+        }
+    }
+
     fn go_offline(&self, error: LogError) {
-        crate::metrics::health::partition_offline(&self.topic, self.partition, &error.to_string());
-        tracing::error!(
-            topic = %self.topic,
-            partition = self.partition,
-            "partition goes offline: {error}; acknowledged data is kept, new produces get KAFKA_STORAGE_ERROR"
-        );
+        if self.offline.borrow().is_none() {
+            // Kafka's LogDirFailureChannel: a storage error on one log takes its whole dir
+            // offline (the other partitions in it follow, `check_log_dir`).
+            crate::log::log_dirs::mark_offline(self.log.dir(), &error.to_string());
+            crate::metrics::health::partition_offline(
+                &self.topic,
+                self.partition,
+                &error.to_string(),
+            );
+            tracing::error!(
+                topic = %self.topic,
+                partition = self.partition,
+                "partition goes offline: {error}; acknowledged data is kept, new produces get KAFKA_STORAGE_ERROR"
+            );
+        }
         self.offline.borrow_mut().get_or_insert(Arc::new(error));
         self.pending.borrow_mut().headers.clear();
         self.pending.borrow_mut().chunk.clear();

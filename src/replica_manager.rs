@@ -5,7 +5,7 @@
 //! re-created under the same name is told apart by its topic id.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -100,6 +100,7 @@ impl ReplicaManager {
                 .remove(&(partition.topic.clone(), partition.partition));
             tracing::info!(topic = %partition.topic, partition = partition.partition, "deleting partition");
             partition.log().delete().await?;
+            crate::log::log_dirs::partition_deleted(&partition.topic, partition.partition);
         }
         self.apply_dynamic_broker_configs(image);
         let defaults = self.broker_config().default_topic_config();
@@ -113,8 +114,17 @@ impl ReplicaManager {
                 self.apply_topic_config(&open, &topic_config);
                 continue;
             }
-            let dir = self.log_dir.join(format!("{}-{}", topic.name, partition));
-            let opened = Partition::open(
+            // JBOD: the log dir holding it, or for a new partition the one with the fewest
+            // partitions (`log_dirs`, Kafka's nextLogDirs); no registered dirs (unit tests):
+            // the first `log.dirs` entry.
+            let log_dir = crate::log::log_dirs::dir_for_partition(&topic.name, partition)
+                .unwrap_or_else(|| self.log_dir.clone());
+            if let Some(reason) = crate::log::log_dirs::offline_reason(&log_dir) {
+                tracing::warn!(topic = %topic.name, partition, dir = %log_dir.display(), "not opening a partition in an offline log dir ({reason})");
+                continue;
+            }
+            let dir = log_dir.join(format!("{}-{}", topic.name, partition));
+            let opened = match Partition::open(
                 &topic.name,
                 partition,
                 topic.topic_id,
@@ -122,7 +132,20 @@ impl ReplicaManager {
                 PartitionConfig::new(&topic_config, self.config.partition_cache_bytes as usize),
                 recover,
             )
-            .await?;
+            .await
+            {
+                Ok(opened) => opened,
+                // Kafka's LogManager.loadLogs: an I/O error in one of several dirs takes that
+                // dir offline and the broker goes on with the others; the first dir (metadata)
+                // or the only one stops start-up.
+                Err(error @ LogError::Io { .. })
+                    if self.config.log_dirs.len() > 1 && log_dir != self.log_dir =>
+                {
+                    crate::log::log_dirs::mark_offline(&log_dir, &error.to_string());
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             opened.become_leader(image.leader_epoch(&topic.name, partition).unwrap_or(0))?;
             self.partitions
                 .borrow_mut()
@@ -135,6 +158,21 @@ impl ReplicaManager {
             partition.set_cache_bytes(cache_bytes);
         }
         Ok(())
+    }
+
+    /// Takes offline every partition of this shard whose log dir went offline (Kafka's
+    /// `ReplicaManager.handleLogDirFailure`): from then on produce and fetch answer
+    /// KAFKA_STORAGE_ERROR and pending waiters fail. Returns how many went offline now.
+    pub fn handle_log_dir_failures(&self) -> usize {
+        let partitions = self.partitions();
+        let mut count = 0;
+        for partition in partitions {
+            if !partition.is_offline() {
+                partition.check_log_dir();
+                count += usize::from(partition.is_offline());
+            }
+        }
+        count
     }
 
     /// Applies `retention.ms` / `retention.bytes` of each partition's topic config (Kafka's
@@ -264,15 +302,20 @@ impl ReplicaManager {
         if targets.is_empty() {
             return 0;
         }
-        let checkpoint = match crate::log::read_cleaner_checkpoint(&self.log_dir) {
-            Ok(checkpoint) => checkpoint,
-            Err(e) => {
-                tracing::warn!("reading the cleaner checkpoint failed: {e}");
-                Default::default()
-            }
-        };
+        // One `cleaner-offset-checkpoint` per log dir, as Kafka keeps.
+        let mut checkpoints: HashMap<PathBuf, BTreeMap<(String, i32), i64>> = HashMap::new();
         let mut cleaned = 0;
         for (partition, topic) in targets {
+            if partition.is_offline() {
+                continue;
+            }
+            let log_dir = partition.log_dir().to_path_buf();
+            let checkpoint = checkpoints.entry(log_dir.clone()).or_insert_with(|| {
+                crate::log::read_cleaner_checkpoint(&log_dir).unwrap_or_else(|e| {
+                    tracing::warn!("reading the cleaner checkpoint failed: {e}");
+                    Default::default()
+                })
+            });
             let config = cleaner_config(&topic, &broker);
             let key = (partition.topic.clone(), partition.partition);
             let now_ms = std::time::SystemTime::now()
@@ -297,7 +340,7 @@ impl ReplicaManager {
                         "cleaned log"
                     );
                     let update = [(key, Some(summary.first_dirty_offset))];
-                    if let Err(e) = crate::log::write_cleaner_checkpoint(&self.log_dir, &update) {
+                    if let Err(e) = crate::log::write_cleaner_checkpoint(&log_dir, &update) {
                         tracing::warn!("writing the cleaner checkpoint failed: {e}");
                     }
                 }

@@ -82,6 +82,10 @@ pub enum StartError {
     /// A shard could not open its partitions or groups, or bind the listener.
     #[error("shard {shard} failed to start: {reason}")]
     Shard { shard: usize, reason: String },
+    /// The `log.dirs` entries do not belong together (duplicates, a partition in two of them,
+    /// `meta.properties` of another cluster or node), as Kafka's start-up checks refuse them.
+    #[error("log.dirs: {0}")]
+    LogDirs(String),
 }
 
 /// Starts every shard and blocks until shutdown (SIGTERM/SIGINT). Returns after a clean
@@ -104,7 +108,6 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     crate::security::sasl::validate(&config).map_err(StartError::Sasl)?;
     let LogDirState {
         config,
-        log_dir,
         recover,
         store,
     } = open_log_dir(config)?;
@@ -115,7 +118,7 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     if shutdown.load(Ordering::SeqCst) {
         // No partition was opened: the logs are as the marker (if there was one) described.
         if !recover {
-            write_clean_shutdown_marker(&log_dir)?;
+            write_clean_shutdown_markers(&config)?;
         }
         tracing::info!("shutdown requested before the shards started");
         return Ok(());
@@ -127,11 +130,16 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     if wait_until_ready(&ready_rx, shard_count, &shutdown)? {
         let listener = &config.listeners[0];
         tracing::info!(
-            "ringtail listening on {}:{} with {} shard(s), log dir {}",
+            "ringtail listening on {}:{} with {} shard(s), log dirs {}",
             listener.host,
             listener.port,
             shard_count,
-            log_dir.display()
+            config
+                .log_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         );
         for listener in &config.listeners {
             tracing::info!(
@@ -154,7 +162,7 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
         std::process::exit(1);
     }
     if join_shards(handles) {
-        write_clean_shutdown_marker(&log_dir)?;
+        write_clean_shutdown_markers(&config)?;
         tracing::info!("clean shutdown complete");
     }
     Ok(())
@@ -164,7 +172,6 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
 struct LogDirState {
     /// The configuration with `log.dirs` made absolute.
     config: Arc<BrokerConfig>,
-    log_dir: PathBuf,
     /// No clean-shutdown marker was found: the shards recover their partition logs.
     recover: bool,
     store: TopicStore,
@@ -176,21 +183,42 @@ fn open_log_dir(mut config: BrokerConfig) -> Result<LogDirState, StartError> {
     // Every file path below is absolute: glommio opens directories (for the fsync that makes a
     // new segment's name durable) with openat on an absolute path, and a relative one such as
     // the default `./data` fails there with EBADF.
-    let log_dir = absolute_log_dir(config.log_dir())?;
-    config.log_dirs[0] = log_dir.clone();
+    let mut dirs = Vec::with_capacity(config.log_dirs.len());
+    for dir in &config.log_dirs {
+        let absolute = absolute_log_dir(dir)?;
+        if dirs.contains(&absolute) {
+            return Err(StartError::LogDirs(format!(
+                "duplicate log directory {} ({})",
+                absolute.display(),
+                dir.display()
+            )));
+        }
+        dirs.push(absolute);
+    }
+    config.log_dirs = dirs.clone();
+    let log_dir = dirs[0].clone();
     let config = Arc::new(config);
     let shard_count = config.shard_count();
     ensure_memlock(shard_count, config.io_memory_bytes)?;
-    let recover = !take_clean_shutdown_marker(&log_dir)?;
+    // Kafka keeps a clean-shutdown marker per log dir; any dir without one is recovered. Here
+    // recovery is one flag for every dir (each takes its marker, so none is left behind).
+    let mut recover = false;
+    for dir in &dirs {
+        recover |= !take_clean_shutdown_marker(dir)?;
+    }
     if recover {
         tracing::info!(dir = %log_dir.display(), "no clean-shutdown marker: recovering partition logs");
     }
     let store = TopicStore::load(&log_dir, shard_count)?;
-    check_meta_properties(&log_dir, config.node_id)?;
-    write_meta_properties(&log_dir, &store.image().cluster_id, config.node_id)?;
+    let mut registered = Vec::with_capacity(dirs.len());
+    for dir in &dirs {
+        check_meta_properties(dir, config.node_id)?;
+        let directory_id = write_meta_properties(dir, &store.image().cluster_id, config.node_id)?;
+        registered.push((dir.clone(), directory_id));
+    }
+    crate::log::log_dirs::register(&registered).map_err(StartError::LogDirs)?;
     Ok(LogDirState {
         config,
-        log_dir,
         recover,
         store,
     })
@@ -451,6 +479,7 @@ async fn open_shard(
         .map_err(|e| format!("opening partitions: {e}"))?;
     glommio::spawn_local(retention_loop(ctx.clone(), shutdown.clone())).detach();
     glommio::spawn_local(cleaner_loop(ctx.clone(), shutdown.clone())).detach();
+    glommio::spawn_local(log_dir_failure_loop(ctx.clone(), shutdown.clone())).detach();
     shard::start_receiving(&ctx, inbox);
     health::set_phase(shard_id, health::ShardPhase::LoadingGroups);
     ctx.group_coordinator
@@ -512,6 +541,54 @@ async fn retention_loop(ctx: Rc<ShardContext>, shutdown: Arc<AtomicBool>) {
             continue;
         }
         glommio::timer::sleep((next_check - now).min(SHUTDOWN_POLL)).await;
+    }
+}
+
+/// How often each shard looks for a newly failed log dir (one atomic load).
+const LOG_DIR_FAILURE_POLL: Duration = Duration::from_millis(20);
+
+/// Kafka's `LogDirFailureHandler`, per shard: when a log dir went offline
+/// ([`crate::log::log_dirs::mark_offline`]), takes this shard's partitions in it offline. On
+/// shard 0, when the first log dir (the metadata file's, Kafka's `metadata.log.dir`) or every
+/// log dir is offline, the broker halts with exit status 1, as Kafka does ("Shutdown broker
+/// because all log dirs in ... have failed" / the metadata log dir failed).
+async fn log_dir_failure_loop(ctx: Rc<ShardContext>, shutdown: Arc<AtomicBool>) {
+    let mut seen = 0;
+    while !shutdown.load(Ordering::SeqCst) {
+        let generation = crate::log::log_dirs::failure_generation();
+        if generation != seen {
+            seen = generation;
+            ctx.replica_manager.handle_log_dir_failures();
+            if ctx.shard_id == 0 {
+                halt_if_no_usable_log_dir(&ctx.config);
+            }
+        }
+        glommio::timer::sleep(LOG_DIR_FAILURE_POLL).await;
+    }
+}
+
+fn halt_if_no_usable_log_dir(config: &BrokerConfig) {
+    let dirs = crate::log::log_dirs::snapshot(&config.log_dirs);
+    let metadata_dir_failed = dirs.first().and_then(|d| d.offline.as_ref());
+    if let Some(reason) = metadata_dir_failed {
+        tracing::error!(
+            dir = %config.log_dir().display(),
+            "Shutdown broker because the metadata log dir {} has failed ({reason}); exiting with status 1",
+            config.log_dir().display()
+        );
+        std::process::exit(1);
+    }
+    if !dirs.is_empty() && dirs.iter().all(|d| d.offline.is_some()) {
+        tracing::error!(
+            "Shutdown broker because all log dirs in {} have failed; exiting with status 1",
+            config
+                .log_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        std::process::exit(1);
     }
 }
 
@@ -657,6 +734,21 @@ fn take_clean_shutdown_marker(log_dir: &Path) -> Result<bool, StartError> {
     }
 }
 
+/// The clean-shutdown marker in every online log dir (Kafka writes one per dir); an offline
+/// dir gets none, so its logs are recovered at the next start.
+fn write_clean_shutdown_markers(config: &BrokerConfig) -> Result<(), StartError> {
+    for dir in &config.log_dirs {
+        match crate::log::log_dirs::offline_reason(dir) {
+            None => write_clean_shutdown_marker(dir)?,
+            Some(reason) => tracing::warn!(
+                dir = %dir.display(),
+                "no clean-shutdown marker in the offline log dir ({reason}): its logs are recovered at the next start"
+            ),
+        }
+    }
+    Ok(())
+}
+
 fn write_clean_shutdown_marker(log_dir: &Path) -> Result<(), StartError> {
     let marker = log_dir.join(CLEAN_SHUTDOWN_MARKER);
     std::fs::File::create(&marker)
@@ -668,16 +760,52 @@ fn write_clean_shutdown_marker(log_dir: &Path) -> Result<(), StartError> {
     sync_dir(log_dir)
 }
 
-/// Kafka's `meta.properties` (version 1: cluster.id, node.id), written once.
-fn write_meta_properties(log_dir: &Path, cluster_id: &str, node_id: i32) -> Result<(), StartError> {
+/// Kafka's `meta.properties` in `log_dir` (version 1: cluster.id, node.id, directory.id,
+/// KIP-858), written when missing; an existing one must name this cluster and node (Kafka's
+/// `MetaPropertiesEnsemble.verify`) and gets a `directory.id` if it has none, as Kafka 3.7+
+/// adds one. Returns the directory id.
+fn write_meta_properties(
+    log_dir: &Path,
+    cluster_id: &str,
+    node_id: i32,
+) -> Result<String, StartError> {
     let path = log_dir.join("meta.properties");
-    if path.exists() {
-        return Ok(());
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => return Err(StartError::LogDir { path, source }),
+    };
+    let property = |text: &str, key: &str| {
+        text.lines()
+            .filter_map(|line| line.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if let Some(text) = &existing {
+        if let Some(stored) = property(text, "cluster.id").filter(|c| c != cluster_id) {
+            return Err(StartError::LogDirs(format!(
+                "Invalid cluster.id in: {}. Expected {cluster_id}, but read {stored}",
+                path.display()
+            )));
+        }
+        let stored_node = property(text, "node.id").or_else(|| property(text, "broker.id"));
+        if let Some(stored) = stored_node.filter(|n| *n != node_id.to_string()) {
+            return Err(StartError::LogDirs(format!(
+                "Stored node id {stored} in {} doesn't match previous node id {node_id}",
+                path.display()
+            )));
+        }
+        if let Some(directory_id) = property(text, "directory.id") {
+            return Ok(directory_id);
+        }
     }
-    let text =
-        format!("#Written by ringtail\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    let directory_id = crate::metadata::new_cluster_id();
+    let text = format!(
+        "#Written by ringtail\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n\
+         directory.id={directory_id}\n"
+    );
     crate::metadata::write_atomically(&path, text.as_bytes())?;
-    Ok(())
+    Ok(directory_id)
 }
 
 /// Checks an existing `meta.properties` as Kafka does at start-up (`MetaProperties`,

@@ -15,6 +15,7 @@ mod checkpoint;
 mod cleaner;
 mod cleaner_checkpoint;
 mod log_cleaner;
+pub mod log_dirs;
 mod offset_index;
 mod recovery;
 mod segment;
@@ -230,6 +231,10 @@ pub struct Log {
     dir_changes_synced: Cell<u64>,
     /// fdatasyncs of `.log` files issued by [`Log::flush`] (group-commit observability).
     flush_count: Cell<u64>,
+    /// The first failed fdatasync's message: a failed sync is never retried (the kernel may
+    /// have dropped the dirty pages and a second fdatasync would report success, PostgreSQL's
+    /// fsyncgate), every later [`Log::flush`] fails with it.
+    sync_failed: RefCell<Option<String>>,
     /// Leader epochs and their start offsets (`leader-epoch-checkpoint`).
     epochs: RefCell<LeaderEpochCache>,
     /// True while the cleaner's committed swap is being finished (`log_cleaner`); retention
@@ -288,6 +293,7 @@ impl Log {
             dir_changes: Cell::new(1),
             dir_changes_synced: Cell::new(0),
             flush_count: Cell::new(0),
+            sync_failed: RefCell::new(None),
             epochs: RefCell::new(epochs),
             swapping: Cell::new(false),
             writer: glommio::sync::Semaphore::new(1),
@@ -400,7 +406,43 @@ impl Log {
 
     /// fdatasync of every segment written since the last flush. May run concurrently with
     /// append; it covers at least every append that completed before flush was called.
+    ///
+    /// After one failed fdatasync every later call fails with that error without syncing
+    /// again (asserted: a failed sync is never retried and reported as success).
     pub async fn flush(&self) -> Result<(), LogError> {
+        if let Some(first) = self.sync_failed.borrow().as_ref() {
+            return Err(LogError::io(
+                "fdatasync (an earlier fdatasync failed; not retried)",
+                &self.dir,
+                std::io::Error::other(first.clone()),
+            ));
+        }
+        assert!(
+            self.sync_failed.borrow().is_none(),
+            "invariant: a failed fdatasync is never retried (log {})",
+            self.dir.display()
+        );
+        let mut result = self.flush_segments().await;
+        if result.is_ok() {
+            // Another flush of this log (the group coordinator's writer may overlap) failed
+            // while this one ran: its pages may be among the ones this sync covered.
+            if let Some(first) = self.sync_failed.borrow().as_ref() {
+                result = Err(LogError::io(
+                    "fdatasync (a concurrent fdatasync failed)",
+                    &self.dir,
+                    std::io::Error::other(first.clone()),
+                ));
+            }
+        }
+        if let Err(error) = &result {
+            self.sync_failed
+                .borrow_mut()
+                .get_or_insert_with(|| error.to_string());
+        }
+        result
+    }
+
+    async fn flush_segments(&self) -> Result<(), LogError> {
         let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
         for segment in &segments {
             if segment.flush().await? {

@@ -73,9 +73,28 @@ pub async fn handle(
         }
     };
     let mut response = read_response(&ctx, &session, request, version).await;
+    down_convert_storage_error(version, &mut response);
     leader_hint::fill_fetch(&ctx, version, &mut response);
     fetch_session::finish(&ctx, fetch_session, &mut response).await;
     response
+}
+
+/// Fetch v5 and older answer KAFKA_STORAGE_ERROR as NOT_LEADER_OR_FOLLOWER, so that older
+/// consumers refresh metadata and retry (Kafka's `KafkaApis.maybeDownConvertStorageError`).
+fn down_convert_storage_error(version: i16, response: &mut FetchResponse) {
+    if version > 5 {
+        return;
+    }
+    let storage_error = ResponseError::KafkaStorageError.code();
+    for partition in response
+        .responses
+        .iter_mut()
+        .flat_map(|t| t.partitions.iter_mut())
+    {
+        if partition.error_code == storage_error {
+            partition.error_code = ResponseError::NotLeaderOrFollower.code();
+        }
+    }
 }
 
 /// Reads every partition `request` names and answers them all, in request order.
@@ -335,6 +354,10 @@ async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFet
                 },
                 Err(ReadError::Log(e)) => {
                     tracing::error!(topic = %part.topic, partition = part.partition, "fetch read failed: {e}");
+                    PartFetch::error(part.slot, ResponseError::KafkaStorageError)
+                }
+                // Its log dir failed (Kafka: an offline partition answers KAFKA_STORAGE_ERROR).
+                Err(ReadError::Offline(_)) => {
                     PartFetch::error(part.slot, ResponseError::KafkaStorageError)
                 }
             }

@@ -256,6 +256,9 @@ fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopi
                 .partitions
                 .iter()
                 .map(|p| {
+                    if crate::log::log_dirs::partition_offline(&topic.name, p.partition) {
+                        return offline_partition(p.partition, p.leader_epoch, node);
+                    }
                     MetadataResponsePartition::default()
                         .with_partition_index(p.partition)
                         .with_leader_id(node)
@@ -265,6 +268,26 @@ fn topic_response(topic: &TopicMetadata, node: BrokerId) -> MetadataResponseTopi
                 })
                 .collect(),
         )
+}
+
+/// A partition whose log dir is offline, as a single-node KRaft Kafka 4.1.2 answers once its
+/// controller marked the dir offline (measured: results/2026-12-01-disk-faults.md):
+/// LEADER_NOT_AVAILABLE, no leader, an empty ISR (the node moves to the eligible leader
+/// replicas, KIP-966) and the node in `offline_replicas` (`KRaftMetadataCache.
+/// getOfflineReplicas`: replicas whose directory is offline).
+fn offline_partition(
+    partition: i32,
+    leader_epoch: i32,
+    node: BrokerId,
+) -> MetadataResponsePartition {
+    MetadataResponsePartition::default()
+        .with_error_code(ResponseError::LeaderNotAvailable.code())
+        .with_partition_index(partition)
+        .with_leader_id(BrokerId(-1))
+        .with_leader_epoch(leader_epoch)
+        .with_replica_nodes(vec![node])
+        .with_isr_nodes(Vec::new())
+        .with_offline_replicas(vec![node])
 }
 
 fn error_topic(
