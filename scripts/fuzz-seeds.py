@@ -291,9 +291,16 @@ def written_seeds(out, stats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "fuzz" / "corpus"))
+    parser.add_argument("--written-only", action="store_true",
+                        help="only the SASL / JAAS / principal-rule seeds (no broker)")
     args = parser.parse_args()
     out = Path(args.out)
     stats = defaultdict(int)
+    if args.written_only:
+        written_seeds(out, stats)
+        for target, count in sorted(stats.items()):
+            print(f"{target}: {count} new seeds")
+        return
     work = Path(tempfile.mkdtemp(prefix="ringtail-fuzz-seeds-"))
     try:
         capture_dir = work / "capture"
