@@ -286,18 +286,24 @@ pub fn encode_batch(
 /// unknown schemas. Stops with an error at the first batch or record that does not decode.
 pub fn decode_batches(bytes: Bytes) -> Result<Vec<CoordinatorRecord>, RecordError> {
     let mut out = Vec::new();
-    crate::stored_records::for_each_batch(&bytes, |header, records| {
-        if header.is_control() {
-            return Ok(());
-        }
-        for record in records {
-            let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
-            if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
-                out.push(decoded);
+    crate::stored_records::for_each_batch(
+        &bytes,
+        |header, records| {
+            if header.is_control() {
+                return Ok(());
             }
-        }
-        Ok(())
-    })?;
+            for record in records {
+                let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
+                if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
+                    out.push(decoded);
+                }
+            }
+            Ok(())
+        },
+        |reason| RecordError::Batch {
+            source: anyhow::anyhow!(reason),
+        },
+    )?;
     Ok(out)
 }
 

@@ -158,50 +158,56 @@ pub fn control_record_is_commit(key: &[u8]) -> Option<bool> {
 /// skipped. Stops with an error at the first batch or record that does not decode.
 pub fn decode_log_batches(bytes: Bytes) -> Result<Vec<LogBatch>, RecordError> {
     let mut out = Vec::new();
-    crate::stored_records::for_each_batch(&bytes, |header, records| {
-        // An empty batch (left by the cleaner) holds nothing to replay.
-        let Some(first) = records.first() else {
-            return Ok(());
-        };
-        let base_offset = first.offset;
-        let producer_id = header.producer_id;
-        let producer_epoch = header.producer_epoch;
-        if header.is_control() {
-            let commit = first.key.as_deref().and_then(control_record_is_commit);
-            if let Some(commit) = commit {
-                out.push(LogBatch {
-                    base_offset,
-                    content: BatchContent::Marker {
-                        producer_id,
-                        producer_epoch,
-                        commit,
-                    },
-                });
+    crate::stored_records::for_each_batch(
+        &bytes,
+        |header, records| {
+            // An empty batch (left by the cleaner) holds nothing to replay.
+            let Some(first) = records.first() else {
+                return Ok(());
+            };
+            let base_offset = first.offset;
+            let producer_id = header.producer_id;
+            let producer_epoch = header.producer_epoch;
+            if header.is_control() {
+                let commit = first.key.as_deref().and_then(control_record_is_commit);
+                if let Some(commit) = commit {
+                    out.push(LogBatch {
+                        base_offset,
+                        content: BatchContent::Marker {
+                            producer_id,
+                            producer_epoch,
+                            commit,
+                        },
+                    });
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        let mut decoded_records = Vec::new();
-        for record in records {
-            let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
-            if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
-                decoded_records.push(decoded);
+            let mut decoded_records = Vec::new();
+            for record in records {
+                let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
+                if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
+                    decoded_records.push(decoded);
+                }
             }
-        }
-        let content = if header.is_transactional() {
-            BatchContent::Transactional {
-                producer_id,
-                producer_epoch,
-                records: decoded_records,
-            }
-        } else {
-            BatchContent::Plain(decoded_records)
-        };
-        out.push(LogBatch {
-            base_offset,
-            content,
-        });
-        Ok(())
-    })?;
+            let content = if header.is_transactional() {
+                BatchContent::Transactional {
+                    producer_id,
+                    producer_epoch,
+                    records: decoded_records,
+                }
+            } else {
+                BatchContent::Plain(decoded_records)
+            };
+            out.push(LogBatch {
+                base_offset,
+                content,
+            });
+            Ok(())
+        },
+        |reason| RecordError::Batch {
+            source: anyhow::anyhow!(reason),
+        },
+    )?;
     Ok(out)
 }
 

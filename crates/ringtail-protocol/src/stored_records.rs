@@ -8,7 +8,6 @@
 //! [`STORED_BATCH_DECOMPRESSED_MAX_BYTES`]) and [`records::walk_section`] (each record must fit
 //! in the bytes that are there), as Kafka's `DefaultRecordBatch` iterator does record by record.
 
-use crate::consumer_offsets::RecordError;
 use crate::record_batch::{BatchIter, RecordBatchHeader};
 use crate::records;
 
@@ -31,16 +30,15 @@ pub struct StoredRecord {
 /// Calls `on_batch(header, records)` for every batch of `bytes` (whole v2 batches as read from
 /// the log, CRC-checked), in order, with the batch's records.
 ///
-/// Errors: [`RecordError::Batch`] at the first batch that is torn, has a bad CRC or magic, an
+/// Errors: `batch_error(reason)` at the first batch that is torn, has a bad CRC or magic, an
 /// unknown codec, inflates past the bound, or whose records do not decode; or what `on_batch`
-/// returns.
-pub fn for_each_batch(
+/// returns. (The caller picks the error type, so this module depends on no schema module.)
+pub fn for_each_batch<E>(
     bytes: &[u8],
-    mut on_batch: impl FnMut(&RecordBatchHeader, &[StoredRecord]) -> Result<(), RecordError>,
-) -> Result<(), RecordError> {
-    let batch_error = |e: &dyn std::fmt::Display| RecordError::Batch {
-        source: anyhow::anyhow!("{e}"),
-    };
+    mut on_batch: impl FnMut(&RecordBatchHeader, &[StoredRecord]) -> Result<(), E>,
+    batch_error: impl Fn(String) -> E,
+) -> Result<(), E> {
+    let batch_error = |e: &dyn std::fmt::Display| batch_error(e.to_string());
     let mut iter = BatchIter::with_crc(bytes);
     let mut scratch = Vec::new();
     for (position, header) in iter.by_ref() {

@@ -354,23 +354,29 @@ pub fn encode_batch(
 /// versions. Stops with an error at the first batch or record that does not decode.
 pub fn decode_batches(bytes: Bytes) -> Result<Vec<TransactionLogRecord>, RecordError> {
     let mut out = Vec::new();
-    crate::stored_records::for_each_batch(&bytes, |header, records| {
-        if header.is_control() {
-            return Ok(());
-        }
-        for record in records {
-            let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
-            let Some(transactional_id) = decode_key(key)? else {
-                continue;
-            };
-            let value = record.value.as_deref().map(decode_value).transpose()?;
-            out.push(TransactionLogRecord {
-                transactional_id,
-                value,
-            });
-        }
-        Ok(())
-    })?;
+    crate::stored_records::for_each_batch(
+        &bytes,
+        |header, records| {
+            if header.is_control() {
+                return Ok(());
+            }
+            for record in records {
+                let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
+                let Some(transactional_id) = decode_key(key)? else {
+                    continue;
+                };
+                let value = record.value.as_deref().map(decode_value).transpose()?;
+                out.push(TransactionLogRecord {
+                    transactional_id,
+                    value,
+                });
+            }
+            Ok(())
+        },
+        |reason| RecordError::Batch {
+            source: anyhow::anyhow!(reason),
+        },
+    )?;
     Ok(out)
 }
 
