@@ -4,6 +4,8 @@
 
 pub mod alloc;
 pub mod config;
+/// Fuzz entry points (issue 14): `fuzz/` targets and `tests/fuzz_replay.rs` call these.
+pub mod fuzzing;
 pub mod group_coordinator;
 pub mod http;
 pub mod log;

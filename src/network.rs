@@ -26,6 +26,7 @@ use crate::security::tls::ListenerTls;
 use crate::security::Session;
 use crate::shard::ShardContext;
 
+mod capture;
 mod tls;
 
 /// Bytes read from the socket per read call when no larger frame is pending.
@@ -212,7 +213,10 @@ where
             None => read.await,
         };
         let frame = match read {
-            Ok(Some(frame)) => frame,
+            Ok(Some(frame)) => {
+                capture::frame(&frame);
+                frame
+            }
             Ok(None) => break,
             Err(reason) => {
                 tracing::warn!("closing connection from {peer}: {reason}");
@@ -257,7 +261,7 @@ where
 }
 
 /// The smallest request frame: api key, version and correlation id (8 bytes).
-const MIN_REQUEST_BYTES: usize = 8;
+pub(crate) const MIN_REQUEST_BYTES: usize = 8;
 
 /// How the next frame of a SASL connection that has not authenticated yet is read.
 struct SaslReadLimits {
@@ -315,7 +319,7 @@ async fn write_parts<W: futures::AsyncWrite + Unpin>(
 /// Why a connection is closed while reading a request frame (logged, never answered: Kafka's
 /// `SocketServer` closes the connection on the same conditions).
 #[derive(Debug, thiserror::Error)]
-enum FrameError {
+pub(crate) enum FrameError {
     /// The peer closed the connection inside the 4-byte size prefix.
     #[error("connection closed inside a frame size ({received} bytes)")]
     ClosedInSize { received: usize },
@@ -337,7 +341,7 @@ enum FrameError {
 }
 
 /// Reads one size-prefixed frame. `Ok(None)` on a clean end of stream between frames.
-async fn read_frame<R: futures::AsyncRead + Unpin>(
+pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
     reader: &mut R,
     buffer: &mut BytesMut,
     max_frame: usize,

@@ -37,7 +37,7 @@ use crate::protocol::record_batch::{
 };
 
 mod leader;
-mod log_validator;
+pub(crate) mod log_validator; // fuzzing::record_batch validates as append does
 mod transactions;
 pub use crate::log::AbortedTxn;
 pub use leader::{DeleteRecordsError, LeaderEpochError};

@@ -31,8 +31,8 @@ use crate::protocol::record_batch::{
 };
 
 pub use checkpoint::{
-    EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE, LOG_START_OFFSET_CHECKPOINT_FILE,
-    UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
+    checkpointed_log_start_offset, EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE,
+    LOG_START_OFFSET_CHECKPOINT_FILE, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
 };
 pub use cleaner::{CleanerConfig, DELETE_HORIZON_FLAG};
 pub use cleaner_checkpoint::{

@@ -14,7 +14,7 @@ mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod admin;
-mod api_versions;
+pub(crate) mod api_versions; // fuzzing::request checks versions as dispatch does
 pub mod authorize;
 mod configs;
 mod create_partitions;

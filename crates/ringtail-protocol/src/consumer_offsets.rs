@@ -25,7 +25,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 /// Key version written for offset commits (Kafka's `OffsetCommitKey`, versions 0 and 1).
@@ -285,21 +285,25 @@ pub fn encode_batch(
 /// Decodes every record of the batches in `bytes`, skipping control records and keys of
 /// unknown schemas. Stops with an error at the first batch or record that does not decode.
 pub fn decode_batches(bytes: Bytes) -> Result<Vec<CoordinatorRecord>, RecordError> {
-    let mut buf = bytes;
     let mut out = Vec::new();
-    let sets =
-        RecordBatchDecoder::decode_all(&mut buf).map_err(|source| RecordError::Batch { source })?;
-    for set in sets {
-        for record in set.records {
-            if record.control {
-                continue;
+    crate::stored_records::for_each_batch(
+        &bytes,
+        |header, records| {
+            if header.is_control() {
+                return Ok(());
             }
-            let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
-            if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
-                out.push(decoded);
+            for record in records {
+                let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
+                if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
+                    out.push(decoded);
+                }
             }
-        }
-    }
+            Ok(())
+        },
+        |reason| RecordError::Batch {
+            source: anyhow::anyhow!(reason),
+        },
+    )?;
     Ok(out)
 }
 

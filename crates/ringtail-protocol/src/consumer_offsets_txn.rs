@@ -18,7 +18,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use crate::consumer_offsets::{CoordinatorRecord, RecordError};
@@ -157,54 +157,57 @@ pub fn control_record_is_commit(key: &[u8]) -> Option<bool> {
 /// and kind. Keys of unknown schemas are skipped; control batches of unknown types are
 /// skipped. Stops with an error at the first batch or record that does not decode.
 pub fn decode_log_batches(bytes: Bytes) -> Result<Vec<LogBatch>, RecordError> {
-    let mut buf = bytes;
-    let sets =
-        RecordBatchDecoder::decode_all(&mut buf).map_err(|source| RecordError::Batch { source })?;
-    let mut out = Vec::with_capacity(sets.len());
-    for set in sets {
-        // An empty batch (left by the cleaner) holds nothing to replay.
-        let Some(first) = set.records.first() else {
-            continue;
-        };
-        let base_offset = first.offset;
-        let producer_id = first.producer_id;
-        let producer_epoch = first.producer_epoch;
-        if first.control {
-            let commit = first.key.as_deref().and_then(control_record_is_commit);
-            if let Some(commit) = commit {
-                out.push(LogBatch {
-                    base_offset,
-                    content: BatchContent::Marker {
-                        producer_id,
-                        producer_epoch,
-                        commit,
-                    },
-                });
+    let mut out = Vec::new();
+    crate::stored_records::for_each_batch(
+        &bytes,
+        |header, records| {
+            // An empty batch (left by the cleaner) holds nothing to replay.
+            let Some(first) = records.first() else {
+                return Ok(());
+            };
+            let base_offset = first.offset;
+            let producer_id = header.producer_id;
+            let producer_epoch = header.producer_epoch;
+            if header.is_control() {
+                let commit = first.key.as_deref().and_then(control_record_is_commit);
+                if let Some(commit) = commit {
+                    out.push(LogBatch {
+                        base_offset,
+                        content: BatchContent::Marker {
+                            producer_id,
+                            producer_epoch,
+                            commit,
+                        },
+                    });
+                }
+                return Ok(());
             }
-            continue;
-        }
-        let transactional = first.transactional;
-        let mut records = Vec::with_capacity(set.records.len());
-        for record in &set.records {
-            let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
-            if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
-                records.push(decoded);
+            let mut decoded_records = Vec::new();
+            for record in records {
+                let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
+                if let Some(decoded) = CoordinatorRecord::decode(key, record.value.as_deref())? {
+                    decoded_records.push(decoded);
+                }
             }
-        }
-        let content = if transactional {
-            BatchContent::Transactional {
-                producer_id,
-                producer_epoch,
-                records,
-            }
-        } else {
-            BatchContent::Plain(records)
-        };
-        out.push(LogBatch {
-            base_offset,
-            content,
-        });
-    }
+            let content = if header.is_transactional() {
+                BatchContent::Transactional {
+                    producer_id,
+                    producer_epoch,
+                    records: decoded_records,
+                }
+            } else {
+                BatchContent::Plain(decoded_records)
+            };
+            out.push(LogBatch {
+                base_offset,
+                content,
+            });
+            Ok(())
+        },
+        |reason| RecordError::Batch {
+            source: anyhow::anyhow!(reason),
+        },
+    )?;
     Ok(out)
 }
 
@@ -213,6 +216,7 @@ mod tests {
     use super::*;
     use crate::consumer_offsets::{encode_batch, OffsetCommitKey, OffsetCommitValue};
     use crate::record_batch::{set_base_offset, RecordBatchHeader};
+    use kafka_protocol::records::RecordBatchDecoder;
 
     fn commit(partition: i32, offset: i64) -> CoordinatorRecord {
         CoordinatorRecord::OffsetCommit {

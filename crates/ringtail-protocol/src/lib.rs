@@ -30,6 +30,7 @@ pub mod frame;
 pub mod produce_legacy;
 pub mod record_batch;
 pub mod records;
+pub mod stored_records;
 #[doc(hidden)]
 pub mod testing;
 pub mod transaction_state;

@@ -25,7 +25,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 pub use crate::consumer_offsets::RecordError;
@@ -353,29 +353,30 @@ pub fn encode_batch(
 /// Decodes every record of the batches in `bytes`, skipping control records and unknown key
 /// versions. Stops with an error at the first batch or record that does not decode.
 pub fn decode_batches(bytes: Bytes) -> Result<Vec<TransactionLogRecord>, RecordError> {
-    let mut buf = bytes;
-    let sets =
-        RecordBatchDecoder::decode_all(&mut buf).map_err(|source| RecordError::Batch { source })?;
     let mut out = Vec::new();
-    for set in sets {
-        for record in set.records {
-            if record.control {
-                continue;
+    crate::stored_records::for_each_batch(
+        &bytes,
+        |header, records| {
+            if header.is_control() {
+                return Ok(());
             }
-            let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
-            let Some(transactional_id) = decode_key(key)? else {
-                continue;
-            };
-            let value = match record.value.as_deref() {
-                Some(bytes) => Some(decode_value(bytes)?),
-                None => None,
-            };
-            out.push(TransactionLogRecord {
-                transactional_id,
-                value,
-            });
-        }
-    }
+            for record in records {
+                let key = record.key.as_deref().ok_or(RecordError::MissingKey)?;
+                let Some(transactional_id) = decode_key(key)? else {
+                    continue;
+                };
+                let value = record.value.as_deref().map(decode_value).transpose()?;
+                out.push(TransactionLogRecord {
+                    transactional_id,
+                    value,
+                });
+            }
+            Ok(())
+        },
+        |reason| RecordError::Batch {
+            source: anyhow::anyhow!(reason),
+        },
+    )?;
     Ok(out)
 }
 

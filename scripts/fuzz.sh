@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs each cargo-fuzz target (fuzz/, src/fuzzing.rs) for SECONDS, one at a time, niced.
+#
+# usage: scripts/fuzz.sh SECONDS [TARGET...]
+#   FUZZ_RUNS=N       stop a target after N executions instead (SECONDS still bounds it)
+#   FUZZ_SANITIZER=s  cargo-fuzz sanitizer (default none: safe Rust, debug assertions on;
+#                     `address` for ASan at ~1/3 of the speed)
+#   FUZZ_RESULTS=f    append one line per target to f (default results/fuzz/runs.tsv)
+#
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). New inputs go to
+# fuzz/corpus-work/<target>/ (not committed); the committed seeds in fuzz/corpus/<target>/
+# are read only. A crash is written to fuzz/artifacts/<target>/ and stops that target; the
+# script goes on with the next one and exits 1 at the end. Each result line: date, commit,
+# target, executions, seconds, exec/s, libFuzzer's final cov: and ft: figures, corpus size,
+# peak RSS (MB), status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}
+shift
+sanitizer=${FUZZ_SANITIZER:-none}
+results=${FUZZ_RESULTS:-results/fuzz/runs.tsv}
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^ringtail-fuzz$')
+fi
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
+mkdir -p "$(dirname "$results")" fuzz/corpus-work
+[ -s "$results" ] || printf 'date\tcommit\ttarget\texecutions\tseconds\texec_per_s\tcov\tft\tcorpus\trss_mb\tstatus\n' >"$results"
+commit=$(git rev-parse --short HEAD)
+scratch=$(mktemp -d /tmp/ringtail-fuzz-run.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+nice -n 10 cargo +nightly fuzz build -s "$sanitizer" -O --debug-assertions --fuzz-dir fuzz "${targets[@]:0:1}" >/dev/null 2>&1 || true
+failed=0
+for target in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus-work/$target" "fuzz/corpus/$target"
+    log="$scratch/$target.log"
+    extra=()
+    [ -n "${FUZZ_RUNS:-}" ] && extra+=("-runs=$FUZZ_RUNS")
+    status=ok
+    if ! TMPDIR="$scratch" nice -n 10 cargo +nightly fuzz run -s "$sanitizer" -O --debug-assertions \
+        --fuzz-dir fuzz "$target" "fuzz/corpus-work/$target" "fuzz/corpus/$target" -- \
+        -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -max_len=65536 \
+        -timeout=10 "${extra[@]}" >"$log" 2>&1; then
+        status=crash
+        failed=1
+        tail -40 "$log" >&2
+    fi
+    executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
+    last=$(grep -E '#[0-9]+.*cov:' "$log" | tail -1 || true)
+    cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
+    ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
+    corpus=$(sed -n 's/.*corp: \([0-9]*\).*/\1/p' <<<"$last")
+    elapsed=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' || echo "$seconds")
+    rate=$(( ${executions:-0} / (${elapsed:-1} > 0 ? ${elapsed:-1} : 1) ))
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$target" \
+        "${executions:-0}" "${elapsed:-$seconds}" "$rate" "${cov:-?}" "${ft:-?}" "${corpus:-?}" "${rss:-?}" "$status" | tee -a "$results"
+    cp "$log" "fuzz/corpus-work/$target.last.log"
+done
+exit $failed
