@@ -221,9 +221,18 @@ mod tests {
         Box::leak(Box::new(quotas))
     }
 
+    /// A fresh executor with little pinned memory (`ulimit -l` may be small).
+    fn run<F: std::future::Future<Output = ()> + 'static>(future: F) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(1 << 20)
+            .make()
+            .expect("executor")
+            .run(future);
+    }
+
     #[test]
     fn per_ip_limits_and_overrides() {
-        glommio::LocalExecutor::default().run(async {
+        run(async {
             let quotas = leak(
                 ConnectionQuotas::new(&limits(100, 2, &[("127.0.0.2", 0)]), &["P".into()]).unwrap(),
             );
@@ -243,7 +252,7 @@ mod tests {
 
     #[test]
     fn broker_limit_blocks_until_a_slot_frees() {
-        glommio::LocalExecutor::default().run(async {
+        run(async {
             let quotas =
                 leak(ConnectionQuotas::new(&limits(1, i32::MAX, &[]), &["P".into()]).unwrap());
             let first = quotas.acquire(0, None).await.unwrap();
