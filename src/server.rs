@@ -660,13 +660,14 @@ fn raise_open_files_limit() {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft_to_hard) == 0 }
     };
     // SAFETY: getrlimit writes into the struct we pass.
-    if raised && unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        if limit.rlim_cur != before {
-            tracing::info!(
-                "raised the open files limit (ulimit -n) from {before} to {}",
-                limit.rlim_cur
-            );
-        }
+    if raised
+        && unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
+        && limit.rlim_cur != before
+    {
+        tracing::info!(
+            "raised the open files limit (ulimit -n) from {before} to {}",
+            limit.rlim_cur
+        );
     }
 }
 
