@@ -370,6 +370,8 @@ pub struct BrokerConfig {
     // --- Authorization (issue 11): Kafka's StandardAuthorizer settings ---
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`.
     pub authorizer: AuthorizerConfig,
+    /// Floods (issue 14): connection limits, idle connections, unsent-bytes cap.
+    pub connection_limits: ConnectionLimits,
     /// Effective value of every property, for DescribeConfigs.
     effective: BTreeMap<&'static str, Option<String>>,
     /// Properties set by the file, a flag or `--set` (alias names resolved).
@@ -670,6 +672,7 @@ impl BrokerConfig {
                 ),
             ));
         }
+        let listeners_for_limits: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
         let config = BrokerConfig {
             node_id: layers.int("node.id", 0, MAX32)?,
             listeners,
@@ -811,6 +814,7 @@ impl BrokerConfig {
             transaction_partition_verification_enable: layers
                 .boolean("transaction.partition.verification.enable")?,
             authorizer: parse_authorizer(&layers)?,
+            connection_limits: parse_connection_limits(&layers, &listeners_for_limits)?,
             effective: BTreeMap::new(),
             set_by_user: layers.set_by_user.clone(),
             static_values: layers
@@ -1048,6 +1052,8 @@ const LISTENER_OVERRIDABLE: &[&str] = &[
     // SASL (issue 11): Kafka reads these per listener (and per mechanism).
     "connections.max.reauth.ms",
     "connection.failed.authentication.delay.ms",
+    // Floods (issue 14): Kafka's per-listener connection limit (ConnectionQuotas).
+    "max.connections",
 ];
 
 impl BrokerConfig {
@@ -1386,7 +1392,106 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("connections.max.reauth.ms", Some("0")),
     // Ringtail's bound on a SASL client that never completes authentication, ms.
     property("ringtail.sasl.authentication.timeout.ms", Some("30000")),
+    // ----- Floods (issue 14): Kafka's SocketServerConfigs names and defaults; read by
+    // network::connection_quotas and network::serve_connection (see ConnectionLimits). -----
+    property("max.connections", Some("2147483647")),
+    property("max.connections.per.ip", Some("2147483647")),
+    property("max.connections.per.ip.overrides", Some("")),
+    property("connections.max.idle.ms", Some("600000")),
+    // Ringtail's cap on a connection's responses not yet written to its socket, bytes.
+    property("ringtail.connection.max.unsent.bytes", Some("1048576")),
+    // ----- end of floods -----
 ];
+
+// ----- Floods (issue 14): connection limits and idle connections -----
+
+/// Connection limits (Kafka's `ConnectionQuotas`, `SocketServerConfigs`) and per-connection
+/// memory bounds, validated at start-up. Enforced in `network::connection_quotas` (counts are
+/// broker-wide: shared atomics across shards) and `network::serve_connection`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `max.connections`: connections over all listeners; default 2147483647, at least 0. At
+    /// the limit a listener stops accepting (the accepted socket waits) until one closes, as
+    /// Kafka's `Acceptor` blocks in `ConnectionQuotas.waitForConnectionSlot`.
+    pub max_connections: i32,
+    /// `listener.name.<listener>.max.connections`: per listener, by listener name (upper case);
+    /// default the broker-wide value. Same blocking behaviour.
+    pub listener_max_connections: BTreeMap<String, i32>,
+    /// `max.connections.per.ip`: connections from one address; default 2147483647, at least 0
+    /// (0 only with overrides, as Kafka). Over it the connection is closed right after accept
+    /// (Kafka's `TooManyConnectionsException`).
+    pub max_connections_per_ip: i32,
+    /// `max.connections.per.ip.overrides`: `host:count,ip:count`; host names are resolved at
+    /// start-up (Kafka's `InetAddress.getByName`).
+    pub max_connections_per_ip_overrides: Vec<(String, i32)>,
+    /// `connections.max.idle.ms`: a connection without a read or write for this long is closed
+    /// (Kafka's `Selector` idle expiry); default 600000; negative: never.
+    pub connections_max_idle_ms: i64,
+    /// `ringtail.connection.max.unsent.bytes`: while a connection's finished responses not yet
+    /// written to its socket exceed this, its next request is not read; default 1048576, at
+    /// least 1. A single response larger than the cap is still sent whole.
+    pub max_unsent_bytes: usize,
+}
+
+fn parse_connection_limits(
+    layers: &Layers,
+    listeners: &[String],
+) -> Result<ConnectionLimits, ConfigError> {
+    let max_connections = layers.int("max.connections", 0, MAX32)?;
+    let max_connections_per_ip = layers.int("max.connections.per.ip", 0, MAX32)?;
+    let overrides_name = "max.connections.per.ip.overrides";
+    let overrides_value = layers.get(overrides_name);
+    let mut max_connections_per_ip_overrides = Vec::new();
+    for entry in overrides_value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let Some((host, count)) = entry.rsplit_once(':') else {
+            return Err(invalid(
+                overrides_name,
+                overrides_value,
+                format!("`{entry}` is not host:count"),
+            ));
+        };
+        let count = parse_int(overrides_name, count.trim(), 0, MAX32)?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        max_connections_per_ip_overrides.push((host.to_string(), count));
+    }
+    if max_connections_per_ip == 0 && max_connections_per_ip_overrides.is_empty() {
+        // Kafka's KafkaConfig.validateValues message.
+        return Err(invalid(
+            "max.connections.per.ip",
+            "0",
+            "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides \
+             property is set.",
+        ));
+    }
+    let mut listener_max_connections = BTreeMap::new();
+    for listener in listeners {
+        let key = format!(
+            "{LISTENER_PREFIX}{}.max.connections",
+            listener.to_ascii_lowercase()
+        );
+        if let Some(value) = layers.listener_overrides.get(&key) {
+            let limit = parse_int(&key, value, 0, MAX32)?;
+            listener_max_connections.insert(listener.clone(), limit);
+        }
+    }
+    let connections_max_idle_ms = layers.int("connections.max.idle.ms", i64::MIN, i64::MAX)?;
+    let max_unsent_bytes: u64 = layers.int("ringtail.connection.max.unsent.bytes", 1, u64::MAX)?;
+    let max_unsent_bytes = usize::try_from(max_unsent_bytes).unwrap_or(usize::MAX);
+    Ok(ConnectionLimits {
+        max_connections,
+        listener_max_connections,
+        max_connections_per_ip,
+        max_connections_per_ip_overrides,
+        connections_max_idle_ms,
+        max_unsent_bytes,
+    })
+}
+
+// ----- end of floods -----
 
 // ----- Authorization (issue 11) -----
 
@@ -2499,7 +2604,9 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.cleaner.min.compaction.lag.ms"
         | "log.cleaner.max.compaction.lag.ms"
         | "log.message.timestamp.before.max.ms"
-        | "log.message.timestamp.after.max.ms" => ConfigType::Long,
+        | "log.message.timestamp.after.max.ms"
+        | "connections.max.idle.ms"
+        | "ringtail.connection.max.unsent.bytes" => ConfigType::Long,
         "log.cleaner.enable" | "allow.everyone.if.no.acl.found" => ConfigType::Boolean,
         "log.cleaner.min.cleanable.ratio" => ConfigType::Double,
         "node.id"
@@ -2534,7 +2641,9 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "transaction.state.log.num.partitions"
         | "transaction.state.log.segment.bytes"
         | "transaction.state.log.min.isr"
-        | "transaction.state.log.load.buffer.size" => ConfigType::Int,
+        | "transaction.state.log.load.buffer.size"
+        | "max.connections"
+        | "max.connections.per.ip" => ConfigType::Int,
         _ => ConfigType::String,
     }
 }

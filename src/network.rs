@@ -10,8 +10,18 @@
 //!
 //! A frame whose size is negative or above `socket.request.max.bytes`, or that cannot be
 //! decoded, closes that connection only, with a log line saying why.
+//!
+//! Floods (issue 14): each accepted connection takes a slot of the broker-wide
+//! [`connection_quotas`] first (`max.connections` waits, `max.connections.per.ip` closes); a
+//! connection without a read or write for `connections.max.idle.ms` is closed (Kafka's
+//! `Selector` idle expiry), whatever it is doing; while the finished responses not yet written
+//! to a connection exceed `ringtail.connection.max.unsent.bytes` its next request is not read;
+//! the read buffer grows at most to twice the bytes received of the frame being read, so a
+//! slow sender announcing a large frame holds only what it has sent.
 
+use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
@@ -27,6 +37,7 @@ use crate::security::Session;
 use crate::shard::ShardContext;
 
 mod capture;
+pub mod connection_quotas;
 mod tls;
 
 /// Bytes read from the socket per read call when no larger frame is pending.
@@ -36,11 +47,15 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const LARGE_PART_BYTES: usize = 16 * 1024;
 /// Upper bound on responses queued per connection, whatever `queued.max.requests` says.
 const MAX_QUEUED_RESPONSES: usize = 1024;
+/// Bytes read per read call between frames (a size prefix and what follows it).
+const IDLE_READ_BYTES: usize = 4 * 1024;
 
 /// One of `listeners`, bound on this shard's executor.
 pub struct BoundListener {
     /// The listener's configuration (name, security protocol, address).
     pub config: Listener,
+    /// Its index in `listeners` (for the per-listener connection count).
+    index: usize,
     socket: TcpListener,
     /// SSL / SASL_SSL listeners: the TLS settings (issue 11).
     tls: Option<Rc<ListenerTls>>,
@@ -52,10 +67,12 @@ pub struct BoundListener {
 pub fn bind_all(config: &BrokerConfig) -> std::io::Result<Vec<BoundListener>> {
     let (mut tls, _) = crate::security::tls::build_all(config)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    connection_quotas::init(config).map_err(std::io::Error::other)?;
     config
         .listeners
         .iter()
-        .map(|listener| {
+        .enumerate()
+        .map(|(index, listener)| {
             let host = if listener.host.is_empty() {
                 "0.0.0.0"
             } else {
@@ -73,6 +90,7 @@ pub fn bind_all(config: &BrokerConfig) -> std::io::Result<Vec<BoundListener>> {
                 .map(|i| Rc::new(tls.swap_remove(i).1));
             Ok(BoundListener {
                 config: listener.clone(),
+                index,
                 socket,
                 tls,
             })
@@ -82,10 +100,31 @@ pub fn bind_all(config: &BrokerConfig) -> std::io::Result<Vec<BoundListener>> {
 
 /// Accepts connections on `listener` until the task is cancelled at shutdown.
 pub async fn accept_loop(ctx: Rc<ShardContext>, listener: BoundListener) {
+    let quotas = match connection_quotas::init(&ctx.config) {
+        Ok(quotas) => quotas,
+        Err(e) => {
+            tracing::error!(shard = ctx.shard_id, "not accepting connections: {e}");
+            return;
+        }
+    };
     loop {
         match listener.socket.accept().await {
             Ok(stream) => {
                 let peer = stream.peer_addr().ok();
+                // At max.connections this waits (no further accept meanwhile), as Kafka's
+                // Acceptor does; over max.connections.per.ip the connection is closed now.
+                let slot = match quotas.acquire(listener.index, peer.map(|p| p.ip())).await {
+                    Ok(slot) => slot,
+                    Err(rejected) => {
+                        tracing::info!("{rejected}");
+                        crate::metrics::with(|m| {
+                            m.connection_opened();
+                            m.connection_closed(metrics::CloseReason::ConnectionLimit);
+                        });
+                        drop(stream);
+                        continue;
+                    }
+                };
                 if let Some(peer) = peer {
                     tracing::info!(
                         "accepted connection from {peer} on shard {} (listener {})",
@@ -100,16 +139,25 @@ pub async fn accept_loop(ctx: Rc<ShardContext>, listener: BoundListener) {
                     listener.config.security_protocol,
                     peer,
                 ));
+                // The slot lives as long as the connection's task.
                 match &listener.tls {
-                    Some(tls) => glommio::spawn_local(tls::serve_tls_connection(
-                        ctx.clone(),
-                        stream,
-                        session,
-                        tls.clone(),
-                    ))
-                    .detach(),
-                    None => glommio::spawn_local(serve_connection(ctx.clone(), stream, session))
-                        .detach(),
+                    Some(tls) => {
+                        let serve =
+                            tls::serve_tls_connection(ctx.clone(), stream, session, tls.clone());
+                        glommio::spawn_local(async move {
+                            serve.await;
+                            drop(slot);
+                        })
+                        .detach()
+                    }
+                    None => {
+                        let serve = serve_connection(ctx.clone(), stream, session);
+                        glommio::spawn_local(async move {
+                            serve.await;
+                            drop(slot);
+                        })
+                        .detach()
+                    }
                 };
             }
             Err(e) => {
@@ -130,64 +178,116 @@ where
     let peer = session
         .client_address
         .map_or_else(|| "unknown".to_string(), |p| p.to_string());
-    let (mut reader, mut writer) = stream.split();
+    let limits = &ctx.config.connection_limits;
+    let idle = u64::try_from(limits.connections_max_idle_ms)
+        .ok()
+        .map(std::time::Duration::from_millis);
+    let activity = Rc::new(Cell::new(Instant::now()));
+    let (reader, writer) = stream.split();
+    let reader = ActivityStream::new(reader, activity.clone());
+    let writer = ActivityStream::new(writer, activity.clone());
     let queue_depth = (ctx.config.queued_max_requests.max(1) as usize).min(MAX_QUEUED_RESPONSES);
     let (queue, responses) = local_channel::new_bounded::<PendingResponse>(queue_depth);
-    let writer_peer = peer.clone();
-    let queued = Rc::new(std::cell::Cell::new(0usize));
-    let writer_queued = queued.clone();
-    let writer_task = glommio::spawn_local(async move {
-        let mut out = BytesMut::new();
-        while let Some(pending) = responses.recv().await {
-            let response = pending.await;
-            writer_queued.set(writer_queued.get() - 1);
-            match response {
-                // A lone response (often a large fetch) goes out without another copy.
-                Response::Frame(frame) if out.is_empty() && writer_queued.get() == 0 => {
-                    if writer.write_all(&frame).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-                Response::Frame(frame) => out.extend_from_slice(&frame),
-                Response::Parts(parts) => {
-                    // Small pieces join `out`; a large one (stored records) goes out as is.
-                    if write_parts(&mut writer, &mut out, parts).await.is_err() {
-                        break;
-                    }
-                }
-                Response::None => continue,
-                Response::FrameThenClose(frame, reason) => {
-                    out.extend_from_slice(&frame);
-                    let _ = writer.write_all(&out).await;
-                    out.clear();
-                    tracing::warn!("closing connection from {writer_peer}: {reason}");
-                    break;
-                }
-                Response::Close(reason) => {
-                    tracing::warn!("closing connection from {writer_peer}: {reason}");
-                    break;
-                }
-            }
-            // Coalesce responses that are already complete into one write.
-            if writer_queued.get() == 0 || out.len() >= READ_CHUNK_BYTES {
-                if writer.write_all(&out).await.is_err() {
-                    break;
-                }
-                out.clear();
-            }
-        }
-        if !out.is_empty() {
-            let _ = writer.write_all(&out).await;
-        }
-        let _ = writer.close().await;
+    let (progress_sender, progress) = local_channel::new_bounded::<()>(1);
+    let state = Rc::new(ConnectionState {
+        queued: Cell::new(0),
+        unsent_bytes: Cell::new(0),
+        max_unsent_bytes: limits.max_unsent_bytes,
     });
+    let writer_task = glommio::spawn_local(write_responses(
+        writer,
+        responses,
+        state.clone(),
+        progress_sender,
+        peer.clone(),
+    ));
+    let read = read_requests(&ctx, &session, reader, queue, &state, progress, &peer);
+    let mut close_reason = match idle {
+        Some(idle) => {
+            futures_lite::future::or(read, async {
+                idle_expiry(&activity, idle).await;
+                metrics::CloseReason::Idle
+            })
+            .await
+        }
+        None => read.await,
+    };
+    // The reader is done (its queue end dropped): the writer sends what is queued, unless the
+    // connection stays idle that long (a client that never reads), which cancels the writer.
+    let drained = async {
+        writer_task.await;
+        true
+    };
+    let drained = match idle {
+        Some(idle) if close_reason != metrics::CloseReason::Idle => {
+            futures_lite::future::or(drained, async {
+                idle_expiry(&activity, idle).await;
+                false
+            })
+            .await
+        }
+        Some(_) => false,
+        None => drained.await,
+    };
+    if !drained {
+        close_reason = metrics::CloseReason::Idle;
+        tracing::info!(
+            "closing connection from {peer}: idle for connections.max.idle.ms ({} ms)",
+            limits.connections_max_idle_ms
+        );
+    }
+    metrics::with(|m| m.connection_closed(close_reason));
+}
 
-    let max_frame = ctx.config.socket_request_max_bytes.max(0) as usize;
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut close_reason = metrics::CloseReason::ClientClosed;
+/// What a connection's reader and writer tasks share.
+struct ConnectionState {
+    /// Responses queued and not yet written.
+    queued: Cell<usize>,
+    /// Bytes of finished responses not yet written to the socket.
+    unsent_bytes: Cell<usize>,
+    /// `ringtail.connection.max.unsent.bytes`.
+    max_unsent_bytes: usize,
+}
+
+/// Returns once the connection has had no read or write for `idle` (Kafka's
+/// `Selector.maybeCloseOldestConnection` with `connections.max.idle.ms`).
+async fn idle_expiry(activity: &Cell<Instant>, idle: std::time::Duration) {
     loop {
-        let sasl = sasl_read_limits(&ctx, &session);
+        let deadline = activity.get() + idle;
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        glommio::timer::sleep(deadline - now).await;
+    }
+}
+
+/// The reader: reads frames, dispatches each in order and queues its pending response; stops
+/// reading while the queue is full or the unsent response bytes exceed their cap. Returns why
+/// it stopped.
+async fn read_requests<R: futures::AsyncRead + Unpin>(
+    ctx: &Rc<ShardContext>,
+    session: &Rc<Session>,
+    mut reader: R,
+    queue: local_channel::LocalSender<PendingResponse>,
+    state: &ConnectionState,
+    progress: local_channel::LocalReceiver<()>,
+    peer: &str,
+) -> metrics::CloseReason {
+    let max_frame = ctx.config.socket_request_max_bytes.max(0) as usize;
+    let mut buffer = BytesMut::new();
+    loop {
+        // Backpressure on a client that does not read its responses.
+        while state.unsent_bytes.get() > state.max_unsent_bytes {
+            if progress.recv().await.is_none() {
+                return metrics::CloseReason::SocketError;
+            }
+        }
+        if buffer.is_empty() {
+            // Between frames: hold no buffer (an idle connection costs no read buffer).
+            buffer = BytesMut::new();
+        }
+        let sasl = sasl_read_limits(ctx, session);
         let (max_size, min_size) = match &sasl {
             Some(limits) => (
                 max_frame.min(limits.max_receive_size),
@@ -217,20 +317,19 @@ where
                 capture::frame(&frame);
                 frame
             }
-            Ok(None) => break,
+            Ok(None) => return metrics::CloseReason::ClientClosed,
             Err(reason) => {
                 tracing::warn!("closing connection from {peer}: {reason}");
-                close_reason = match reason {
+                return match reason {
                     FrameError::Read(_) => metrics::CloseReason::SocketError,
                     _ => metrics::CloseReason::InvalidFrame,
                 };
-                break;
             }
         };
         let pending = if sasl.as_ref().is_some_and(|l| l.raw_token) {
-            request_handler::sasl::raw_token(&ctx, &frame, &session)
+            request_handler::sasl::raw_token(ctx, &frame, session)
         } else {
-            request_handler::dispatch(&ctx, frame, &session).await
+            request_handler::dispatch(ctx, frame, session).await
         };
         let close = matches!(
             pending,
@@ -243,21 +342,147 @@ where
                 Box::pin(async move { Response::Close(reason) })
             }
         };
-        queued.set(queued.get() + 1);
+        state.queued.set(state.queued.get() + 1);
         if close {
-            close_reason = metrics::CloseReason::InvalidRequest;
             let _ = queue.send(future).await;
-            break;
+            return metrics::CloseReason::InvalidRequest;
         }
         if queue.send(future).await.is_err() {
             // The writer stopped: a write failed (or an answer closed the connection).
-            close_reason = metrics::CloseReason::SocketError;
-            break;
+            return metrics::CloseReason::SocketError;
         }
     }
-    drop(queue);
-    writer_task.await;
-    metrics::with(|m| m.connection_closed(close_reason));
+}
+
+/// The writer: awaits each pending response in request order and writes it, coalescing
+/// responses that are already complete into one write. Keeps `state.unsent_bytes` and wakes
+/// the reader (`progress`) after each write.
+async fn write_responses<W: futures::AsyncWrite + Unpin>(
+    mut writer: W,
+    responses: local_channel::LocalReceiver<PendingResponse>,
+    state: Rc<ConnectionState>,
+    progress: local_channel::LocalSender<()>,
+    peer: String,
+) {
+    let mut out = BytesMut::new();
+    let written = |out: &BytesMut| {
+        state.unsent_bytes.set(out.len());
+        let _ = progress.try_send(());
+    };
+    while let Some(pending) = responses.recv().await {
+        let response = pending.await;
+        state.queued.set(state.queued.get() - 1);
+        state
+            .unsent_bytes
+            .set(out.len() + response_bytes(&response));
+        match response {
+            // A lone response (often a large fetch) goes out without another copy.
+            Response::Frame(frame) if out.is_empty() && state.queued.get() == 0 => {
+                if writer.write_all(&frame).await.is_err() {
+                    break;
+                }
+                written(&out);
+                continue;
+            }
+            Response::Frame(frame) => out.extend_from_slice(&frame),
+            Response::Parts(parts) => {
+                // Small pieces join `out`; a large one (stored records) goes out as is.
+                if write_parts(&mut writer, &mut out, parts).await.is_err() {
+                    break;
+                }
+            }
+            Response::None => continue,
+            Response::FrameThenClose(frame, reason) => {
+                out.extend_from_slice(&frame);
+                let _ = writer.write_all(&out).await;
+                out.clear();
+                tracing::warn!("closing connection from {peer}: {reason}");
+                break;
+            }
+            Response::Close(reason) => {
+                tracing::warn!("closing connection from {peer}: {reason}");
+                break;
+            }
+        }
+        // Coalesce responses that are already complete into one write.
+        if state.queued.get() == 0 || out.len() >= READ_CHUNK_BYTES {
+            if writer.write_all(&out).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        written(&out);
+    }
+    if !out.is_empty() {
+        let _ = writer.write_all(&out).await;
+    }
+    let _ = writer.close().await;
+}
+
+/// The bytes `response` puts on the wire.
+fn response_bytes(response: &Response) -> usize {
+    match response {
+        Response::Frame(frame) | Response::FrameThenClose(frame, _) => frame.len(),
+        Response::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+        Response::None | Response::Close(_) => 0,
+    }
+}
+
+/// A socket half that notes the time of every read or write that moved bytes (the activity
+/// `connections.max.idle.ms` is measured from).
+struct ActivityStream<S> {
+    inner: S,
+    activity: Rc<Cell<Instant>>,
+}
+
+impl<S> ActivityStream<S> {
+    fn new(inner: S, activity: Rc<Cell<Instant>>) -> Self {
+        ActivityStream { inner, activity }
+    }
+
+    fn note(&self, result: &std::task::Poll<std::io::Result<usize>>) {
+        if matches!(result, std::task::Poll::Ready(Ok(n)) if *n > 0) {
+            self.activity.set(Instant::now());
+        }
+    }
+}
+
+impl<S: futures::AsyncRead + Unpin> futures::AsyncRead for ActivityStream<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.note(&result);
+        result
+    }
+}
+
+impl<S: futures::AsyncWrite + Unpin> futures::AsyncWrite for ActivityStream<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&result);
+        result
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
 
 /// The smallest request frame: api key, version and correlation id (8 bytes).
@@ -348,7 +573,7 @@ pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
     min_frame: usize,
 ) -> Result<Option<Bytes>, FrameError> {
     while buffer.len() < 4 {
-        if fill(reader, buffer, READ_CHUNK_BYTES).await? == 0 {
+        if fill(reader, buffer, IDLE_READ_BYTES).await? == 0 {
             return if buffer.is_empty() {
                 Ok(None)
             } else {
@@ -370,7 +595,11 @@ pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
         });
     }
     while buffer.len() < 4 + size {
-        let want = (4 + size - buffer.len()).max(READ_CHUNK_BYTES);
+        // At most what has arrived again (and at least one chunk): a frame's buffer grows with
+        // the bytes received, not with the size its prefix claims.
+        let want = (4 + size - buffer.len())
+            .max(IDLE_READ_BYTES)
+            .min(buffer.len().max(READ_CHUNK_BYTES));
         if fill(reader, buffer, want).await? == 0 {
             return Err(FrameError::ClosedInFrame {
                 received: buffer.len() - 4,

@@ -200,6 +200,7 @@ fn open_log_dir(mut config: BrokerConfig) -> Result<LogDirState, StartError> {
     let config = Arc::new(config);
     let shard_count = config.shard_count();
     ensure_memlock(shard_count, config.io_memory_bytes)?;
+    raise_open_files_limit();
     // Kafka keeps a clean-shutdown marker per log dir; any dir without one is recovered. Here
     // recovery is one flag for every dir (each takes its marker, so none is left behind).
     let mut recover = false;
@@ -707,6 +708,49 @@ fn ensure_memlock(shards: usize, io_memory_bytes: u64) -> Result<(), StartError>
         shards,
         reason: std::io::Error::last_os_error().to_string(),
     })
+}
+
+/// Open files wanted for connections and segment files (issue 14: 10,000 connections), as the
+/// soft and, where permitted (root), the hard RLIMIT_NOFILE.
+const OPEN_FILES_WANTED: u64 = 1 << 20;
+
+/// Raises RLIMIT_NOFILE's soft limit to the hard one (what the JVM does for Kafka with its
+/// default `-XX:+MaxFDLimit`), and as root the hard one to [`OPEN_FILES_WANTED`] first. Logs
+/// the result; a failure leaves the limit as it was (connections beyond it fail to be accepted
+/// with EMFILE, logged by the accept loop).
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let before = limit.rlim_cur;
+    let wanted = libc::rlimit {
+        rlim_cur: OPEN_FILES_WANTED.max(limit.rlim_cur),
+        rlim_max: OPEN_FILES_WANTED.max(limit.rlim_max),
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 || {
+        let soft_to_hard = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft_to_hard) == 0 }
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if raised
+        && unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
+        && limit.rlim_cur != before
+    {
+        tracing::info!(
+            "raised the open files limit (ulimit -n) from {before} to {}",
+            limit.rlim_cur
+        );
+    }
 }
 
 /// Creates the log dir if needed and returns its absolute, canonical path.

@@ -66,7 +66,7 @@ pub struct Scrape {
     pub log_flush: HistogramSnapshot,
     pub produce_batches: [u64; CODECS.len()],
     pub connections: i64,
-    pub connections_closed: [u64; 4],
+    pub connections_closed: [u64; CloseReason::ALL.len()],
     /// Every group, by id, with its lag per partition.
     pub groups: BTreeMap<String, (GroupSnapshot, Vec<GroupLag>)>,
     /// The shards' own snapshots (per-shard metrics), by shard id; partitions and groups moved
@@ -87,7 +87,7 @@ impl Scrape {
             log_flush: HistogramSnapshot::default(),
             produce_batches: [0; CODECS.len()],
             connections: 0,
-            connections_closed: [0; 4],
+            connections_closed: [0; CloseReason::ALL.len()],
             groups: BTreeMap::new(),
             shards: Vec::new(),
         };

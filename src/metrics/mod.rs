@@ -120,15 +120,21 @@ pub enum CloseReason {
     InvalidRequest = 2,
     /// Reading from or writing to the socket failed.
     SocketError = 3,
+    /// No read or write for `connections.max.idle.ms` (issue 14).
+    Idle = 4,
+    /// Over `max.connections.per.ip`: closed right after accept (issue 14).
+    ConnectionLimit = 5,
 }
 
 impl CloseReason {
     /// Every reason, in index order.
-    pub const ALL: [CloseReason; 4] = [
+    pub const ALL: [CloseReason; 6] = [
         CloseReason::ClientClosed,
         CloseReason::InvalidFrame,
         CloseReason::InvalidRequest,
         CloseReason::SocketError,
+        CloseReason::Idle,
+        CloseReason::ConnectionLimit,
     ];
 
     /// The `reason` label value.
@@ -138,6 +144,8 @@ impl CloseReason {
             CloseReason::InvalidFrame => "invalid_frame",
             CloseReason::InvalidRequest => "invalid_request",
             CloseReason::SocketError => "socket_error",
+            CloseReason::Idle => "idle",
+            CloseReason::ConnectionLimit => "connection_limit",
         }
     }
 }
@@ -171,7 +179,7 @@ pub struct ShardMetrics {
     /// Kafka's `ErrorsPerSec`.
     errors: RefCell<HashMap<(i16, i16), u64>>,
     connections: Cell<i64>,
-    connections_closed: [Cell<u64>; 4],
+    connections_closed: [Cell<u64>; CloseReason::ALL.len()],
     log_flush: Histogram,
     produce_batches: [Cell<u64>; CODECS.len()],
     cross_shard_sent: Cell<u64>,
@@ -414,7 +422,7 @@ pub struct ShardSnapshot {
     /// Open Kafka connections.
     pub connections: i64,
     /// Closed Kafka connections by [`CloseReason`] index.
-    pub connections_closed: [u64; 4],
+    pub connections_closed: [u64; CloseReason::ALL.len()],
     pub log_flush: HistogramSnapshot,
     /// Produced batches by codec id ([`CODECS`]).
     pub produce_batches: [u64; CODECS.len()],
