@@ -327,6 +327,9 @@ impl CoordinatorState {
                     self.groups.remove(&group);
                 }
             },
+            // KIP-848 consumer group records (key versions 3, 5-8, 16) belong to the consumer
+            // group state (`consumer_group`), not to a classic group.
+            _ => {}
         }
     }
 
