@@ -16,6 +16,7 @@
 //! Invariants: only this shard touches its groups and its `__consumer_offsets` partitions;
 //! records reach the log in the order the state changed (one writer task, one queue).
 
+pub mod consumer_group;
 pub mod coordinator_state;
 pub mod group;
 /// The `__consumer_offsets` record schemas (crate `ringtail-protocol`).
@@ -591,13 +592,24 @@ impl GroupCoordinator {
     ) -> OffsetCommitResponse {
         let group_id = request.group_id.to_string();
         let now = now_ms();
-        let validation = self.inner.state.borrow_mut().validate_offset_commit(
+        // KIP-848 groups check the member epoch instead (STALE_MEMBER_EPOCH).
+        let consumer_validation = self.inner.state.borrow().validate_consumer_offset_commit(
             &group_id,
             request.generation_id_or_member_epoch,
             &request.member_id,
-            request.group_instance_id.as_deref(),
-            now,
+            false,
+            version,
         );
+        let validation = match consumer_validation {
+            Some(validation) => validation,
+            None => self.inner.state.borrow_mut().validate_offset_commit(
+                &group_id,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                now,
+            ),
+        };
         self.inner.submit_pending();
         if let Err(error) = validation {
             tracing::debug!(group = %group_id, member = %request.member_id, generation = request.generation_id_or_member_epoch, %error, "offset commit rejected");
@@ -706,7 +718,19 @@ impl GroupCoordinator {
                             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                             .collect()
                     });
-                    let result = state.fetch_offsets(&group.group_id, topics.clone());
+                    let member_error = if version >= 9 {
+                        state.validate_consumer_offset_fetch(
+                            &group.group_id,
+                            group.member_id.as_deref(),
+                            group.member_epoch,
+                        )
+                    } else {
+                        None
+                    };
+                    let result = match member_error {
+                        Some(error) => Err(error),
+                        None => state.fetch_offsets(&group.group_id, topics.clone()),
+                    };
                     responses::offset_fetch_group(group.group_id.clone(), topics, result)
                 })
                 .collect();
@@ -752,8 +776,15 @@ impl GroupCoordinator {
         };
         let state = self.inner.state.borrow();
         let listed = state.list_groups(&states, &types);
-        let mut response =
-            ListGroupsResponse::default().with_groups(responses::listed_groups(listed, version));
+        let mut groups = responses::listed_groups(listed, version);
+        groups.extend(
+            state
+                .list_consumer_groups(&states, &types)
+                .into_iter()
+                .map(|g| consumer_group::listed_group(g, version)),
+        );
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        let mut response = ListGroupsResponse::default().with_groups(groups);
         if !state.is_loaded() {
             response.error_code = ResponseError::CoordinatorLoadInProgress.code();
         }
