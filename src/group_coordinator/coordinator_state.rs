@@ -335,7 +335,10 @@ impl CoordinatorState {
                 None => {
                     // Offsets are keys of their own: a group that became a consumer group
                     // (KIP-848) keeps them.
-                    let keep = self.groups.get(&group).is_some_and(|g| !g.offsets.is_empty());
+                    let keep = self
+                        .groups
+                        .get(&group)
+                        .is_some_and(|g| !g.offsets.is_empty());
                     if keep {
                         let entry = self.groups.get_mut(&group).expect("checked above");
                         let offsets = std::mem::take(&mut entry.offsets);

@@ -31,15 +31,19 @@ pub async fn handle(
     if !may_group(&ctx, &session, AclOperation::Read, &request.group_id) {
         return ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED);
     }
-    let denied_topic = request.subscribed_topic_names.iter().flatten().any(|topic| {
-        !authorize::authorize(
-            &ctx,
-            &session,
-            AclOperation::Describe,
-            ResourceType::Topic,
-            topic.as_str(),
-        )
-    });
+    let denied_topic = request
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .any(|topic| {
+            !authorize::authorize(
+                &ctx,
+                &session,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                topic.as_str(),
+            )
+        });
     if denied_topic {
         return ConsumerGroupHeartbeatResponse::default()
             .with_error_code(ResponseError::TopicAuthorizationFailed.code())

@@ -99,7 +99,12 @@ fn may_describe_key(ctx: &ShardContext, session: &Session, key_type: i8, key: &s
 }
 
 /// `op` on group `group_id` (ACLs; always true with no authorizer).
-pub(super) fn may_group(ctx: &ShardContext, session: &Session, op: AclOperation, group_id: &str) -> bool {
+pub(super) fn may_group(
+    ctx: &ShardContext,
+    session: &Session,
+    op: AclOperation,
+    group_id: &str,
+) -> bool {
     authorize::authorize(ctx, session, op, ResourceType::Group, group_id)
 }
 

@@ -74,7 +74,11 @@ fn uniform(
         .sum();
     let eligible_members = members
         .values()
-        .filter(|m| m.subscribed_topic_ids.iter().any(|t| partitions.contains_key(t)))
+        .filter(|m| {
+            m.subscribed_topic_ids
+                .iter()
+                .any(|t| partitions.contains_key(t))
+        })
         .count()
         .max(1);
     // The most any member keeps of its previous partitions (homogeneous quota, rounded up).
@@ -90,7 +94,10 @@ fn uniform(
                 continue;
             }
             for &partition in previous {
-                if partition < 0 || partition >= count || owner.contains_key(&(*topic_id, partition)) {
+                if partition < 0
+                    || partition >= count
+                    || owner.contains_key(&(*topic_id, partition))
+                {
                     continue;
                 }
                 if counts[id.as_str()] >= quota {
@@ -253,7 +260,10 @@ mod tests {
         for id in ["a", "b"] {
             assert_eq!(count(&second[id]), 2);
             // Each old member keeps two of its three partitions: only one moves.
-            assert!(second[id][&t].is_subset(&first[id][&t]), "{id} moved partitions");
+            assert!(
+                second[id][&t].is_subset(&first[id][&t]),
+                "{id} moved partitions"
+            );
         }
         assert_eq!(count(&second["c"]), 2);
     }

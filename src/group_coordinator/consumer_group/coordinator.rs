@@ -198,13 +198,15 @@ impl Sink<'_> {
     }
 
     fn regex(&mut self, group: &ConsumerGroup, pattern: &str) {
-        let value = group.resolved_regexes.get(pattern).map(|r| {
-            ConsumerGroupRegularExpressionValue {
-                topics: r.topics.iter().cloned().collect(),
-                version: r.version,
-                timestamp: r.timestamp,
-            }
-        });
+        let value =
+            group
+                .resolved_regexes
+                .get(pattern)
+                .map(|r| ConsumerGroupRegularExpressionValue {
+                    topics: r.topics.iter().cloned().collect(),
+                    version: r.version,
+                    timestamp: r.timestamp,
+                });
         self.push(
             &group.group_id,
             CoordinatorRecord::ConsumerGroupRegularExpression {
@@ -299,7 +301,9 @@ fn validate(p: &HeartbeatParams, assignors: &[String]) -> Result<(), HeartbeatRe
             return invalid("TopicPartitions must be empty when (re-)joining.");
         }
         if p.subscribed_topic_names.is_none() && p.subscribed_topic_regex.is_none() {
-            return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
+            return invalid(
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+            );
         }
     } else if p.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
         if p.instance_id.is_none() {
@@ -358,7 +362,10 @@ impl CoordinatorState {
         topics: &TopicsView,
         now_ms: i64,
     ) -> Reply<HeartbeatResult> {
-        Reply::Ready(self.heartbeat_inner(p, topics, now_ms).unwrap_or_else(|e| e))
+        Reply::Ready(
+            self.heartbeat_inner(p, topics, now_ms)
+                .unwrap_or_else(|e| e),
+        )
     }
 
     fn heartbeat_inner(
@@ -433,7 +440,11 @@ impl CoordinatorState {
         // Find or create the member.
         let mut replaced_static: Option<ConsumerGroupMember> = None;
         let existing: Option<ConsumerGroupMember> = if p.member_epoch == 0 {
-            match p.instance_id.as_deref().and_then(|i| group.static_member(i)) {
+            match p
+                .instance_id
+                .as_deref()
+                .and_then(|i| group.static_member(i))
+            {
                 Some(old) if old.member_id == p.member_id => Some(old.clone()),
                 Some(old) if old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
                     return Err(HeartbeatResult::error(
@@ -563,7 +574,9 @@ impl CoordinatorState {
             m.assigned_partitions.clear();
             m.partitions_pending_revocation.clear();
         }
-        let before = existing.clone().unwrap_or_else(|| ConsumerGroupMember::new(member_id.clone()));
+        let before = existing
+            .clone()
+            .unwrap_or_else(|| ConsumerGroupMember::new(member_id.clone()));
         // The subscription as sent (null fields keep their value).
         if let Some(instance) = &p.instance_id {
             m.instance_id = Some(instance.clone());
@@ -617,7 +630,10 @@ impl CoordinatorState {
             sink.group_epoch(group);
         }
         if group.group_epoch > group.assignment_epoch {
-            let default = assignors.first().map(String::as_str).unwrap_or(assignor::UNIFORM);
+            let default = assignors
+                .first()
+                .map(String::as_str)
+                .unwrap_or(assignor::UNIFORM);
             for id in group.compute_target_assignment(topics, default) {
                 let target = group.target_assignment.get(&id).cloned();
                 sink.target_member(&p.group_id, &id, target.as_ref());
@@ -646,7 +662,9 @@ impl CoordinatorState {
         );
         next.session_deadline_ms = Some(now_ms + settings.group_consumer_session_timeout_ms as i64);
         if next.state == MemberState::UnrevokedPartitions {
-            if next.rebalance_deadline_ms.is_none() || current.state != MemberState::UnrevokedPartitions {
+            if next.rebalance_deadline_ms.is_none()
+                || current.state != MemberState::UnrevokedPartitions
+            {
                 next.rebalance_deadline_ms = Some(now_ms + next.rebalance_timeout_ms.max(0) as i64);
             }
         } else {
@@ -676,9 +694,11 @@ impl CoordinatorState {
             assignment: send_assignment.then(|| next.assigned_partitions.clone()),
         };
         debug_assert!(
-            next.assigned_partitions.iter().all(|(t, ps)| ps.iter().all(|p| owners
-                .get(&(*t, *p))
-                .is_none_or(|owner| *owner == member_id))),
+            next.assigned_partitions
+                .iter()
+                .all(|(t, ps)| ps.iter().all(|p| owners
+                    .get(&(*t, *p))
+                    .is_none_or(|owner| *owner == member_id))),
             "invariant: a consumer group partition is held by at most one member"
         );
         group.members.insert(member_id, next);
@@ -797,7 +817,10 @@ impl CoordinatorState {
     }
 
     /// Applies one replayed `ConsumerGroup*` record; other records are ignored here.
-    pub(in crate::group_coordinator) fn replay_consumer_group(&mut self, record: CoordinatorRecord) {
+    pub(in crate::group_coordinator) fn replay_consumer_group(
+        &mut self,
+        record: CoordinatorRecord,
+    ) {
         let groups = &mut self.consumer_groups;
         match record {
             CoordinatorRecord::ConsumerGroupMetadata { group, value } => match value {
@@ -998,7 +1021,11 @@ impl CoordinatorState {
                     (
                         m.clone(),
                         m.assigned_partitions.clone(),
-                        group.target_assignment.get(&m.member_id).cloned().unwrap_or_default(),
+                        group
+                            .target_assignment
+                            .get(&m.member_id)
+                            .cloned()
+                            .unwrap_or_default(),
                     )
                 })
                 .collect(),
@@ -1007,7 +1034,11 @@ impl CoordinatorState {
 
     /// Consumer groups for ListGroups: `states` (case-insensitive, all when empty), only when
     /// `types` is empty or names "consumer".
-    pub fn list_consumer_groups(&self, states: &[String], types: &[String]) -> Vec<ListedConsumerGroup> {
+    pub fn list_consumer_groups(
+        &self,
+        states: &[String],
+        types: &[String],
+    ) -> Vec<ListedConsumerGroup> {
         if !types.is_empty() && !types.iter().any(|t| t.eq_ignore_ascii_case("consumer")) {
             return Vec::new();
         }
@@ -1019,7 +1050,10 @@ impl CoordinatorState {
                 state: g.state(),
             })
             .filter(|g| {
-                states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(g.state.name()))
+                states.is_empty()
+                    || states
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
             })
             .collect();
         listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));

@@ -252,7 +252,11 @@ impl ConsumerGroup {
 
     /// Recomputes the target assignment for the group epoch; returns the members whose target
     /// changed (including members now absent from it).
-    pub fn compute_target_assignment(&mut self, topics: &TopicsView, default_assignor: &str) -> Vec<String> {
+    pub fn compute_target_assignment(
+        &mut self,
+        topics: &TopicsView,
+        default_assignor: &str,
+    ) -> Vec<String> {
         let assignor = self.preferred_assignor(default_assignor);
         let mut partitions: BTreeMap<Uuid, i32> = BTreeMap::new();
         let mut members = BTreeMap::new();
@@ -292,7 +296,10 @@ impl ConsumerGroup {
     pub fn partition_owners(&self) -> HashMap<(Uuid, i32), String> {
         let mut owners = HashMap::new();
         for member in self.members.values() {
-            for assignment in [&member.assigned_partitions, &member.partitions_pending_revocation] {
+            for assignment in [
+                &member.assigned_partitions,
+                &member.partitions_pending_revocation,
+            ] {
                 for (topic_id, partitions) in assignment {
                     for partition in partitions {
                         owners.insert((*topic_id, *partition), member.member_id.clone());

@@ -166,7 +166,13 @@ mod tests {
 
     #[test]
     fn new_member_gets_free_partitions_at_the_target_epoch() {
-        let next = reconcile(&member(0, &[]), &a(&[0, 1]), 3, Some(&Assignment::new()), |_, _| false);
+        let next = reconcile(
+            &member(0, &[]),
+            &a(&[0, 1]),
+            3,
+            Some(&Assignment::new()),
+            |_, _| false,
+        );
         assert_eq!(next.member_epoch, 3);
         assert_eq!(next.previous_member_epoch, 0);
         assert_eq!(next.state, MemberState::Stable);
@@ -178,7 +184,10 @@ mod tests {
         let m = member(2, &[0, 1, 2]);
         let next = reconcile(&m, &a(&[0, 3]), 3, Some(&a(&[0, 1, 2])), |_, _| false);
         assert_eq!(next.state, MemberState::UnrevokedPartitions);
-        assert_eq!(next.member_epoch, 2, "epoch moves only after the revocation");
+        assert_eq!(
+            next.member_epoch, 2,
+            "epoch moves only after the revocation"
+        );
         assert_eq!(next.assigned_partitions, a(&[0]));
         assert_eq!(next.partitions_pending_revocation, a(&[1, 2]));
         // Still reported as owned: nothing changes.
@@ -194,7 +203,9 @@ mod tests {
 
     #[test]
     fn partitions_held_by_another_member_stay_unreleased() {
-        let next = reconcile(&member(1, &[0]), &a(&[0, 1]), 2, Some(&a(&[0])), |_, p| p == 1);
+        let next = reconcile(&member(1, &[0]), &a(&[0, 1]), 2, Some(&a(&[0])), |_, p| {
+            p == 1
+        });
         assert_eq!(next.state, MemberState::UnreleasedPartitions);
         assert_eq!(next.member_epoch, 2);
         assert_eq!(next.assigned_partitions, a(&[0]));

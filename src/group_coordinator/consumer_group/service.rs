@@ -46,7 +46,10 @@ impl GroupCoordinator {
                 .as_ref()
                 .map(|names| names.iter().map(|n| n.to_string()).collect()),
             subscribed_topic_regex: if version >= 1 {
-                request.subscribed_topic_regex.as_ref().map(|s| s.to_string())
+                request
+                    .subscribed_topic_regex
+                    .as_ref()
+                    .map(|s| s.to_string())
             } else {
                 None
             },
@@ -60,11 +63,11 @@ impl GroupCoordinator {
             client_host: client.client_host.clone(),
             version,
         };
-        let reply = self
-            .inner
-            .state
-            .borrow_mut()
-            .consumer_group_heartbeat(params, &topics, now_ms());
+        let reply =
+            self.inner
+                .state
+                .borrow_mut()
+                .consumer_group_heartbeat(params, &topics, now_ms());
         let mut result = match reply {
             Reply::Ready(result) => result,
             Reply::Pending(receiver) => receiver.await.unwrap_or_else(|_| HeartbeatResult {

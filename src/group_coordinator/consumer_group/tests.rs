@@ -60,7 +60,12 @@ fn beat(member: &str, epoch: i32, owned: &Assignment) -> HeartbeatParams {
     }
 }
 
-fn hb(state: &mut CoordinatorState, p: HeartbeatParams, t: &TopicsView, now: i64) -> HeartbeatResult {
+fn hb(
+    state: &mut CoordinatorState,
+    p: HeartbeatParams,
+    t: &TopicsView,
+    now: i64,
+) -> HeartbeatResult {
     match state.consumer_group_heartbeat(p, t, now) {
         Reply::Ready(r) => r,
         Reply::Pending(_) => panic!("heartbeats answer at once"),
@@ -86,7 +91,10 @@ fn members_split_partitions_revoking_before_assigning() {
     let b = hb(&mut s, join("b", &["t"]), &t, 10);
     assert_eq!(b.member_epoch, 2);
     assert_eq!(b.assignment.as_ref().map(count), Some(0));
-    assert_eq!(s.consumer_group(GROUP).unwrap().state(), ConsumerGroupState::Reconciling);
+    assert_eq!(
+        s.consumer_group(GROUP).unwrap().state(),
+        ConsumerGroupState::Reconciling
+    );
 
     // a must revoke three partitions first; its epoch stays 1 until it does.
     let a = hb(&mut s, beat("a", 1, &a_owned), &t, 20);
@@ -113,7 +121,10 @@ fn members_split_partitions_revoking_before_assigning() {
     }
     let b = hb(&mut s, beat("b", 2, &b_owned), &t, 60);
     assert_eq!(b.error, None);
-    assert_eq!(s.consumer_group(GROUP).unwrap().state(), ConsumerGroupState::Stable);
+    assert_eq!(
+        s.consumer_group(GROUP).unwrap().state(),
+        ConsumerGroupState::Stable
+    );
 }
 
 #[test]
@@ -146,19 +157,34 @@ fn invalid_requests_are_refused_as_kafka_does() {
     let mut s = state();
     let mut p = join("a", &["t"]);
     p.rebalance_timeout_ms = -1;
-    assert_eq!(hb(&mut s, p, &t, 0).error, Some(ResponseError::InvalidRequest));
+    assert_eq!(
+        hb(&mut s, p, &t, 0).error,
+        Some(ResponseError::InvalidRequest)
+    );
     let mut p = join("", &["t"]);
     p.version = 1;
-    assert_eq!(hb(&mut s, p, &t, 0).error, Some(ResponseError::InvalidRequest));
+    assert_eq!(
+        hb(&mut s, p, &t, 0).error,
+        Some(ResponseError::InvalidRequest)
+    );
     let mut p = join("a", &["t"]);
     p.subscribed_topic_names = None;
-    assert_eq!(hb(&mut s, p, &t, 0).error, Some(ResponseError::InvalidRequest));
+    assert_eq!(
+        hb(&mut s, p, &t, 0).error,
+        Some(ResponseError::InvalidRequest)
+    );
     let mut p = join("a", &["t"]);
     p.server_assignor = Some("sticky".into());
-    assert_eq!(hb(&mut s, p, &t, 0).error, Some(ResponseError::UnsupportedAssignor));
+    assert_eq!(
+        hb(&mut s, p, &t, 0).error,
+        Some(ResponseError::UnsupportedAssignor)
+    );
     let mut p = join("a", &[]);
     p.subscribed_topic_regex = Some("(".into());
-    assert_eq!(hb(&mut s, p, &t, 0).error, Some(ResponseError::InvalidRegularExpression));
+    assert_eq!(
+        hb(&mut s, p, &t, 0).error,
+        Some(ResponseError::InvalidRegularExpression)
+    );
     // v0 hands out a member id.
     let mut p = join("", &["t"]);
     p.version = 0;
@@ -196,7 +222,10 @@ fn static_member_keeps_its_assignment_across_a_restart() {
     // A second process with the same instance id while a1 is active.
     let mut p = join("a2", &["t"]);
     p.instance_id = Some("i".into());
-    assert_eq!(hb(&mut s, p.clone(), &t, 1).error, Some(ResponseError::UnreleasedInstanceId));
+    assert_eq!(
+        hb(&mut s, p.clone(), &t, 1).error,
+        Some(ResponseError::UnreleasedInstanceId)
+    );
     // a1 leaves temporarily (-2); a2 takes its place without a rebalance.
     let mut leave = beat("a1", -2, &owned);
     leave.instance_id = Some("i".into());
@@ -205,13 +234,19 @@ fn static_member_keeps_its_assignment_across_a_restart() {
     let r = hb(&mut s, p, &t, 3);
     assert_eq!(r.error, None);
     let group = s.consumer_group(GROUP).unwrap();
-    assert_eq!(group.group_epoch, epoch, "no rebalance for a returning static member");
+    assert_eq!(
+        group.group_epoch, epoch,
+        "no rebalance for a returning static member"
+    );
     assert!(!group.members.contains_key("a1"));
     assert_eq!(group.target_assignment["a2"].len(), 1);
     // The old member id is fenced.
     let mut old = beat("a1", 1, &owned);
     old.instance_id = Some("i".into());
-    assert_eq!(hb(&mut s, old, &t, 4).error, Some(ResponseError::FencedInstanceId));
+    assert_eq!(
+        hb(&mut s, old, &t, 4).error,
+        Some(ResponseError::FencedInstanceId)
+    );
 }
 
 #[test]
@@ -256,15 +291,32 @@ fn replay_rebuilds_members_epochs_and_assignments() {
         replayed.replay(record, 0);
     }
     replayed.set_loaded(true, 0);
-    let (g1, g2) = (s.consumer_group(GROUP).unwrap(), replayed.consumer_group(GROUP).unwrap());
+    let (g1, g2) = (
+        s.consumer_group(GROUP).unwrap(),
+        replayed.consumer_group(GROUP).unwrap(),
+    );
     assert_eq!(g1.group_epoch, g2.group_epoch);
     assert_eq!(g1.assignment_epoch, g2.assignment_epoch);
     assert_eq!(g1.target_assignment, g2.target_assignment);
     for (id, m) in &g1.members {
         let r = &g2.members[id];
         assert_eq!(
-            (m.member_epoch, m.previous_member_epoch, m.state, &m.assigned_partitions, &m.partitions_pending_revocation, &m.subscribed_topic_names),
-            (r.member_epoch, r.previous_member_epoch, r.state, &r.assigned_partitions, &r.partitions_pending_revocation, &r.subscribed_topic_names)
+            (
+                m.member_epoch,
+                m.previous_member_epoch,
+                m.state,
+                &m.assigned_partitions,
+                &m.partitions_pending_revocation,
+                &m.subscribed_topic_names
+            ),
+            (
+                r.member_epoch,
+                r.previous_member_epoch,
+                r.state,
+                &r.assigned_partitions,
+                &r.partitions_pending_revocation,
+                &r.subscribed_topic_names
+            )
         );
     }
     // The snapshot (what compaction keeps) replays to the same group.
@@ -283,7 +335,10 @@ fn offset_commits_check_the_member_epoch() {
     let t = topics(&[("t", 1, 2)]);
     let mut s = state();
     let a = hb(&mut s, join("a", &["t"]), &t, 0);
-    assert_eq!(s.validate_consumer_offset_commit(GROUP, a.member_epoch, "a", false, 9), Some(Ok(())));
+    assert_eq!(
+        s.validate_consumer_offset_commit(GROUP, a.member_epoch, "a", false, 9),
+        Some(Ok(()))
+    );
     assert_eq!(
         s.validate_consumer_offset_commit(GROUP, a.member_epoch - 1, "a", false, 9),
         Some(Err(ResponseError::StaleMemberEpoch))
@@ -292,8 +347,14 @@ fn offset_commits_check_the_member_epoch() {
         s.validate_consumer_offset_commit(GROUP, a.member_epoch, "x", false, 9),
         Some(Err(ResponseError::UnknownMemberId))
     );
-    assert_eq!(s.validate_consumer_offset_commit("classic", 1, "a", false, 9), None);
-    assert_eq!(s.validate_consumer_offset_fetch(GROUP, Some("a"), a.member_epoch + 1), Some(ResponseError::StaleMemberEpoch));
+    assert_eq!(
+        s.validate_consumer_offset_commit("classic", 1, "a", false, 9),
+        None
+    );
+    assert_eq!(
+        s.validate_consumer_offset_fetch(GROUP, Some("a"), a.member_epoch + 1),
+        Some(ResponseError::StaleMemberEpoch)
+    );
     assert_eq!(s.validate_consumer_offset_fetch(GROUP, None, -1), None);
 }
 
