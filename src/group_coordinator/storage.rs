@@ -159,8 +159,9 @@ impl PartitionLog {
             decoded_records += decoded
                 .iter()
                 .map(|batch| match &batch.content {
-                    BatchContent::Plain(records)
-                    | BatchContent::Transactional { records, .. } => records.len() as u64,
+                    BatchContent::Plain(records) | BatchContent::Transactional { records, .. } => {
+                        records.len() as u64
+                    }
                     BatchContent::Marker { .. } => 0,
                 })
                 .sum::<u64>();
@@ -297,6 +298,6 @@ fn log_error(partition: i32, error: LogError) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod consumer_group_tests;
+#[cfg(test)]
+mod tests;

@@ -134,7 +134,11 @@ fn consumer_group_records_compact_and_replay() {
         log.flush().await.expect("flush");
 
         let expected = live(&written);
-        assert_eq!(expected.len(), 4, "g: member m1, epoch, m1's assignment, regex");
+        assert_eq!(
+            expected.len(),
+            4,
+            "g: member m1, epoch, m1's assignment, regex"
+        );
         assert_eq!(live(&log.read_all().await.expect("read")), expected);
 
         let first = log
