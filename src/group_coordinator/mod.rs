@@ -74,8 +74,8 @@ pub struct GroupSettings {
     /// `offset.metadata.max.bytes`: longest metadata string of a commit (4096).
     pub offset_metadata_max_bytes: usize,
     // ---- KIP-848 consumer groups (Kafka's `GroupCoordinatorConfig`, 4.1 defaults) ----
-    /// `group.coordinator.rebalance.protocols`: the group protocols served, lower case
-    /// (`classic`, `consumer`; Kafka 4.1 also lists `streams`, which Ringtail does not serve).
+    /// `group.coordinator.rebalance.protocols`: the group protocols enabled, lower case (Kafka
+    /// 4.1's default `classic`, `consumer`, `streams`; Ringtail serves no `streams` or `share`).
     pub group_coordinator_rebalance_protocols: Vec<String>,
     /// `group.consumer.assignors`: server-side assignors by name, the first is the default
     /// (`uniform`, `range`).
@@ -102,59 +102,8 @@ pub struct GroupSettings {
     pub group_consumer_regex_refresh_interval_ms: i32,
 }
 
-/// `group.consumer.migration.policy` (Kafka's `ConsumerGroupMigrationPolicy`): whether a
-/// classic group converts to a consumer group when a member joins with the consumer protocol
-/// (upgrade) and back when the last consumer-protocol member leaves (downgrade).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsumerGroupMigrationPolicy {
-    /// `bidirectional`: both directions (Kafka's default).
-    Bidirectional,
-    /// `upgrade`: classic to consumer only.
-    Upgrade,
-    /// `downgrade`: consumer to classic only.
-    Downgrade,
-    /// `disabled`: neither.
-    Disabled,
-}
-
-impl ConsumerGroupMigrationPolicy {
-    /// Parses Kafka's value, case-insensitively as `ConsumerGroupMigrationPolicy.parse` does.
-    pub fn parse(value: &str) -> Option<ConsumerGroupMigrationPolicy> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "bidirectional" => Some(ConsumerGroupMigrationPolicy::Bidirectional),
-            "upgrade" => Some(ConsumerGroupMigrationPolicy::Upgrade),
-            "downgrade" => Some(ConsumerGroupMigrationPolicy::Downgrade),
-            "disabled" => Some(ConsumerGroupMigrationPolicy::Disabled),
-            _ => None,
-        }
-    }
-
-    /// Kafka's name of the policy.
-    pub fn name(self) -> &'static str {
-        match self {
-            ConsumerGroupMigrationPolicy::Bidirectional => "bidirectional",
-            ConsumerGroupMigrationPolicy::Upgrade => "upgrade",
-            ConsumerGroupMigrationPolicy::Downgrade => "downgrade",
-            ConsumerGroupMigrationPolicy::Disabled => "disabled",
-        }
-    }
-
-    /// Whether a classic group may become a consumer group.
-    pub fn is_upgrade_enabled(self) -> bool {
-        matches!(
-            self,
-            ConsumerGroupMigrationPolicy::Bidirectional | ConsumerGroupMigrationPolicy::Upgrade
-        )
-    }
-
-    /// Whether a consumer group may become a classic group.
-    pub fn is_downgrade_enabled(self) -> bool {
-        matches!(
-            self,
-            ConsumerGroupMigrationPolicy::Bidirectional | ConsumerGroupMigrationPolicy::Downgrade
-        )
-    }
-}
+/// `group.consumer.migration.policy` (defined with the config block that parses it).
+pub use crate::config::ConsumerGroupMigrationPolicy;
 
 impl GroupSettings {
     /// Whether `group.coordinator.rebalance.protocols` lists `consumer` (KIP-848 served).
@@ -176,7 +125,11 @@ impl Default for GroupSettings {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
-            group_coordinator_rebalance_protocols: vec!["classic".into(), "consumer".into()],
+            group_coordinator_rebalance_protocols: vec![
+                "classic".into(),
+                "consumer".into(),
+                "streams".into(),
+            ],
             group_consumer_assignors: vec!["uniform".into(), "range".into()],
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_min_session_timeout_ms: 45_000,

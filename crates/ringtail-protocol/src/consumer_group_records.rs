@@ -21,7 +21,8 @@
 //!                               subscribed_topic_names [string], subscribed_topic_regex string?,
 //!                               rebalance_timeout_ms i32, server_assignor string?,
 //!                               [tag 0] classic_member_metadata {session_timeout_ms i32,
-//!                               supported_protocols [{name, metadata bytes}]}?
+//!                               supported_protocols [{name, metadata bytes}]}? (a nullable
+//!                               struct: marker byte 0 = null, 1 = present)
 //!  6   group_id                 ConsumerGroupTargetAssignmentMetadataValue: assignment_epoch i32
 //!  7   group_id, member_id      ConsumerGroupTargetAssignmentMemberValue:
 //!                               topic_partitions [{topic_id uuid, partitions [i32]}]
@@ -33,9 +34,11 @@
 //!                               version i64, timestamp i64
 //! ```
 //!
-//! Tagged fields written by Kafka are written only when they differ from their default
-//! (`metadata_hash` 0, `classic_member_metadata` null), as Kafka's generated code does. Unknown
-//! tags are skipped on read. This module does no I/O and never panics on input.
+//! Tagged fields are written only when they differ from their default, as Kafka's generated
+//! code does: `metadata_hash` is left out when 0; `classic_member_metadata` defaults to an
+//! empty struct, so its null (every consumer-protocol member) is always written, as the one
+//! marker byte 0 (checked against Kafka 4.1.2's bytes). A missing tag 0 reads as `None`.
+//! Unknown tags are skipped on read. This module does no I/O and never panics on input.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
@@ -289,12 +292,21 @@ impl FlexibleValue for ConsumerGroupMemberMetadataValue {
         )?;
         w.buf.put_i32(self.rebalance_timeout_ms);
         w.nullable_string("server_assignor", self.server_assignor.as_deref())?;
+        // Tagged field 0, a nullable struct: Kafka's generated code writes it whenever it is
+        // not the default (an empty struct), so a consumer-protocol member's null is written
+        // as one byte 0x00; a present struct is 0x01 then the struct.
+        w.uvarint(1);
+        w.uvarint(0);
         match &self.classic_member_metadata {
-            None => w.uvarint(0),
+            None => {
+                w.uvarint(1);
+                w.buf.put_i8(0);
+            }
             Some(classic) => {
                 let mut inner = Writer {
                     buf: BytesMut::new(),
                 };
+                inner.buf.put_i8(1);
                 inner.buf.put_i32(classic.session_timeout_ms);
                 inner.uvarint(classic.supported_protocols.len() as u64 + 1);
                 for protocol in &classic.supported_protocols {
@@ -303,8 +315,6 @@ impl FlexibleValue for ConsumerGroupMemberMetadataValue {
                     inner.uvarint(0);
                 }
                 inner.uvarint(0);
-                w.uvarint(1);
-                w.uvarint(0);
                 w.uvarint(inner.buf.len() as u64);
                 w.buf.put_slice(&inner.buf);
             }
@@ -325,6 +335,19 @@ impl FlexibleValue for ConsumerGroupMemberMetadataValue {
         r.tagged_fields(|tag, data| {
             if tag == 0 {
                 let mut inner = Reader { bytes: data };
+                match inner.i8("classic_member_metadata")? {
+                    0 => {
+                        classic_member_metadata = None;
+                        return Ok(());
+                    }
+                    1 => {}
+                    marker => {
+                        return Err(RecordError::InvalidLength {
+                            field: "classic_member_metadata",
+                            length: marker as i32,
+                        })
+                    }
+                }
                 let session_timeout_ms = inner.i32("session_timeout_ms")?;
                 let count = inner.array_len("supported_protocols")?;
                 let mut supported_protocols = Vec::new();
@@ -438,6 +461,22 @@ impl FlexibleValue for ConsumerGroupRegularExpressionValue {
         r.skip_tagged_fields()?;
         Ok(value)
     }
+}
+
+/// Reads an `OffsetCommitValue` v4 body (after the version): the flexible layout Kafka 4.1
+/// writes (`offset i64, leader_epoch i32, metadata compact string, commit_timestamp i64`, tagged
+/// fields; the tagged `topic_id` is not kept). Returns (offset, leader_epoch, metadata,
+/// commit_timestamp).
+pub(crate) fn read_offset_commit_value_v4(
+    body: &[u8],
+) -> Result<(i64, i32, String, i64), RecordError> {
+    let mut r = Reader { bytes: body };
+    let offset = r.i64("offset")?;
+    let leader_epoch = r.i32("leader_epoch")?;
+    let metadata = r.string("metadata")?;
+    let commit_timestamp = r.i64("commit_timestamp")?;
+    r.skip_tagged_fields()?;
+    Ok((offset, leader_epoch, metadata, commit_timestamp))
 }
 
 fn put_key_string(buf: &mut BytesMut, field: &'static str, value: &str) -> Result<(), RecordError> {
@@ -668,5 +707,455 @@ impl<'a> Reader<'a> {
 
     fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
         self.tagged_fields(|_, _| Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer_offsets::{decode_batches, encode_batch, CoordinatorRecord};
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    /// One `__consumer_offsets-7` segment of Kafka 4.1.2: a `group.protocol=consumer` group
+    /// `g848` with two librdkafka members (one static, with a regex), commits, then both leave
+    /// (see tests/fixtures/kafka-4.1.2-consumer-group/README.md).
+    const KAFKA_SEGMENT: &[u8] =
+        include_bytes!("../tests/fixtures/kafka-4.1.2-consumer-group/00000000000000000000.log");
+
+    const CAP_A: Uuid = Uuid::from_u128(0x91ce58d38426486fac8c38746c1e7ad2);
+    const CAP_B: Uuid = Uuid::from_u128(0xdc318b88aaad4d68be316f49ea56c623);
+    const MEMBER_1: &str = "3vnjivm3SoKrksbkukwGAA";
+    const MEMBER_2: &str = "fJEdleq6RsaLv60mudKtmg";
+
+    /// Every (key, value) of the Kafka segment, as Kafka wrote the bytes.
+    fn kafka_records() -> Vec<(Bytes, Option<Bytes>)> {
+        let mut buf = Bytes::from_static(KAFKA_SEGMENT);
+        let sets = RecordBatchDecoder::decode_all(&mut buf).expect("Kafka's segment decodes");
+        sets.into_iter()
+            .flat_map(|set| set.records)
+            .map(|r| (r.key.expect("key"), r.value))
+            .collect()
+    }
+
+    #[test]
+    fn decodes_kafka_segment() {
+        let records = decode_batches(Bytes::from_static(KAFKA_SEGMENT)).expect("decode");
+        assert_eq!(
+            records.len(),
+            35,
+            "every record of the segment: {records:#?}"
+        );
+        assert_eq!(
+            records[0],
+            CoordinatorRecord::ConsumerGroupMemberMetadata {
+                group: "g848".into(),
+                member_id: MEMBER_1.into(),
+                value: Some(ConsumerGroupMemberMetadataValue {
+                    instance_id: None,
+                    rack_id: Some("rack-x".into()),
+                    client_id: "cap-1".into(),
+                    client_host: "/127.0.0.1".into(),
+                    subscribed_topic_names: vec!["cap-a".into()],
+                    // librdkafka sends an empty (not null) regex with a topic-name subscription.
+                    subscribed_topic_regex: Some(String::new()),
+                    rebalance_timeout_ms: 300_000,
+                    server_assignor: None,
+                    classic_member_metadata: None,
+                }),
+            }
+        );
+        assert_eq!(
+            records[1],
+            CoordinatorRecord::ConsumerGroupMetadata {
+                group: "g848".into(),
+                value: Some(ConsumerGroupMetadataValue {
+                    epoch: 1,
+                    metadata_hash: 7_994_317_240_276_783_047,
+                }),
+            }
+        );
+        assert_eq!(
+            records[2],
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMember {
+                group: "g848".into(),
+                member_id: MEMBER_1.into(),
+                value: Some(ConsumerGroupTargetAssignmentMemberValue {
+                    topic_partitions: vec![TopicPartitions {
+                        topic_id: CAP_A,
+                        partitions: vec![0, 1],
+                    }],
+                }),
+            }
+        );
+        assert_eq!(
+            records[3],
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata {
+                group: "g848".into(),
+                value: Some(ConsumerGroupTargetAssignmentMetadataValue {
+                    assignment_epoch: 1
+                }),
+            }
+        );
+        assert_eq!(
+            records[4],
+            CoordinatorRecord::ConsumerGroupCurrentMemberAssignment {
+                group: "g848".into(),
+                member_id: MEMBER_1.into(),
+                value: Some(ConsumerGroupCurrentMemberAssignmentValue {
+                    member_epoch: 1,
+                    previous_member_epoch: 0,
+                    state: 0,
+                    assigned_partitions: vec![TopicPartitions {
+                        topic_id: CAP_A,
+                        partitions: vec![0, 1],
+                    }],
+                    partitions_pending_revocation: vec![],
+                }),
+            }
+        );
+        match &records[5] {
+            CoordinatorRecord::ConsumerGroupMemberMetadata {
+                member_id,
+                value: Some(value),
+                ..
+            } => {
+                assert_eq!(member_id, MEMBER_2);
+                assert_eq!(value.instance_id.as_deref(), Some("inst-2"));
+                assert_eq!(value.subscribed_topic_regex.as_deref(), Some("(^cap-.*)"));
+                assert!(value.subscribed_topic_names.is_empty());
+            }
+            other => panic!("record 5: {other:?}"),
+        }
+        assert_eq!(
+            records[7],
+            CoordinatorRecord::ConsumerGroupRegularExpression {
+                group: "g848".into(),
+                regex: "(^cap-.*)".into(),
+                value: Some(ConsumerGroupRegularExpressionValue {
+                    topics: vec!["cap-a".into(), "cap-b".into()],
+                    version: 243,
+                    timestamp: 1_796_153_558_986,
+                }),
+            }
+        );
+        match &records[9] {
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMember {
+                value: Some(value), ..
+            } => assert_eq!(value.topic_partitions[0].topic_id, CAP_B),
+            other => panic!("record 9: {other:?}"),
+        }
+        // OffsetCommitValue v4 (flexible) as Kafka 4.1 writes it for this group.
+        match &records[12] {
+            CoordinatorRecord::OffsetCommit {
+                key,
+                value: Some(value),
+            } => {
+                assert_eq!((key.topic.as_str(), key.partition), ("cap-a", 1));
+                assert_eq!((value.offset, value.leader_epoch), (1, 0));
+                assert_eq!(value.commit_timestamp, 1_796_153_560_508);
+            }
+            other => panic!("record 12: {other:?}"),
+        }
+        // A static member's leave: epoch -2 (LEAVE_GROUP_STATIC_MEMBER_EPOCH).
+        match &records[25] {
+            CoordinatorRecord::ConsumerGroupCurrentMemberAssignment {
+                value: Some(value), ..
+            } => assert_eq!((value.member_epoch, value.previous_member_epoch), (-2, 1)),
+            other => panic!("record 25: {other:?}"),
+        }
+        // The members' tombstones, then the empty group's epoch without a metadata hash.
+        assert!(records[26..29].iter().all(CoordinatorRecord::is_tombstone));
+        assert!(records[30..34].iter().all(CoordinatorRecord::is_tombstone));
+        assert_eq!(
+            records[33],
+            CoordinatorRecord::ConsumerGroupRegularExpression {
+                group: "g848".into(),
+                regex: "(^cap-.*)".into(),
+                value: None,
+            }
+        );
+        assert_eq!(
+            records[34],
+            CoordinatorRecord::ConsumerGroupMetadata {
+                group: "g848".into(),
+                value: Some(ConsumerGroupMetadataValue {
+                    epoch: 4,
+                    metadata_hash: 0,
+                }),
+            }
+        );
+    }
+
+    /// Every KIP-848 key and value re-encodes to exactly Kafka's bytes.
+    #[test]
+    fn encodes_kafka_bytes() {
+        let mut checked = 0;
+        for (key, value) in kafka_records() {
+            let record = CoordinatorRecord::decode(&key, value.as_deref())
+                .expect("decode")
+                .expect("known record");
+            if matches!(record, CoordinatorRecord::OffsetCommit { .. }) {
+                // Ringtail writes OffsetCommitValue v3; Kafka 4.1 wrote v4.
+                continue;
+            }
+            assert_eq!(record.encode_key().expect("key"), key, "{record:?}");
+            assert_eq!(record.encode_value().expect("value"), value, "{record:?}");
+            checked += 1;
+        }
+        assert_eq!(checked, 23, "the segment's KIP-848 records");
+    }
+
+    #[test]
+    fn round_trips_classic_member_metadata_and_batches() {
+        let records = vec![
+            CoordinatorRecord::ConsumerGroupMemberMetadata {
+                group: "g".into(),
+                member_id: "m".into(),
+                value: Some(ConsumerGroupMemberMetadataValue {
+                    instance_id: Some("i".into()),
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    server_assignor: Some("range".into()),
+                    classic_member_metadata: Some(ClassicMemberMetadata {
+                        session_timeout_ms: 45_000,
+                        supported_protocols: vec![ClassicProtocol {
+                            name: "cooperative-sticky".into(),
+                            metadata: Bytes::from_static(b"\x00\x03sub"),
+                        }],
+                    }),
+                    ..Default::default()
+                }),
+            },
+            CoordinatorRecord::ConsumerGroupCurrentMemberAssignment {
+                group: "g".into(),
+                member_id: "m".into(),
+                value: Some(ConsumerGroupCurrentMemberAssignmentValue {
+                    member_epoch: 3,
+                    previous_member_epoch: 2,
+                    state: 1,
+                    assigned_partitions: vec![TopicPartitions {
+                        topic_id: CAP_A,
+                        partitions: vec![2],
+                    }],
+                    partitions_pending_revocation: vec![TopicPartitions {
+                        topic_id: CAP_B,
+                        partitions: vec![0, 5],
+                    }],
+                }),
+            },
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMember {
+                group: "g".into(),
+                member_id: "m".into(),
+                value: None,
+            },
+        ];
+        for record in &records {
+            let key = record.encode_key().expect("key");
+            let value = record.encode_value().expect("value");
+            let decoded = CoordinatorRecord::decode(&key, value.as_deref()).expect("decode");
+            assert_eq!(decoded.as_ref(), Some(record));
+        }
+        let batch = encode_batch(&records, 1_700_000_000_000).expect("batch");
+        assert_eq!(decode_batches(batch.freeze()).expect("decode"), records);
+    }
+
+    #[test]
+    fn never_panics_on_cut_or_garbled_values() {
+        for (key, value) in kafka_records() {
+            let Some(value) = value else { continue };
+            for cut in 0..value.len() {
+                // A cut value is an error (or, for a cut inside trailing tagged fields, still
+                // an error): never a panic, never a silent success.
+                assert!(
+                    CoordinatorRecord::decode(&key, Some(&value[..cut])).is_err(),
+                    "cut {cut} of {key:?}"
+                );
+            }
+            for cut in 0..key.len() {
+                let _ = CoordinatorRecord::decode(&key[..cut], Some(&value));
+            }
+            let mut garbled = value.to_vec();
+            for i in 2..garbled.len() {
+                garbled[i] ^= 0xa5;
+                let _ = CoordinatorRecord::decode(&key, Some(&garbled));
+                garbled[i] ^= 0xa5;
+            }
+        }
+    }
+
+    #[test]
+    fn skips_unknown_tags_and_refuses_other_value_versions() {
+        // ConsumerGroupTargetAssignmentMetadataValue with an unknown tag 5 of 2 bytes.
+        let key = CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata {
+            group: "g".into(),
+            value: None,
+        }
+        .encode_key()
+        .expect("key");
+        let value = b"\x00\x00\x00\x00\x00\x07\x01\x05\x02\xab\xcd";
+        assert_eq!(
+            CoordinatorRecord::decode(&key, Some(value)).expect("decode"),
+            Some(CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata {
+                group: "g".into(),
+                value: Some(ConsumerGroupTargetAssignmentMetadataValue {
+                    assignment_epoch: 7
+                }),
+            })
+        );
+        assert!(matches!(
+            CoordinatorRecord::decode(&key, Some(b"\x00\x01\x00\x00\x00\x07\x00")),
+            Err(RecordError::UnsupportedVersion { version: 1, .. })
+        ));
+        // ConsumerGroupPartitionMetadata (type 4) and share/streams types are skipped.
+        assert_eq!(
+            CoordinatorRecord::decode(b"\x00\x04\x00\x01g", Some(b"\x00\x00\x01\x00")).expect("4"),
+            None
+        );
+        assert_eq!(
+            CoordinatorRecord::decode(b"\x00\x11\x00\x01g", None).expect("17"),
+            None
+        );
+    }
+
+    /// Writes a segment of Ringtail-encoded batches holding every KIP-848 record type (values
+    /// and tombstones) as `00000000000000000000.log` in `$RINGTAIL_K848_SEGMENT_DIR` (else a
+    /// temporary directory), and reads it back. tests/test_consumer_group_records.py runs this
+    /// test with the variable set and has Kafka's `kafka-dump-log.sh --offsets-decoder` read
+    /// the file.
+    #[test]
+    fn writes_segment_for_kafka_dump_log() {
+        let group = "rt848".to_string();
+        let member = "rt-member-1".to_string();
+        let batches = vec![
+            vec![
+                CoordinatorRecord::ConsumerGroupMemberMetadata {
+                    group: group.clone(),
+                    member_id: member.clone(),
+                    value: Some(ConsumerGroupMemberMetadataValue {
+                        instance_id: Some("rt-instance".into()),
+                        rack_id: Some("rt-rack".into()),
+                        client_id: "rt-client".into(),
+                        client_host: "/127.0.0.1".into(),
+                        subscribed_topic_names: vec!["rt-a".into()],
+                        subscribed_topic_regex: Some("rt-.*".into()),
+                        rebalance_timeout_ms: 300_000,
+                        server_assignor: Some("range".into()),
+                        classic_member_metadata: None,
+                    }),
+                },
+                CoordinatorRecord::ConsumerGroupMetadata {
+                    group: group.clone(),
+                    value: Some(ConsumerGroupMetadataValue {
+                        epoch: 7,
+                        metadata_hash: -42,
+                    }),
+                },
+                CoordinatorRecord::ConsumerGroupTargetAssignmentMember {
+                    group: group.clone(),
+                    member_id: member.clone(),
+                    value: Some(ConsumerGroupTargetAssignmentMemberValue {
+                        topic_partitions: vec![TopicPartitions {
+                            topic_id: CAP_A,
+                            partitions: vec![0, 2],
+                        }],
+                    }),
+                },
+                CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata {
+                    group: group.clone(),
+                    value: Some(ConsumerGroupTargetAssignmentMetadataValue {
+                        assignment_epoch: 7,
+                    }),
+                },
+                CoordinatorRecord::ConsumerGroupCurrentMemberAssignment {
+                    group: group.clone(),
+                    member_id: member.clone(),
+                    value: Some(ConsumerGroupCurrentMemberAssignmentValue {
+                        member_epoch: 7,
+                        previous_member_epoch: 6,
+                        state: 1,
+                        assigned_partitions: vec![TopicPartitions {
+                            topic_id: CAP_A,
+                            partitions: vec![0],
+                        }],
+                        partitions_pending_revocation: vec![TopicPartitions {
+                            topic_id: CAP_B,
+                            partitions: vec![3],
+                        }],
+                    }),
+                },
+                CoordinatorRecord::ConsumerGroupRegularExpression {
+                    group: group.clone(),
+                    regex: "rt-.*".into(),
+                    value: Some(ConsumerGroupRegularExpressionValue {
+                        topics: vec!["rt-a".into(), "rt-b".into()],
+                        version: 12,
+                        timestamp: 1_700_000_000_000,
+                    }),
+                },
+                CoordinatorRecord::ConsumerGroupMemberMetadata {
+                    group: group.clone(),
+                    member_id: "rt-classic".into(),
+                    value: Some(ConsumerGroupMemberMetadataValue {
+                        client_id: "rt-classic-client".into(),
+                        client_host: "/127.0.0.1".into(),
+                        classic_member_metadata: Some(ClassicMemberMetadata {
+                            session_timeout_ms: 45_000,
+                            supported_protocols: vec![ClassicProtocol {
+                                name: "range".into(),
+                                metadata: Bytes::from_static(b"\x00\x03"),
+                            }],
+                        }),
+                        ..Default::default()
+                    }),
+                },
+            ],
+            vec![
+                CoordinatorRecord::ConsumerGroupCurrentMemberAssignment {
+                    group: group.clone(),
+                    member_id: member.clone(),
+                    value: None,
+                },
+                CoordinatorRecord::ConsumerGroupTargetAssignmentMember {
+                    group: group.clone(),
+                    member_id: member.clone(),
+                    value: None,
+                },
+                CoordinatorRecord::ConsumerGroupMemberMetadata {
+                    group: group.clone(),
+                    member_id: member,
+                    value: None,
+                },
+                CoordinatorRecord::ConsumerGroupRegularExpression {
+                    group: group.clone(),
+                    regex: "rt-.*".into(),
+                    value: None,
+                },
+                CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata {
+                    group: group.clone(),
+                    value: None,
+                },
+                CoordinatorRecord::ConsumerGroupMetadata { group, value: None },
+            ],
+        ];
+        let mut segment = Vec::new();
+        let mut next_offset = 0i64;
+        let mut all = Vec::new();
+        for records in &batches {
+            let mut batch = encode_batch(records, 1_700_000_000_000).expect("encode");
+            crate::record_batch::set_base_offset(&mut batch, next_offset);
+            next_offset += records.len() as i64;
+            segment.extend_from_slice(&batch);
+            all.extend(records.iter().cloned());
+        }
+        assert_eq!(
+            decode_batches(Bytes::from(segment.clone())).expect("decode"),
+            all
+        );
+        let dir = match std::env::var_os("RINGTAIL_K848_SEGMENT_DIR") {
+            Some(dir) => std::path::PathBuf::from(dir),
+            None => std::env::temp_dir().join(format!("rt-k848-{}", std::process::id())),
+        };
+        std::fs::create_dir_all(&dir).expect("segment dir");
+        std::fs::write(dir.join("00000000000000000000.log"), &segment).expect("write segment");
     }
 }

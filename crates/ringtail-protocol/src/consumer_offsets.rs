@@ -9,7 +9,8 @@
 //! OffsetCommitKey    v0-1  group string, topic string, partition i32
 //! GroupMetadataKey   v2    group string
 //! OffsetCommitValue  v3    offset i64, leader_epoch i32, metadata string, commit_timestamp i64
-//!                          (v0/v2 lack leader_epoch; v1 adds expire_timestamp i64 at the end)
+//!                          (v0/v2 lack leader_epoch; v1 adds expire_timestamp i64 at the end;
+//!                          v4, read only, is v3 in the flexible encoding with a tagged topic id)
 //! GroupMetadataValue v3    protocol_type string, generation i32, protocol string?, leader string?,
 //!                          current_state_timestamp i64 (v2+), members [MemberMetadata]
 //! MemberMetadata     v3    member_id string, group_instance_id string? (v3+), client_id string,
@@ -551,6 +552,17 @@ fn encode_group_metadata_value(
 fn decode_offset_commit_value(bytes: &[u8]) -> Result<OffsetCommitValue, RecordError> {
     let mut reader = Reader { bytes };
     let version = reader.i16("value version")?;
+    if version == 4 {
+        // Kafka 4.1 writes the flexible v4 (with a tagged topic id).
+        let (offset, leader_epoch, metadata, commit_timestamp) =
+            cg::read_offset_commit_value_v4(reader.bytes)?;
+        return Ok(OffsetCommitValue {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp,
+        });
+    }
     if !(0..=3).contains(&version) {
         return Err(RecordError::UnsupportedVersion {
             schema: "OffsetCommitValue",
@@ -873,9 +885,9 @@ mod tests {
                 "key cut {cut}"
             );
         }
-        // KIP-848 ConsumerGroupMetadataKey (version 3) is not ours to replay.
+        // Share group keys (version 10 and up) are not ours to replay.
         assert_eq!(
-            CoordinatorRecord::decode(b"\x00\x03\x00\x01g", Some(b"x")).expect("skip"),
+            CoordinatorRecord::decode(b"\x00\x0a\x00\x01g", Some(b"x")).expect("skip"),
             None
         );
     }
