@@ -9,6 +9,10 @@
 //! value (start-up stops with it); no input makes this module panic; a [`BrokerConfig`] that
 //! exists has passed every check below, so the rest of the broker never re-validates it.
 
+// ----- KIP-848 consumer group properties (group.consumer.*): their own block -----
+mod consumer_group;
+pub use consumer_group::{ConsumerGroupConfig, ConsumerGroupMigrationPolicy};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -273,6 +277,8 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// `offsets.retention.minutes`: committed offsets of empty groups kept; default 10080.
     pub offsets_retention_minutes: i32,
+    /// KIP-848 consumer groups: `group.consumer.*`, `group.coordinator.rebalance.protocols`.
+    pub consumer_group: ConsumerGroupConfig,
     /// `fetch.max.bytes`: largest Fetch response in bytes; default 57671680, at least 1024.
     pub fetch_max_bytes: i32,
     // ---- Fetch sessions (KIP-227) ----
@@ -577,6 +583,16 @@ impl BrokerConfig {
         }
     }
 
+    /// Warnings for consumer group settings that have no effect on Ringtail.
+    pub fn consumer_group_warnings(&self) -> Vec<String> {
+        consumer_group::warnings(
+            self.set_by_user
+                .contains("group.coordinator.rebalance.protocols"),
+            self.set_by_user.contains("group.consumer.migration.policy"),
+            &self.consumer_group,
+        )
+    }
+
     /// Warnings for cleaner settings that mean nothing on Ringtail (one cleaner per shard).
     pub fn cleaner_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
@@ -714,6 +730,7 @@ impl BrokerConfig {
                 1,
             )?,
             offsets_retention_minutes: layers.int("offsets.retention.minutes", 1, MAX32)?,
+            consumer_group: consumer_group::parse(&layers)?,
             fetch_max_bytes: layers.int("fetch.max.bytes", 1024, MAX32)?,
             // Fetch sessions (KIP-227).
             max_incremental_fetch_session_cache_slots: layers.int(
@@ -1327,6 +1344,23 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("offsets.topic.num.partitions", Some("50")),
     property("offsets.topic.replication.factor", Some("1")),
     property("offsets.retention.minutes", Some("10080")),
+    // KIP-848 consumer groups: Kafka 4.1's GroupCoordinatorConfig names and defaults
+    // (parsed and checked in config/consumer_group.rs).
+    property(
+        "group.coordinator.rebalance.protocols",
+        Some("classic,consumer,streams"),
+    ),
+    property("group.consumer.assignors", Some("uniform,range")),
+    property("group.consumer.session.timeout.ms", Some("45000")),
+    property("group.consumer.min.session.timeout.ms", Some("45000")),
+    property("group.consumer.max.session.timeout.ms", Some("60000")),
+    property("group.consumer.heartbeat.interval.ms", Some("5000")),
+    property("group.consumer.min.heartbeat.interval.ms", Some("5000")),
+    property("group.consumer.max.heartbeat.interval.ms", Some("15000")),
+    property("group.consumer.max.size", Some("2147483647")),
+    property("group.consumer.migration.policy", Some("bidirectional")),
+    property("group.consumer.regex.refresh.interval.ms", Some("600000")),
+    // ----- end of KIP-848 consumer groups -----
     property("fetch.max.bytes", Some("57671680")),
     // Fetch sessions (KIP-227): Kafka's name and default (ServerConfigs).
     property("max.incremental.fetch.session.cache.slots", Some("1000")),
@@ -2588,6 +2622,8 @@ fn broker_config_type(name: &str) -> ConfigType {
     match name {
         "auto.create.topics.enable" | "delete.topic.enable" => ConfigType::Boolean,
         "log.cleanup.policy" => ConfigType::List,
+        name if consumer_group::is_list(name) => ConfigType::List,
+        name if consumer_group::is_int(name) => ConfigType::Int,
         "default.replication.factor"
         | "offsets.topic.replication.factor"
         | "transaction.state.log.replication.factor" => ConfigType::Short,

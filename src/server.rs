@@ -111,6 +111,9 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
         recover,
         store,
     } = open_log_dir(config)?;
+    for warning in config.consumer_group_warnings() {
+        tracing::warn!("{warning}");
+    }
     for warning in config.cleaner_warnings() {
         tracing::warn!("{warning}");
     }
@@ -623,6 +626,33 @@ fn group_settings(config: &BrokerConfig) -> GroupSettings {
         group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
         offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         offsets_retention_ms: config.offsets_retention_minutes as i64 * 60 * 1000,
+        // KIP-848 consumer groups.
+        group_coordinator_rebalance_protocols: config
+            .consumer_group
+            .group_coordinator_rebalance_protocols
+            .clone(),
+        group_consumer_assignors: config.consumer_group.group_consumer_assignors.clone(),
+        group_consumer_session_timeout_ms: config.consumer_group.group_consumer_session_timeout_ms,
+        group_consumer_min_session_timeout_ms: config
+            .consumer_group
+            .group_consumer_min_session_timeout_ms,
+        group_consumer_max_session_timeout_ms: config
+            .consumer_group
+            .group_consumer_max_session_timeout_ms,
+        group_consumer_heartbeat_interval_ms: config
+            .consumer_group
+            .group_consumer_heartbeat_interval_ms,
+        group_consumer_min_heartbeat_interval_ms: config
+            .consumer_group
+            .group_consumer_min_heartbeat_interval_ms,
+        group_consumer_max_heartbeat_interval_ms: config
+            .consumer_group
+            .group_consumer_max_heartbeat_interval_ms,
+        group_consumer_max_size: config.consumer_group.group_consumer_max_size as usize,
+        group_consumer_migration_policy: config.consumer_group.group_consumer_migration_policy,
+        group_consumer_regex_refresh_interval_ms: config
+            .consumer_group
+            .group_consumer_regex_refresh_interval_ms,
         ..GroupSettings::default()
     }
 }

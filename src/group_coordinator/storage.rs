@@ -21,7 +21,7 @@ use crate::protocol::record_batch::{
 
 use bytes::BytesMut;
 use ringtail_protocol::consumer_offsets_txn::{
-    decode_log_batches, encode_marker_batch, encode_txn_batch, LogBatch,
+    decode_log_batches, encode_marker_batch, encode_txn_batch, BatchContent, LogBatch,
 };
 
 use super::records::{encode_batch, CoordinatorRecord, RecordError};
@@ -114,7 +114,6 @@ impl PartitionLog {
     pub async fn read_all(&self) -> Result<Vec<CoordinatorRecord>, StoreError> {
         let mut records = Vec::new();
         for batch in self.read_all_batches().await? {
-            use ringtail_protocol::consumer_offsets_txn::BatchContent;
             match batch.content {
                 BatchContent::Plain(r) | BatchContent::Transactional { records: r, .. } => {
                     records.extend(r)
@@ -131,6 +130,12 @@ impl PartitionLog {
         let end = self.log.log_end_offset();
         let mut offset = self.log.log_start_offset();
         let mut batches = Vec::new();
+        // Records of data batches vs. records decoded: the difference are keys of record
+        // types this broker does not keep (share and streams groups, KIP-848's retired
+        // ConsumerGroupPartitionMetadata), skipped with a warning as Kafka's loader skips an
+        // unknown record type (`UnknownRecordTypeException`).
+        let mut stored_records = 0u64;
+        let mut decoded_records = 0u64;
         while offset < end {
             let bytes = self
                 .log
@@ -141,15 +146,35 @@ impl PartitionLog {
             let mut next = offset;
             for (_, header) in iter.by_ref() {
                 next = header.next_offset();
+                if !header.is_control() {
+                    stored_records += header.record_count.max(0) as u64;
+                }
             }
             let valid = iter.valid_bytes();
             if next <= offset {
                 break;
             }
-            batches.extend(
-                decode_log_batches(bytes.slice(..valid)).map_err(|e| self.record_error(e))?,
-            );
+            let decoded =
+                decode_log_batches(bytes.slice(..valid)).map_err(|e| self.record_error(e))?;
+            decoded_records += decoded
+                .iter()
+                .map(|batch| match &batch.content {
+                    BatchContent::Plain(records) | BatchContent::Transactional { records, .. } => {
+                        records.len() as u64
+                    }
+                    BatchContent::Marker { .. } => 0,
+                })
+                .sum::<u64>();
+            batches.extend(decoded);
             offset = next;
+        }
+        if stored_records > decoded_records {
+            tracing::warn!(
+                "{OFFSETS_TOPIC_NAME}-{}: skipped {} records of record types this broker does \
+                 not keep (share or streams groups, ConsumerGroupPartitionMetadata)",
+                self.partition,
+                stored_records - decoded_records
+            );
         }
         Ok(batches)
     }
@@ -272,5 +297,7 @@ fn log_error(partition: i32, error: LogError) -> StoreError {
     }
 }
 
+#[cfg(test)]
+mod consumer_group_tests;
 #[cfg(test)]
 mod tests;
