@@ -520,7 +520,7 @@ def described_on_the_wire(broker, group, timeout_s=60):
         time.sleep(0.5)
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_offsets_and_group_survive_broker_sigkill(cp_broker):
     broker = cp_broker
     topic = harness.create_topic(broker, harness.unique_topic("cp-crash"), 2)
