@@ -123,12 +123,16 @@ pub struct ListedGroup {
 pub struct CoordinatorState {
     shard_id: usize,
     shard_count: usize,
-    settings: GroupSettings,
+    pub(super) settings: GroupSettings,
     /// False until `__consumer_offsets` replay finished (COORDINATOR_LOAD_IN_PROGRESS).
     loaded: bool,
-    groups: HashMap<String, GroupMetadata>,
+    /// Classic groups, and the offsets of every group (a consumer group's offsets live in a
+    /// member-less classic entry of the same id).
+    pub(super) groups: HashMap<String, GroupMetadata>,
+    /// KIP-848 consumer groups (see [`super::consumer_group`]).
+    pub(super) consumer_groups: HashMap<String, super::consumer_group::ConsumerGroup>,
     /// (`__consumer_offsets` partition, record) in the order the state changed.
-    pending_records: Vec<(i32, CoordinatorRecord)>,
+    pub(super) pending_records: Vec<(i32, CoordinatorRecord)>,
     /// Next offset-retention sweep, milliseconds since the Unix epoch.
     next_retention_check_ms: i64,
     /// Pending transactional offsets (TxnOffsetCommit, see [`txn_offsets`]).
@@ -194,6 +198,7 @@ impl CoordinatorState {
             settings,
             loaded: false,
             groups: HashMap::new(),
+            consumer_groups: HashMap::new(),
             pending_records: Vec::new(),
             next_retention_check_ms: 0,
             txn: Default::default(),
@@ -217,6 +222,9 @@ impl CoordinatorState {
     pub fn set_loaded(&mut self, loaded: bool, now_ms: i64) {
         self.loaded = loaded;
         self.next_retention_check_ms = now_ms + self.settings.offsets_retention_check_interval_ms;
+        if loaded {
+            self.consumer_groups_loaded(now_ms);
+        }
     }
 
     /// False until replay finished, and again after `unload`.
@@ -295,6 +303,7 @@ impl CoordinatorState {
                 });
             }
         }
+        records.extend(self.consumer_group_snapshot(partition));
         records
     }
 
@@ -324,9 +333,22 @@ impl CoordinatorState {
                     entry.load(value, now_ms);
                 }
                 None => {
-                    self.groups.remove(&group);
+                    // Offsets are keys of their own: a group that became a consumer group
+                    // (KIP-848) keeps them.
+                    let keep = self.groups.get(&group).is_some_and(|g| !g.offsets.is_empty());
+                    if keep {
+                        let entry = self.groups.get_mut(&group).expect("checked above");
+                        let offsets = std::mem::take(&mut entry.offsets);
+                        *entry = GroupMetadata::new(group.clone(), now_ms);
+                        entry.offsets = offsets;
+                    } else {
+                        self.groups.remove(&group);
+                    }
                 }
             },
+            // KIP-848 consumer group records (key versions 3, 5-8, 16) belong to the consumer
+            // group state (`consumer_group`).
+            other => self.replay_consumer_group(other),
         }
     }
 
@@ -342,6 +364,9 @@ impl CoordinatorState {
                 join.member_id,
                 ResponseError::InvalidSessionTimeout,
             ));
+        }
+        if let Err(error) = self.take_over_empty_consumer_group(&join.group_id) {
+            return Reply::Ready(JoinResult::error(join.member_id, error));
         }
         let is_unknown_member = join.member_id.is_empty();
         if !self.groups.contains_key(&join.group_id) {
@@ -691,6 +716,7 @@ impl CoordinatorState {
             .groups
             .values()
             .filter(|g| !g.is(GroupState::Dead))
+            .filter(|g| !self.consumer_groups.contains_key(&g.group_id))
             .filter(|g| {
                 states.is_empty()
                     || states
@@ -711,6 +737,10 @@ impl CoordinatorState {
     pub fn describe_group(&self, group_id: &str) -> Result<Option<GroupSummary>, ResponseError> {
         if let Some(error) = self.group_status(group_id, GroupApi::DescribeGroups) {
             return Err(error);
+        }
+        if self.consumer_groups.contains_key(group_id) {
+            // Kafka 4.1: "Group <id> is not a classic group."
+            return Err(ResponseError::GroupIdNotFound);
         }
         let Some(group) = self
             .groups
@@ -759,8 +789,13 @@ impl CoordinatorState {
         if let Some(error) = self.group_status(group_id, GroupApi::DeleteGroups) {
             return Some(error);
         }
+        let was_consumer_group = match self.delete_consumer_group(group_id) {
+            Some(Err(error)) => return Some(error),
+            Some(Ok(())) => true,
+            None => false,
+        };
         let Some(group) = self.groups.get_mut(group_id) else {
-            return Some(ResponseError::GroupIdNotFound);
+            return (!was_consumer_group).then_some(ResponseError::GroupIdNotFound);
         };
         match group.state {
             GroupState::Dead => Some(ResponseError::GroupIdNotFound),
@@ -849,6 +884,7 @@ impl CoordinatorState {
             expire_join(group, &mut fx);
             expire_pending_sync(group, &mut fx);
         }
+        self.tick_consumer_groups(now_ms);
         if self.loaded && now_ms >= self.next_retention_check_ms {
             self.next_retention_check_ms =
                 now_ms + self.settings.offsets_retention_check_interval_ms;
@@ -868,6 +904,7 @@ impl CoordinatorState {
             group.transition_to(GroupState::Dead, now_ms);
         }
         self.groups.clear();
+        self.consumer_groups.clear();
         self.clear_txn_offsets();
         self.loaded = false;
     }
@@ -882,7 +919,17 @@ impl CoordinatorState {
             now_ms,
         };
         let mut dead = Vec::new();
+        let active_consumer_groups: HashSet<String> = self
+            .consumer_groups
+            .iter()
+            .filter(|(_, g)| !g.members.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
         for group in self.groups.values_mut() {
+            if active_consumer_groups.contains(&group.group_id) {
+                // Kafka keeps the offsets of a consumer group with members.
+                continue;
+            }
             let expired: Vec<(String, i32)> = match (&group.protocol_type, group.state) {
                 (Some(_), GroupState::Empty) => {
                     if now_ms - group.state_timestamp_ms >= retention_ms {

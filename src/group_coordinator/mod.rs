@@ -16,6 +16,7 @@
 //! Invariants: only this shard touches its groups and its `__consumer_offsets` partitions;
 //! records reach the log in the order the state changed (one writer task, one queue).
 
+pub mod consumer_group;
 pub mod coordinator_state;
 pub mod group;
 /// The `__consumer_offsets` record schemas (crate `ringtail-protocol`).
@@ -72,6 +73,96 @@ pub struct GroupSettings {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`: longest metadata string of a commit (4096).
     pub offset_metadata_max_bytes: usize,
+    // ---- KIP-848 consumer groups (Kafka's `GroupCoordinatorConfig`, 4.1 defaults) ----
+    /// `group.coordinator.rebalance.protocols`: the group protocols served, lower case
+    /// (`classic`, `consumer`; Kafka 4.1 also lists `streams`, which Ringtail does not serve).
+    pub group_coordinator_rebalance_protocols: Vec<String>,
+    /// `group.consumer.assignors`: server-side assignors by name, the first is the default
+    /// (`uniform`, `range`).
+    pub group_consumer_assignors: Vec<String>,
+    /// `group.consumer.session.timeout.ms`: session timeout of a consumer group member (45000).
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.min.session.timeout.ms` (45000).
+    pub group_consumer_min_session_timeout_ms: i32,
+    /// `group.consumer.max.session.timeout.ms` (60000).
+    pub group_consumer_max_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: the interval told to members (5000).
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.min.heartbeat.interval.ms` (5000).
+    pub group_consumer_min_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.heartbeat.interval.ms` (15000).
+    pub group_consumer_max_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`: members per consumer group (`i32::MAX`).
+    pub group_consumer_max_size: usize,
+    /// `group.consumer.migration.policy`: online conversion between classic and consumer
+    /// groups (`bidirectional`).
+    pub group_consumer_migration_policy: ConsumerGroupMigrationPolicy,
+    /// `group.consumer.regex.refresh.interval.ms`: how often subscribed regular expressions are
+    /// re-resolved against the topics (600000).
+    pub group_consumer_regex_refresh_interval_ms: i32,
+}
+
+/// `group.consumer.migration.policy` (Kafka's `ConsumerGroupMigrationPolicy`): whether a
+/// classic group converts to a consumer group when a member joins with the consumer protocol
+/// (upgrade) and back when the last consumer-protocol member leaves (downgrade).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerGroupMigrationPolicy {
+    /// `bidirectional`: both directions (Kafka's default).
+    Bidirectional,
+    /// `upgrade`: classic to consumer only.
+    Upgrade,
+    /// `downgrade`: consumer to classic only.
+    Downgrade,
+    /// `disabled`: neither.
+    Disabled,
+}
+
+impl ConsumerGroupMigrationPolicy {
+    /// Parses Kafka's value, case-insensitively as `ConsumerGroupMigrationPolicy.parse` does.
+    pub fn parse(value: &str) -> Option<ConsumerGroupMigrationPolicy> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => Some(ConsumerGroupMigrationPolicy::Bidirectional),
+            "upgrade" => Some(ConsumerGroupMigrationPolicy::Upgrade),
+            "downgrade" => Some(ConsumerGroupMigrationPolicy::Downgrade),
+            "disabled" => Some(ConsumerGroupMigrationPolicy::Disabled),
+            _ => None,
+        }
+    }
+
+    /// Kafka's name of the policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsumerGroupMigrationPolicy::Bidirectional => "bidirectional",
+            ConsumerGroupMigrationPolicy::Upgrade => "upgrade",
+            ConsumerGroupMigrationPolicy::Downgrade => "downgrade",
+            ConsumerGroupMigrationPolicy::Disabled => "disabled",
+        }
+    }
+
+    /// Whether a classic group may become a consumer group.
+    pub fn is_upgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            ConsumerGroupMigrationPolicy::Bidirectional | ConsumerGroupMigrationPolicy::Upgrade
+        )
+    }
+
+    /// Whether a consumer group may become a classic group.
+    pub fn is_downgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            ConsumerGroupMigrationPolicy::Bidirectional | ConsumerGroupMigrationPolicy::Downgrade
+        )
+    }
+}
+
+impl GroupSettings {
+    /// Whether `group.coordinator.rebalance.protocols` lists `consumer` (KIP-848 served).
+    pub fn consumer_protocol_enabled(&self) -> bool {
+        self.group_coordinator_rebalance_protocols
+            .iter()
+            .any(|p| p == "consumer")
+    }
 }
 
 impl Default for GroupSettings {
@@ -85,6 +176,17 @@ impl Default for GroupSettings {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            group_coordinator_rebalance_protocols: vec!["classic".into(), "consumer".into()],
+            group_consumer_assignors: vec!["uniform".into(), "range".into()],
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_min_session_timeout_ms: 45_000,
+            group_consumer_max_session_timeout_ms: 60_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_min_heartbeat_interval_ms: 5_000,
+            group_consumer_max_heartbeat_interval_ms: 15_000,
+            group_consumer_max_size: i32::MAX as usize,
+            group_consumer_migration_policy: ConsumerGroupMigrationPolicy::Bidirectional,
+            group_consumer_regex_refresh_interval_ms: 600_000,
         }
     }
 }
@@ -490,13 +592,24 @@ impl GroupCoordinator {
     ) -> OffsetCommitResponse {
         let group_id = request.group_id.to_string();
         let now = now_ms();
-        let validation = self.inner.state.borrow_mut().validate_offset_commit(
+        // KIP-848 groups check the member epoch instead (STALE_MEMBER_EPOCH).
+        let consumer_validation = self.inner.state.borrow().validate_consumer_offset_commit(
             &group_id,
             request.generation_id_or_member_epoch,
             &request.member_id,
-            request.group_instance_id.as_deref(),
-            now,
+            false,
+            version,
         );
+        let validation = match consumer_validation {
+            Some(validation) => validation,
+            None => self.inner.state.borrow_mut().validate_offset_commit(
+                &group_id,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                now,
+            ),
+        };
         self.inner.submit_pending();
         if let Err(error) = validation {
             tracing::debug!(group = %group_id, member = %request.member_id, generation = request.generation_id_or_member_epoch, %error, "offset commit rejected");
@@ -605,7 +718,19 @@ impl GroupCoordinator {
                             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                             .collect()
                     });
-                    let result = state.fetch_offsets(&group.group_id, topics.clone());
+                    let member_error = if version >= 9 {
+                        state.validate_consumer_offset_fetch(
+                            &group.group_id,
+                            group.member_id.as_deref(),
+                            group.member_epoch,
+                        )
+                    } else {
+                        None
+                    };
+                    let result = match member_error {
+                        Some(error) => Err(error),
+                        None => state.fetch_offsets(&group.group_id, topics.clone()),
+                    };
                     responses::offset_fetch_group(group.group_id.clone(), topics, result)
                 })
                 .collect();
@@ -651,8 +776,15 @@ impl GroupCoordinator {
         };
         let state = self.inner.state.borrow();
         let listed = state.list_groups(&states, &types);
-        let mut response =
-            ListGroupsResponse::default().with_groups(responses::listed_groups(listed, version));
+        let mut groups = responses::listed_groups(listed, version);
+        groups.extend(
+            state
+                .list_consumer_groups(&states, &types)
+                .into_iter()
+                .map(|g| consumer_group::listed_group(g, version)),
+        );
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        let mut response = ListGroupsResponse::default().with_groups(groups);
         if !state.is_loaded() {
             response.error_code = ResponseError::CoordinatorLoadInProgress.code();
         }

@@ -593,10 +593,7 @@ fn offsets_fetch_delete_and_group_deletion() {
         2,
         "one offset tombstone and the group tombstone: {records:?}"
     );
-    assert!(records.iter().all(|(_, r)| match r {
-        CoordinatorRecord::OffsetCommit { value, .. } => value.is_none(),
-        CoordinatorRecord::GroupMetadata { value, .. } => value.is_none(),
-    }));
+    assert!(records.iter().all(|(_, r)| r.is_tombstone()));
     assert!(state.group("solo").is_none());
     let listed: Vec<String> = state
         .list_groups(&[], &[])

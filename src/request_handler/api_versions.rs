@@ -29,8 +29,10 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::IncrementalAlterConfigs => (0, IncrementalAlterConfigsRequest::VERSIONS.max),
         ApiKey::DescribeCluster => (0, DescribeClusterRequest::VERSIONS.max),
         ApiKey::InitProducerId => (0, InitProducerIdRequest::VERSIONS.max),
-        // Group APIs (KIP-896 minimums: OffsetCommit v2+, OffsetFetch v1+). ConsumerGroupHeartbeat
-        // (KIP-848) is not advertised: only the classic protocol is implemented.
+        // Group APIs (KIP-896 minimums: OffsetCommit v2+, OffsetFetch v1+), and KIP-848's
+        // consumer group protocol (Kafka 4.1: ConsumerGroupHeartbeat v0-1, Describe v0-1).
+        ApiKey::ConsumerGroupHeartbeat => (0, ConsumerGroupHeartbeatRequest::VERSIONS.max),
+        ApiKey::ConsumerGroupDescribe => (0, ConsumerGroupDescribeRequest::VERSIONS.max),
         ApiKey::FindCoordinator => (0, FindCoordinatorRequest::VERSIONS.max),
         ApiKey::JoinGroup => (0, JoinGroupRequest::VERSIONS.max),
         ApiKey::SyncGroup => (0, SyncGroupRequest::VERSIONS.max),
@@ -90,27 +92,42 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(api_keys)
-        .with_supported_features(vec![SupportedFeatureKey::default()
-            .with_name(StrBytes::from_static_str(METADATA_VERSION))
-            .with_min_version(METADATA_VERSION_MIN)
-            .with_max_version(METADATA_VERSION_LATEST)])
+        .with_supported_features(vec![
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(GROUP_VERSION))
+                .with_min_version(0)
+                .with_max_version(GROUP_VERSION_LATEST),
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(METADATA_VERSION))
+                .with_min_version(METADATA_VERSION_MIN)
+                .with_max_version(METADATA_VERSION_LATEST),
+        ])
         .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
-        .with_finalized_features(vec![FinalizedFeatureKey::default()
-            .with_name(StrBytes::from_static_str(METADATA_VERSION))
-            .with_min_version_level(METADATA_VERSION_LATEST)
-            .with_max_version_level(METADATA_VERSION_LATEST)])
+        .with_finalized_features(vec![
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(GROUP_VERSION))
+                .with_min_version_level(GROUP_VERSION_LATEST)
+                .with_max_version_level(GROUP_VERSION_LATEST),
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(METADATA_VERSION))
+                .with_min_version_level(METADATA_VERSION_LATEST)
+                .with_max_version_level(METADATA_VERSION_LATEST),
+        ])
 }
 
 /// KIP-584 features (ApiVersions v3+ tagged fields). A Kafka 4.1 broker reports
 /// `metadata.version` 7-27 supported and 27 (4.1-IV1) finalized on a fresh cluster; the API
-/// ranges above are 4.1's, so Ringtail reports the same. Kafka 4.1 also reports
-/// `group.version` 1 (the KIP-848 consumer protocol), `transaction.version` 2 (KIP-890 part 2
-/// transactions), `share.version`, `eligible.leader.replicas.version` and `kraft.version`; Ringtail
-/// has none of those (no ConsumerGroupHeartbeat, transactions of transaction version 0 only, no
-/// share groups, no KRaft quorum), so it reports them neither supported nor finalized, and
-/// clients stay on the classic protocols and on transaction version 0 (no epoch bump per
-/// EndTxn).
+/// ranges above are 4.1's, so Ringtail reports the same, and `group.version` 0-1 supported,
+/// 1 finalized (KIP-848's consumer protocol, `GroupVersion.GV_1`) as Kafka 4.1 does. Kafka 4.1
+/// also reports `transaction.version` 2 (KIP-890 part 2 transactions), `share.version`,
+/// `eligible.leader.replicas.version` and `kraft.version`; Ringtail has none of those
+/// (transactions of transaction version 0 only, no share groups, no KRaft quorum), so it
+/// reports them neither supported nor finalized, and clients stay on transaction version 0 (no
+/// epoch bump per EndTxn).
 const METADATA_VERSION: &str = "metadata.version";
+/// KIP-848's feature (`GroupVersion.FEATURE_NAME`); 1 enables the consumer protocol.
+const GROUP_VERSION: &str = "group.version";
+const GROUP_VERSION_LATEST: i16 = 1;
 /// `MetadataVersion.MINIMUM_VERSION` (3.3-IV3) in Kafka 4.1.
 const METADATA_VERSION_MIN: i16 = 7;
 /// `MetadataVersion.LATEST_PRODUCTION` (4.1-IV1) in Kafka 4.1.

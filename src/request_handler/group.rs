@@ -99,7 +99,7 @@ fn may_describe_key(ctx: &ShardContext, session: &Session, key_type: i8, key: &s
 }
 
 /// `op` on group `group_id` (ACLs; always true with no authorizer).
-fn may_group(ctx: &ShardContext, session: &Session, op: AclOperation, group_id: &str) -> bool {
+pub(super) fn may_group(ctx: &ShardContext, session: &Session, op: AclOperation, group_id: &str) -> bool {
     authorize::authorize(ctx, session, op, ResourceType::Group, group_id)
 }
 
@@ -107,7 +107,7 @@ fn may_topic(ctx: &ShardContext, session: &Session, op: AclOperation, topic: &st
     authorize::authorize(ctx, session, op, ResourceType::Topic, topic)
 }
 
-const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
+pub(super) const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
 
 /// FindCoordinator answered with node `node_id` at `host:port`.
@@ -574,7 +574,7 @@ pub async fn handle_list_groups(
 /// Groups items by the shard coordinating their group id, keeping request order within each.
 /// Merges per-shard answers back into the order the request named the groups (a group named
 /// twice is answered twice only if a shard answered it twice).
-fn in_request_order<T, K: PartialEq>(
+pub(super) fn in_request_order<T, K: PartialEq>(
     requested: &[K],
     answers: Vec<Vec<T>>,
     key: impl Fn(&T) -> &K,
@@ -591,7 +591,7 @@ fn in_request_order<T, K: PartialEq>(
         .collect()
 }
 
-fn split_by_shard<T>(
+pub(super) fn split_by_shard<T>(
     ctx: &ShardContext,
     items: Vec<T>,
     group_id: impl Fn(&T) -> &str,

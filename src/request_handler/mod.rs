@@ -17,6 +17,8 @@ mod admin;
 mod api_versions;
 pub mod authorize;
 mod configs;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
@@ -337,6 +339,12 @@ async fn route(request: Request, header: RequestHeader) -> Dispatched {
             )
         }
         ApiKey::JoinGroup => join_group(request, header),
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat(request, header),
+        ApiKey::ConsumerGroupDescribe => handle_with_session!(
+            request,
+            ConsumerGroupDescribeRequest,
+            consumer_group_describe::handle
+        ),
         ApiKey::SyncGroup => {
             handle_with_session!(request, SyncGroupRequest, group::handle_sync_group)
         }
@@ -504,6 +512,28 @@ fn join_group(mut request: Request, header: RequestHeader) -> Dispatched {
     let started = std::time::Instant::now();
     Dispatched::Respond(Box::pin(async move {
         let response = group::handle_join_group(
+            request.ctx.clone(),
+            decoded,
+            request.version,
+            client_id,
+            request.session.clone(),
+        )
+        .await;
+        request_metrics::record!(request.api_key, started, &response);
+        request.encode(&response)
+    }))
+}
+
+/// ConsumerGroupHeartbeat (KIP-848) also records the member's `client.id` and address.
+fn consumer_group_heartbeat(mut request: Request, header: RequestHeader) -> Dispatched {
+    let decoded = match request.decode::<ConsumerGroupHeartbeatRequest>() {
+        Ok(decoded) => decoded,
+        Err(reason) => return Dispatched::Close(reason),
+    };
+    let client_id = header.client_id;
+    let started = std::time::Instant::now();
+    Dispatched::Respond(Box::pin(async move {
+        let response = consumer_group_heartbeat::handle(
             request.ctx.clone(),
             decoded,
             request.version,

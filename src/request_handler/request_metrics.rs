@@ -78,6 +78,7 @@ top_level!(
     InitProducerIdResponse,
     DescribeClusterResponse,
     JoinGroupResponse,
+    ConsumerGroupHeartbeatResponse,
     SyncGroupResponse,
     HeartbeatResponse,
     ListGroupsResponse,

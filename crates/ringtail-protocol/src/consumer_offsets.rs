@@ -18,12 +18,23 @@
 //! ```
 //!
 //! A record with a null value is a tombstone: the offset or the group was deleted. Records are
-//! written as uncompressed record batch v2 with `RecordBatchEncoder`. Keys of other versions
-//! (Kafka's KIP-848 consumer group records, versions 3+) are skipped on replay. This module does
-//! no I/O and never panics on input.
+//! written as uncompressed record batch v2 with `RecordBatchEncoder`. The KIP-848 consumer group
+//! records (key versions 3, 5-8, 16) are [`consumer_group_records`]'s; keys of other versions
+//! (share and streams groups, the retired `ConsumerGroupPartitionMetadata`) are skipped on
+//! replay. This module does no I/O and never panics on input.
+//!
+//! [`consumer_group_records`]: crate::consumer_group_records
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
+
+use crate::consumer_group_records::{self as cg, decode_key, decode_value, encode_key};
+pub use crate::consumer_group_records::{
+    ClassicMemberMetadata, ClassicProtocol, ConsumerGroupCurrentMemberAssignmentValue,
+    ConsumerGroupMemberMetadataValue, ConsumerGroupMetadataValue,
+    ConsumerGroupRegularExpressionValue, ConsumerGroupTargetAssignmentMemberValue,
+    ConsumerGroupTargetAssignmentMetadataValue, TopicPartitions,
+};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -167,6 +178,57 @@ pub enum CoordinatorRecord {
         /// The membership, or a tombstone.
         value: Option<GroupMetadataValue>,
     },
+    /// A consumer group's epoch (KIP-848, key version 3); `None` deletes the group.
+    ConsumerGroupMetadata {
+        /// The group id.
+        group: String,
+        /// The epoch, or a tombstone.
+        value: Option<ConsumerGroupMetadataValue>,
+    },
+    /// A consumer group member's subscription (key version 5); `None` removes the member.
+    ConsumerGroupMemberMetadata {
+        /// The group id.
+        group: String,
+        /// The member id.
+        member_id: String,
+        /// The member, or a tombstone.
+        value: Option<ConsumerGroupMemberMetadataValue>,
+    },
+    /// The target assignment's epoch (key version 6); `None` with the group's deletion.
+    ConsumerGroupTargetAssignmentMetadata {
+        /// The group id.
+        group: String,
+        /// The epoch, or a tombstone.
+        value: Option<ConsumerGroupTargetAssignmentMetadataValue>,
+    },
+    /// One member's target assignment (key version 7); `None` removes it.
+    ConsumerGroupTargetAssignmentMember {
+        /// The group id.
+        group: String,
+        /// The member id.
+        member_id: String,
+        /// The assignment, or a tombstone.
+        value: Option<ConsumerGroupTargetAssignmentMemberValue>,
+    },
+    /// One member's current assignment and epoch (key version 8); `None` removes it.
+    ConsumerGroupCurrentMemberAssignment {
+        /// The group id.
+        group: String,
+        /// The member id.
+        member_id: String,
+        /// The assignment, or a tombstone.
+        value: Option<ConsumerGroupCurrentMemberAssignmentValue>,
+    },
+    /// The topics a subscribed regular expression resolved to (key version 16); `None` once
+    /// no member subscribes to it.
+    ConsumerGroupRegularExpression {
+        /// The group id.
+        group: String,
+        /// The regular expression as the members sent it.
+        regex: String,
+        /// The resolution, or a tombstone.
+        value: Option<ConsumerGroupRegularExpressionValue>,
+    },
 }
 
 impl CoordinatorRecord {
@@ -174,7 +236,31 @@ impl CoordinatorRecord {
     pub fn group(&self) -> &str {
         match self {
             CoordinatorRecord::OffsetCommit { key, .. } => &key.group,
-            CoordinatorRecord::GroupMetadata { group, .. } => group,
+            CoordinatorRecord::GroupMetadata { group, .. }
+            | CoordinatorRecord::ConsumerGroupMetadata { group, .. }
+            | CoordinatorRecord::ConsumerGroupMemberMetadata { group, .. }
+            | CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata { group, .. }
+            | CoordinatorRecord::ConsumerGroupTargetAssignmentMember { group, .. }
+            | CoordinatorRecord::ConsumerGroupCurrentMemberAssignment { group, .. }
+            | CoordinatorRecord::ConsumerGroupRegularExpression { group, .. } => group,
+        }
+    }
+
+    /// Whether this record is a tombstone (a null value).
+    pub fn is_tombstone(&self) -> bool {
+        match self {
+            CoordinatorRecord::OffsetCommit { value, .. } => value.is_none(),
+            CoordinatorRecord::GroupMetadata { value, .. } => value.is_none(),
+            CoordinatorRecord::ConsumerGroupMetadata { value, .. } => value.is_none(),
+            CoordinatorRecord::ConsumerGroupMemberMetadata { value, .. } => value.is_none(),
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata { value, .. } => {
+                value.is_none()
+            }
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMember { value, .. } => value.is_none(),
+            CoordinatorRecord::ConsumerGroupCurrentMemberAssignment { value, .. } => {
+                value.is_none()
+            }
+            CoordinatorRecord::ConsumerGroupRegularExpression { value, .. } => value.is_none(),
         }
     }
 
@@ -192,16 +278,81 @@ impl CoordinatorRecord {
                 buf.put_i16(GROUP_METADATA_KEY_VERSION);
                 put_string(&mut buf, "group", group)?;
             }
+            CoordinatorRecord::ConsumerGroupMetadata { group, .. } => {
+                return encode_key(cg::CONSUMER_GROUP_METADATA_RECORD_TYPE, group, None)
+            }
+            CoordinatorRecord::ConsumerGroupMemberMetadata {
+                group, member_id, ..
+            } => {
+                return encode_key(
+                    cg::CONSUMER_GROUP_MEMBER_METADATA_RECORD_TYPE,
+                    group,
+                    Some(member_id),
+                )
+            }
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata { group, .. } => {
+                return encode_key(
+                    cg::CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_RECORD_TYPE,
+                    group,
+                    None,
+                )
+            }
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMember {
+                group, member_id, ..
+            } => {
+                return encode_key(
+                    cg::CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_RECORD_TYPE,
+                    group,
+                    Some(member_id),
+                )
+            }
+            CoordinatorRecord::ConsumerGroupCurrentMemberAssignment {
+                group, member_id, ..
+            } => {
+                return encode_key(
+                    cg::CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_RECORD_TYPE,
+                    group,
+                    Some(member_id),
+                )
+            }
+            CoordinatorRecord::ConsumerGroupRegularExpression { group, regex, .. } => {
+                return encode_key(
+                    cg::CONSUMER_GROUP_REGULAR_EXPRESSION_RECORD_TYPE,
+                    group,
+                    Some(regex),
+                )
+            }
         }
         Ok(buf.freeze())
     }
 
     /// Encodes the value with its version prefix, `None` for a tombstone.
     pub fn encode_value(&self) -> Result<Option<Bytes>, RecordError> {
+        if self.is_tombstone() {
+            return Ok(None);
+        }
         let mut buf = BytesMut::new();
         match self {
             CoordinatorRecord::OffsetCommit { value: None, .. }
             | CoordinatorRecord::GroupMetadata { value: None, .. } => return Ok(None),
+            CoordinatorRecord::ConsumerGroupMetadata { value, .. } => {
+                return value.as_ref().map(cg::encode_value).transpose()
+            }
+            CoordinatorRecord::ConsumerGroupMemberMetadata { value, .. } => {
+                return value.as_ref().map(cg::encode_value).transpose()
+            }
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata { value, .. } => {
+                return value.as_ref().map(cg::encode_value).transpose()
+            }
+            CoordinatorRecord::ConsumerGroupTargetAssignmentMember { value, .. } => {
+                return value.as_ref().map(cg::encode_value).transpose()
+            }
+            CoordinatorRecord::ConsumerGroupCurrentMemberAssignment { value, .. } => {
+                return value.as_ref().map(cg::encode_value).transpose()
+            }
+            CoordinatorRecord::ConsumerGroupRegularExpression { value, .. } => {
+                return value.as_ref().map(cg::encode_value).transpose()
+            }
             CoordinatorRecord::OffsetCommit {
                 value: Some(value), ..
             } => {
@@ -219,7 +370,9 @@ impl CoordinatorRecord {
     }
 
     /// Decodes one record. `Ok(None)` for keys of schemas this broker does not keep (Kafka's
-    /// KIP-848 and share-group records, key versions 3 and above).
+    /// share and streams group records, `ConsumerGroupPartitionMetadata` (4), unknown types:
+    /// Kafka's loader skips an unknown record type with a warning, `UnknownRecordTypeException`).
+    /// Use [`record_type`] to name a skipped key.
     pub fn decode(
         key: &[u8],
         value: Option<&[u8]>,
@@ -241,9 +394,73 @@ impl CoordinatorRecord {
                 let value = value.map(decode_group_metadata_value).transpose()?;
                 Ok(Some(CoordinatorRecord::GroupMetadata { group, value }))
             }
+            cg::CONSUMER_GROUP_METADATA_RECORD_TYPE => {
+                let (group, _) = decode_key(reader.bytes, None)?;
+                let value = value.map(decode_value).transpose()?;
+                Ok(Some(CoordinatorRecord::ConsumerGroupMetadata {
+                    group,
+                    value,
+                }))
+            }
+            cg::CONSUMER_GROUP_PARTITION_METADATA_RECORD_TYPE => {
+                decode_key(reader.bytes, None)?;
+                Ok(None)
+            }
+            cg::CONSUMER_GROUP_MEMBER_METADATA_RECORD_TYPE => {
+                let (group, member_id) = decode_key(reader.bytes, Some("member_id"))?;
+                let value = value.map(decode_value).transpose()?;
+                Ok(Some(CoordinatorRecord::ConsumerGroupMemberMetadata {
+                    group,
+                    member_id: member_id.unwrap_or_default(),
+                    value,
+                }))
+            }
+            cg::CONSUMER_GROUP_TARGET_ASSIGNMENT_METADATA_RECORD_TYPE => {
+                let (group, _) = decode_key(reader.bytes, None)?;
+                let value = value.map(decode_value).transpose()?;
+                Ok(Some(
+                    CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata { group, value },
+                ))
+            }
+            cg::CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_RECORD_TYPE => {
+                let (group, member_id) = decode_key(reader.bytes, Some("member_id"))?;
+                let value = value.map(decode_value).transpose()?;
+                Ok(Some(
+                    CoordinatorRecord::ConsumerGroupTargetAssignmentMember {
+                        group,
+                        member_id: member_id.unwrap_or_default(),
+                        value,
+                    },
+                ))
+            }
+            cg::CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_RECORD_TYPE => {
+                let (group, member_id) = decode_key(reader.bytes, Some("member_id"))?;
+                let value = value.map(decode_value).transpose()?;
+                Ok(Some(
+                    CoordinatorRecord::ConsumerGroupCurrentMemberAssignment {
+                        group,
+                        member_id: member_id.unwrap_or_default(),
+                        value,
+                    },
+                ))
+            }
+            cg::CONSUMER_GROUP_REGULAR_EXPRESSION_RECORD_TYPE => {
+                let (group, regex) = decode_key(reader.bytes, Some("regular_expression"))?;
+                let value = value.map(decode_value).transpose()?;
+                Ok(Some(CoordinatorRecord::ConsumerGroupRegularExpression {
+                    group,
+                    regex: regex.unwrap_or_default(),
+                    value,
+                }))
+            }
             _ => Ok(None),
         }
     }
+}
+
+/// The record type (key version) of a stored key, `None` when shorter than two bytes.
+pub fn record_type(key: &[u8]) -> Option<i16> {
+    Some(i16::from_be_bytes([*key.first()?, *key.get(1)?]))
 }
 
 /// Encodes records as one uncompressed record batch v2 with base offset 0; the caller assigns

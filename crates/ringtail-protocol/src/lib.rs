@@ -11,6 +11,8 @@
 //! - [`codec`]: the codecs of `compression.type` with Kafka's framings (xerial snappy included).
 //! - [`varint`]: zigzag varints of the record format.
 //! - [`consumer_offsets`]: key/value schemas of the `__consumer_offsets` records.
+//! - [`consumer_group_records`]: the KIP-848 consumer group records among them (flexible
+//!   values, record types 3-8 and 16).
 //! - [`transaction_state`]: key/value schemas of the `__transaction_state` records.
 //! - [`control_record`]: transaction markers (control record key, end-transaction marker,
 //!   the control batch a coordinator writes).
@@ -23,6 +25,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod consumer_group_records;
 pub mod consumer_offsets;
 pub mod consumer_offsets_txn;
 pub mod control_record;
