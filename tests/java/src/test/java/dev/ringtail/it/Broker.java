@@ -41,8 +41,11 @@ import org.apache.kafka.clients.admin.DescribeClusterOptions;
  * temporary directory; {@link #logTail()} returns its last lines for failure reports.
  */
 public final class Broker implements AutoCloseable {
-  /** How long start-up may take until the broker answers a DescribeCluster request. */
-  public static final Duration START_TIMEOUT = Duration.ofSeconds(90);
+  /**
+   * How long start-up may take until the broker answers a DescribeCluster request: a Kafka JVM
+   * on a loaded 2-core machine can take minutes.
+   */
+  public static final Duration START_TIMEOUT = Duration.ofSeconds(300);
   /** How long a stop (SIGTERM) may take before the process is killed. */
   public static final Duration STOP_TIMEOUT = Duration.ofSeconds(20);
   /** Lines of the broker log shown with a failing test. */
