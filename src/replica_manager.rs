@@ -117,8 +117,12 @@ impl ReplicaManager {
             // JBOD: the log dir holding it, or for a new partition the one with the fewest
             // partitions (`log_dirs`, Kafka's nextLogDirs); no registered dirs (unit tests):
             // the first `log.dirs` entry.
-            let log_dir = crate::log::log_dirs::dir_for_partition(&topic.name, partition)
-                .unwrap_or_else(|| self.log_dir.clone());
+            let log_dir = crate::log::log_dirs::dir_for_partition(
+                &self.config.log_dirs,
+                &topic.name,
+                partition,
+            )
+            .unwrap_or_else(|| self.log_dir.clone());
             if let Some(reason) = crate::log::log_dirs::offline_reason(&log_dir) {
                 tracing::warn!(topic = %topic.name, partition, dir = %log_dir.display(), "not opening a partition in an offline log dir ({reason})");
                 continue;

@@ -454,7 +454,7 @@ def test_sasl_principals_alice_allowed_bob_denied(start_broker):
 # super user; alice and bob come over SASL PLAIN, bob with an ACL allowing CLUSTER_ACTION.
 
 FETCH = 1
-NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION = 6, 74, 3
+NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION = 6, 75, 3
 FOLLOWER_SETTINGS = {**SUPER, **SASL_PLAIN}
 FOLLOWER_REPLICA_ID = 2
 
@@ -548,9 +548,10 @@ def follower_fetch_v15(connection, topic_id, partitions, replica_id=FOLLOWER_REP
     return out
 
 
-def topic_id_bytes(broker, topic):
+def topic_id_bytes(admin, topic):
     from confluent_kafka import TopicCollection
-    description = harness.admin_client(broker).describe_topics(
+    # The caller's admin client: a temporary one could be destroyed before its result arrives.
+    description = admin.describe_topics(
         TopicCollection([topic]))[topic].result(timeout=TIMEOUT_S)
     uuid = description.topic_id
     return struct.pack(">qq", uuid.get_most_significant_bits(), uuid.get_least_significant_bits())
@@ -587,7 +588,7 @@ def test_follower_fetch_needs_cluster_action(start_broker):
             assert follower_fetch_v4(connection, wanted) == authorized
 
         # v15: the replica id travels in ReplicaState (tagged field 1).
-        topic_id = topic_id_bytes(broker, topic)
+        topic_id = topic_id_bytes(admin, topic)
         with sasl_connection(broker, "alice") as connection:
             assert follower_fetch_v15(connection, topic_id, [(0, -1)]) == {
                 0: TOPIC_AUTHORIZATION_FAILED}

@@ -73,8 +73,14 @@ class Pki:
         openssl("pkcs12", "-export", "-in", "client.crt", "-inkey", "client.key",
                 "-certfile", "ca.crt", "-name", "alice", "-out", "client.p12",
                 "-passout", f"pass:{STORE_PASSWORD}", cwd=d)
-        openssl("pkcs12", "-export", "-nokeys", "-in", "ca.crt", "-out", "truststore.p12",
-                "-passout", f"pass:{STORE_PASSWORD}", cwd=d)
+        # The trust store as Kafka users make it, with the JDK's keytool: a trusted-certificate
+        # entry under an alias. (`openssl pkcs12 -export -nokeys` writes an unnamed bag without
+        # Java's trust attribute, which Java's KeyStore does not read as trusted either.)
+        keytool = shutil.which("keytool")
+        assert keytool, "keytool (the JDK's) is needed to make the PKCS12 trust store"
+        subprocess.run([keytool, "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.crt",
+                        "-keystore", "truststore.p12", "-storetype", "PKCS12",
+                        "-storepass", STORE_PASSWORD], cwd=d, check=True, capture_output=True)
 
     def path(self, name):
         return str(self.dir / name)

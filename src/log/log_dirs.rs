@@ -121,18 +121,22 @@ fn recount(registry: &mut Registry) {
 /// The directory for `(topic, partition)`: the registered directory it was found in or placed
 /// in before, else (placing it now) the online directory with the fewest partitions (Kafka's
 /// `nextLogDirs`). `None` when no directory is registered (then the caller's default applies)
-/// or every one is offline.
-pub fn dir_for_partition(topic: &str, partition: i32) -> Option<PathBuf> {
+/// or every one is offline. Only the registered directories among `log_dirs` (the broker's
+/// `log.dirs`) are considered, so brokers or tests sharing a process never place into each
+/// other's directories.
+pub fn dir_for_partition(log_dirs: &[PathBuf], topic: &str, partition: i32) -> Option<PathBuf> {
     with(|registry| {
         let key = (topic.to_string(), partition);
         if let Some(&index) = registry.assignments.get(&key) {
-            return Some(registry.dirs[index].path.clone());
+            if log_dirs.contains(&registry.dirs[index].path) {
+                return Some(registry.dirs[index].path.clone());
+            }
         }
         let (index, _) = registry
             .dirs
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.offline.is_none())
+            .filter(|(_, d)| d.offline.is_none() && log_dirs.contains(&d.path))
             .min_by_key(|(i, d)| (d.partitions, *i))?;
         registry.assignments.insert(key, index);
         registry.dirs[index].partitions += 1;
@@ -245,22 +249,27 @@ mod tests {
         std::fs::create_dir(a.path().join("old-1.delete")).unwrap();
         let (a, b) = (a.path().to_path_buf(), b.path().to_path_buf());
         register(&[(a.clone(), "A".into()), (b.clone(), "B".into())]).unwrap();
+        let dirs = [a.clone(), b.clone()];
         assert_eq!(
-            dir_for_partition("old", 0),
+            dir_for_partition(&dirs, "old", 0),
             Some(a.clone()),
             "found where it is"
         );
         assert_eq!(
-            dir_for_partition("new", 0),
+            dir_for_partition(&dirs, "new", 0),
             Some(b.clone()),
             "fewest partitions"
         );
         assert_eq!(
-            dir_for_partition("new", 1),
+            dir_for_partition(&dirs, "new", 1),
             Some(a.clone()),
             "tie: the first dir"
         );
-        assert_eq!(dir_for_partition("new", 0), Some(b.clone()), "placed once");
+        assert_eq!(
+            dir_for_partition(&dirs, "new", 0),
+            Some(b.clone()),
+            "placed once"
+        );
         assert!(offline_reason(&b.join("new-0")).is_none());
         let generation = failure_generation();
         assert!(mark_offline(
@@ -273,7 +282,7 @@ mod tests {
         assert!(partition_offline("new", 0));
         assert!(!partition_offline("new", 1));
         assert_eq!(
-            dir_for_partition("new", 2),
+            dir_for_partition(&dirs, "new", 2),
             Some(a.clone()),
             "offline dirs get none"
         );

@@ -574,8 +574,11 @@ impl CoordinatorState {
             m.assigned_partitions.clear();
             m.partitions_pending_revocation.clear();
         }
+        // A replaced static member's successor compares with the member it replaces (Kafka's
+        // `replaceStaticMember`: same subscription, no group epoch bump).
         let before = existing
             .clone()
+            .or_else(|| replaced_static.clone())
             .unwrap_or_else(|| ConsumerGroupMember::new(member_id.clone()));
         // The subscription as sent (null fields keep their value).
         if let Some(instance) = &p.instance_id {
@@ -604,7 +607,7 @@ impl CoordinatorState {
         }
         m.client_id = p.client_id.clone();
         m.client_host = p.client_host.clone();
-        let subscription_changed = is_new
+        let subscription_changed = (is_new && replaced_static.is_none())
             || before.subscribed_topic_names != m.subscribed_topic_names
             || before.subscribed_topic_regex != m.subscribed_topic_regex
             || before.server_assignor != m.server_assignor;

@@ -131,6 +131,13 @@ fn consumer_group_records_compact_and_replay() {
         ];
         log.append(&removals, 1_000).await.expect("append");
         written.extend(removals);
+        // Seal the segment holding the tombstones: the cleaner never cleans the active segment
+        // (Kafka's neither), and the delete horizon is set when a tombstone is first cleaned.
+        for epoch in 100..106 {
+            let batch = [group_epoch("g", Some(epoch))];
+            log.append(&batch, 1_000).await.expect("append");
+            written.extend(batch);
+        }
         log.flush().await.expect("flush");
 
         let expected = live(&written);
