@@ -140,9 +140,13 @@ pub fn check_alloc_bound(target: &str, data: &[u8], extra: usize, f: impl FnOnce
     );
 }
 
+/// One fuzz target: (name, function, extra bytes of the allocation bound, whether the bound
+/// is asserted).
+pub type FuzzTarget = (&'static str, fn(&[u8]), usize, bool);
+
 /// The fuzz targets by name, for the replay test and `scripts/fuzz.sh`: (name, function,
 /// extra bytes of the allocation bound, whether the bound is asserted).
-pub const TARGETS: &[(&str, fn(&[u8]), usize, bool)] = &[
+pub const TARGETS: &[FuzzTarget] = &[
     ("request", request, 0, false),
     ("frame", frame, 0, true),
     ("produce_legacy", produce_legacy, 0, true),

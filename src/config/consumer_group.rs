@@ -407,6 +407,7 @@ mod tests {
     /// Kafka 4.1.2's own messages for each refused value (from `GroupCoordinatorConfig` and
     /// its `ConfigDef`, run against the jars).
     #[test]
+    #[allow(clippy::type_complexity)]
     fn refuses_what_kafka_refuses() {
         let cases: &[(&[(&str, &str)], &str, &str)] = &[
             (

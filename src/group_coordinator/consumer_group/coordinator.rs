@@ -531,7 +531,7 @@ impl CoordinatorState {
         let is_new = existing.is_none();
         if is_new
             && replaced_static.is_none()
-            && group.members.len() >= settings.group_consumer_max_size as usize
+            && group.members.len() >= settings.group_consumer_max_size
         {
             return Err(HeartbeatResult::error(
                 ResponseError::GroupMaxSizeReached,
@@ -916,6 +916,7 @@ impl CoordinatorState {
                     }
                 }
             },
+            #[allow(clippy::collapsible_match)]
             CoordinatorRecord::ConsumerGroupTargetAssignmentMetadata { group, value } => {
                 if let Some(v) = value {
                     let g = groups

@@ -196,8 +196,10 @@ fn invalid_requests_are_refused_as_kafka_does() {
 #[test]
 fn group_max_size_is_enforced() {
     let t = topics(&[("t", 1, 2)]);
-    let mut settings = GroupSettings::default();
-    settings.group_consumer_max_size = 1;
+    let settings = GroupSettings {
+        group_consumer_max_size: 1,
+        ..GroupSettings::default()
+    };
     let mut s = CoordinatorState::new(0, 1, settings);
     s.set_loaded(true, 0);
     assert_eq!(hb(&mut s, join("a", &["t"]), &t, 0).error, None);
