@@ -43,7 +43,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
-use crate::consumer_offsets::RecordError;
+use crate::record_error::RecordError;
 
 /// Record type (key version) of `ConsumerGroupMetadataKey`.
 pub const CONSUMER_GROUP_METADATA_RECORD_TYPE: i16 = 3;

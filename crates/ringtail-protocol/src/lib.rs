@@ -32,6 +32,7 @@ pub mod control_record;
 pub mod frame;
 pub mod produce_legacy;
 pub mod record_batch;
+pub mod record_error;
 pub mod records;
 pub mod stored_records;
 #[doc(hidden)]
