@@ -588,7 +588,8 @@ def test_stock_server_properties_start_with_one_warning_each(tmp_path):
     # The PLAINTEXT listener mapped to SSL needs a keystore; Kafka's default type (JKS) is refused.
     ("listener.security.protocol.map=PLAINTEXT:SSL,CONTROLLER:PLAINTEXT\n",
      "listener PLAINTEXT: invalid ssl.keystore.type"),
-    ("log.dirs=/tmp/a,/tmp/b\n", "several (JBOD) are not supported"),
+    # Several log.dirs are served (JBOD); the same directory twice is refused.
+    ("log.dirs=/tmp/a,/tmp/a\n", "duplicate log directory /tmp/a"),
     ("no.such.setting=1\n", "unknown property `no.such.setting`"),
 ])
 def test_settings_that_would_change_meaning_are_refused(tmp_path, extra, fragment):
