@@ -32,7 +32,8 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException,
+from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupType, KafkaError,
+                             KafkaException,
                              Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient
 
@@ -877,3 +878,58 @@ def test_heartbeat_errors_over_the_wire(cp_broker):
             (wire.NONE, "Empty", []), empty
         (missing,) = consumer_group_describe(connection, [harness.unique_topic("no-such-group")])
         assert missing["error_code"] == GROUP_ID_NOT_FOUND, missing
+
+
+# ----- the consumer protocol turned off -----
+
+UNSUPPORTED_VERSION = 35
+
+
+@pytest.mark.timeout(300)
+def test_consumer_protocol_off_when_rebalance_protocols_leave_it_out(start_broker):
+    """`group.coordinator.rebalance.protocols=classic`: ConsumerGroupHeartbeat and
+    ConsumerGroupDescribe answer UNSUPPORTED_VERSION (Kafka's `KafkaApis`
+    `isConsumerGroupProtocolEnabled`), a confluent-kafka consumer with group.protocol=consumer
+    gets an error, and classic groups still work."""
+    broker = start_broker(settings={"group.coordinator.rebalance.protocols": "classic"})
+    topic = harness.create_topic(broker, harness.unique_topic("cp-off"), 1)
+    group = harness.unique_topic("cpg-off")
+    with wire.Connection(broker.bootstrap) as connection:
+        _, answer = join(connection, group, topic)
+        assert answer["error_code"] == UNSUPPORTED_VERSION, answer
+        (described,) = consumer_group_describe(connection, [group])
+        assert described["error_code"] == UNSUPPORTED_VERSION, described
+
+    errors = []
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                         "group.protocol": "consumer", "error_cb": errors.append,
+                         "auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 30
+        failure = None
+        while failure is None and time.monotonic() < deadline:
+            try:
+                message = consumer.poll(0.5)
+                if message is not None and message.error() is not None:
+                    failure = message.error()
+            except KafkaException as raised:
+                failure = raised.args[0]
+            if errors:
+                failure = errors[0]
+        assert failure is not None, "the consumer protocol must be refused"
+        # librdkafka raises it as a fatal error naming the heartbeat's UNSUPPORTED_VERSION.
+        assert failure.code() in (KafkaError.UNSUPPORTED_VERSION, KafkaError._FATAL), failure
+        assert "ConsumerGroupHeartbeat" in failure.str() \
+            and "API version not supported" in failure.str(), failure
+    finally:
+        consumer.close()
+
+    classic = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group + "-classic",
+                        "auto.offset.reset": "earliest"})
+    try:
+        classic.subscribe([topic])
+        harness.wait_until(lambda: classic.poll(0.2) is None and len(classic.assignment()) == 1,
+                           60, message="a classic group member gets the partition")
+    finally:
+        classic.close()

@@ -308,3 +308,36 @@ def test_status_page_in_headless_chromium(start_broker, tmp_path):
     keep = os.environ.get("RINGTAIL_STATUS_SCREENSHOT")
     if keep:
         shutil.copyfile(screenshot, keep)
+
+
+def test_fetch_session_cache_metrics(start_broker):
+    """kafka-python's consumer opens an incremental fetch session (KIP-227) over 20 partitions:
+    /metrics shows one session and 20 cached partitions (Kafka's FetchSessionCache
+    NumIncrementalFetchSessions, NumIncrementalFetchPartitionsCached), and no eviction."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KafkaTopicPartition
+
+    broker = start_broker(shards=2, settings=harness.http_settings())
+    topic = harness.unique_topic("metrics-sessions")
+    partitions = 20
+    create_topic(broker, topic, partitions)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                             enable_auto_commit=False, fetch_max_wait_ms=100)
+    try:
+        consumer.assign([KafkaTopicPartition(topic, p) for p in range(partitions)])
+
+        def session_open():
+            consumer.poll(timeout_ms=100)
+            samples = scrape(broker)
+            sessions = sum(matching(samples, "ringtail_fetch_session_cache_sessions").values())
+            cached = sum(matching(samples, "ringtail_fetch_session_cache_partitions").values())
+            return (sessions, cached) if sessions >= 1 else None
+
+        sessions, cached = harness.wait_until(session_open, 60, interval_s=0.2,
+                                              message="a fetch session in /metrics")
+        assert (sessions, cached) == (1, partitions)
+        samples = scrape(broker)
+        assert sum(matching(samples, "ringtail_fetch_session_cache_evictions_total").values()) == 0
+        assert len(matching(samples, "ringtail_fetch_session_cache_sessions")) == 2, "per shard"
+    finally:
+        consumer.close()

@@ -77,9 +77,15 @@ class ConfluentTxnProducer(TxnProducer):
             config["transaction.timeout.ms"] = transaction_timeout_ms
             config["message.timeout.ms"] = transaction_timeout_ms
             config["socket.timeout.ms"] = min(60000, max(1000, transaction_timeout_ms - 100))
+        config["error_cb"] = self._on_error
         config.update(extra or {})
         self.producer = Producer(config)
         self.errors = []
+        self.fatal_errors = []
+
+    def _on_error(self, error):
+        if error.fatal():
+            self.fatal_errors.append(error)
 
     def _on_delivery(self, error, message):
         if error is not None:
@@ -101,7 +107,16 @@ class ConfluentTxnProducer(TxnProducer):
                 self.producer.poll(0.05)
 
     def flush(self):
-        left = self.producer.flush(CALL_TIMEOUT_S)
+        try:
+            left = self.producer.flush(CALL_TIMEOUT_S)
+        except SystemError as binding_error:
+            # confluent-kafka 2.16's flush() can return NULL without an exception when the
+            # instance hits a fatal error (e.g. _FENCED) while it serves callbacks; the error
+            # itself reached error_cb or a delivery report. Surface that error, or re-raise.
+            self.producer.poll(0)
+            if self.fatal_errors or self.errors:
+                raise KafkaException((self.fatal_errors or self.errors)[0]) from binding_error
+            raise
         if self.errors:
             raise KafkaException(self.errors[0])
         assert left == 0, f"{left} records not delivered within {CALL_TIMEOUT_S}s"

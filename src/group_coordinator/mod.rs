@@ -306,6 +306,17 @@ impl GroupCoordinator {
         self.inner.shard_count
     }
 
+    /// Whether `group.coordinator.rebalance.protocols` lists `consumer`. When it does not,
+    /// ConsumerGroupHeartbeat and ConsumerGroupDescribe answer UNSUPPORTED_VERSION (Kafka's
+    /// `KafkaApis.isConsumerGroupProtocolEnabled`).
+    pub fn consumer_protocol_enabled(&self) -> bool {
+        self.inner
+            .state
+            .borrow()
+            .settings()
+            .consumer_protocol_enabled()
+    }
+
     /// A copy of the settings.
     pub fn settings(&self) -> GroupSettings {
         self.inner.state.borrow().settings().clone()

@@ -501,6 +501,19 @@ impl prometheus_client::collector::Collector for Collected {
                 )
             }),
         )?;
+        family(
+            e,
+            "ringtail_fetch_session_cache_sessions",
+            "Open incremental fetch sessions (Kafka FetchSessionCache NumIncrementalFetchSessions)",
+            MetricType::Gauge,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Gauge(x.fetch_sessions.sessions as i64))),
+        )?;
+        family(e, "ringtail_fetch_session_cache_partitions", "Partitions cached over all fetch sessions (Kafka FetchSessionCache NumIncrementalFetchPartitionsCached)", MetricType::Gauge,
+            s.shards.iter().map(|x| (shard(x), Gauge(x.fetch_sessions.partitions as i64))))?;
+        family(e, "ringtail_fetch_session_cache_evictions", "Fetch sessions evicted to make room for new ones (Kafka FetchSessionCache IncrementalFetchSessionEvictionsPerSec)", MetricType::Counter,
+            s.shards.iter().map(|x| (shard(x), Counter(x.fetch_sessions.evictions))))?;
         family(e, "ringtail_shard_io_file_reads", "File reads the shard submitted to io_uring (glommio IoStats file_reads + file_buffered_reads)", MetricType::Counter,
             s.shards.iter().map(|x| (shard(x), Counter(x.executor.file_reads))))?;
         family(

@@ -109,6 +109,19 @@ impl TopicCounters {
     }
 }
 
+/// One shard's fetch-session cache figures (Kafka's `FetchSessionCache` MBeans), as the
+/// fetch path last left them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchSessionStats {
+    /// Open incremental fetch sessions (NumIncrementalFetchSessions).
+    pub sessions: usize,
+    /// Partitions cached over all sessions (NumIncrementalFetchPartitionsCached).
+    pub partitions: usize,
+    /// Sessions evicted for new ones since start-up (IncrementalFetchSessionEvictionsPerSec,
+    /// as a counter).
+    pub evictions: u64,
+}
+
 /// Why a Kafka connection was closed (`ringtail_connections_closed_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -186,6 +199,7 @@ pub struct ShardMetrics {
     cross_shard_tasks_queued: Cell<i64>,
     tail_cache_hits: Cell<u64>,
     tail_cache_misses: Cell<u64>,
+    fetch_sessions: Cell<FetchSessionStats>,
     executor: Cell<ExecutorSnapshot>,
 }
 
@@ -227,6 +241,7 @@ impl ShardMetrics {
             cross_shard_tasks_queued: Cell::new(0),
             tail_cache_hits: Cell::new(0),
             tail_cache_misses: Cell::new(0),
+            fetch_sessions: Cell::new(FetchSessionStats::default()),
             executor: Cell::new(ExecutorSnapshot::default()),
         }
     }
@@ -298,6 +313,11 @@ impl ShardMetrics {
         cell.set(cell.get() + 1);
     }
 
+    /// The shard's fetch-session cache now holds `stats`.
+    pub fn fetch_sessions(&self, stats: FetchSessionStats) {
+        self.fetch_sessions.set(stats);
+    }
+
     /// Adds what glommio counted since the last call (its getters reset) and returns the
     /// totals. Must run on a glommio executor thread.
     pub fn poll_executor(&self) -> ExecutorSnapshot {
@@ -357,6 +377,7 @@ impl ShardMetrics {
             cross_shard_tasks_queued: self.cross_shard_tasks_queued.get(),
             tail_cache_hits: self.tail_cache_hits.get(),
             tail_cache_misses: self.tail_cache_misses.get(),
+            fetch_sessions: self.fetch_sessions.get(),
             executor: self.poll_executor(),
             partitions: Vec::new(),
             groups: Vec::new(),
@@ -430,6 +451,7 @@ pub struct ShardSnapshot {
     pub cross_shard_tasks_queued: i64,
     pub tail_cache_hits: u64,
     pub tail_cache_misses: u64,
+    pub fetch_sessions: FetchSessionStats,
     pub executor: ExecutorSnapshot,
     pub partitions: Vec<PartitionSnapshot>,
     pub groups: Vec<GroupSnapshot>,

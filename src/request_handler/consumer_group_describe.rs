@@ -7,6 +7,7 @@
 use std::rc::Rc;
 
 use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 
@@ -17,13 +18,28 @@ use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::security::Session;
 use crate::shard::{invoke_on, ShardContext};
 
-/// ConsumerGroupDescribe v0-1.
+/// ConsumerGroupDescribe v0-1. Every group answers UNSUPPORTED_VERSION when
+/// `group.coordinator.rebalance.protocols` leaves out `consumer` (Kafka's
+/// `ConsumerGroupDescribeRequest.getErrorResponse`).
 pub async fn handle(
     ctx: Rc<ShardContext>,
     session: Rc<Session>,
     request: ConsumerGroupDescribeRequest,
     version: i16,
 ) -> ConsumerGroupDescribeResponse {
+    if !ctx.group_coordinator.consumer_protocol_enabled() {
+        let groups = request
+            .group_ids
+            .iter()
+            .map(|g| {
+                DescribedGroup::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(ResponseError::UnsupportedVersion.code())
+                    .with_authorized_operations(i32::MIN)
+            })
+            .collect();
+        return ConsumerGroupDescribeResponse::default().with_groups(groups);
+    }
     let (allowed, denied): (Vec<_>, Vec<_>) = request
         .group_ids
         .iter()

@@ -1,5 +1,8 @@
 //! ConsumerGroupHeartbeat (68, KIP-848) v0-1: sent whole to the shard coordinating the group.
 //!
+//! Refused whole with UNSUPPORTED_VERSION when `group.coordinator.rebalance.protocols` leaves
+//! out `consumer` (Kafka's `KafkaApis.handleConsumerGroupHeartbeat`).
+//!
 //! ACLs (Kafka's `KafkaApis.handleConsumerGroupHeartbeat`): READ on the group, else
 //! GROUP_AUTHORIZATION_FAILED; DESCRIBE on every subscribed topic name, else
 //! TOPIC_AUTHORIZATION_FAILED.
@@ -28,6 +31,14 @@ pub async fn handle(
     client_id: Option<StrBytes>,
     session: Rc<Session>,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !ctx.group_coordinator.consumer_protocol_enabled() {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::UnsupportedVersion.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "The consumer group protocol is not enabled: group.coordinator.rebalance.protocols \
+                 does not list consumer.",
+            )));
+    }
     if !may_group(&ctx, &session, AclOperation::Read, &request.group_id) {
         return ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED);
     }

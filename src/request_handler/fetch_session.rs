@@ -340,7 +340,9 @@ fn with_cache<R>(ctx: &ShardContext, f: impl FnOnce(&mut FetchSessionCache) -> R
                 ctx.shard_count,
             )
         });
-        f(cache)
+        let out = f(cache);
+        crate::metrics::with(|m| m.fetch_sessions(cache.stats()));
+        out
     })
 }
 
@@ -467,6 +469,8 @@ pub struct FetchSessionCache {
     evictable_by_privileged: BTreeSet<EvictableKey>,
     /// Cached partitions over all sessions.
     total_partitions: usize,
+    /// Sessions evicted to make room for new ones since start-up.
+    evictions: u64,
 }
 
 impl FetchSessionCache {
@@ -487,6 +491,16 @@ impl FetchSessionCache {
             evictable_by_all: BTreeSet::new(),
             evictable_by_privileged: BTreeSet::new(),
             total_partitions: 0,
+            evictions: 0,
+        }
+    }
+
+    /// The cache's figures now.
+    pub fn stats(&self) -> crate::metrics::FetchSessionStats {
+        crate::metrics::FetchSessionStats {
+            sessions: self.sessions.len(),
+            partitions: self.total_partitions,
+            evictions: self.evictions,
         }
     }
 
@@ -692,7 +706,9 @@ impl FetchSessionCache {
         };
         if now_ms - last_used_ms > self.eviction_ms {
             tracing::debug!(session_id = id, "evicting stale fetch session");
-            return self.remove(id);
+            let removed = self.remove(id);
+            self.evictions += u64::from(removed);
+            return removed;
         }
         let evictable = if privileged {
             &self.evictable_by_privileged
@@ -705,7 +721,9 @@ impl FetchSessionCache {
                     session_id = first.2,
                     "evicting fetch session for a larger one"
                 );
-                self.remove(first.2)
+                let removed = self.remove(first.2);
+                self.evictions += u64::from(removed);
+                removed
             }
             _ => false,
         }

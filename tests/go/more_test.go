@@ -223,11 +223,8 @@ func TestSaramaAutoCreateTopic(t *testing.T) {
 
 // TestFranzTransactions commits one transaction and aborts another through kgo's
 // transactional producer; a read_committed consumer sees only the committed records.
-// Ringtail has no transaction coordinator yet (issue 10), so the test runs against Kafka only.
+// It runs on Ringtail and on Apache Kafka alike.
 func TestFranzTransactions(t *testing.T) {
-	if target == "ringtail" {
-		t.Skip("transactions are issue 10 (Ringtail answers InitProducerId with a transactional id with INVALID_REQUEST)")
-	}
 	admin := newAdmin(t)
 	topic := uniqueName("franz-txn")
 	createTopic(t, admin, topic, 1)

@@ -362,10 +362,20 @@ impl CoordinatorState {
         topics: &TopicsView,
         now_ms: i64,
     ) -> Reply<HeartbeatResult> {
-        Reply::Ready(
-            self.heartbeat_inner(p, topics, now_ms)
-                .unwrap_or_else(|e| e),
-        )
+        let (group, member, sent_epoch) = (p.group_id.clone(), p.member_id.clone(), p.member_epoch);
+        let result = self
+            .heartbeat_inner(p, topics, now_ms)
+            .unwrap_or_else(|e| e);
+        tracing::debug!(
+            %group,
+            %member,
+            sent_epoch,
+            member_epoch = result.member_epoch,
+            error = ?result.error,
+            assignment = ?result.assignment.as_ref().map(|a| a.values().map(|p| p.len()).sum::<usize>()),
+            "consumer group heartbeat"
+        );
+        Reply::Ready(result)
     }
 
     fn heartbeat_inner(
@@ -623,7 +633,8 @@ impl CoordinatorState {
         group.members.insert(member_id.clone(), m);
 
         // Regexes and topic metadata: a change bumps the group epoch.
-        for pattern in group.refresh_regexes(topics, now_ms) {
+        let refresh_interval_ms = i64::from(settings.group_consumer_regex_refresh_interval_ms);
+        for pattern in group.refresh_regexes(topics, now_ms, refresh_interval_ms) {
             sink.regex(group, &pattern);
         }
         let hash = metadata_hash(&group.subscribed_topic_names(), topics);

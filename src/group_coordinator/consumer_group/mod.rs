@@ -115,6 +115,28 @@ pub struct ConsumerGroup {
     pub resolved_regexes: BTreeMap<String, ResolvedRegex>,
     /// Compiled regular expressions (not persisted).
     compiled: HashMap<String, regex::Regex>,
+    /// When every regular expression was last resolved, ms since the Unix epoch (`None`: never
+    /// in this process, so the first heartbeat after a restart re-resolves them).
+    last_regex_refresh_ms: Option<i64>,
+    /// [`topic_names_fingerprint`] of the topics at that resolution.
+    last_regex_topics: u64,
+}
+
+/// Kafka's `REGEX_BATCH_REFRESH_MIN_INTERVAL_MS`: resolved regular expressions are refreshed at
+/// most this often (10 s), unless one of them has never been resolved.
+pub const REGEX_REFRESH_MIN_INTERVAL_MS: i64 = 10_000;
+
+/// A fingerprint of the topic names in `topics` (FNV-1a over the sorted names), to see that
+/// topics were created or deleted since the last regex resolution.
+fn topic_names_fingerprint(topics: &TopicsView) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in topics.by_name.keys() {
+        for b in name.as_bytes().iter().chain(std::iter::once(&0u8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 impl ConsumerGroup {
@@ -129,6 +151,8 @@ impl ConsumerGroup {
             target_assignment: BTreeMap::new(),
             resolved_regexes: BTreeMap::new(),
             compiled: HashMap::new(),
+            last_regex_refresh_ms: None,
+            last_regex_topics: 0,
         }
     }
 
@@ -164,7 +188,18 @@ impl ConsumerGroup {
 
     /// Resolves every member's regular expression against `topics`; true when a resolution
     /// changed (the caller then records it and bumps the group epoch via the metadata hash).
-    pub fn refresh_regexes(&mut self, topics: &TopicsView, now_ms: i64) -> Vec<String> {
+    ///
+    /// When they are resolved follows Kafka 4.1's `maybeUpdateRegularExpressions`: at once when
+    /// some pattern has never been resolved; otherwise only after
+    /// [`REGEX_REFRESH_MIN_INTERVAL_MS`] since the last resolution, and then only if topics
+    /// were created or deleted since, or `refresh_interval_ms`
+    /// (`group.consumer.regex.refresh.interval.ms`) has passed.
+    pub fn refresh_regexes(
+        &mut self,
+        topics: &TopicsView,
+        now_ms: i64,
+        refresh_interval_ms: i64,
+    ) -> Vec<String> {
         let patterns: BTreeSet<String> = self
             .members
             .values()
@@ -173,6 +208,23 @@ impl ConsumerGroup {
         let mut changed = Vec::new();
         self.resolved_regexes.retain(|p, _| patterns.contains(p));
         self.compiled.retain(|p, _| patterns.contains(p));
+        if patterns.is_empty() {
+            return changed;
+        }
+        let unresolved = patterns
+            .iter()
+            .any(|p| !self.resolved_regexes.contains_key(p) || !self.compiled.contains_key(p));
+        let fingerprint = topic_names_fingerprint(topics);
+        let due = self.last_regex_refresh_ms.is_none_or(|last| {
+            let since = now_ms.saturating_sub(last);
+            since >= REGEX_REFRESH_MIN_INTERVAL_MS
+                && (fingerprint != self.last_regex_topics || since >= refresh_interval_ms)
+        });
+        if !unresolved && !due {
+            return changed;
+        }
+        self.last_regex_refresh_ms = Some(now_ms);
+        self.last_regex_topics = fingerprint;
         for pattern in patterns {
             if !self.compiled.contains_key(&pattern) {
                 match ConsumerGroup::compile(&pattern) {

@@ -275,9 +275,44 @@ fn regex_subscription_picks_up_a_topic_created_later() {
     let owned = a.assignment.unwrap();
     assert_eq!(owned.keys().copied().collect::<Vec<_>>(), vec![topic_id(1)]);
     let t2 = topics(&[("orders-eu", 1, 2), ("orders-us", 3, 3), ("other", 2, 2)]);
-    let r = hb(&mut s, beat("a", a.member_epoch, &owned), &t2, 10);
+    // Within Kafka's 10 s minimum between refreshes the new topic is not seen yet.
+    let early = hb(&mut s, beat("a", a.member_epoch, &owned), &t2, 9_999);
+    assert_eq!(early.member_epoch, a.member_epoch);
+    let r = hb(&mut s, beat("a", a.member_epoch, &owned), &t2, 10_000);
     assert_eq!(r.member_epoch, a.member_epoch + 1);
     assert_eq!(count(&r.assignment.unwrap()), 5);
+}
+
+#[test]
+fn regexes_refresh_on_topic_changes_or_after_the_refresh_interval() {
+    let settings = GroupSettings {
+        group_consumer_regex_refresh_interval_ms: 60_000,
+        ..Default::default()
+    };
+    let mut s = CoordinatorState::new(0, 1, settings);
+    s.set_loaded(true, 0);
+    let t = topics(&[("orders-eu", 1, 2)]);
+    let mut p = join("a", &[]);
+    p.subscribed_topic_names = None;
+    p.subscribed_topic_regex = Some("orders-.*".into());
+    let a = hb(&mut s, p, &t, 0);
+    let owned = a.assignment.unwrap();
+    let group = |s: &CoordinatorState| s.consumer_group(GROUP).unwrap().resolved_regexes.clone();
+    // A second member with a new pattern is resolved at once, inside the 10 s minimum.
+    let mut q = join("b", &[]);
+    q.subscribed_topic_names = None;
+    q.subscribed_topic_regex = Some("nothing-.*".into());
+    hb(&mut s, q, &t, 1_000);
+    assert!(group(&s).contains_key("nothing-.*"));
+    // A topic created at 5 s is seen by the first refresh 10 s after the last one (1 s).
+    let t2 = topics(&[("orders-eu", 1, 2), ("orders-us", 3, 1)]);
+    let r = hb(&mut s, beat("a", a.member_epoch, &owned), &t2, 5_000);
+    assert_eq!(r.error, None);
+    assert_eq!(group(&s)["orders-.*"].topics.len(), 1);
+    let owned = r.assignment.unwrap_or(owned);
+    let r = hb(&mut s, beat("a", r.member_epoch, &owned), &t2, 11_000);
+    assert_eq!(r.error, None);
+    assert_eq!(group(&s)["orders-.*"].topics.len(), 2);
 }
 
 #[test]

@@ -9,12 +9,7 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
 const assert = require('node:assert/strict')
 const { before, after } = require('node:test')
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs')
-const { target, startBroker, brokerTest, clientLogCreator, ringtailOnly, uniqueName, waitFor, sleep } = require('../harness')
-
-/** Transactions are issue 10: Ringtail has no transaction coordinator yet. */
-const ringtailTransactions = () => target === 'ringtail'
-  ? { skip: 'transactions are issue 10 (Ringtail answers InitProducerId with a transactional id with INVALID_REQUEST)' }
-  : {}
+const { startBroker, brokerTest, clientLogCreator, ringtailOnly, uniqueName, waitFor, sleep } = require('../harness')
 
 let broker = null
 const getBroker = () => broker
@@ -314,7 +309,7 @@ brokerTest('transactional producer: a read_committed consumer sees committed rec
   }
   const received = await readAll(topic, 4)
   assert.deepEqual(received.map(r => r.message.value.toString()), Array(4).fill('committed=true'))
-}, ringtailTransactions())
+})
 
 brokerTest('the broker log shows no panic or abort', getBroker, async () => {
   const found = broker.panic()
