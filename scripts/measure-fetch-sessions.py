@@ -223,13 +223,17 @@ def main():
     parser.add_argument("--partitions", type=int, default=1000)
     parser.add_argument("--fetches", type=int, default=5000)
     parser.add_argument("--port", type=int, default=19710)
+    parser.add_argument("--baseline-modes", default="sessionless",
+                        help="comma-separated modes measured on the baseline too "
+                             "(sessionless,session to compare both with this commit)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
     results = []
     if args.baseline_binary:
-        results += measure(args.baseline_binary, "baseline", args, ["sessionless"],
+        results += measure(args.baseline_binary, "baseline", args,
+                           args.baseline_modes.split(","),
                            no_http=not args.baseline_default_http)
     results += measure(args.binary, "this commit", args, ["sessionless", "session"])
     load_after = os.getloadavg()
@@ -273,6 +277,11 @@ def main():
         lines.append(
             f"Baseline binary (sessionless, as every client fetched before) / session: broker CPU "
             f"per fetch x{base['cpu_s_per_10k'] / incremental['cpu_s_per_10k']:.2f}.")
+    for mode in ("sessionless", "session"):
+        if ("baseline", mode) in by:
+            base, mine = by[("baseline", mode)], by[("this commit", mode)]
+            lines.append(f"Baseline / this commit, {mode}: broker CPU per fetch "
+                         f"x{base['cpu_s_per_10k'] / mine['cpu_s_per_10k']:.2f}.")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -187,6 +187,15 @@ pub struct FetchRead {
     pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
+/// A read answered without awaiting ([`Partition::read_isolated_now`]), or the news that it
+/// needs the segment files (then [`Partition::read_isolated`] does the I/O).
+pub enum ReadNow {
+    /// The answer, as [`Partition::read_isolated`] would give it.
+    Done(Result<FetchRead, ReadError>),
+    /// Not in the tail cache: the log must be read.
+    NeedsLog,
+}
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -578,49 +587,65 @@ impl Partition {
         max_bytes: usize,
         max_offset: i64,
     ) -> Result<FetchRead, ReadError> {
+        match self.read_below_now(offset, max_bytes, max_offset) {
+            ReadNow::Done(read) => read,
+            ReadNow::NeedsLog => {
+                // Nothing awaited since `read_below_now` looked: the offsets are the same.
+                let high_watermark = self.high_watermark.get();
+                let max_offset = max_offset.min(high_watermark);
+                let last_stable_offset = self.last_stable_offset();
+                let log_start_offset = self.log.log_start_offset();
+                let records = self.log.read(offset, max_bytes, max_offset).await?;
+                crate::metrics::with(|m| m.tail_cache(false));
+                self.topic_metrics.record_out(records.len());
+                Ok(FetchRead {
+                    records,
+                    high_watermark,
+                    log_start_offset,
+                    last_stable_offset,
+                    aborted_transactions: None,
+                })
+            }
+        }
+    }
+
+    /// What [`Self::read_below`] answers without I/O: an offline partition, an offset out of
+    /// range, nothing new (the offset at `max_offset`), or batches the tail cache holds.
+    /// [`ReadNow::NeedsLog`] when the segment files must be read.
+    fn read_below_now(&self, offset: i64, max_bytes: usize, max_offset: i64) -> ReadNow {
         self.check_log_dir();
         if let Some(error) = self.offline.borrow().as_ref() {
-            return Err(ReadError::Offline(error.clone()));
+            return ReadNow::Done(Err(ReadError::Offline(error.clone())));
         }
         let high_watermark = self.high_watermark.get();
         let max_offset = max_offset.min(high_watermark);
         let last_stable_offset = self.last_stable_offset();
         let log_start_offset = self.log.log_start_offset();
         if offset < log_start_offset || offset > high_watermark {
-            return Err(ReadError::OffsetOutOfRange {
+            return ReadNow::Done(Err(ReadError::OffsetOutOfRange {
                 offset,
                 log_start_offset,
                 high_watermark,
-            });
+            }));
         }
-        if offset >= max_offset {
-            return Ok(FetchRead {
-                records: Bytes::new(),
-                high_watermark,
-                log_start_offset,
-                last_stable_offset,
-                aborted_transactions: None,
-            });
-        }
-        // The cache borrow must end before the await below: the writer task pushes meanwhile.
-        let cached = self.cache.borrow().read(offset, max_bytes, max_offset);
-        let cached_hit = cached.is_some();
-        let records = match cached {
-            Some(cached) => {
-                crate::log::assert_read(&cached, offset, max_bytes, max_offset);
-                cached
-            }
-            None => self.log.read(offset, max_bytes, max_offset).await?,
+        let records = if offset >= max_offset {
+            Bytes::new()
+        } else {
+            let Some(cached) = self.cache.borrow().read(offset, max_bytes, max_offset) else {
+                return ReadNow::NeedsLog;
+            };
+            crate::log::assert_read(&cached, offset, max_bytes, max_offset);
+            crate::metrics::with(|m| m.tail_cache(true));
+            self.topic_metrics.record_out(cached.len());
+            cached
         };
-        crate::metrics::with(|m| m.tail_cache(cached_hit));
-        self.topic_metrics.record_out(records.len());
-        Ok(FetchRead {
+        ReadNow::Done(Ok(FetchRead {
             records,
             high_watermark,
             log_start_offset,
             last_stable_offset,
             aborted_transactions: None,
-        })
+        }))
     }
 
     /// Deletes the oldest segments beyond `retention_ms` / `retention_bytes` (-1 = unlimited),

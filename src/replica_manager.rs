@@ -24,12 +24,24 @@ use crate::partition::{Partition, PartitionConfig};
 pub const SHARD_CACHE_MAX_BYTES: usize = 256 << 20;
 const _: () = assert!(SHARD_CACHE_MAX_BYTES > 0);
 
+/// A (topic, partition) key borrowed from a request, to look [`ReplicaManager`]'s map up without
+/// allocating a `String`. It hashes as the owned key `(String, i32)` does (the `str`, then the
+/// `i32`), as hashbrown's `Equivalent` requires.
+#[derive(Hash)]
+struct TopicPartitionRef<'a>(&'a str, i32);
+
+impl hashbrown::Equivalent<(String, i32)> for TopicPartitionRef<'_> {
+    fn equivalent(&self, key: &(String, i32)) -> bool {
+        self.1 == key.1 && self.0 == key.0
+    }
+}
+
 /// Owned partitions of one shard.
 pub struct ReplicaManager {
     shard_id: usize,
     log_dir: PathBuf,
     config: Arc<BrokerConfig>,
-    partitions: RefCell<HashMap<(String, i32), Rc<Partition>>>,
+    partitions: RefCell<hashbrown::HashMap<(String, i32), Rc<Partition>>>,
     /// The latest metadata of each topic with a partition here (topic config overrides).
     topics: RefCell<HashMap<String, Arc<TopicMetadata>>>,
     /// Held while partitions are opened, deleted, closed or trimmed by retention.
@@ -45,17 +57,17 @@ impl ReplicaManager {
             log_dir: config.log_dir().to_path_buf(),
             broker_config: RefCell::new(config.clone()),
             config,
-            partitions: RefCell::new(HashMap::new()),
+            partitions: RefCell::new(hashbrown::HashMap::new()),
             topics: RefCell::new(HashMap::new()),
             applying: Semaphore::new(1),
         }
     }
 
-    /// The partition if this shard owns it and it is open.
+    /// The partition if this shard owns it and it is open. Allocates nothing.
     pub fn get(&self, topic: &str, partition: i32) -> Option<Rc<Partition>> {
         self.partitions
             .borrow()
-            .get(&(topic.to_string(), partition))
+            .get(&TopicPartitionRef(topic, partition))
             .cloned()
     }
 

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{AppendError, FetchRead, Partition, ProducerState, ReadError, StorageError};
+use super::{AppendError, FetchRead, Partition, ProducerState, ReadError, ReadNow, StorageError};
 use crate::log::{AbortedTxn, Log, LogError};
 use crate::protocol::control_record::{self, ControlRecordType};
 use crate::protocol::record_batch::{BatchIter, RecordBatchHeader};
@@ -482,6 +482,9 @@ impl Partition {
         max_bytes: usize,
         read_committed: bool,
     ) -> Result<FetchRead, ReadError> {
+        if let ReadNow::Done(read) = self.read_isolated_now(offset, max_bytes, read_committed) {
+            return read;
+        }
         if !read_committed {
             return self
                 .read_below(offset, max_bytes, self.high_watermark.get())
@@ -490,14 +493,45 @@ impl Partition {
         let mut read = self
             .read_below(offset, max_bytes, self.last_stable_offset())
             .await?;
-        let upper_bound_offset = BatchIter::new(&read.records)
+        read.aborted_transactions = Some(self.aborted_transactions_of(offset, &read.records));
+        Ok(read)
+    }
+
+    /// [`Self::read_isolated`] when it needs no I/O (an error, nothing new, or a tail cache
+    /// hit), answered without a future: a fetch of many quiet partitions costs no task per
+    /// partition. [`ReadNow::NeedsLog`] otherwise; then call [`Self::read_isolated`], which
+    /// reads the segment files.
+    pub fn read_isolated_now(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> ReadNow {
+        let max_offset = if read_committed {
+            self.last_stable_offset()
+        } else {
+            self.high_watermark.get()
+        };
+        match self.read_below_now(offset, max_bytes, max_offset) {
+            ReadNow::Done(Ok(mut read)) if read_committed => {
+                read.aborted_transactions =
+                    Some(self.aborted_transactions_of(offset, &read.records));
+                ReadNow::Done(Ok(read))
+            }
+            other => other,
+        }
+    }
+
+    /// Kafka's `collectAbortedTransactions` for `records` read from `offset`: the upper bound is
+    /// the offset after the last batch read; none when nothing was read.
+    fn aborted_transactions_of(&self, offset: i64, records: &[u8]) -> Vec<AbortedTxn> {
+        match BatchIter::new(records)
             .last()
-            .map(|(_, header)| header.next_offset());
-        read.aborted_transactions = Some(match upper_bound_offset {
+            .map(|(_, header)| header.next_offset())
+        {
             Some(upper) => self.log.collect_aborted_transactions(offset, upper),
             None => Vec::new(),
-        });
-        Ok(read)
+        }
     }
 
     /// The producers of this partition with their state (DescribeProducers v0), by producer id.

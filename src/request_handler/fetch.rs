@@ -11,6 +11,7 @@
 //! partition is always returned whole (KIP-74); bytes are stored batches, never re-encoded.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,7 +23,7 @@ use kafka_protocol::messages::*;
 use super::authorize;
 use super::offset_for_leader_epoch::leader_epoch_error;
 use super::{fetch_session, leader_hint};
-use crate::partition::ReadError;
+use crate::partition::{FetchRead, ReadError, ReadNow};
 use crate::protocol::record_batch::BatchIter;
 use crate::security::authorizer::AclOperation;
 use crate::security::Session;
@@ -31,7 +32,8 @@ use crate::shard::{self, ShardContext};
 #[derive(Clone)]
 struct FetchPart {
     slot: (usize, usize),
-    topic: String,
+    /// Shared by the parts of one topic (one allocation per topic per request).
+    topic: Arc<str>,
     partition: i32,
     fetch_offset: i64,
     max_bytes: usize,
@@ -136,6 +138,7 @@ async fn read_response(
                 AclOperation::Read,
                 metadata.map_or(topic.topic.as_str(), |m| m.name.as_str()),
             );
+        let topic_name: Option<Arc<str>> = metadata.map(|m| Arc::from(m.name.as_str()));
         let mut topic_response = FetchableTopicResponse::default()
             .with_topic(topic.topic.clone())
             .with_topic_id(topic.topic_id);
@@ -182,7 +185,9 @@ async fn read_response(
                     Some(error) => results.push(PartFetch::error(slot, error)),
                     None => by_shard[shard].push(FetchPart {
                         slot,
-                        topic: metadata.name.clone(),
+                        topic: topic_name
+                            .clone()
+                            .unwrap_or_else(|| Arc::from(metadata.name.as_str())),
                         partition: partition.partition,
                         fetch_offset: partition.fetch_offset,
                         max_bytes: (partition.partition_max_bytes.max(0) as usize).min(max_bytes),
@@ -195,6 +200,7 @@ async fn read_response(
         response.responses.push(topic_response);
     }
 
+    let by_shard: Vec<Arc<[FetchPart]>> = by_shard.into_iter().map(Arc::from).collect();
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let read = loop {
@@ -305,18 +311,20 @@ fn fit_budget(records: Bytes, used: &mut usize, max_bytes: usize) -> Bytes {
     records.slice(..end)
 }
 
-async fn read_all(ctx: &Rc<ShardContext>, by_shard: &[Vec<FetchPart>]) -> Vec<PartFetch> {
+/// Reads every shard's parts, each on its shard, in parallel. `by_shard[s]` is the shard's
+/// parts (an `Arc` so that a long poll's re-reads copy no part).
+async fn read_all(ctx: &Rc<ShardContext>, by_shard: &[Arc<[FetchPart]>]) -> Vec<PartFetch> {
     let reads = by_shard
         .iter()
         .enumerate()
         .filter(|(_, parts)| !parts.is_empty())
         .map(|(shard, parts)| {
-            let parts = parts.clone();
-            let future: LocalBoxFuture<'static, Vec<PartFetch>> = if shard == ctx.shard_id {
+            let future: LocalBoxFuture<'_, Vec<PartFetch>> = if shard == ctx.shard_id {
                 Box::pin(read_local(ctx.clone(), parts))
             } else {
+                let parts = parts.clone();
                 Box::pin(shard::invoke_on(shard, move |ctx| {
-                    Box::pin(read_local(ctx, parts))
+                    Box::pin(async move { read_local(ctx, &parts).await })
                 }))
             };
             future
@@ -324,57 +332,81 @@ async fn read_all(ctx: &Rc<ShardContext>, by_shard: &[Vec<FetchPart>]) -> Vec<Pa
     join_all(reads).await.into_iter().flatten().collect()
 }
 
-async fn read_local(ctx: Rc<ShardContext>, parts: Vec<FetchPart>) -> Vec<PartFetch> {
-    let reads = parts.into_iter().map(|part| {
-        let ctx = ctx.clone();
-        async move {
-            let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
-                return PartFetch::error(part.slot, ResponseError::NotLeaderOrFollower);
-            };
-            let read = partition.read_isolated(part.fetch_offset, part.max_bytes, part.read_committed);
-            match read.await {
-                Ok(read) => PartFetch {
-                    slot: part.slot,
-                    error_code: 0,
-                    high_watermark: read.high_watermark,
-                    log_start_offset: read.log_start_offset,
-                    last_stable_offset: read.last_stable_offset,
-                    aborted_transactions: read.aborted_transactions,
-                    records: read.records,
-                },
-                Err(ReadError::OffsetOutOfRange {
-                    high_watermark,
-                    log_start_offset,
-                    ..
-                }) => PartFetch {
-                    high_watermark,
-                    log_start_offset,
-                    last_stable_offset: partition.last_stable_offset(),
-                    ..PartFetch::error(part.slot, ResponseError::OffsetOutOfRange)
-                },
-                Err(ReadError::Log(e)) => {
-                    tracing::error!(topic = %part.topic, partition = part.partition, "fetch read failed: {e}");
-                    PartFetch::error(part.slot, ResponseError::KafkaStorageError)
-                }
-                // Its log dir failed (Kafka: an offline partition answers KAFKA_STORAGE_ERROR).
-                Err(ReadError::Offline(_)) => {
-                    PartFetch::error(part.slot, ResponseError::KafkaStorageError)
-                }
-            }
+/// Reads `parts` on this shard. What needs no I/O (nothing new, a tail-cache hit, an error) is
+/// answered in one synchronous pass; only partitions whose data is in the segment files get a
+/// future each.
+async fn read_local(ctx: Rc<ShardContext>, parts: &[FetchPart]) -> Vec<PartFetch> {
+    let mut answered = Vec::with_capacity(parts.len());
+    let mut from_log = Vec::new();
+    for part in parts.iter() {
+        let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
+            answered.push(PartFetch::error(
+                part.slot,
+                ResponseError::NotLeaderOrFollower,
+            ));
+            continue;
+        };
+        match partition.read_isolated_now(part.fetch_offset, part.max_bytes, part.read_committed) {
+            ReadNow::Done(read) => answered.push(part_fetch(part, &partition, read)),
+            ReadNow::NeedsLog => from_log.push((part, partition)),
         }
-    });
-    join_all(reads).await
+    }
+    if !from_log.is_empty() {
+        let reads = from_log.into_iter().map(|(part, partition)| async move {
+            let read = partition
+                .read_isolated(part.fetch_offset, part.max_bytes, part.read_committed)
+                .await;
+            part_fetch(part, &partition, read)
+        });
+        answered.extend(join_all(reads).await);
+    }
+    answered
+}
+
+/// The answer for `part` from `partition`'s read.
+fn part_fetch(
+    part: &FetchPart,
+    partition: &crate::partition::Partition,
+    read: Result<FetchRead, ReadError>,
+) -> PartFetch {
+    match read {
+        Ok(read) => PartFetch {
+            slot: part.slot,
+            error_code: 0,
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+            last_stable_offset: read.last_stable_offset,
+            aborted_transactions: read.aborted_transactions,
+            records: read.records,
+        },
+        Err(ReadError::OffsetOutOfRange {
+            high_watermark,
+            log_start_offset,
+            ..
+        }) => PartFetch {
+            high_watermark,
+            log_start_offset,
+            last_stable_offset: partition.last_stable_offset(),
+            ..PartFetch::error(part.slot, ResponseError::OffsetOutOfRange)
+        },
+        Err(ReadError::Log(e)) => {
+            tracing::error!(topic = %part.topic, partition = part.partition, "fetch read failed: {e}");
+            PartFetch::error(part.slot, ResponseError::KafkaStorageError)
+        }
+        // Its log dir failed (Kafka: an offline partition answers KAFKA_STORAGE_ERROR).
+        Err(ReadError::Offline(_)) => PartFetch::error(part.slot, ResponseError::KafkaStorageError),
+    }
 }
 
 /// Resolves when any fetched partition's high watermark (last stable offset for read_committed)
 /// passes its fetch offset, or when the partition moves at all, or after `wait`.
-async fn wait_for_data(by_shard: &[Vec<FetchPart>], wait: Duration) {
+async fn wait_for_data(by_shard: &[Arc<[FetchPart]>], wait: Duration) {
     let waits: Vec<LocalBoxFuture<'static, ()>> = by_shard
         .iter()
         .enumerate()
         .filter(|(_, parts)| !parts.is_empty())
         .map(|(shard, parts)| {
-            let watched: Vec<(String, i32, i64, bool)> = parts
+            let watched: Vec<(Arc<str>, i32, i64, bool)> = parts
                 .iter()
                 .map(|p| {
                     (
@@ -399,7 +431,11 @@ async fn wait_for_data(by_shard: &[Vec<FetchPart>], wait: Duration) {
     select_all(waits).await;
 }
 
-async fn wait_local(ctx: Rc<ShardContext>, watched: Vec<(String, i32, i64, bool)>, wait: Duration) {
+async fn wait_local(
+    ctx: Rc<ShardContext>,
+    watched: Vec<(Arc<str>, i32, i64, bool)>,
+    wait: Duration,
+) {
     let mut receivers = Vec::with_capacity(watched.len());
     for (topic, partition, offset, read_committed) in watched {
         let Some(partition) = ctx.replica_manager.get(&topic, partition) else {
