@@ -31,7 +31,8 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 status=0
 RINGTAIL_CRASH_SCALE_ROUNDS="$rounds" RINGTAIL_CRASH_SCALE_BASE_SEED="$seed" \
-  "$python" -m pytest tests/test_crash_scale.py -v -s -rfE -p no:logging >"$log" 2>&1 || status=$?
+  "$python" -m pytest tests/test_crash_scale.py -v -s -rfE -p no:logging --junitxml="$log.xml" \
+  >"$log" 2>&1 || status=$?
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 "$python" - "$log" "$rounds" "$seed" "$target" "$started" "$load_before" "$load_after" \
@@ -40,18 +41,20 @@ import ast, os, re, statistics, sys
 log, rounds, seed, target, started, load_before, load_after, commit, cpus, kernel = sys.argv[1:]
 text = open(log, errors="replace").read()
 summaries = [ast.literal_eval(m) for m in re.findall(r"crash round summary (\{.*\})", text)]
-# With -s a round's output sits between its node id and its PASSED / FAILED / ERROR word.
+# Outcomes from pytest's JUnit XML: with -s the PASSED word may end a line of client output,
+# so the text log is not a reliable count.
+import xml.etree.ElementTree as ET
 outcomes_by_seed = {}
-current = None
-for line in text.splitlines():
-    m = re.search(r"test_crash_round\[seed=(\d+)\]", line)
-    if m and "::" in line:
-        current = m.group(1)
-    word = line.strip().split(" ")[-1] if line.strip() else ""
-    if current and word in ("PASSED", "FAILED", "ERROR"):
-        outcomes_by_seed.setdefault(current, word)
-        if word == "PASSED":
-            current = None
+try:
+    for case in ET.parse(log + ".xml").getroot().iter("testcase"):
+        m = re.search(r"seed=(\d+)", case.get("name", ""))
+        if not m:
+            continue
+        bad = case.find("failure") is not None or case.find("error") is not None
+        skipped = case.find("skipped") is not None
+        outcomes_by_seed[m.group(1)] = "FAILED" if bad else ("SKIPPED" if skipped else "PASSED")
+except (OSError, ET.ParseError) as e:
+    print(f"(no JUnit XML from pytest: {e})")
 passed = sum(1 for w in outcomes_by_seed.values() if w == "PASSED")
 failed = sorted(s for s, w in outcomes_by_seed.items() if w != "PASSED")
 reasons = dict(re.findall(r"crash round seed=(\d+) FAILED: (.*)", text))
