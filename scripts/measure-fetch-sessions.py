@@ -226,6 +226,8 @@ def main():
     parser.add_argument("--baseline-modes", default="sessionless",
                         help="comma-separated modes measured on the baseline too "
                              "(sessionless,session to compare both with this commit)")
+    parser.add_argument("--modes", default="sessionless,session",
+                        help="modes measured on --binary (the report needs both)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -235,10 +237,13 @@ def main():
         results += measure(args.baseline_binary, "baseline", args,
                            args.baseline_modes.split(","),
                            no_http=not args.baseline_default_http)
-    results += measure(args.binary, "this commit", args, ["sessionless", "session"])
+    results += measure(args.binary, "this commit", args, args.modes.split(","))
     load_after = os.getloadavg()
 
     by = {(r["broker"], r["mode"]): r for r in results}
+    if ("this commit", "sessionless") not in by or ("this commit", "session") not in by:
+        print(results)
+        return
     full = by[("this commit", "sessionless")]
     incremental = by[("this commit", "session")]
     date = datetime.date.today().isoformat()
