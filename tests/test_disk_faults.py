@@ -329,6 +329,12 @@ def fetch_error(broker, topic, partition):
             (topic, partition)]["error_code"]
 
 
+def list_offsets_error(broker, topic, partition):
+    with kafka_wire.Connection(broker.bootstrap) as connection:
+        answer = connection.list_offsets({(topic, partition): kafka_wire.LATEST_TIMESTAMP})
+    return answer[(topic, partition)][0]
+
+
 class Workload:
     """acks=all batches round-robin over a topic's partitions; remembers what was acked."""
 
@@ -393,8 +399,11 @@ def check_offline_dir(broker, workload, on_faulty, others, faulty_dir):
         # Fetch v4: Kafka down-converts KAFKA_STORAGE_ERROR to NOT_LEADER_OR_FOLLOWER for
         # Fetch v5 and older (KafkaApis.maybeDownConvertStorageError).
         assert fetch_error(broker, topic, partition) == NOT_LEADER_OR_FOLLOWER
+        # ListOffsets (Kafka's getPartitionOrError on an offline partition): no down-conversion.
+        assert list_offsets_error(broker, topic, partition) == KAFKA_STORAGE_ERROR
     for partition in others:
         assert not workload.errors[partition], f"healthy dir's {partition}: {workload.errors}"
+        assert list_offsets_error(broker, topic, partition) == kafka_wire.NONE
     workload.produce_round(others)
     assert not any(workload.errors[p] for p in others), workload.errors
     for partition in others:

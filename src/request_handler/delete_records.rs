@@ -68,10 +68,8 @@ pub async fn handle(
                     Some(shard) => {
                         shard::invoke_on(shard, move |ctx| {
                             Box::pin(async move {
-                                let partition = ctx
-                                    .replica_manager
-                                    .get(&name, wanted.partition_index)
-                                    .ok_or(ResponseError::NotLeaderOrFollower)?;
+                                let partition =
+                                    super::online_partition(&ctx, &name, wanted.partition_index)?;
                                 let deleted = partition.delete_records(wanted.offset).await;
                                 deleted.map_err(|e| {
                                     tracing::info!(topic = %name, partition = wanted.partition_index, "delete records refused: {e}");

@@ -39,10 +39,8 @@ pub async fn handle(
                     (Some(shard), Some(name)) => {
                         shard::invoke_on(shard, move |ctx| {
                             Box::pin(async move {
-                                ctx.replica_manager
-                                    .get(&name, index)
+                                super::online_partition(&ctx, &name, index)
                                     .map(|partition| partition.describe_producers())
-                                    .ok_or(ResponseError::NotLeaderOrFollower)
                             })
                         })
                         .await

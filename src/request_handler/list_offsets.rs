@@ -121,10 +121,7 @@ async fn lookup(
     timestamp: i64,
     read_committed: bool,
 ) -> Result<(i64, i64), ResponseError> {
-    let partition = ctx
-        .replica_manager
-        .get(&topic, index)
-        .ok_or(ResponseError::NotLeaderOrFollower)?;
+    let partition = super::online_partition(&ctx, &topic, index)?;
     let storage = |e: crate::log::LogError| {
         tracing::error!(%topic, partition = index, "ListOffsets failed: {e}");
         ResponseError::KafkaStorageError

@@ -546,6 +546,26 @@ fn consumer_group_heartbeat(mut request: Request, header: RequestHeader) -> Disp
     }))
 }
 
+/// The open partition `topic`/`partition` of this shard, or Kafka's error for one it cannot
+/// serve (`ReplicaManager.getPartitionOrError`): KAFKA_STORAGE_ERROR when it is placed in an
+/// offline log dir (not opened at start-up) or went offline after a storage error
+/// (`HostedPartition.Offline`), NOT_LEADER_OR_FOLLOWER when this shard does not host it.
+pub(crate) fn online_partition(
+    ctx: &ShardContext,
+    topic: &str,
+    partition: i32,
+) -> Result<Rc<crate::partition::Partition>, kafka_protocol::error::ResponseError> {
+    use kafka_protocol::error::ResponseError;
+    match ctx.replica_manager.get(topic, partition) {
+        Some(open) if open.is_offline() => Err(ResponseError::KafkaStorageError),
+        Some(open) => Ok(open),
+        None if crate::log::log_dirs::partition_offline(topic, partition) => {
+            Err(ResponseError::KafkaStorageError)
+        }
+        None => Err(ResponseError::NotLeaderOrFollower),
+    }
+}
+
 fn decode<T: Decodable>(body: &mut Bytes, version: i16, api_key: ApiKey) -> Result<T, CloseReason> {
     T::decode(body, version).map_err(|source| CloseReason::MalformedRequest {
         api_key,

@@ -93,10 +93,8 @@ pub async fn handle(
                     (Some(shard), None) => {
                         shard::invoke_on(shard, move |ctx| {
                             Box::pin(async move {
-                                let partition = ctx
-                                    .replica_manager
-                                    .get(&name, wanted.partition)
-                                    .ok_or(ResponseError::NotLeaderOrFollower)?;
+                                let partition =
+                                    super::online_partition(&ctx, &name, wanted.partition)?;
                                 partition
                                     .check_leader_epoch(wanted.current_leader_epoch)
                                     .map_err(|e| leader_epoch_error_code(&e))?;

@@ -279,11 +279,12 @@ fn append_part(
     now_ms: i64,
 ) -> Result<Wait, PartResult> {
     let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
-        return Err(PartResult::error(
-            part.slot,
-            ResponseError::NotLeaderOrFollower,
-            None,
-        ));
+        // Not opened: KAFKA_STORAGE_ERROR when its log dir is offline (an offline partition
+        // that is open answers it from its append).
+        let error = super::online_partition(ctx, &part.topic, part.partition)
+            .err()
+            .unwrap_or(ResponseError::NotLeaderOrFollower);
+        return Err(PartResult::error(part.slot, error, None));
     };
     let records = part.records.unwrap_or_default();
     let in_sync = if settings.acks == -1 {
