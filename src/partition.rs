@@ -595,7 +595,21 @@ impl Partition {
                 let max_offset = max_offset.min(high_watermark);
                 let last_stable_offset = self.last_stable_offset();
                 let log_start_offset = self.log.log_start_offset();
-                let records = self.log.read(offset, max_bytes, max_offset).await?;
+                let records = match self.log.read(offset, max_bytes, max_offset).await {
+                    Ok(records) => records,
+                    Err(error) => {
+                        // Kafka's `maybeHandleIOException` on a read: an I/O error takes the
+                        // log dir offline (LogDirFailureChannel), as a failed write does.
+                        if matches!(error, LogError::Io { .. } | LogError::ShortWrite { .. }) {
+                            self.go_offline(LogError::io(
+                                "read",
+                                self.log_dir(),
+                                std::io::Error::other(error.to_string()),
+                            ));
+                        }
+                        return Err(ReadError::Log(error));
+                    }
+                };
                 crate::metrics::with(|m| m.tail_cache(false));
                 self.topic_metrics.record_out(records.len());
                 Ok(FetchRead {
