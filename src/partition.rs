@@ -580,50 +580,47 @@ impl Partition {
     }
 
     /// [`Self::read`] bounded by `max_offset` (at most the high watermark: the last stable
-    /// offset for read_committed): no batch with a base offset at or above it is returned.
-    async fn read_below(
+    /// offset for read_committed) from the segment files: no batch with a base offset at or
+    /// above it is returned. Called only after [`Self::read_below_now`] answered
+    /// [`ReadNow::NeedsLog`] with nothing awaited since, so its checks (offline, range, nothing
+    /// new, tail cache) hold and are not repeated.
+    async fn read_from_log(
         &self,
         offset: i64,
         max_bytes: usize,
         max_offset: i64,
     ) -> Result<FetchRead, ReadError> {
-        match self.read_below_now(offset, max_bytes, max_offset) {
-            ReadNow::Done(read) => read,
-            ReadNow::NeedsLog => {
-                // Nothing awaited since `read_below_now` looked: the offsets are the same.
-                let high_watermark = self.high_watermark.get();
-                let max_offset = max_offset.min(high_watermark);
-                let last_stable_offset = self.last_stable_offset();
-                let log_start_offset = self.log.log_start_offset();
-                let records = match self.log.read(offset, max_bytes, max_offset).await {
-                    Ok(records) => records,
-                    Err(error) => {
-                        // Kafka's `maybeHandleIOException` on a read: an I/O error takes the
-                        // log dir offline (LogDirFailureChannel), as a failed write does.
-                        if matches!(error, LogError::Io { .. } | LogError::ShortWrite { .. }) {
-                            self.go_offline(LogError::io(
-                                "read",
-                                self.log_dir(),
-                                std::io::Error::other(error.to_string()),
-                            ));
-                        }
-                        return Err(ReadError::Log(error));
-                    }
-                };
-                crate::metrics::with(|m| m.tail_cache(false));
-                self.topic_metrics.record_out(records.len());
-                Ok(FetchRead {
-                    records,
-                    high_watermark,
-                    log_start_offset,
-                    last_stable_offset,
-                    aborted_transactions: None,
-                })
+        let high_watermark = self.high_watermark.get();
+        let max_offset = max_offset.min(high_watermark);
+        let last_stable_offset = self.last_stable_offset();
+        let log_start_offset = self.log.log_start_offset();
+        let records = match self.log.read(offset, max_bytes, max_offset).await {
+            Ok(records) => records,
+            Err(error) => {
+                // Kafka's `maybeHandleIOException` on a read: an I/O error takes the log dir
+                // offline (LogDirFailureChannel), as a failed write does.
+                if matches!(error, LogError::Io { .. } | LogError::ShortWrite { .. }) {
+                    self.go_offline(LogError::io(
+                        "read",
+                        self.log_dir(),
+                        std::io::Error::other(error.to_string()),
+                    ));
+                }
+                return Err(ReadError::Log(error));
             }
-        }
+        };
+        crate::metrics::with(|m| m.tail_cache(false));
+        self.topic_metrics.record_out(records.len());
+        Ok(FetchRead {
+            records,
+            high_watermark,
+            log_start_offset,
+            last_stable_offset,
+            aborted_transactions: None,
+        })
     }
 
-    /// What [`Self::read_below`] answers without I/O: an offline partition, an offset out of
+    /// What a read bounded by `max_offset` answers without I/O: an offline partition, an offset out of
     /// range, nothing new (the offset at `max_offset`), or batches the tail cache holds.
     /// [`ReadNow::NeedsLog`] when the segment files must be read.
     fn read_below_now(&self, offset: i64, max_bytes: usize, max_offset: i64) -> ReadNow {

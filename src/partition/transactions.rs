@@ -485,13 +485,14 @@ impl Partition {
         if let ReadNow::Done(read) = self.read_isolated_now(offset, max_bytes, read_committed) {
             return read;
         }
+        // NeedsLog: nothing awaited since `read_isolated_now` looked.
         if !read_committed {
             return self
-                .read_below(offset, max_bytes, self.high_watermark.get())
+                .read_from_log(offset, max_bytes, self.high_watermark.get())
                 .await;
         }
         let mut read = self
-            .read_below(offset, max_bytes, self.last_stable_offset())
+            .read_from_log(offset, max_bytes, self.last_stable_offset())
             .await?;
         read.aborted_transactions = Some(self.aborted_transactions_of(offset, &read.records));
         Ok(read)
