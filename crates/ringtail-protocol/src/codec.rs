@@ -26,6 +26,9 @@ pub enum CodecError {
     /// Snappy framing was malformed.
     #[error("malformed snappy data: {0}")]
     Snappy(String),
+    /// The data is not a standard LZ4 frame (its magic number or descriptor).
+    #[error("malformed lz4 data: {0}")]
+    Lz4(String),
     /// The output would pass the caller's bound ([`decompress_bounded`]) or a batch's
     /// `batch_length` range.
     #[error("output exceeds {max_bytes} bytes")]
@@ -137,7 +140,8 @@ pub fn decompress_bounded(
             }
         }
         Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(input)
+            let header = lz4_header_fitting(input).map_err(CodecError::Lz4)?;
+            lz4_flex::frame::FrameDecoder::new(header.as_slice().chain(&input[header.len()..]))
                 .take(limit)
                 .read_to_end(output)
                 .map_err(|e| io("lz4", e))?;
@@ -153,6 +157,55 @@ pub fn decompress_bounded(
         return Err(CodecError::TooLarge { max_bytes });
     }
     Ok(())
+}
+
+/// The LZ4 frame magic number (LZ4 Frame Format 1.6.x, section "Frame descriptor"); Kafka's
+/// `KafkaLZ4BlockInputStream` accepts no other (not the legacy frame's `0x184C2102`).
+const LZ4_FRAME_MAGIC: u32 = 0x184D_2204;
+
+/// The frame descriptor of an LZ4 frame `input` with a block maximum size no larger than its
+/// blocks can need: a block of `n` compressed bytes inflates to at most 255 bytes per byte
+/// (LZ4 block format: a match length byte adds at most 255), so a frame of `input.len()` bytes
+/// never needs a block above `256 * input.len()`. lz4_flex's decoder reserves buffers for the
+/// declared size (up to three times 4 MiB in linked mode) before reading a block; a small
+/// frame that declares 4 MiB blocks gets a smaller declared size and a recomputed header
+/// checksum (xxHash32 of the descriptor, second byte), so memory follows the input's size.
+/// Returns the descriptor (magic to header checksum) to decode in place of the input's own.
+///
+/// Errors: a reason when the input is not a standard LZ4 frame (wrong magic, a descriptor
+/// cut short); the decoder reports every other defect, the header checksum included.
+fn lz4_header_fitting(input: &[u8]) -> Result<Vec<u8>, String> {
+    let magic = input
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .ok_or("an LZ4 frame shorter than its magic number")?;
+    if magic != LZ4_FRAME_MAGIC {
+        return Err(format!("not an LZ4 frame: magic number {magic:#010x}"));
+    }
+    let (flags, block_descriptor) = match input.get(4..6) {
+        Some(&[flags, block_descriptor]) => (flags, block_descriptor),
+        _ => return Err("an LZ4 frame descriptor cut short".into()),
+    };
+    let content_size_bytes = if flags & 0x08 != 0 { 8 } else { 0 };
+    let dictionary_id_bytes = if flags & 0x01 != 0 { 4 } else { 0 };
+    let header_len = 4 + 2 + content_size_bytes + dictionary_id_bytes + 1;
+    let mut header = input
+        .get(..header_len)
+        .ok_or("an LZ4 frame descriptor cut short")?
+        .to_vec();
+    // Block maximum size ids 4..=7 are 64 KiB, 256 KiB, 1 MiB, 4 MiB; others the decoder refuses.
+    let declared_id = (block_descriptor >> 4) & 0x07;
+    let needed = input.len().saturating_mul(256);
+    let fitting_id = (4..=7u8)
+        .find(|id| (1usize << (8 + 2 * usize::from(*id))) >= needed)
+        .unwrap_or(7);
+    let checksum = |descriptor: &[u8]| (twox_hash::XxHash32::oneshot(0, descriptor) >> 8) as u8;
+    let checksum_holds = checksum(&header[4..header_len - 1]) == header[header_len - 1];
+    if checksum_holds && (4..=7).contains(&declared_id) && fitting_id < declared_id {
+        header[5] = (block_descriptor & !0x70) | (fitting_id << 4);
+        header[header_len - 1] = checksum(&header[4..header_len - 1]);
+    }
+    Ok(header)
 }
 
 fn decompress_snappy(
@@ -200,6 +253,73 @@ fn decompress_snappy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An LZ4 frame from a producer that declares 4 MiB blocks (linked or independent, with
+    /// the optional content size, checksums on) decodes to the same bytes once the declared
+    /// size is shrunk to fit; a frame declaring a size its bytes could need keeps it.
+    #[test]
+    fn lz4_frames_with_large_declared_blocks_decode_unchanged() {
+        use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
+        // Compresses well: a small frame whose blocks still hold hundreds of KiB.
+        let input: Vec<u8> = (0..30_000u32)
+            .flat_map(|i| format!("{{\"id\":{},\"ok\":true}}", i % 7).into_bytes())
+            .collect();
+        for mode in [BlockMode::Linked, BlockMode::Independent] {
+            for content_size in [None, Some(input.len() as u64)] {
+                let info = FrameInfo::new()
+                    .block_size(BlockSize::Max4MB)
+                    .block_mode(mode)
+                    .block_checksums(true)
+                    .content_checksum(true)
+                    .content_size(content_size);
+                let mut encoder = FrameEncoder::with_frame_info(info, Vec::new());
+                encoder.write_all(&input).unwrap();
+                let frame = encoder.finish().unwrap();
+                let header = lz4_header_fitting(&frame).unwrap();
+                assert!(
+                    (header[5] >> 4) & 7 < 7,
+                    "{mode:?}: a {}-byte frame gets a smaller block size",
+                    frame.len()
+                );
+                let mut output = Vec::new();
+                decompress(Compression::Lz4, &frame, &mut output).unwrap();
+                assert_eq!(output, input, "{mode:?} {content_size:?}");
+            }
+        }
+        let big: Vec<u8> = (0..(1u32 << 20)).flat_map(|i| i.to_le_bytes()).collect();
+        let mut compressed = Vec::new();
+        compress(Compression::Lz4, None, &big, &mut compressed).unwrap();
+        let header = lz4_header_fitting(&compressed).unwrap();
+        assert_eq!(
+            header,
+            compressed[..header.len()],
+            "a size it may need is kept"
+        );
+    }
+
+    /// Not a standard LZ4 frame: the legacy frame's magic and a cut descriptor are refused
+    /// before the decoder reserves anything; a wrong header checksum is still the decoder's
+    /// error (the descriptor is not rewritten over it).
+    #[test]
+    fn lz4_refuses_what_is_not_a_standard_frame() {
+        let mut output = Vec::new();
+        let legacy = [0x02, 0x21, 0x4c, 0x18, 0, 0, 0, 0];
+        let error = decompress(Compression::Lz4, &legacy, &mut output).unwrap_err();
+        assert!(matches!(error, CodecError::Lz4(_)), "{error}");
+        let cut = [0x04, 0x22, 0x4d, 0x18, 0x6c];
+        let error = decompress(Compression::Lz4, &cut, &mut output).unwrap_err();
+        assert!(matches!(error, CodecError::Lz4(_)), "{error}");
+        let mut frame = Vec::new();
+        compress(Compression::Lz4, None, b"hello hello hello", &mut frame).unwrap();
+        frame[5] = (frame[5] & !0x70) | (7 << 4);
+        let checksum_at = lz4_header_fitting(&frame).unwrap().len() - 1;
+        let right = (twox_hash::XxHash32::oneshot(0, &frame[4..checksum_at]) >> 8) as u8;
+        frame[checksum_at] = !right;
+        assert_eq!(lz4_header_fitting(&frame).unwrap(), frame[..=checksum_at]);
+        let error = decompress(Compression::Lz4, &frame, &mut output).unwrap_err();
+        assert!(matches!(error, CodecError::Io { .. }), "{error}");
+        assert!(output.is_empty());
+    }
 
     #[test]
     fn every_codec_round_trips() {
