@@ -18,8 +18,9 @@
 #                             and peak RSS (VmRSS sampled every 0.2 s during the run)
 #   --broker-note NAME=TEXT   a note for that broker's rows (tansu gets "memory engine, not durable")
 #   --workloads LIST          comma-separated (default: throughput,durable,small,latency,compressed,
-#                             fetch,partitions,many-producers,keyed; e2e and txn, the
-#                             transactional workload, are also available)
+#                             fetch,partitions,many-producers,keyed; e2e, txn (transactional)
+#                             and fetch-cold (fetch with the page cache dropped before each
+#                             read; root) are also available)
 #   --load-generators LIST    ringtail,kafka (default both)
 #   --kafka-libs DIR          Kafka's jars for its tools (default $KAFKA_PEER_LIBS, else
 #                             .venv/peers/kafka/libs, installed there by scripts/peers/kafka.sh if missing)
@@ -361,6 +362,11 @@ PY
 }
 
 # ---- workloads -------------------------------------------------------------------------------
+# Writes dirty pages back and drops the page cache (fetch-cold); needs root.
+drop_page_cache() {
+  sync
+  echo 3 > /proc/sys/vm/drop_caches || die "fetch-cold needs root to drop the page cache"
+}
 base_props=(acks=1 linger.ms=5 batch.size=65536)
 latency_rate=$(( latency_mb * 1024 ))   # records/s of 1 KiB for latency_mb MiB/s
 fetch_records=$(( fetch_bytes / 1024 ))
@@ -411,6 +417,19 @@ for workload in "${selected[@]}"; do
           "$fetch_records" "$out/fetch-${name}-kafka-tools.log" -- timeout -k 10 "$run_timeout" bash -c \
           "$(declare -f kafka_tool); kafka_libs='$kafka_libs' tmp_dir='$tmp_dir'; kafka_tool org.apache.kafka.tools.ConsumerPerformance \
             --bootstrap-server '${broker_addr[$name]}' --topic '$topic' --messages '$fetch_records' --timeout 30000" ;;
+      fetch-cold)
+        # As fetch, but the kernel's page cache is dropped (as root) after the topic is written
+        # and before each load generator reads it, so no broker reads from memory it did not
+        # keep itself (Ringtail's tail cache holds the last 4 MiB per partition at most).
+        ringtail_run fetch-cold-load "$name" produce 1024 --topic "${topic}-cold" --partitions 8 --record-size 1024 \
+          --num-records "$fetch_records" --producer-props "${base_props[@]}"
+        drop_page_cache
+        use_generator ringtail && ringtail_run fetch-cold "$name" consume 1024 --topic "${topic}-cold" --num-records "$fetch_records" --timeout-ms 30000
+        drop_page_cache
+        use_generator kafka && measure fetch-cold "$name" kafka consume consumer-performance "$out/fetch-cold-${name}-kafka-tools.log" 1024 \
+          "$fetch_records" "$out/fetch-cold-${name}-kafka-tools.log" -- timeout -k 10 "$run_timeout" bash -c \
+          "$(declare -f kafka_tool); kafka_libs='$kafka_libs' tmp_dir='$tmp_dir'; kafka_tool org.apache.kafka.tools.ConsumerPerformance \
+            --bootstrap-server '${broker_addr[$name]}' --topic '${topic}-cold' --messages '$fetch_records' --timeout 30000" ;;
       many-producers)
         use_generator ringtail && ringtail_run many-producers "$name" produce 1024 --topic "$topic" --partitions 8 --record-size 1024 \
           --duration "$duration" --producers "$many_producers" --throughput "$many_rate" --producer-props "${base_props[@]}"
@@ -454,7 +473,7 @@ for name in "${!broker_notes[@]}"; do
   [[ -n "${broker_notes[$name]}" ]] && notes+=("**${name}**: ${broker_notes[$name]}.")
 done
 notes+=("durable and latency use acks=all: Ringtail answers them only after fdatasync covered the batch (group commit); a broker without durable storage answers at once.")
-notes+=("Workloads: throughput/durable/small/partitions/many-producers/keyed run ${duration} s each (throughput/small/partitions/many-producers: acks=1, linger.ms=5, batch.size=65536; durable and latency acks=all). compressed: the same 1,024 JSON-like events (mean ${payload_mean} B) from a payload file for both load generators. latency: acks=all at ${latency_mb} MiB/s, latency from the intended send time (no coordinated omission). fetch: consume ${fetch_records} records of 1 KiB from the start. many-producers: ${many_producers} producers (own connections) at ${many_rate} records/s of 1 KiB in total. keyed: ${keyed_keys} distinct keys (murmur2), 64 partitions, acks=1, linger.ms=1, batch.size=16384. txn: transactions of ${txn_records} records of 1 KiB over 8 partitions (ringtail bench txn: InitProducerId/AddPartitionsToTxn/Produce/EndTxn, latency = transaction start to commit; Kafka's ProducerPerformance: a transaction every ${txn_kafka_ms} ms). Command lines are in each JSON file.")
+notes+=("Workloads: throughput/durable/small/partitions/many-producers/keyed run ${duration} s each (throughput/small/partitions/many-producers: acks=1, linger.ms=5, batch.size=65536; durable and latency acks=all). compressed: the same 1,024 JSON-like events (mean ${payload_mean} B) from a payload file for both load generators. latency: acks=all at ${latency_mb} MiB/s, latency from the intended send time (no coordinated omission). fetch: consume ${fetch_records} records of 1 KiB from the start. fetch-cold: the same after \`echo 3 > /proc/sys/vm/drop_caches\` following the write and each read. many-producers: ${many_producers} producers (own connections) at ${many_rate} records/s of 1 KiB in total. keyed: ${keyed_keys} distinct keys (murmur2), 64 partitions, acks=1, linger.ms=1, batch.size=16384. txn: transactions of ${txn_records} records of 1 KiB over 8 partitions (ringtail bench txn: InitProducerId/AddPartitionsToTxn/Produce/EndTxn, latency = transaction start to commit; Kafka's ProducerPerformance: a transaction every ${txn_kafka_ms} ms). Command lines are in each JSON file.")
 summary_args=()
 for n in "${notes[@]}"; do summary_args+=(--note "$n"); done
 "$bin" bench summary --results-dir "$out" --title "Ringtail bench ${run_id}" "${summary_args[@]}" > /dev/null

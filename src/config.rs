@@ -295,6 +295,9 @@ pub struct BrokerConfig {
     /// `ringtail.partition.cache.bytes`: in-memory tail cache per partition for Fetch, in
     /// bytes; default 4194304; 0 disables it.
     pub partition_cache_bytes: u64,
+    /// `ringtail.fetch.read.ahead.bytes`: bytes each shard may hold read ahead of sequential
+    /// fetches from the segment files (`log::read_ahead`); default 67108864; 0 disables it.
+    pub fetch_read_ahead_bytes: u64,
     // --- Log cleaner (compaction), Kafka's `CleanerConfig` / `ServerLogConfigs` names ---
     /// `log.cleaner.enable`; default true. False: no partition is compacted.
     pub log_cleaner_enable: bool,
@@ -745,6 +748,7 @@ impl BrokerConfig {
                 u64::MAX,
             )?,
             partition_cache_bytes: layers.int("ringtail.partition.cache.bytes", 0, u64::MAX)?,
+            fetch_read_ahead_bytes: layers.int("ringtail.fetch.read.ahead.bytes", 0, u64::MAX)?,
             log_cleaner_enable: layers.boolean("log.cleaner.enable")?,
             log_cleaner_backoff_ms: layers.int("log.cleaner.backoff.ms", 0, i64::MAX)?,
             log_cleaner_dedupe_buffer_size: layers.int(
@@ -1367,6 +1371,7 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("ringtail.shards", Some("0")),
     property("ringtail.io.memory.bytes", Some("2097152")),
     property("ringtail.partition.cache.bytes", Some("4194304")),
+    property("ringtail.fetch.read.ahead.bytes", Some("67108864")),
     // Log cleaner (compaction): Kafka's names and defaults (CleanerConfig, ServerLogConfigs).
     property("log.cleaner.enable", Some("true")),
     property("log.cleaner.backoff.ms", Some("15000")),
@@ -2634,6 +2639,7 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.retention.check.interval.ms"
         | "ringtail.io.memory.bytes"
         | "ringtail.partition.cache.bytes"
+        | "ringtail.fetch.read.ahead.bytes"
         | "log.cleaner.backoff.ms"
         | "log.cleaner.dedupe.buffer.size"
         | "log.cleaner.delete.retention.ms"

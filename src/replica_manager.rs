@@ -52,6 +52,9 @@ pub struct ReplicaManager {
 
 impl ReplicaManager {
     pub fn new(shard_id: usize, config: Arc<BrokerConfig>) -> ReplicaManager {
+        crate::log::read_ahead::set_shard_budget(
+            usize::try_from(config.fetch_read_ahead_bytes).unwrap_or(usize::MAX),
+        );
         ReplicaManager {
             shard_id,
             log_dir: config.log_dir().to_path_buf(),

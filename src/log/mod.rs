@@ -17,6 +17,7 @@ mod cleaner_checkpoint;
 mod log_cleaner;
 pub mod log_dirs;
 mod offset_index;
+pub mod read_ahead;
 mod recovery;
 mod segment;
 mod time_index;
@@ -243,6 +244,8 @@ pub struct Log {
     /// One permit: held by [`Log::append`] (and its roll) and by [`Log::apply_retention`]
     /// while it rolls and picks segments, so retention's roll never races an append.
     writer: glommio::sync::Semaphore,
+    /// This log's key in the shard's read-ahead store ([`read_ahead`]).
+    read_ahead_id: u64,
     /// Every aborted transaction of the partition, sorted by `last_offset` (the marker's);
     /// each also in the `.txnindex` of the segment holding its marker (`txn_index`).
     aborted_txns: RefCell<Vec<AbortedTxn>>,
@@ -299,6 +302,7 @@ impl Log {
             writer: glommio::sync::Semaphore::new(1),
             aborted_txns: RefCell::new(aborted_txns),
             txn_index_damaged: Cell::new(txn_index_damaged),
+            read_ahead_id: read_ahead::new_log_id(),
         };
         log.delete_segments_below_start().await?;
         Ok(log)
@@ -488,14 +492,68 @@ impl Log {
                 .saturating_sub(1);
             segments[first..].to_vec()
         };
+        if let Some(bytes) = self
+            .read_ahead_taken(&candidates[0], offset, max_bytes, max_offset)
+            .await
+        {
+            assert_read(&bytes, offset, max_bytes, max_offset);
+            return Ok(bytes);
+        }
         let slack = self.config.borrow().index_interval_bytes as usize;
         for segment in candidates {
-            if let Some(bytes) = segment.read(offset, max_bytes, max_offset, slack).await? {
+            if let Some((position, bytes)) =
+                segment.read(offset, max_bytes, max_offset, slack).await?
+            {
                 assert_read(&bytes, offset, max_bytes, max_offset);
+                self.start_read_ahead(&segment, position, &bytes, max_bytes);
                 return Ok(bytes);
             }
         }
         Ok(bytes::Bytes::new())
+    }
+
+    /// The batches a read-ahead of `segment` holds for a read at `offset`, if one was started
+    /// where an earlier read of this log ended ([`read_ahead`]). A failed read-ahead answers
+    /// nothing: the caller reads the segment, which reports the error if it persists. A hit
+    /// starts the next read-ahead.
+    async fn read_ahead_taken(
+        &self,
+        segment: &Rc<LogSegment>,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Option<bytes::Bytes> {
+        let (position, task) = read_ahead::take(self.read_ahead_id, segment, offset)?;
+        let data = task.await.ok()?;
+        let (skipped, bytes) = read_ahead::batches_from(&data, offset, max_bytes, max_offset)?;
+        drop(data);
+        crate::metrics::with(|m| m.read_ahead_hit());
+        self.start_read_ahead(segment, position + skipped as u64, &bytes, max_bytes);
+        Some(bytes)
+    }
+
+    /// After a read of `segment` that returned `bytes` (whole batches from `position`), starts
+    /// reading the next `max_bytes` behind them ([`read_ahead`]).
+    fn start_read_ahead(
+        &self,
+        segment: &Rc<LogSegment>,
+        position: u64,
+        bytes: &bytes::Bytes,
+        max_bytes: usize,
+    ) {
+        if bytes.len() < read_ahead::MIN_READ_AHEAD_BYTES {
+            return;
+        }
+        let Some((_, last)) = crate::protocol::record_batch::BatchIter::new(bytes).last() else {
+            return;
+        };
+        read_ahead::start(
+            self.read_ahead_id,
+            segment,
+            last.next_offset(),
+            position + bytes.len() as u64,
+            max_bytes,
+        );
     }
 
     /// Kafka ListOffsets by timestamp: the offset and timestamp of the first record with
@@ -773,6 +831,7 @@ impl Log {
         if self.closed.replace(true) {
             return Ok(());
         }
+        read_ahead::forget_log(self.read_ahead_id);
         let segments: Vec<Rc<LogSegment>> = self.segments.borrow().clone();
         for segment in &segments {
             segment.flush().await?;

@@ -375,15 +375,16 @@ impl LogSegment {
     }
 
     /// Whole batches starting with the one containing `offset`, at most `max_bytes` except that
-    /// the first is returned whole (KIP-74), none with base offset `>= max_offset`. `None` when
-    /// the segment holds no batch ending at or after `offset`.
+    /// the first is returned whole (KIP-74), none with base offset `>= max_offset`, with the
+    /// file position of the first. `None` when the segment holds no batch ending at or after
+    /// `offset`.
     pub async fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         max_offset: i64,
         skip_slack_bytes: usize,
-    ) -> Result<Option<Bytes>, LogError> {
+    ) -> Result<Option<(u64, Bytes)>, LogError> {
         let (size, mut position) = {
             let state = self.state.borrow();
             if offset >= state.next_offset {
@@ -413,7 +414,7 @@ impl LogSegment {
                 }
                 let first_position = position + local as u64;
                 if header.next_offset() > max_offset {
-                    return Ok(Some(Bytes::new()));
+                    return Ok(Some((first_position, Bytes::new())));
                 }
                 let wanted =
                     (size - first_position).min(max_bytes.max(header.size_bytes()) as u64) as usize;
@@ -427,7 +428,7 @@ impl LogSegment {
                     }
                     trim_to_batches(&again, max_bytes, max_offset)
                 };
-                return Ok(Some(batches));
+                return Ok(Some((first_position, batches)));
             }
             if local == 0 && data.len() < RECORD_BATCH_HEADER_BYTES {
                 return Err(self.corrupt(position, "short read inside the logical size"));

@@ -1028,3 +1028,81 @@ fn reads_never_end_past_max_offset() {
         log.close().await.expect("close");
     });
 }
+
+/// Reads the log from offset 0 up to `end` in order, each read starting where the last ended.
+async fn read_sequentially(log: &Log, max_bytes: usize, end: i64) -> Vec<Bytes> {
+    let mut offset = 0;
+    let mut reads = Vec::new();
+    while offset < end {
+        let bytes = log.read(offset, max_bytes, end).await.expect("read");
+        // Empty when the batch holding `offset` ends past `end`.
+        let Some((_, last)) = crate::protocol::record_batch::BatchIter::new(&bytes).last() else {
+            break;
+        };
+        offset = last.next_offset();
+        reads.push(bytes);
+    }
+    reads
+}
+
+/// Sequential reads answered by read-ahead (`read_ahead`) return exactly what reads of the
+/// segment files return, for several `max_bytes` and a `max_offset` below the end, across
+/// segment boundaries; a budget too small for a read turns it off; the shard's store keeps
+/// one per reader, evicts the oldest to fit its budget and forgets a closed log's.
+#[test]
+fn read_ahead_serves_the_same_bytes_as_the_segments() {
+    run(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(dir.path().join("topic-9"), config(1 << 20, 4096), false)
+            .await
+            .expect("open");
+        append_many(&log, 300, 10, 1000).await;
+        assert!(log.segments.borrow().len() >= 3, "reads cross segment ends");
+        let end = log.log_end_offset();
+        for (max_bytes, max_offset) in [(100_000, end), (250_000, end), (500_000, end - 25)] {
+            read_ahead::set_shard_budget(0);
+            let reference = read_sequentially(&log, max_bytes, max_offset).await;
+            assert_eq!(read_ahead::held_bytes(), 0);
+            read_ahead::set_shard_budget(max_bytes - 1);
+            let starved = read_sequentially(&log, max_bytes, max_offset).await;
+            assert_eq!(
+                starved, reference,
+                "max_bytes {max_bytes}: budget below a read"
+            );
+            read_ahead::set_shard_budget(64 << 20);
+            let first = log.read(0, max_bytes, max_offset).await.expect("read");
+            assert!(
+                read_ahead::held_bytes() > 0,
+                "a read-ahead follows a large read"
+            );
+            assert_eq!(first, reference[0]);
+            let ahead = read_sequentially(&log, max_bytes, max_offset).await;
+            assert_eq!(
+                ahead, reference,
+                "max_bytes {max_bytes}, max_offset {max_offset}"
+            );
+        }
+        // Two readers at different offsets keep one read-ahead each; a budget for one evicts
+        // the older; closing the log drops its read-aheads.
+        read_ahead::set_shard_budget(0);
+        read_ahead::set_shard_budget(64 << 20);
+        log.read(0, 100_000, end).await.expect("read");
+        log.read(300, 100_000, end).await.expect("read");
+        assert_eq!(read_ahead::held_bytes(), 200_000);
+        read_ahead::set_shard_budget(150_000);
+        assert_eq!(read_ahead::held_bytes(), 100_000, "the older is evicted");
+        log.read(500, 100_000, end).await.expect("read");
+        assert_eq!(
+            read_ahead::held_bytes(),
+            100_000,
+            "a new one evicts the oldest to fit"
+        );
+        log.close().await.expect("close");
+        assert_eq!(
+            read_ahead::held_bytes(),
+            0,
+            "closing the log drops its read-aheads"
+        );
+        read_ahead::set_shard_budget(read_ahead::DEFAULT_SHARD_BUDGET_BYTES);
+    });
+}

@@ -486,6 +486,24 @@ impl prometheus_client::collector::Collector for Collected {
         )?;
         family(
             e,
+            "ringtail_shard_read_ahead_hits",
+            "Log reads answered by bytes read ahead of a sequential fetch",
+            MetricType::Counter,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Counter(x.read_ahead_hits))),
+        )?;
+        family(
+            e,
+            "ringtail_shard_read_ahead_bytes",
+            "Bytes the shard's read-aheads hold or are reading (at most ringtail.fetch.read.ahead.bytes)",
+            MetricType::Gauge,
+            s.shards
+                .iter()
+                .map(|x| (shard(x), Gauge(x.read_ahead_bytes as i64))),
+        )?;
+        family(
+            e,
             "ringtail_shard_tail_cache_hit_ratio",
             "Hits over all fetch reads since start-up (0 before any read)",
             MetricType::Gauge,

@@ -199,6 +199,7 @@ pub struct ShardMetrics {
     cross_shard_tasks_queued: Cell<i64>,
     tail_cache_hits: Cell<u64>,
     tail_cache_misses: Cell<u64>,
+    read_ahead_hits: Cell<u64>,
     fetch_sessions: Cell<FetchSessionStats>,
     executor: Cell<ExecutorSnapshot>,
 }
@@ -241,6 +242,7 @@ impl ShardMetrics {
             cross_shard_tasks_queued: Cell::new(0),
             tail_cache_hits: Cell::new(0),
             tail_cache_misses: Cell::new(0),
+            read_ahead_hits: Cell::new(0),
             fetch_sessions: Cell::new(FetchSessionStats::default()),
             executor: Cell::new(ExecutorSnapshot::default()),
         }
@@ -313,6 +315,11 @@ impl ShardMetrics {
         cell.set(cell.get() + 1);
     }
 
+    /// A log read was answered by a read-ahead (`crate::log::read_ahead`).
+    pub fn read_ahead_hit(&self) {
+        self.read_ahead_hits.set(self.read_ahead_hits.get() + 1);
+    }
+
     /// The shard's fetch-session cache now holds `stats`.
     pub fn fetch_sessions(&self, stats: FetchSessionStats) {
         self.fetch_sessions.set(stats);
@@ -377,6 +384,8 @@ impl ShardMetrics {
             cross_shard_tasks_queued: self.cross_shard_tasks_queued.get(),
             tail_cache_hits: self.tail_cache_hits.get(),
             tail_cache_misses: self.tail_cache_misses.get(),
+            read_ahead_hits: self.read_ahead_hits.get(),
+            read_ahead_bytes: crate::log::read_ahead::held_bytes() as u64,
             fetch_sessions: self.fetch_sessions.get(),
             executor: self.poll_executor(),
             partitions: Vec::new(),
@@ -451,6 +460,10 @@ pub struct ShardSnapshot {
     pub cross_shard_tasks_queued: i64,
     pub tail_cache_hits: u64,
     pub tail_cache_misses: u64,
+    /// Log reads answered by a read-ahead.
+    pub read_ahead_hits: u64,
+    /// Bytes the shard's read-aheads hold or are reading.
+    pub read_ahead_bytes: u64,
     pub fetch_sessions: FetchSessionStats,
     pub executor: ExecutorSnapshot,
     pub partitions: Vec<PartitionSnapshot>,
