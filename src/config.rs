@@ -36,7 +36,8 @@ pub struct ServeArgs {
     /// Property `advertised.listeners` (default: `listeners`, with 0.0.0.0 as 127.0.0.1).
     #[arg(long, value_name = "LISTENERS")]
     pub advertised_listeners: Option<String>,
-    /// Property `log.dirs`: the data directory (only the first of a list is used).
+    /// Property `log.dirs`: the data directories, comma-separated (all are used, as Kafka
+    /// does; the first holds the metadata and the internal topics).
     #[arg(long, value_name = "DIRS")]
     pub log_dirs: Option<String>,
     /// Property `ringtail.shards`: executors, one per core (default 0 = all online cores).

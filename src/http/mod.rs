@@ -263,6 +263,8 @@ pub async fn gather(config: &BrokerConfig) -> Scrape {
 /// This shard's counters, partitions and groups.
 fn shard_snapshot(ctx: &ShardContext) -> ShardSnapshot {
     let mut snapshot = metrics::with(|m| m.snapshot(ctx.shard_id));
+    snapshot.read_ahead_hits = crate::log::read_ahead::hits();
+    snapshot.read_ahead_bytes = crate::log::read_ahead::held_bytes() as u64;
     snapshot.partitions = ctx
         .replica_manager
         .partitions()

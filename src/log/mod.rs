@@ -527,7 +527,7 @@ impl Log {
         let data = task.await.ok()?;
         let (skipped, bytes) = read_ahead::batches_from(&data, offset, max_bytes, max_offset)?;
         drop(data);
-        crate::metrics::with(|m| m.read_ahead_hit());
+        read_ahead::record_hit();
         self.start_read_ahead(segment, position + skipped as u64, &bytes, max_bytes);
         Some(bytes)
     }

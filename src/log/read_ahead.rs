@@ -49,6 +49,8 @@ struct Entry {
 struct Store {
     budget: usize,
     held: usize,
+    /// Reads answered by a read-ahead since start-up (`ringtail_shard_read_ahead_hits_total`).
+    hits: u64,
     entries: VecDeque<Entry>,
     next_log_id: u64,
 }
@@ -70,6 +72,7 @@ thread_local! {
         RefCell::new(Store {
             budget: DEFAULT_SHARD_BUDGET_BYTES,
             held: 0,
+            hits: 0,
             entries: VecDeque::new(),
             next_log_id: 0,
         })
@@ -91,6 +94,16 @@ pub fn set_shard_budget(bytes: usize) {
 /// Bytes this shard's read-aheads hold or are reading now.
 pub fn held_bytes() -> usize {
     STORE.with(|store| store.borrow().held)
+}
+
+/// Reads this shard answered from a read-ahead since start-up.
+pub fn hits() -> u64 {
+    STORE.with(|store| store.borrow().hits)
+}
+
+/// Counts a read answered from a read-ahead.
+pub(super) fn record_hit() {
+    STORE.with(|store| store.borrow_mut().hits += 1);
 }
 
 /// A shard-unique id for a log's read-aheads.

@@ -199,7 +199,6 @@ pub struct ShardMetrics {
     cross_shard_tasks_queued: Cell<i64>,
     tail_cache_hits: Cell<u64>,
     tail_cache_misses: Cell<u64>,
-    read_ahead_hits: Cell<u64>,
     fetch_sessions: Cell<FetchSessionStats>,
     executor: Cell<ExecutorSnapshot>,
 }
@@ -242,7 +241,6 @@ impl ShardMetrics {
             cross_shard_tasks_queued: Cell::new(0),
             tail_cache_hits: Cell::new(0),
             tail_cache_misses: Cell::new(0),
-            read_ahead_hits: Cell::new(0),
             fetch_sessions: Cell::new(FetchSessionStats::default()),
             executor: Cell::new(ExecutorSnapshot::default()),
         }
@@ -315,11 +313,6 @@ impl ShardMetrics {
         cell.set(cell.get() + 1);
     }
 
-    /// A log read was answered by a read-ahead (`crate::log::read_ahead`).
-    pub fn read_ahead_hit(&self) {
-        self.read_ahead_hits.set(self.read_ahead_hits.get() + 1);
-    }
-
     /// The shard's fetch-session cache now holds `stats`.
     pub fn fetch_sessions(&self, stats: FetchSessionStats) {
         self.fetch_sessions.set(stats);
@@ -361,7 +354,8 @@ impl ShardMetrics {
             .collect()
     }
 
-    /// This shard's counters now, without partitions and groups (the caller adds those).
+    /// This shard's counters now, without partitions, groups and read-ahead figures (the
+    /// caller adds those).
     pub fn snapshot(&self, shard_id: usize) -> ShardSnapshot {
         let topics = self.topic_snapshots();
         let requests = self
@@ -384,8 +378,8 @@ impl ShardMetrics {
             cross_shard_tasks_queued: self.cross_shard_tasks_queued.get(),
             tail_cache_hits: self.tail_cache_hits.get(),
             tail_cache_misses: self.tail_cache_misses.get(),
-            read_ahead_hits: self.read_ahead_hits.get(),
-            read_ahead_bytes: crate::log::read_ahead::held_bytes() as u64,
+            read_ahead_hits: 0,
+            read_ahead_bytes: 0,
             fetch_sessions: self.fetch_sessions.get(),
             executor: self.poll_executor(),
             partitions: Vec::new(),
@@ -460,9 +454,10 @@ pub struct ShardSnapshot {
     pub cross_shard_tasks_queued: i64,
     pub tail_cache_hits: u64,
     pub tail_cache_misses: u64,
-    /// Log reads answered by a read-ahead.
+    /// Log reads answered by a read-ahead (`log::read_ahead`; filled by the caller, as
+    /// partitions are: metrics does not depend on the log).
     pub read_ahead_hits: u64,
-    /// Bytes the shard's read-aheads hold or are reading.
+    /// Bytes the shard's read-aheads hold or are reading (filled by the caller).
     pub read_ahead_bytes: u64,
     pub fetch_sessions: FetchSessionStats,
     pub executor: ExecutorSnapshot,
