@@ -291,6 +291,8 @@ impl Log {
         if self.is_closed() {
             return Ok(false);
         }
+        // The cleaned group's files go away: read-aheads must not keep them open.
+        super::read_ahead::forget_log(self.read_ahead_id);
         let mut segments = self.segments.borrow_mut();
         let Some(start) = segments.iter().position(|s| Rc::ptr_eq(s, &group[0])) else {
             return Ok(false);

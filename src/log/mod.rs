@@ -774,6 +774,8 @@ impl Log {
         self.epochs.borrow_mut().truncate_from_start(new_start)?;
         self.drop_aborted_txns_below_first_segment();
         self.dir_changes.set(self.dir_changes.get() + 1);
+        // A read-ahead holds its segment's file open: an unlinked file keeps its space until then.
+        read_ahead::forget_log(self.read_ahead_id);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), "deleting segment by retention");
             segment.delete_files().await?;
@@ -921,6 +923,7 @@ impl Log {
         }
         self.drop_aborted_txns_below_first_segment();
         self.dir_changes.set(self.dir_changes.get() + 1);
+        read_ahead::forget_log(self.read_ahead_id);
         for segment in &deleted {
             tracing::info!(path = %segment.log_path().display(), log_start_offset = start, "deleting segment below the log start offset");
             segment.delete_files().await?;
