@@ -1,4 +1,4 @@
-//! The partitions one shard owns, keyed by (topic, partition).
+//! The partitions one shard owns, by topic name and partition number.
 //!
 //! Partitions appear and disappear only through [`ReplicaManager::apply_image`], which runs one
 //! at a time per shard (a semaphore) so a partition is never opened twice. A topic deleted and
@@ -24,24 +24,20 @@ use crate::partition::{Partition, PartitionConfig};
 pub const SHARD_CACHE_MAX_BYTES: usize = 256 << 20;
 const _: () = assert!(SHARD_CACHE_MAX_BYTES > 0);
 
-/// A (topic, partition) key borrowed from a request, to look [`ReplicaManager`]'s map up without
-/// allocating a `String`. It hashes as the owned key `(String, i32)` does (the `str`, then the
-/// `i32`), as hashbrown's `Equivalent` requires.
-#[derive(Hash)]
-struct TopicPartitionRef<'a>(&'a str, i32);
-
-impl hashbrown::Equivalent<(String, i32)> for TopicPartitionRef<'_> {
-    fn equivalent(&self, key: &(String, i32)) -> bool {
-        self.1 == key.1 && self.0 == key.0
-    }
-}
+/// The open partitions of one topic on one shard, indexed by partition number (`None`: owned
+/// by another shard, or not open). Shared by `Rc` so that a fetch of many partitions looks its
+/// topic up once ([`ReplicaManager::topic`]); replaced, never mutated while shared.
+pub type TopicPartitions = Rc<Vec<Option<Rc<Partition>>>>;
 
 /// Owned partitions of one shard.
 pub struct ReplicaManager {
     shard_id: usize,
     log_dir: PathBuf,
     config: Arc<BrokerConfig>,
-    partitions: RefCell<hashbrown::HashMap<(String, i32), Rc<Partition>>>,
+    /// Topic name -> its open partitions here. hashbrown (foldhash) looked up by a borrowed
+    /// `&str`: no allocation, and no SipHash, per lookup. Invariant: no topic maps to a list
+    /// without an open partition.
+    partitions: RefCell<hashbrown::HashMap<String, TopicPartitions>>,
     /// The latest metadata of each topic with a partition here (topic config overrides).
     topics: RefCell<HashMap<String, Arc<TopicMetadata>>>,
     /// Held while partitions are opened, deleted, closed or trimmed by retention.
@@ -68,10 +64,51 @@ impl ReplicaManager {
 
     /// The partition if this shard owns it and it is open. Allocates nothing.
     pub fn get(&self, topic: &str, partition: i32) -> Option<Rc<Partition>> {
-        self.partitions
-            .borrow()
-            .get(&TopicPartitionRef(topic, partition))
-            .cloned()
+        let partitions = self.partitions.borrow();
+        let topic = partitions.get(topic)?;
+        topic.get(usize::try_from(partition).ok()?)?.clone()
+    }
+
+    /// The partitions of `topic` this shard has open, by partition number, or `None` when it
+    /// has none: one lookup for a request that names many partitions of a topic.
+    pub fn topic(&self, topic: &str) -> Option<TopicPartitions> {
+        self.partitions.borrow().get(topic).cloned()
+    }
+
+    fn insert(&self, partition: Rc<Partition>) {
+        let Ok(index) = usize::try_from(partition.partition) else {
+            return;
+        };
+        let mut partitions = self.partitions.borrow_mut();
+        let topic = partitions.entry(partition.topic.clone()).or_default();
+        let list = Rc::make_mut(topic);
+        if list.len() <= index {
+            list.resize(index + 1, None);
+        }
+        list[index] = Some(partition);
+    }
+
+    fn remove(&self, topic: &str, partition: i32) {
+        let mut partitions = self.partitions.borrow_mut();
+        let Some(list) = partitions.get_mut(topic) else {
+            return;
+        };
+        if let Some(slot) = usize::try_from(partition)
+            .ok()
+            .and_then(|index| Rc::make_mut(list).get_mut(index))
+        {
+            *slot = None;
+        }
+        if list.iter().all(Option::is_none) {
+            partitions.remove(topic);
+        }
+    }
+
+    /// Every open partition, by reference (no `Rc` clone), in no particular order.
+    fn for_each(&self, mut f: impl FnMut(&Rc<Partition>)) {
+        for list in self.partitions.borrow().values() {
+            list.iter().flatten().for_each(&mut f);
+        }
     }
 
     /// The effective broker configuration: static properties with the dynamic broker configs
@@ -82,12 +119,16 @@ impl ReplicaManager {
     }
 
     pub fn partition_count(&self) -> usize {
-        self.partitions.borrow().len()
+        let mut count = 0;
+        self.for_each(|_| count += 1);
+        count
     }
 
     /// Every open partition of this shard, in no particular order (for metrics scrapes).
     pub fn partitions(&self) -> Vec<Rc<Partition>> {
-        self.partitions.borrow().values().cloned().collect()
+        let mut all = Vec::new();
+        self.for_each(|p| all.push(p.clone()));
+        all
     }
 
     /// Opens every partition the image assigns to this shard that is not open yet (recovering
@@ -99,20 +140,16 @@ impl ReplicaManager {
             .await
             .expect("semaphore open");
         let removed: Vec<Rc<Partition>> = self
-            .partitions
-            .borrow()
-            .values()
+            .partitions()
+            .into_iter()
             .filter(|p| {
                 image.topic(&p.topic).is_none_or(|t| {
                     t.topic_id != p.topic_id || t.shard_of(p.partition) != Some(self.shard_id)
                 })
             })
-            .cloned()
             .collect();
         for partition in removed {
-            self.partitions
-                .borrow_mut()
-                .remove(&(partition.topic.clone(), partition.partition));
+            self.remove(&partition.topic, partition.partition);
             tracing::info!(topic = %partition.topic, partition = partition.partition, "deleting partition");
             partition.log().delete().await?;
             crate::log::log_dirs::partition_deleted(&partition.topic, partition.partition);
@@ -166,16 +203,18 @@ impl ReplicaManager {
                 Err(error) => return Err(error),
             };
             opened.become_leader(image.leader_epoch(&topic.name, partition).unwrap_or(0))?;
-            self.partitions
-                .borrow_mut()
-                .insert((topic.name.clone(), partition), opened);
+            debug_assert_eq!(
+                (opened.topic.as_str(), opened.partition),
+                (topic.name.as_str(), partition),
+                "invariant: a partition is filed under its own topic and number"
+            );
+            self.insert(opened);
         }
-        let partitions = self.partitions.borrow();
-        let cache_bytes =
-            partition_cache_bytes(self.config.partition_cache_bytes as usize, partitions.len());
-        for partition in partitions.values() {
-            partition.set_cache_bytes(cache_bytes);
-        }
+        let cache_bytes = partition_cache_bytes(
+            self.config.partition_cache_bytes as usize,
+            self.partition_count(),
+        );
+        self.for_each(|partition| partition.set_cache_bytes(cache_bytes));
         Ok(())
     }
 
@@ -208,12 +247,12 @@ impl ReplicaManager {
         let defaults = self.broker_config().default_topic_config();
         let targets: Vec<(Rc<Partition>, TopicConfig)> = {
             let topics = self.topics.borrow();
-            self.partitions
-                .borrow()
-                .values()
+            self.partitions()
+                .into_iter()
                 .filter_map(|partition| {
                     let topic = topics.get(&partition.topic)?;
-                    Some((partition.clone(), topic_config(&defaults, topic)))
+                    let config = topic_config(&defaults, topic);
+                    Some((partition, config))
                 })
                 .collect()
         };
@@ -304,9 +343,8 @@ impl ReplicaManager {
         let defaults = broker.default_topic_config();
         let targets: Vec<(Rc<Partition>, TopicConfig)> = {
             let topics = self.topics.borrow();
-            self.partitions
-                .borrow()
-                .values()
+            self.partitions()
+                .into_iter()
                 .filter_map(|partition| {
                     let topic = topics.get(&partition.topic)?;
                     let config = topic_config(&defaults, topic);
@@ -314,7 +352,7 @@ impl ReplicaManager {
                         config.cleanup_policy,
                         CleanupPolicy::Compact | CleanupPolicy::CompactDelete
                     );
-                    compact.then(|| (partition.clone(), config))
+                    compact.then_some((partition, config))
                 })
                 .collect()
         };
@@ -382,12 +420,8 @@ impl ReplicaManager {
             .acquire_permit(1)
             .await
             .expect("semaphore open");
-        let partitions: Vec<Rc<Partition>> = self
-            .partitions
-            .borrow_mut()
-            .drain()
-            .map(|(_, p)| p)
-            .collect();
+        let partitions = self.partitions();
+        self.partitions.borrow_mut().clear();
         let mut first_error = None;
         for partition in partitions {
             if let Err(e) = partition.close().await {

@@ -25,6 +25,7 @@ use super::offset_for_leader_epoch::leader_epoch_error;
 use super::{fetch_session, leader_hint};
 use crate::partition::{FetchRead, ReadError, ReadNow};
 use crate::protocol::record_batch::BatchIter;
+use crate::replica_manager::TopicPartitions;
 use crate::security::authorizer::AclOperation;
 use crate::security::Session;
 use crate::shard::{self, ShardContext};
@@ -74,10 +75,51 @@ pub async fn handle(
                 .with_error_code(error.code())
         }
     };
-    let mut response = read_response(&ctx, &session, request, version).await;
+    let (topics, results) = read_partitions(&ctx, &session, request, version).await;
+    let outcomes = results.iter().map(PartFetch::outcome).collect();
+    let finished = fetch_session::finish(&ctx, fetch_session, outcomes).await;
+    let mut response = build_response(topics, results, finished.kept.as_deref())
+        .with_session_id(finished.session_id)
+        .with_error_code(finished.error_code);
     down_convert_storage_error(version, &mut response);
     leader_hint::fill_fetch(&ctx, version, &mut response);
-    fetch_session::finish(&ctx, fetch_session, &mut response).await;
+    response
+}
+
+/// A requested topic as the response names it, and its partitions' indexes in request order.
+struct TopicSlots {
+    topic: TopicName,
+    topic_id: uuid::Uuid,
+    partitions: Vec<i32>,
+}
+
+/// The response: every partition of `results` (one per requested partition, in slot order)
+/// whose flag in `kept` is set (all when `kept` is `None`); topics left with no partition are
+/// left out, as Kafka's incremental responses do.
+fn build_response(
+    topics: Vec<TopicSlots>,
+    results: Vec<PartFetch>,
+    kept: Option<&[bool]>,
+) -> FetchResponse {
+    let mut response = FetchResponse::default();
+    let mut results = results.into_iter().enumerate().peekable();
+    for (topic_index, topic) in topics.into_iter().enumerate() {
+        let mut topic_response = FetchableTopicResponse::default()
+            .with_topic(topic.topic)
+            .with_topic_id(topic.topic_id);
+        while let Some((position, result)) = results.next_if(|(_, r)| r.slot.0 == topic_index) {
+            if kept.is_some_and(|kept| !kept.get(position).copied().unwrap_or(true)) {
+                continue;
+            }
+            let partition_index = topic.partitions[result.slot.1];
+            topic_response
+                .partitions
+                .push(result.into_partition_data(partition_index));
+        }
+        if !topic_response.partitions.is_empty() || kept.is_none() {
+            response.responses.push(topic_response);
+        }
+    }
     response
 }
 
@@ -99,15 +141,16 @@ fn down_convert_storage_error(version: i16, response: &mut FetchResponse) {
     }
 }
 
-/// Reads every partition `request` names and answers them all, in request order.
-async fn read_response(
+/// Reads every partition `request` names: its topics, and one answer per partition in request
+/// (slot) order, each cut to the request's `max_bytes` budget.
+async fn read_partitions(
     ctx: &Rc<ShardContext>,
     session: &Rc<Session>,
     request: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> (Vec<TopicSlots>, Vec<PartFetch>) {
     let ctx = ctx.clone();
-    let mut response = FetchResponse::default().with_session_id(0);
+    let mut topics: Vec<TopicSlots> = Vec::with_capacity(request.topics.len());
     let image = ctx.metadata();
     let max_bytes = if request.max_bytes > 0 {
         request.max_bytes as usize
@@ -139,20 +182,14 @@ async fn read_response(
                 metadata.map_or(topic.topic.as_str(), |m| m.name.as_str()),
             );
         let topic_name: Option<Arc<str>> = metadata.map(|m| Arc::from(m.name.as_str()));
-        let mut topic_response = FetchableTopicResponse::default()
-            .with_topic(topic.topic.clone())
-            .with_topic_id(topic.topic_id);
+        let mut topic_slots = TopicSlots {
+            topic: topic.topic,
+            topic_id: topic.topic_id,
+            partitions: Vec::with_capacity(topic.partitions.len()),
+        };
         for (partition_index, partition) in topic.partitions.into_iter().enumerate() {
             let slot = (topic_index, partition_index);
-            topic_response.partitions.push(
-                PartitionData::default()
-                    .with_partition_index(partition.partition)
-                    .with_high_watermark(-1)
-                    .with_last_stable_offset(-1)
-                    .with_log_start_offset(-1)
-                    .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                    .with_aborted_transactions(None),
-            );
+            topic_slots.partitions.push(partition.partition);
             if denied {
                 results.push(PartFetch::error(
                     slot,
@@ -197,7 +234,7 @@ async fn read_response(
                 None => results.push(PartFetch::error(slot, unknown)),
             }
         }
-        response.responses.push(topic_response);
+        topics.push(topic_slots);
     }
 
     let by_shard: Vec<Arc<[FetchPart]>> = by_shard.into_iter().map(Arc::from).collect();
@@ -219,28 +256,16 @@ async fn read_response(
     results.extend(read);
     results.sort_by_key(|r| r.slot);
 
+    debug_assert!(
+        results.windows(2).all(|w| w[0].slot < w[1].slot),
+        "invariant: one answer per requested partition"
+    );
     let mut budget_used = 0usize;
-    for result in results {
-        let records = fit_budget(result.records, &mut budget_used, max_bytes);
-        let (t, p) = result.slot;
-        let partition = &mut response.responses[t].partitions[p];
-        partition.error_code = result.error_code;
-        partition.high_watermark = result.high_watermark;
-        partition.last_stable_offset = result.last_stable_offset;
-        partition.log_start_offset = result.log_start_offset;
-        partition.aborted_transactions = result.aborted_transactions.map(|aborted| {
-            aborted
-                .into_iter()
-                .map(|txn| {
-                    fetch_response::AbortedTransaction::default()
-                        .with_producer_id(kafka_protocol::messages::ProducerId(txn.producer_id))
-                        .with_first_offset(txn.first_offset)
-                })
-                .collect()
-        });
-        partition.records = Some(records);
+    for result in &mut results {
+        let records = std::mem::take(&mut result.records);
+        result.records = fit_budget(records, &mut budget_used, max_bytes);
     }
-    response
+    (topics, results)
 }
 
 /// What Kafka's leader answers an authorized follower fetch for a partition of a known topic
@@ -281,6 +306,42 @@ pub fn shareable_records(response: &FetchResponse) -> Vec<Bytes> {
 const SHARED_RECORDS_MIN_BYTES: usize = 16 * 1024;
 
 impl PartFetch {
+    /// What the fetch session needs to know of this answer.
+    fn outcome(&self) -> fetch_session::PartitionOutcome {
+        fetch_session::PartitionOutcome {
+            records_bytes: self.records.len(),
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            error_code: self.error_code,
+            // Ringtail is the only replica: it names no preferred read replica (KIP-392) and
+            // never answers a diverging epoch (followers only).
+            preferred_read_replica: -1,
+            diverging_epoch: false,
+        }
+    }
+
+    /// The response partition `partition_index` for this answer.
+    fn into_partition_data(self, partition_index: i32) -> PartitionData {
+        PartitionData::default()
+            .with_partition_index(partition_index)
+            .with_error_code(self.error_code)
+            .with_high_watermark(self.high_watermark)
+            .with_last_stable_offset(self.last_stable_offset)
+            .with_log_start_offset(self.log_start_offset)
+            .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+            .with_aborted_transactions(self.aborted_transactions.map(|aborted| {
+                aborted
+                    .into_iter()
+                    .map(|txn| {
+                        fetch_response::AbortedTransaction::default()
+                            .with_producer_id(kafka_protocol::messages::ProducerId(txn.producer_id))
+                            .with_first_offset(txn.first_offset)
+                    })
+                    .collect()
+            }))
+            .with_records(Some(self.records))
+    }
+
     fn error(slot: (usize, usize), error: ResponseError) -> PartFetch {
         PartFetch {
             slot,
@@ -338,8 +399,22 @@ async fn read_all(ctx: &Rc<ShardContext>, by_shard: &[Arc<[FetchPart]>]) -> Vec<
 async fn read_local(ctx: Rc<ShardContext>, parts: &[FetchPart]) -> Vec<PartFetch> {
     let mut answered = Vec::with_capacity(parts.len());
     let mut from_log = Vec::new();
+    // The parts of a topic are consecutive and share one name: one topic lookup for them all.
+    let mut topic: Option<(&Arc<str>, Option<TopicPartitions>)> = None;
     for part in parts.iter() {
-        let Some(partition) = ctx.replica_manager.get(&part.topic, part.partition) else {
+        let same_topic = topic
+            .as_ref()
+            .is_some_and(|(name, _)| Arc::ptr_eq(name, &part.topic) || ***name == *part.topic);
+        if !same_topic {
+            topic = Some((&part.topic, ctx.replica_manager.topic(&part.topic)));
+        }
+        let partition = topic.as_ref().and_then(|(_, partitions)| {
+            let partitions = partitions.as_ref()?;
+            partitions
+                .get(usize::try_from(part.partition).ok()?)?
+                .clone()
+        });
+        let Some(partition) = partition else {
             answered.push(PartFetch::error(
                 part.slot,
                 ResponseError::NotLeaderOrFollower,

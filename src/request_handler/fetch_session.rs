@@ -28,12 +28,12 @@
 //!   is closed and the request answered sessionless.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{FetchRequest, TopicName};
 use rand::Rng;
 use uuid::Uuid;
 
@@ -103,13 +103,24 @@ pub enum FetchContext {
         partitions: Vec<(PartitionKey, TopicName, FetchPartition)>,
     },
     /// An incremental request whose session was updated; the request now lists every
-    /// partition of the session in `keys` order.
+    /// partition of the session, in the order of `slots` (the session's slots).
     Incremental {
         session_id: i32,
         /// The epoch the request carried; the session's epoch is now the next one.
         request_epoch: i32,
-        keys: Vec<PartitionKey>,
+        slots: Vec<u32>,
     },
+}
+
+/// What the response carries, from [`finish`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The response's `session_id`.
+    pub session_id: i32,
+    /// The response's top-level `error_code` (0: none).
+    pub error_code: i16,
+    /// Which partitions go out, one flag per partition in response order; `None`: all.
+    pub kept: Option<Vec<bool>>,
 }
 
 /// Looks the request up in the fetch-session cache (`FetchManager.newContext`). For an
@@ -186,30 +197,39 @@ pub async fn begin(
             request.topics = topics;
             Ok(FetchContext::Sessionless)
         }
-        Updated::Incremental { keys, topics } => {
+        Updated::Incremental { slots, topics } => {
             request.topics = topics;
             Ok(FetchContext::Incremental {
                 session_id,
                 request_epoch: epoch,
-                keys,
+                slots,
             })
         }
     }
 }
 
-/// Sets the response's session id and, for an incremental request, leaves out the partitions
-/// the client need not hear about (`IncrementalFetchContext.updateAndGenerateResponseData`);
-/// makes the session of a full request. `response.responses` must hold one partition per
-/// partition of the (possibly rewritten) request, in its order.
-pub async fn finish(ctx: &Rc<ShardContext>, context: FetchContext, response: &mut FetchResponse) {
+/// Decides the response's session id and, for an incremental request, which partitions the
+/// client need not hear about (`IncrementalFetchContext.updateAndGenerateResponseData`); makes
+/// the session of a full request. `outcomes` holds one entry per partition of the (possibly
+/// rewritten) request, in its order, as the response will answer them: the caller builds only
+/// the partitions kept.
+pub async fn finish(
+    ctx: &Rc<ShardContext>,
+    context: FetchContext,
+    outcomes: Vec<PartitionOutcome>,
+) -> Finished {
+    let all = |session_id| Finished {
+        session_id,
+        error_code: 0,
+        kept: None,
+    };
     match context {
-        FetchContext::Sessionless => response.session_id = INVALID_SESSION_ID,
+        FetchContext::Sessionless => all(INVALID_SESSION_ID),
         FetchContext::Full {
             privileged,
             uses_topic_ids,
             partitions,
         } => {
-            let outcomes = outcomes(response);
             debug_assert_eq!(
                 outcomes.len(),
                 partitions.len(),
@@ -217,44 +237,45 @@ pub async fn finish(ctx: &Rc<ShardContext>, context: FetchContext, response: &mu
             );
             let entries = partitions.into_iter().zip(outcomes).collect();
             let now = now_ms();
-            response.session_id = with_cache(ctx, |cache| {
+            all(with_cache(ctx, |cache| {
                 cache.create_session(now, privileged, uses_topic_ids, entries)
-            });
+            }))
         }
         FetchContext::Incremental {
             session_id,
             request_epoch,
-            keys,
+            slots,
         } => {
-            let outcomes = outcomes(response);
             debug_assert_eq!(
                 outcomes.len(),
-                keys.len(),
+                slots.len(),
                 "invariant: one response partition per session partition"
             );
+            let count = slots.len();
             let shard = session_shard(session_id, ctx.shard_count).unwrap_or(ctx.shard_id);
             let kept = shard::invoke_on(shard, move |ctx| {
                 Box::pin(async move {
                     with_cache(&ctx, |cache| {
-                        cache.filter_response(session_id, request_epoch, &keys, &outcomes)
+                        cache.filter_response(session_id, request_epoch, &slots, &outcomes)
                     })
                 })
             })
             .await;
             match kept {
-                Ok(kept) => {
-                    retain_partitions(response, &kept);
-                    response.session_id = session_id;
-                }
-                Err(error) => {
-                    response.error_code = error.code();
-                    response.responses.clear();
-                    response.session_id = if error == ResponseError::InvalidFetchSessionEpoch {
+                Ok(kept) => Finished {
+                    session_id,
+                    error_code: 0,
+                    kept: Some(kept),
+                },
+                Err(error) => Finished {
+                    session_id: if error == ResponseError::InvalidFetchSessionEpoch {
                         session_id
                     } else {
                         INVALID_SESSION_ID
-                    };
-                }
+                    },
+                    error_code: error.code(),
+                    kept: Some(vec![false; count]),
+                },
             }
         }
     }
@@ -292,33 +313,6 @@ fn topic_key(topic: &FetchTopic, uses_topic_ids: bool) -> TopicKey {
     }
 }
 
-fn outcomes(response: &FetchResponse) -> Vec<PartitionOutcome> {
-    response
-        .responses
-        .iter()
-        .flat_map(|topic| &topic.partitions)
-        .map(|p| PartitionOutcome {
-            records_bytes: p.records.as_ref().map_or(0, |r| r.len()),
-            high_watermark: p.high_watermark,
-            log_start_offset: p.log_start_offset,
-            error_code: p.error_code,
-            preferred_read_replica: p.preferred_read_replica.0,
-            diverging_epoch: p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0,
-        })
-        .collect()
-}
-
-/// Keeps the partitions whose flag in `kept` (response order) is set; drops emptied topics.
-fn retain_partitions(response: &mut FetchResponse, kept: &[bool]) {
-    let mut flags = kept.iter().copied();
-    for topic in &mut response.responses {
-        topic.partitions.retain(|_| flags.next().unwrap_or(true));
-    }
-    response
-        .responses
-        .retain(|topic| !topic.partitions.is_empty());
-}
-
 fn now_ms() -> i64 {
     super::produce::now_ms()
 }
@@ -352,9 +346,9 @@ pub enum Updated {
     Error(ResponseError),
     /// The session became empty and was closed: answer sessionless with these topics.
     Closed(Vec<FetchTopic>),
-    /// The session's partitions, in fetch order, as keys and as request topics.
+    /// The session's partitions, in fetch order, as session slots and as request topics.
     Incremental {
-        keys: Vec<PartitionKey>,
+        slots: Vec<u32>,
         topics: Vec<FetchTopic>,
     },
 }
@@ -370,11 +364,21 @@ struct CachedPartition {
     high_watermark: i64,
     /// The log start offset last sent.
     local_log_start_offset: i64,
-    /// Position in the session's fetch order (`order`'s key).
-    position: u64,
+    /// The neighbours in the session's fetch order (slots of [`FetchSession::slab`], [`NIL`]
+    /// at the ends).
+    prev: u32,
+    next: u32,
 }
 
+/// No slot: the end of a session's fetch order.
+const NIL: u32 = u32::MAX;
+
 /// One session (Kafka's `FetchSession`).
+///
+/// Partitions live in a slab; the fetch order (Kafka's `ImplicitLinkedHashCollection`, where a
+/// partition that returned records moves to the end) is a list threaded through the slab's
+/// slots. An incremental fetch walks that list and later updates what it returned by slot, so
+/// it hashes no partition key: only partitions a request names or forgets are looked up.
 struct FetchSession {
     id: i32,
     privileged: bool,
@@ -383,44 +387,117 @@ struct FetchSession {
     last_used_ms: i64,
     /// The epoch the next incremental request must carry.
     epoch: i32,
-    /// hashbrown with foldhash: an incremental fetch looks every partition up twice (the fetch
-    /// list, the response filter), so SipHash was the session's largest cost at 1,000 partitions.
-    partitions: hashbrown::HashMap<PartitionKey, CachedPartition>,
-    /// Fetch order: partitions that returned records move to the end (round robin).
-    order: BTreeMap<u64, PartitionKey>,
-    next_position: u64,
+    /// Partition -> slot (hashbrown with foldhash: SipHash was the session's largest cost).
+    index: hashbrown::HashMap<PartitionKey, u32>,
+    /// `None` for a free slot (listed in `free`).
+    slab: Vec<Option<CachedPartition>>,
+    free: Vec<u32>,
+    /// First and last slot of the fetch order.
+    head: u32,
+    tail: u32,
     /// The size the eviction sets know, `None` before the first touch.
     cached_size: Option<usize>,
 }
 
 impl FetchSession {
-    fn push(&mut self, key: PartitionKey, mut cached: CachedPartition) {
-        cached.position = self.next_position;
-        self.next_position += 1;
-        self.order.insert(cached.position, key.clone());
-        if let Some(old) = self.partitions.insert(key, cached) {
-            self.order.remove(&old.position);
+    fn new(id: i32, privileged: bool, uses_topic_ids: bool, now_ms: i64, size: usize) -> Self {
+        FetchSession {
+            id,
+            privileged,
+            uses_topic_ids,
+            creation_ms: now_ms,
+            last_used_ms: now_ms,
+            epoch: next_epoch(INITIAL_EPOCH),
+            index: hashbrown::HashMap::with_capacity(size),
+            slab: Vec::with_capacity(size),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            cached_size: None,
         }
     }
 
-    fn move_to_end(&mut self, key: &PartitionKey) {
-        let position = self.next_position;
-        if let Some(cached) = self.partitions.get_mut(key) {
-            self.order.remove(&cached.position);
-            cached.position = position;
-            self.order.insert(position, key.clone());
-            self.next_position += 1;
+    /// Partitions in the session.
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn cached(&self, slot: u32) -> Option<&CachedPartition> {
+        self.slab.get(slot as usize)?.as_ref()
+    }
+
+    fn cached_mut(&mut self, slot: u32) -> Option<&mut CachedPartition> {
+        self.slab.get_mut(slot as usize)?.as_mut()
+    }
+
+    /// Adds `key` at the end of the fetch order, or replaces it there if present.
+    fn push(&mut self, key: PartitionKey, cached: CachedPartition) {
+        if let Some(&slot) = self.index.get(&key) {
+            self.unlink(slot);
+            self.slab[slot as usize] = Some(cached);
+            self.link_at_end(slot);
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(cached);
+                slot
+            }
+            None => {
+                // A session holds at most as many partitions as one request can name (far
+                // below u32::MAX); NIL is never a slot.
+                let slot = u32::try_from(self.slab.len()).unwrap_or(NIL - 1);
+                self.slab.push(Some(cached));
+                slot
+            }
+        };
+        self.index.insert(key, slot);
+        self.link_at_end(slot);
+    }
+
+    fn move_to_end(&mut self, slot: u32) {
+        if self.tail != slot && self.cached(slot).is_some() {
+            self.unlink(slot);
+            self.link_at_end(slot);
         }
     }
 
     fn remove(&mut self, key: &PartitionKey) -> bool {
-        match self.partitions.remove(key) {
-            Some(cached) => {
-                self.order.remove(&cached.position);
-                true
-            }
-            None => false,
+        let Some(slot) = self.index.remove(key) else {
+            return false;
+        };
+        self.unlink(slot);
+        self.slab[slot as usize] = None;
+        self.free.push(slot);
+        true
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let Some(cached) = self.cached(slot) else {
+            return;
+        };
+        let (prev, next) = (cached.prev, cached.next);
+        match self.cached_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
         }
+        match self.cached_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+    }
+
+    fn link_at_end(&mut self, slot: u32) {
+        let tail = self.tail;
+        if let Some(cached) = self.cached_mut(slot) {
+            cached.prev = tail;
+            cached.next = NIL;
+        }
+        match self.cached_mut(tail) {
+            Some(t) => t.next = slot,
+            None => self.head = slot,
+        }
+        self.tail = slot;
     }
 
     fn evictable_key(&self) -> EvictableKey {
@@ -428,12 +505,12 @@ impl FetchSession {
     }
 
     /// The session's partitions as request topics (consecutive partitions of a topic share
-    /// one entry), and their keys, in fetch order.
-    fn fetch_list(&self) -> (Vec<PartitionKey>, Vec<FetchTopic>) {
-        let mut keys = Vec::with_capacity(self.order.len());
+    /// one entry), and their slots, in fetch order.
+    fn fetch_list(&self) -> (Vec<u32>, Vec<FetchTopic>) {
+        let mut slots = Vec::with_capacity(self.len());
         let mut topics: Vec<FetchTopic> = Vec::new();
-        for key in self.order.values() {
-            let cached = &self.partitions[key];
+        let mut slot = self.head;
+        while let Some(cached) = self.cached(slot) {
             let same_topic = topics.last().is_some_and(|last| {
                 last.topic_id == cached.topic_id && last.topic == cached.topic_name
             });
@@ -447,9 +524,15 @@ impl FetchSession {
             if let Some(topic) = topics.last_mut() {
                 topic.partitions.push(cached.request.clone());
             }
-            keys.push(key.clone());
+            slots.push(slot);
+            slot = cached.next;
         }
-        (keys, topics)
+        debug_assert_eq!(
+            slots.len(),
+            self.len(),
+            "invariant: the fetch order lists every partition of the session once"
+        );
+        (slots, topics)
     }
 }
 
@@ -535,18 +618,7 @@ impl FetchSessionCache {
             return INVALID_SESSION_ID;
         }
         let id = self.new_session_id();
-        let mut session = FetchSession {
-            id,
-            privileged,
-            uses_topic_ids,
-            creation_ms: now_ms,
-            last_used_ms: now_ms,
-            epoch: next_epoch(INITIAL_EPOCH),
-            partitions: hashbrown::HashMap::with_capacity(size),
-            order: BTreeMap::new(),
-            next_position: 0,
-            cached_size: None,
-        };
+        let mut session = FetchSession::new(id, privileged, uses_topic_ids, now_ms, size);
         for ((key, topic_name, request), outcome) in entries {
             let topic_id = match &key.topic {
                 TopicKey::Id(id) => *id,
@@ -560,7 +632,8 @@ impl FetchSessionCache {
                     request,
                     high_watermark: outcome.high_watermark,
                     local_log_start_offset: outcome.log_start_offset,
-                    position: 0,
+                    prev: NIL,
+                    next: NIL,
                 },
             );
         }
@@ -605,7 +678,10 @@ impl FetchSessionCache {
                     topic: topic_key.clone(),
                     partition: partition.partition,
                 };
-                match session.partitions.get_mut(&key) {
+                // Kafka's `updateRequestParams`: a partition already in the session keeps its
+                // place in the fetch order; a new one goes to the end.
+                let cached = session.index.get(&key).copied();
+                match cached.and_then(|slot| session.cached_mut(slot)) {
                     Some(cached) => cached.request = partition.clone(),
                     None => session.push(
                         key,
@@ -615,7 +691,8 @@ impl FetchSessionCache {
                             request: partition.clone(),
                             high_watermark: -1,
                             local_log_start_offset: -1,
-                            position: 0,
+                            prev: NIL,
+                            next: NIL,
                         },
                     ),
                 }
@@ -634,15 +711,15 @@ impl FetchSessionCache {
                 });
             }
         }
-        if session.partitions.is_empty() {
+        if session.len() == 0 {
             tracing::debug!(session_id, "fetch session closed: no partitions left");
             self.remove(session_id);
             return Updated::Closed(topics);
         }
         session.epoch = next_epoch(session.epoch);
-        let (keys, topics) = session.fetch_list();
+        let (slots, topics) = session.fetch_list();
         self.touch(session_id, now_ms);
-        Updated::Incremental { keys, topics }
+        Updated::Incremental { slots, topics }
     }
 
     /// Which partitions of an incremental response go out (`CachedPartition
@@ -653,7 +730,7 @@ impl FetchSessionCache {
         &mut self,
         session_id: i32,
         request_epoch: i32,
-        keys: &[PartitionKey],
+        slots: &[u32],
         outcomes: &[PartitionOutcome],
     ) -> Result<Vec<bool>, ResponseError> {
         let Some(session) = self.sessions.get_mut(&session_id) else {
@@ -668,9 +745,9 @@ impl FetchSessionCache {
             );
             return Err(ResponseError::InvalidFetchSessionEpoch);
         }
-        let mut kept = Vec::with_capacity(keys.len());
-        for (key, outcome) in keys.iter().zip(outcomes) {
-            let Some(cached) = session.partitions.get_mut(key) else {
+        let mut kept = Vec::with_capacity(slots.len());
+        for (&slot, outcome) in slots.iter().zip(outcomes) {
+            let Some(cached) = session.cached_mut(slot) else {
                 // Removed by a request in between whose epoch check passed: cannot happen, as
                 // that request would have moved the epoch. Sent, which is always safe.
                 kept.push(true);
@@ -678,7 +755,7 @@ impl FetchSessionCache {
             };
             let must_respond = must_respond(cached, outcome);
             if must_respond && outcome.records_bytes > 0 {
-                session.move_to_end(key);
+                session.move_to_end(slot);
             }
             kept.push(must_respond);
         }
@@ -745,7 +822,7 @@ impl FetchSessionCache {
             self.evictable_by_privileged.remove(&old_key);
             self.total_partitions -= old_size;
         }
-        session.cached_size = Some(session.partitions.len());
+        session.cached_size = Some(session.len());
         let key = session.evictable_key();
         let old_enough = now_ms - session.creation_ms > self.eviction_ms;
         if !session.privileged || old_enough {
@@ -754,7 +831,7 @@ impl FetchSessionCache {
         if old_enough {
             self.evictable_by_all.insert(key);
         }
-        self.total_partitions += session.partitions.len();
+        self.total_partitions += session.len();
     }
 
     /// A random positive id of this shard's range, unused (`newSessionId`).
@@ -852,14 +929,26 @@ mod tests {
             .collect()
     }
 
+    /// The keys of a fetch list (request topics by name, Fetch v12).
+    fn keys_of(topics: &[FetchTopic]) -> Vec<PartitionKey> {
+        topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| key(t.topic.as_str(), p.partition))
+            })
+            .collect()
+    }
+
     fn incremental(
         cache: &mut FetchSessionCache,
         id: i32,
         epoch: i32,
         now: i64,
-    ) -> Vec<PartitionKey> {
+    ) -> (Vec<u32>, Vec<PartitionKey>) {
         match cache.update_session(id, epoch, 12, Vec::new(), Vec::new(), now) {
-            Updated::Incremental { keys, .. } => keys,
+            Updated::Incremental { slots, topics } => (slots, keys_of(&topics)),
             Updated::Error(e) => panic!("session error {e:?}"),
             Updated::Closed(_) => panic!("closed"),
         }
@@ -897,27 +986,27 @@ mod tests {
         let mut cache = FetchSessionCache::new(10, SESSION_EVICTION_MS, 0, 1);
         let id = cache.create_session(0, false, false, entries("t", 3));
         assert_ne!(id, 0);
-        let keys = incremental(&mut cache, id, 1, 1);
+        let (slots, keys) = incremental(&mut cache, id, 1, 1);
         assert_eq!(keys, vec![key("t", 0), key("t", 1), key("t", 2)]);
         let mut with_records = quiet(5);
         with_records.records_bytes = 100;
         let kept = cache
-            .filter_response(id, 1, &keys, &[with_records, quiet(0), quiet(0)])
+            .filter_response(id, 1, &slots, &[with_records, quiet(0), quiet(0)])
             .unwrap();
         assert_eq!(kept, vec![true, false, false]);
         // The partition that returned records goes to the end of the fetch order.
-        let keys = incremental(&mut cache, id, 2, 2);
+        let (slots, keys) = incremental(&mut cache, id, 2, 2);
         assert_eq!(keys, vec![key("t", 1), key("t", 2), key("t", 0)]);
         // An error is always sent, and again when it clears (high watermark reset to -1).
         let mut failed = quiet(-1);
         failed.error_code = 6;
         let kept = cache
-            .filter_response(id, 2, &keys, &[failed, quiet(0), quiet(5)])
+            .filter_response(id, 2, &slots, &[failed, quiet(0), quiet(5)])
             .unwrap();
         assert_eq!(kept, vec![true, false, false]);
-        let keys = incremental(&mut cache, id, 3, 3);
+        let (slots, _) = incremental(&mut cache, id, 3, 3);
         let kept = cache
-            .filter_response(id, 3, &keys, &[quiet(0), quiet(0), quiet(5)])
+            .filter_response(id, 3, &slots, &[quiet(0), quiet(0), quiet(5)])
             .unwrap();
         assert_eq!(kept, vec![true, false, false]);
     }
@@ -937,10 +1026,10 @@ mod tests {
         let u = cache.update_session(id, 1, 13, vec![], vec![], 1);
         assert_eq!(error(u), Some(ResponseError::FetchSessionTopicIdError));
         // A duplicate request: the second filter sees the epoch moved on.
-        let keys = incremental(&mut cache, id, 1, 1);
+        let (slots, _) = incremental(&mut cache, id, 1, 1);
         let _ = incremental(&mut cache, id, 2, 1);
         assert_eq!(
-            cache.filter_response(id, 1, &keys, &[quiet(0)]),
+            cache.filter_response(id, 1, &slots, &[quiet(0)]),
             Err(ResponseError::InvalidFetchSessionEpoch)
         );
     }
@@ -954,8 +1043,9 @@ mod tests {
             .with_partitions(vec![0, 1]);
         let added = topic("u", &[(0, 7)]);
         match cache.update_session(id, 1, 12, vec![added], vec![forgotten.clone()], 1) {
-            Updated::Incremental { keys, topics } => {
-                assert_eq!(keys, vec![key("u", 0)]);
+            Updated::Incremental { slots, topics } => {
+                assert_eq!(slots.len(), 1);
+                assert_eq!(keys_of(&topics), vec![key("u", 0)]);
                 assert_eq!(topics[0].partitions[0].fetch_offset, 7);
             }
             _ => panic!("expected an incremental context"),
@@ -969,6 +1059,66 @@ mod tests {
         ));
         assert!(cache.is_empty());
         assert_eq!(cache.total_partitions(), 0);
+    }
+
+    #[test]
+    fn fetch_order_survives_forgets_and_slot_reuse() {
+        let mut cache = FetchSessionCache::new(10, SESSION_EVICTION_MS, 0, 1);
+        let id = cache.create_session(0, false, false, entries("t", 4));
+        let forget = |partitions: Vec<i32>| {
+            vec![ForgottenTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(partitions)]
+        };
+        // Forget the head and a middle partition, add two: the new ones reuse the freed slots
+        // and still go to the end of the order; a re-named partition keeps its place.
+        let update = cache.update_session(
+            id,
+            1,
+            12,
+            vec![topic("t", &[(2, 9)]), topic("u", &[(0, 0), (1, 0)])],
+            forget(vec![0, 1]),
+            1,
+        );
+        let Updated::Incremental { slots, topics } = update else {
+            panic!("expected an incremental context");
+        };
+        assert_eq!(
+            keys_of(&topics),
+            vec![key("t", 2), key("t", 3), key("u", 0), key("u", 1)]
+        );
+        assert_eq!(topics[0].partitions[0].fetch_offset, 9);
+        // Records from the head and the tail: both go to the end, in response order.
+        let mut with_records = quiet(1);
+        with_records.records_bytes = 10;
+        let outcomes = [with_records, quiet(0), quiet(0), with_records];
+        cache.filter_response(id, 1, &slots, &outcomes).unwrap();
+        let (_, keys) = incremental(&mut cache, id, 2, 2);
+        assert_eq!(
+            keys,
+            vec![key("t", 3), key("u", 0), key("t", 2), key("u", 1)]
+        );
+        // Forgetting the tail leaves a consistent list.
+        let update = cache.update_session(id, 3, 12, vec![], forget(vec![3]), 3);
+        let Updated::Incremental { topics, .. } = update else {
+            panic!("expected an incremental context");
+        };
+        assert_eq!(
+            keys_of(&topics),
+            vec![key("u", 0), key("t", 2), key("u", 1)]
+        );
+        // Adds after forgets reuse the freed slots: the slab does not grow.
+        let slab_len = cache.sessions[&id].slab.len();
+        let update = cache.update_session(id, 4, 12, vec![topic("v", &[(0, 0)])], vec![], 4);
+        let Updated::Incremental { topics, .. } = update else {
+            panic!("expected an incremental context");
+        };
+        assert_eq!(
+            keys_of(&topics),
+            vec![key("u", 0), key("t", 2), key("u", 1), key("v", 0)]
+        );
+        assert_eq!(cache.sessions[&id].slab.len(), slab_len);
+        assert_eq!(cache.total_partitions(), 4);
     }
 
     #[test]

@@ -363,32 +363,53 @@ impl ConsumerGroup {
     }
 }
 
-/// A stable hash of the subscribed topics' (name, id, partition count), FNV-1a 64. Kafka 4.1
-/// hashes more (racks) with another function; the value only has to change when the metadata
-/// does, and a group moved from Kafka bumps its epoch once.
+/// The group's metadata hash as Kafka 4.1 computes it (KIP-1101, `ModernGroup
+/// .computeMetadataHash` and `Utils.computeGroupHash`): XXH3-64 (seed 0) over the
+/// [`topic_hash`] of each subscribed topic that exists, in topic-name order, each as an
+/// 8-byte little-endian long; 0 when none exists. The group epoch moves when it changes, and a
+/// group moved between Kafka and Ringtail keeps its epoch: the value is the same.
+///
+/// Kafka sorts by `String.compareTo` (UTF-16 units), `BTreeSet` by UTF-8 bytes; topic names are
+/// ASCII (`[a-zA-Z0-9._-]`), where both orders agree.
 pub fn metadata_hash(subscribed: &BTreeSet<String>, topics: &TopicsView) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    let mut any = false;
+    let mut topic_hashes = Vec::with_capacity(8 * subscribed.len());
     for name in subscribed {
-        if let Some((topic_id, count)) = topics.by_name.get(name) {
-            any = true;
-            feed(name.as_bytes());
-            feed(&[0]);
-            feed(topic_id.as_bytes());
-            feed(&count.to_be_bytes());
+        if let Some((topic_id, partitions)) = topics.by_name.get(name) {
+            topic_hashes.extend_from_slice(&topic_hash(topic_id, name, *partitions).to_le_bytes());
         }
     }
-    if any {
-        hash as i64
-    } else {
-        0
+    if topic_hashes.is_empty() {
+        return 0;
     }
+    twox_hash::XxHash3_64::oneshot(&topic_hashes) as i64
+}
+
+/// Kafka 4.1's `Utils.computeTopicHash`, fed as hash4j's `HashStream64` feeds XXH3 (little
+/// endian; a string is its UTF-16 code units, then their count as an int): the magic byte 0,
+/// the topic id's most and least significant longs, the name, the partition count, then each
+/// partition's number followed by the sorted racks of its replicas' brokers. Ringtail's one
+/// broker has no rack (Kafka without `broker.rack` feeds none either).
+fn topic_hash(topic_id: &Uuid, name: &str, partitions: i32) -> i64 {
+    fn put_string(bytes: &mut Vec<u8>, value: &str) {
+        let mut units: i32 = 0;
+        for unit in value.encode_utf16() {
+            bytes.extend_from_slice(&unit.to_le_bytes());
+            units = units.saturating_add(1);
+        }
+        bytes.extend_from_slice(&units.to_le_bytes());
+    }
+    let partitions = partitions.max(0);
+    let mut bytes = Vec::with_capacity(1 + 16 + 2 * name.len() + 8 + 4 * partitions as usize);
+    bytes.push(0); // TOPIC_HASH_MAGIC_BYTE
+    let (most, least) = topic_id.as_u64_pair();
+    bytes.extend_from_slice(&most.to_le_bytes());
+    bytes.extend_from_slice(&least.to_le_bytes());
+    put_string(&mut bytes, name);
+    bytes.extend_from_slice(&partitions.to_le_bytes());
+    for partition in 0..partitions {
+        bytes.extend_from_slice(&partition.to_le_bytes());
+    }
+    twox_hash::XxHash3_64::oneshot(&bytes) as i64
 }
 
 /// A consumer group as a ListGroups entry (protocol type "consumer", v4+ state, v5+ type).

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::coordinator::{HeartbeatParams, HeartbeatResult};
 use super::member::{Assignment, MemberState};
-use super::{ConsumerGroupState, TopicsView};
+use super::{metadata_hash, ConsumerGroupState, TopicsView};
 use crate::group_coordinator::coordinator_state::{CoordinatorState, Reply};
 use crate::group_coordinator::GroupSettings;
 
@@ -407,4 +407,36 @@ fn a_group_id_is_either_classic_or_consumer() {
     hb(&mut s, leave, &t, 2);
     assert_eq!(s.delete_group(GROUP, 3), None);
     assert!(s.consumer_group(GROUP).is_none());
+}
+
+/// The values Kafka 4.1.2 wrote in the `ConsumerGroupMetadataValue` records of
+/// crates/ringtail-protocol/tests/fixtures/kafka-4.1.2-consumer-group (`dump-log-segments.txt`
+/// offsets 1 and 8): topics `cap-a` (2 partitions) and `cap-b` (1) on a broker without a rack.
+#[test]
+fn metadata_hash_is_kafkas() {
+    let cap_a = Uuid::from_u128(0x91ce58d38426486fac8c38746c1e7ad2); // kc5Y04QmSG-sjDh0bB560g
+    let cap_b = Uuid::from_u128(0xdc318b88aaad4d68be316f49ea56c623); // 3DGLiKqtTWi-MW9J6lbGIw
+    let view = TopicsView {
+        by_name: [
+            ("cap-a".to_string(), (cap_a, 2)),
+            ("cap-b".to_string(), (cap_b, 1)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let subscribed = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    assert_eq!(
+        metadata_hash(&subscribed(&["cap-a"]), &view),
+        7_994_317_240_276_783_047
+    );
+    assert_eq!(
+        metadata_hash(&subscribed(&["cap-a", "cap-b"]), &view),
+        -6_460_888_620_934_094_358
+    );
+    // Topics that do not exist are left out; none at all hashes to 0, as Kafka's empty map.
+    assert_eq!(
+        metadata_hash(&subscribed(&["cap-a", "missing"]), &view),
+        7_994_317_240_276_783_047
+    );
+    assert_eq!(metadata_hash(&subscribed(&["missing"]), &view), 0);
 }
