@@ -82,7 +82,7 @@ pub async fn handle(
         .with_session_id(finished.session_id)
         .with_error_code(finished.error_code);
     down_convert_storage_error(version, &mut response);
-    leader_hint::fill_fetch(&ctx, version, &mut response);
+    leader_hint::fill_fetch(&ctx, &session.listener_name, version, &mut response);
     response
 }
 

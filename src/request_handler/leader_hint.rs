@@ -3,8 +3,9 @@
 //! FENCED_LEADER_EPOCH) responses, so a client can go to the new leader without a Metadata
 //! round trip. As Kafka's `KafkaApis.getCurrentLeader`: the leader id and leader epoch of the
 //! partition (here: this node and the metadata image's epoch; -1 and -1 for a partition the
-//! image does not have), and the endpoint of that leader on the advertised listener (none
-//! when the leader is unknown).
+//! image does not have), and the endpoint of that leader on the listener the client connected
+//! to (Kafka's `getCurrentLeader` / `nodeEndpoints` take `request.context.listenerName`), as
+//! Metadata gives out; none when the leader is unknown.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProduceResponse;
@@ -20,8 +21,14 @@ pub const PRODUCE_MIN_VERSION: i16 = 10;
 /// The first Fetch version with `CurrentLeader` / `NodeEndpoints`.
 pub const FETCH_MIN_VERSION: i16 = 16;
 
-/// Fills the hints of every Produce partition answered NOT_LEADER_OR_FOLLOWER.
-pub fn fill_produce(ctx: &ShardContext, version: i16, response: &mut ProduceResponse) {
+/// Fills the hints of every Produce partition answered NOT_LEADER_OR_FOLLOWER; the endpoint is
+/// this node's advertised address on `listener_name` (the client's listener).
+pub fn fill_produce(
+    ctx: &ShardContext,
+    listener_name: &str,
+    version: i16,
+    response: &mut ProduceResponse,
+) {
     if version < PRODUCE_MIN_VERSION {
         return;
     }
@@ -46,7 +53,7 @@ pub fn fill_produce(ctx: &ShardContext, version: i16, response: &mut ProduceResp
         }
     }
     if leader_known {
-        let (host, port) = endpoint(ctx);
+        let (host, port) = endpoint(ctx, listener_name);
         response.node_endpoints = vec![produce_response::NodeEndpoint::default()
             .with_node_id(BrokerId(ctx.config.node_id))
             .with_host(host)
@@ -55,8 +62,13 @@ pub fn fill_produce(ctx: &ShardContext, version: i16, response: &mut ProduceResp
 }
 
 /// Fills the hints of every Fetch partition answered NOT_LEADER_OR_FOLLOWER or
-/// FENCED_LEADER_EPOCH.
-pub fn fill_fetch(ctx: &ShardContext, version: i16, response: &mut FetchResponse) {
+/// FENCED_LEADER_EPOCH; the endpoint is this node's advertised address on `listener_name`.
+pub fn fill_fetch(
+    ctx: &ShardContext,
+    listener_name: &str,
+    version: i16,
+    response: &mut FetchResponse,
+) {
     if version < FETCH_MIN_VERSION {
         return;
     }
@@ -84,7 +96,7 @@ pub fn fill_fetch(ctx: &ShardContext, version: i16, response: &mut FetchResponse
         }
     }
     if leader_known {
-        let (host, port) = endpoint(ctx);
+        let (host, port) = endpoint(ctx, listener_name);
         response.node_endpoints = vec![fetch_response::NodeEndpoint::default()
             .with_node_id(BrokerId(ctx.config.node_id))
             .with_host(host)
@@ -115,9 +127,10 @@ fn current_leader(
     }
 }
 
-/// This node's endpoint on the advertised listener Metadata gives out.
-fn endpoint(ctx: &ShardContext) -> (StrBytes, i32) {
-    let listener = &ctx.config.advertised_listeners[0];
+/// This node's advertised endpoint on `listener_name`, the one Metadata gives a client of that
+/// listener ([`crate::config::BrokerConfig::advertised_listener`]).
+fn endpoint(ctx: &ShardContext, listener_name: &str) -> (StrBytes, i32) {
+    let listener = &ctx.config.advertised_listener(listener_name);
     (
         StrBytes::from_string(listener.host.clone()),
         i32::from(listener.port),

@@ -113,6 +113,7 @@ pub async fn dispatch(
         }
     }
     let hint_ctx = ctx.clone();
+    let listener_name = session.listener_name.clone();
     Box::pin(async move {
         let results = join_all(pending).await.into_iter().flatten().chain(early);
         for result in results {
@@ -133,7 +134,7 @@ pub async fn dispatch(
                 })
                 .collect();
         }
-        super::leader_hint::fill_produce(&hint_ctx, version, &mut response);
+        super::leader_hint::fill_produce(&hint_ctx, &listener_name, version, &mut response);
         response
     })
 }

@@ -10,7 +10,7 @@ use ringtail_protocol::record_batch::Compression;
 use uuid::Uuid;
 
 use crate::harness::{
-    batch, create_topic, produce, topic_name, unique_topic, values, Broker, Client,
+    batch, create_topic, free_port, produce, topic_name, unique_topic, values, Broker, Client,
 };
 
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
@@ -255,6 +255,57 @@ fn fenced_leader_epoch_names_the_current_leader() {
     // The current epoch reads.
     let ok = client.call(&request(0, -1, "", topic_id, &[(0, 0, epoch)]), 16);
     assert_eq!(ok.responses[0].partitions[0].error_code, 0);
+}
+
+#[test]
+fn leader_hints_name_the_clients_listener() {
+    // Two listeners, the second advertised under another host name: the NodeEndpoints of a
+    // FENCED_LEADER_EPOCH answer are those of the listener the client connected to (Kafka's
+    // `KafkaApis` takes them from `request.context.listenerName`), as Metadata's are.
+    let internal_port = free_port();
+    let plaintext = format!("127.0.0.1:{}", free_port());
+    let listeners =
+        format!("listeners=PLAINTEXT://{plaintext},INTERNAL://127.0.0.1:{internal_port}");
+    let advertised = format!(
+        "advertised.listeners=PLAINTEXT://{plaintext},INTERNAL://localhost:{internal_port}"
+    );
+    let mut broker = Broker::start_at(
+        plaintext.clone(),
+        &[
+            &listeners,
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+            &advertised,
+        ],
+    );
+    let mut client = broker.client();
+    let topic = unique_topic("it-leader-hint-listener");
+    create_topic(&mut client, &topic, 1);
+    produce_one(&mut client, &topic, 0);
+    let (_, old_epoch) = topic_id_and_epoch(&mut client, &topic);
+    broker.stop();
+    broker.restart();
+    for (addr, expected) in [
+        (plaintext.clone(), plaintext.clone()),
+        (
+            format!("127.0.0.1:{internal_port}"),
+            format!("localhost:{internal_port}"),
+        ),
+    ] {
+        let mut client = Client::connect(&addr).expect("connect");
+        let (topic_id, _) = topic_id_and_epoch(&mut client, &topic);
+        let fenced = client.call(&request(0, -1, "", topic_id, &[(0, 0, old_epoch)]), 16);
+        assert_eq!(
+            fenced.responses[0].partitions[0].error_code,
+            FENCED_LEADER_EPOCH
+        );
+        assert_eq!(fenced.node_endpoints.len(), 1);
+        let endpoint = &fenced.node_endpoints[0];
+        assert_eq!(
+            format!("{}:{}", endpoint.host, endpoint.port),
+            expected,
+            "the endpoint of the listener at {addr}"
+        );
+    }
 }
 
 #[test]

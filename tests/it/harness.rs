@@ -45,13 +45,14 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker with `settings` (`key=value` properties) and waits until it answers.
     pub fn start(settings: &[&str]) -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        Broker::start_at(format!("127.0.0.1:{}", free_port()), settings)
+    }
+
+    /// Starts a broker whose PLAINTEXT listener is `addr` (`settings` may add listeners).
+    pub fn start_at(addr: String, settings: &[&str]) -> Broker {
         let mut broker = Broker {
             child: None,
-            addr: format!("127.0.0.1:{port}"),
+            addr,
             dir: tempfile::tempdir().expect("temp dir"),
             settings: settings.iter().map(|s| s.to_string()).collect(),
         };
@@ -255,6 +256,14 @@ impl Client {
 }
 
 /// A `TopicName` from a `&str`.
+/// A loopback port free now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
