@@ -7,6 +7,7 @@ a temporary directory by the `pki` fixture."""
 import asyncio
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -31,8 +32,9 @@ def openssl(*args, cwd):
 
 
 class Pki:
-    """A CA, a broker certificate (SAN 127.0.0.1 / localhost) in every keystore form, a client
-    certificate signed by the CA, and a second CA that signed nothing the broker uses."""
+    """A CA, a broker certificate (SAN 127.0.0.1 / localhost, an EC P-256 key) in every keystore
+    form, a client certificate signed by the CA, and a second CA that signed nothing the broker
+    uses but a client certificate (`stranger`)."""
 
     def __init__(self, directory):
         self.dir = directory
@@ -46,15 +48,19 @@ class Pki:
             "basicConstraints=CA:FALSE\n")
         (directory / "client.ext").write_text(
             "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
-        for name, subject in (("server", "/CN=localhost"),
-                              ("client", "/O=Ringtail/OU=Clients/CN=alice")):
+        # `stranger`: a client certificate like alice's but signed by the other CA, which the
+        # broker's trust store does not hold.
+        for name, subject, ca, ext in (
+                ("server", "/CN=localhost", "ca", "server"),
+                ("client", "/O=Ringtail/OU=Clients/CN=alice", "ca", "client"),
+                ("stranger", "/O=Ringtail/OU=Clients/CN=mallory", "other-ca", "client")):
             openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-out", f"{name}.key", cwd=d)
             openssl("req", "-new", "-key", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
                     cwd=d)
-            openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                    "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
-                    "-extfile", f"{name}.ext", cwd=d)
+            openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey",
+                    f"{ca}.key", "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+                    "-extfile", f"{ext}.ext", cwd=d)
         # PEM keystore file: key + chain (Kafka's PEM ssl.keystore.location).
         (directory / "server-keystore.pem").write_text(
             (directory / "server.key").read_text() + (directory / "server.crt").read_text()
@@ -490,3 +496,150 @@ def test_bench_with_pkcs12_client_stores(start_broker, pki, tmp_path):
     assert wrong.returncode != 0
     assert "ssl.keystore.location" in wrong.stderr and "wrong password" in wrong.stderr, \
         wrong.stderr[-2000:]
+
+
+# ----- ssl.client.auth=requested, an untrusted client certificate (issue 11) -----
+
+ALICE_PRINCIPAL = "certificate principal User:CN=alice,OU=Clients,O=Ringtail"
+
+
+def client_certificate(pki, name="client"):
+    return confluent_ssl(pki, {"ssl.certificate.location": pki.path(f"{name}.crt"),
+                               "ssl.key.location": pki.path(f"{name}.key")})
+
+
+def api_versions_over_tls(broker, pki, certificate=None, version=None):
+    """An ApiVersions v0 request over TLS with Python's ssl module (OpenSSL), presenting client
+    certificate `certificate` (a Pki name) if given, whatever CAs the broker names (librdkafka
+    sends none that the broker's CertificateRequest does not name, so it cannot present an
+    untrusted certificate); `version` pins the TLS version. The broker's answer (size +
+    correlation id 7 + ...), or None when the handshake fails or the broker closes the
+    connection without answering (TLS 1.3: the client's handshake ends before the broker has
+    checked its certificate, the refusal is an alert on the first read)."""
+    context = ssl.create_default_context(cafile=pki.path("ca.crt"))
+    if certificate:
+        context.load_cert_chain(pki.path(f"{certificate}.crt"), pki.path(f"{certificate}.key"))
+    if version:
+        context.minimum_version = context.maximum_version = version
+    host, port = broker.bootstrap_for("SSL").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(api_versions_frame())
+                answer = b""
+                while len(answer) < 4 or len(answer) < 4 + struct.unpack(">i", answer[:4])[0]:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        return None
+                    answer += chunk
+                return answer
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return None
+
+
+def answered(answer):
+    return answer is not None and answer[4:8] == struct.pack(">i", 7)
+
+
+TLS_VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
+
+
+def test_mutual_tls_requested_accepts_clients_with_and_without_certificate(start_broker, pki):
+    """ssl.client.auth=requested: alice's certificate gives her subject as the principal; a
+    client without a certificate connects too (User:ANONYMOUS); a certificate from a CA the
+    trust store does not hold is still refused (JSSE's want-client-auth and rustls's
+    allow_unauthenticated accept only a missing certificate)."""
+    broker = ssl_broker(start_broker, {**pem_file_settings(pki), "ssl.client.auth": "requested",
+                                       "ssl.truststore.type": "PEM",
+                                       "ssl.truststore.location": pki.path("ca.crt")})
+    since = len(broker.log_text())
+    confluent_round_trip(broker, client_certificate(pki), messages=10)
+    if broker.target == "ringtail":
+        assert ALICE_PRINCIPAL in broker.log_text()[since:], broker.log_tail()
+    since = len(broker.log_text())
+    confluent_round_trip(broker, confluent_ssl(pki), messages=10)
+    if broker.target == "ringtail":
+        log = broker.log_text()[since:]
+        assert "certificate principal User:ANONYMOUS" in log, broker.log_tail()
+        assert ALICE_PRINCIPAL not in log, broker.log_tail()
+    for version in TLS_VERSIONS:
+        assert answered(api_versions_over_tls(broker, pki, "client", version)), version
+        assert answered(api_versions_over_tls(broker, pki, None, version)), version
+        assert not answered(api_versions_over_tls(broker, pki, "stranger", version)), version
+    # The broker goes on.
+    confluent_round_trip(broker, confluent_ssl(pki), messages=10)
+
+
+def test_mutual_tls_required_refuses_a_certificate_from_an_untrusted_ca(start_broker, pki):
+    broker = ssl_broker(start_broker, mtls_settings(pki))
+    since = len(broker.log_text())
+    for version in TLS_VERSIONS:
+        assert not answered(api_versions_over_tls(broker, pki, "stranger", version)), version
+        assert answered(api_versions_over_tls(broker, pki, "client", version)), version
+    if broker.target == "ringtail":
+        log = broker.log_text()[since:]
+        assert "TLS handshake failed" in log, broker.log_tail()
+        assert "mallory" not in log, broker.log_tail()
+    # A client with a trusted certificate on the same broker still works.
+    confluent_round_trip(broker, client_certificate(pki), messages=10)
+
+
+# ----- ssl.enabled.protocols and ssl.cipher.suites, seen by `openssl s_client` -----
+
+def s_client(broker, pki, *args):
+    """`openssl s_client` to the SSL listener (verifying the broker against the CA, stdin at
+    EOF so that it closes once the handshake is over): (protocol, cipher) negotiated, or None
+    when the handshake failed; and the output."""
+    host, port = broker.bootstrap_for("SSL").split(":")
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host}:{port}", "-servername", "localhost",
+         "-CAfile", pki.path("ca.crt"), "-verify_return_error", *args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S)
+    output = result.stdout + result.stderr
+    negotiated = None
+    for line in result.stdout.splitlines():
+        # "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"; "New, (NONE), Cipher is (NONE)"
+        if line.startswith("New, ") and ", Cipher is " in line:
+            protocol, cipher = line[len("New, "):].split(", Cipher is ")
+            if cipher != "(NONE)":
+                negotiated = (protocol, cipher)
+    if result.returncode != 0:
+        negotiated = None
+    return negotiated, output
+
+
+@pytest.mark.parametrize("enabled, accepted, refused_flag", [
+    ("TLSv1.3", "TLSv1.3", "-tls1_2"),
+    ("TLSv1.2", "TLSv1.2", "-tls1_3"),
+])
+def test_enabled_protocols(start_broker, pki, enabled, accepted, refused_flag):
+    broker = ssl_broker(start_broker, {**pem_file_settings(pki),
+                                       "ssl.enabled.protocols": enabled})
+    negotiated, output = s_client(broker, pki, refused_flag)
+    assert negotiated is None, output
+    accepted_flag = "-tls1_3" if accepted == "TLSv1.3" else "-tls1_2"
+    negotiated, output = s_client(broker, pki, accepted_flag)
+    assert negotiated is not None and negotiated[0] == accepted, output
+    # Without a version flag the client gets the one enabled version.
+    negotiated, output = s_client(broker, pki)
+    assert negotiated is not None and negotiated[0] == accepted, output
+    confluent_round_trip(broker, confluent_ssl(pki), messages=10)
+
+
+@pytest.mark.parametrize("enabled, suite, openssl_name, accepted_args, refused_args", [
+    # The test PKI's keys are EC P-256: ECDHE_ECDSA suites for TLS 1.2.
+    ("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256",
+     ["-tls1_2"], ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"]),
+    ("TLSv1.3", "TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384",
+     ["-tls1_3"], ["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]),
+])
+def test_single_cipher_suite(start_broker, pki, enabled, suite, openssl_name, accepted_args,
+                             refused_args):
+    broker = ssl_broker(start_broker, {**pem_file_settings(pki),
+                                       "ssl.enabled.protocols": enabled,
+                                       "ssl.cipher.suites": suite})
+    negotiated, output = s_client(broker, pki, *accepted_args)
+    assert negotiated == (enabled, openssl_name), output
+    negotiated, output = s_client(broker, pki, *refused_args)
+    assert negotiated is None, output
+    confluent_round_trip(broker, confluent_ssl(pki), messages=10)
