@@ -141,6 +141,12 @@ def ringtail_bug(reason):
     return pytest.mark.xfail(TARGET == "ringtail", strict=True, reason=f"Ringtail bug: {reason}")
 
 
+def resolved_settings(broker, settings):
+    """`settings` with each callable value replaced by its result for `broker` (called with the
+    broker once its ports are chosen, e.g. for an `advertised.listeners` naming them)."""
+    return {key: value(broker) if callable(value) else value for key, value in settings.items()}
+
+
 def _extra_listeners(listeners):
     """`listeners` as the harness takes it: [(NAME, PROTOCOL), ...] beside PLAINTEXT, e.g.
     [("SSL", "SSL"), ("SASL_PLAINTEXT", "SASL_PLAINTEXT"), ("CLIENT", "SASL_SSL")]; each gets a
@@ -175,7 +181,9 @@ class Broker:
     """One `ringtail serve` process. `restart()` keeps the port and the data dir.
 
     `listeners` adds listeners beside PLAINTEXT (see `_extra_listeners`); `bootstrap_for(NAME)`
-    is the address of one."""
+    is the address of one. A value in `settings` may be a callable: it is called with the broker
+    (ports chosen) when the command line is made, e.g. for an `advertised.listeners` naming the
+    ports (see `resolved_settings`)."""
 
     target = "ringtail"
 
@@ -215,7 +223,7 @@ class Broker:
             listener_settings = _listener_settings(self.port, self.extra_listeners)
             del listener_settings["listeners"]  # given as --listeners
             settings = {**listener_settings, **settings}
-        for key, value in settings.items():
+        for key, value in resolved_settings(self, settings).items():
             command += ["--set", f"{key}={value}"]
         return command
 
@@ -456,7 +464,7 @@ class KafkaBroker(Broker):
             properties = self.node_dir / "config" / "server.properties"
             with open(properties, "a") as out:
                 out.write("# Added by tests/harness.py: this test's settings.\n")
-                for key, value in settings.items():
+                for key, value in resolved_settings(self, settings).items():
                     out.write(f"{key}={value}\n")
 
     def wait_ready(self, log_offset=0, timeout_s=KAFKA_START_TIMEOUT_S):

@@ -601,3 +601,96 @@ def test_follower_fetch_needs_cluster_action(start_broker):
                 0: UNKNOWN_LEADER_EPOCH}
     finally:
         delete_acls_named(admin, [topic, "kafka-cluster"])
+
+
+# ----- topic auto-creation: CREATE on CLUSTER or on the topic -----
+#
+# Kafka's KafkaApis.handleTopicMetadataRequest: a named topic needs DESCRIBE first (else
+# TOPIC_AUTHORIZATION_FAILED, whatever else is allowed); a missing one that the request and
+# `auto.create.topics.enable` allow to be created is created only with CREATE on the CLUSTER
+# or, failing that, CREATE on the topic; without either it is answered
+# TOPIC_AUTHORIZATION_FAILED (topic id zero) and not created. Without auto-creation the same
+# missing topic is UNKNOWN_TOPIC_OR_PARTITION. Kafka creates the topic through its controller,
+# so the first answers may be LEADER_NOT_AVAILABLE: the created cases are polled until the topic
+# answers without error. alice and bob come over SASL PLAIN; ANONYMOUS (PLAINTEXT) is a super
+# user, as in the follower-fetch tests.
+
+AUTO_CREATE_SETTINGS = {**FOLLOWER_SETTINGS, "auto.create.topics.enable": "true"}
+METADATA = 3
+
+
+def metadata_v4(connection, topics, allow_auto_topic_creation):
+    """Metadata v4 (the first with allow_auto_topic_creation) for the named `topics`:
+    {name: (error_code, partition count)}."""
+    body = kafka_wire.array(topics, kafka_wire.string)
+    body += kafka_wire.int8(1 if allow_auto_topic_creation else 0)
+    response = connection.request(METADATA, 4, body)
+    response.int32()  # throttle_time_ms
+    response.array(lambda r: (r.int32(), r.string(), r.int32(), r.string()))  # brokers
+    response.string()  # cluster_id
+    response.int32()  # controller_id
+    topics_out = response.array(lambda r: (r.int16(), r.string(), r.boolean(), r.array(
+        lambda p: (p.int16(), p.int32(), p.int32(), p.array(kafka_wire.Reader.int32),
+                   p.array(kafka_wire.Reader.int32)))))
+    response.expect_end("Metadata v4 response")
+    return {name: (error_code, len(partitions))
+            for error_code, name, _internal, partitions in topics_out}
+
+
+def metadata_as(broker, user, topics, allow_auto_topic_creation):
+    """metadata_v4 as `user` over SASL PLAIN, or as ANONYMOUS (PLAINTEXT) for user None."""
+    connection = (kafka_wire.Connection(broker.bootstrap) if user is None
+                  else sasl_connection(broker, user))
+    with connection:
+        return metadata_v4(connection, topics, allow_auto_topic_creation)
+
+
+def test_auto_creation_needs_create_on_the_cluster_or_the_topic(start_broker):
+    broker = start_broker(settings=AUTO_CREATE_SETTINGS,
+                          listeners=[(SASL_LISTENER, SASL_LISTENER)])
+    admin = admin_for(broker)
+    base = harness.unique_topic("acl-auto")
+    prefix = base + "-"
+    known, denied = prefix + "known", prefix + "denied"
+    by_topic, by_cluster = prefix + "by-topic", prefix + "by-cluster"
+    create_topics(admin, [known])
+    acls = [
+        # alice may describe and write every topic of the prefix, and create by_topic only.
+        binding(ResourceType.TOPIC, prefix, ResourcePatternType.PREFIXED, ALICE,
+                AclOperation.DESCRIBE, AclPermissionType.ALLOW),
+        binding(ResourceType.TOPIC, prefix, ResourcePatternType.PREFIXED, ALICE,
+                AclOperation.WRITE, AclPermissionType.ALLOW),
+        binding(ResourceType.TOPIC, by_topic, ResourcePatternType.LITERAL, ALICE,
+                AclOperation.CREATE, AclPermissionType.ALLOW),
+        # bob may describe the prefix's topics and create on the cluster.
+        binding(ResourceType.TOPIC, prefix, ResourcePatternType.PREFIXED, "User:bob",
+                AclOperation.DESCRIBE, AclPermissionType.ALLOW),
+        binding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, "User:bob",
+                AclOperation.CREATE, AclPermissionType.ALLOW),
+    ]
+    unknown = (UNKNOWN_TOPIC_OR_PARTITION, 0)
+    try:
+        create_acls(admin, acls)
+        for user in ("alice", "bob"):
+            eventually(lambda: metadata_as(broker, user, [known], False) == {known: (0, 1)},
+                       f"{user} may describe {known}")
+        # DESCRIBE (and WRITE) but no CREATE: not created, TOPIC_AUTHORIZATION_FAILED; without
+        # auto-creation asked for, the same topic is just unknown.
+        assert metadata_as(broker, "alice", [denied], False) == {denied: unknown}
+        assert metadata_as(broker, "alice", [denied], True) == {
+            denied: (TOPIC_AUTHORIZATION_FAILED, 0)}
+        # CREATE on the topic: created (Kafka may answer LEADER_NOT_AVAILABLE at first).
+        eventually(lambda: metadata_as(broker, "alice", [by_topic], True) == {by_topic: (0, 1)},
+                   "by_topic auto-created for alice")
+        # CREATE on the CLUSTER: created.
+        eventually(lambda: metadata_as(broker, "bob", [by_cluster], True)
+                   == {by_cluster: (0, 1)}, "by_cluster auto-created for bob")
+        # bob's right on the CLUSTER is his: alice still may not create another topic.
+        assert metadata_as(broker, "alice", [prefix + "other"], True) == {
+            prefix + "other": (TOPIC_AUTHORIZATION_FAILED, 0)}
+        # The refused ones were never created (by now Kafka's controller would have done it).
+        assert metadata_as(broker, None, [denied, prefix + "other", by_topic, by_cluster],
+                           False) == {denied: unknown, prefix + "other": unknown,
+                                      by_topic: (0, 1), by_cluster: (0, 1)}
+    finally:
+        delete_acls_named(admin, [prefix, by_topic, "kafka-cluster"])
