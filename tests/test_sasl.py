@@ -1,8 +1,9 @@
 """SASL over SASL_PLAINTEXT (issue 11): PLAIN users from Kafka's JAAS syntax, SCRAM-SHA-256 and
 SCRAM-SHA-512 with credentials managed by AlterUserScramCredentials / Describe (confluent-kafka
 AdminClient) and seeded with `ringtail storage add-scram`, with confluent-kafka, kafka-python,
-aiokafka and kcat; wrong passwords, unknown users and mechanisms, the pre-authentication gate,
-garbage and oversized tokens, and KIP-368 re-authentication. Kafka's settings, so the same tests
+aiokafka and kcat; wrong passwords, unknown users and mechanisms, the failed-authentication delay
+and log line, the pre-authentication gate, garbage and oversized tokens, and KIP-368
+re-authentication. The client helpers serve test_sasl_ssl too. Kafka's settings, so the same tests
 run against the Kafka peer (RINGTAIL_TEST_TARGET=kafka)."""
 
 import asyncio
@@ -168,35 +169,52 @@ def test_plain_password_with_escapes_from_jaas(sasl_broker):
         assert (error, message) == (0, "")  # Kafka: "" on success
 
 
-def test_plain_kafka_python_produce_consume(sasl_broker):
+MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def client_user(broker, mechanism):
+    """(user, password) for `mechanism`: alice from the JAAS config for PLAIN, else a new SCRAM
+    user known to the broker."""
+    if mechanism == "PLAIN":
+        return "alice", "alice-secret"
+    user = harness.unique_topic("scram-" + mechanism[-3:])
+    add_scram_user(broker, user, "py-secret", mechanisms=[mechanism])
+    return user, "py-secret"
+
+
+def kafka_python_round_trip(broker, common, count=20):
+    """Produces `count` records with kafka-python's KafkaProducer and reads them back with its
+    KafkaConsumer; `common` holds both clients' connection and SASL settings."""
     from kafka import KafkaConsumer, KafkaProducer
-    topic = harness.create_topic(sasl_broker, harness.unique_topic("sasl-kp"), 1)
-    common = dict(bootstrap_servers=sasl_bootstrap(sasl_broker), security_protocol="SASL_PLAINTEXT",
-                  sasl_mechanism="PLAIN", sasl_plain_username="alice",
-                  sasl_plain_password="alice-secret")
+    topic = harness.create_topic(broker, harness.unique_topic("sasl-kp"), 1)
     producer = KafkaProducer(**common)
-    for i in range(20):
-        producer.send(topic, b"kp%d" % i).get(timeout=30)
-    producer.close()
-    consumer = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=10000,
-                             **common)
-    values = {m.value for m in consumer}
-    consumer.close()
-    assert values == {b"kp%d" % i for i in range(20)}
+    try:
+        for i in range(count):
+            producer.send(topic, b"kp%d" % i).get(timeout=30)
+    finally:
+        producer.close(timeout=30)
+    consumer = KafkaConsumer(topic, auto_offset_reset="earliest", group_id=None, **common)
+    values = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(values) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
+                values += [r.value for r in records]
+    finally:
+        consumer.close()
+    assert values == [b"kp%d" % i for i in range(count)]
 
 
-def test_plain_aiokafka_produce_consume(sasl_broker):
+def aiokafka_round_trip(broker, common, count=20):
+    """As kafka_python_round_trip, with aiokafka's AIOKafkaProducer and AIOKafkaConsumer."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-    topic = harness.create_topic(sasl_broker, harness.unique_topic("sasl-aio"), 1)
-    common = dict(bootstrap_servers=sasl_bootstrap(sasl_broker), security_protocol="SASL_PLAINTEXT",
-                  sasl_mechanism="PLAIN", sasl_plain_username="alice",
-                  sasl_plain_password="alice-secret")
+    topic = harness.create_topic(broker, harness.unique_topic("sasl-aio"), 1)
 
     async def run():
         producer = AIOKafkaProducer(**common)
         await producer.start()
         try:
-            for i in range(20):
+            for i in range(count):
                 await producer.send_and_wait(topic, b"aio%d" % i)
         finally:
             await producer.stop()
@@ -206,48 +224,80 @@ def test_plain_aiokafka_produce_consume(sasl_broker):
             tp = TopicPartition(topic, 0)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
-            batch = await consumer.getmany(tp, timeout_ms=10000, max_records=100)
-            return {m.value for m in batch.get(tp, [])}
+            values = []
+            deadline = time.monotonic() + 60
+            while len(values) < count and time.monotonic() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=100)
+                values += [m.value for m in batch.get(tp, [])]
+            return values
         finally:
             await consumer.stop()
 
-    assert asyncio.run(asyncio.wait_for(run(), 90)) == {b"aio%d" % i for i in range(20)}
+    assert asyncio.run(asyncio.wait_for(run(), 120)) == [b"aio%d" % i for i in range(count)]
+
+
+def python_client_settings(broker, mechanism, user, password):
+    return dict(bootstrap_servers=sasl_bootstrap(broker), security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_kafka_python_produce_consume(sasl_broker, mechanism):
+    user, password = client_user(sasl_broker, mechanism)
+    kafka_python_round_trip(sasl_broker,
+                            python_client_settings(sasl_broker, mechanism, user, password))
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_aiokafka_produce_consume(sasl_broker, mechanism):
+    user, password = client_user(sasl_broker, mechanism)
+    aiokafka_round_trip(sasl_broker, python_client_settings(sasl_broker, mechanism, user, password))
 
 
 KCAT = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed")
 
 
-def kcat(broker, mechanism, user, password, *args, input_text=None):
+def kcat(broker, mechanism, user, password, *args, input_text=None, listener=LISTENER,
+         options=()):
+    """Runs kcat against `listener` of `broker`; `options` are more `-X name=value` pairs."""
+    extra = [arg for option in options for arg in ("-X", option)]
     result = subprocess.run(
-        ["kcat", "-b", sasl_bootstrap(broker), "-X", "security.protocol=SASL_PLAINTEXT",
+        ["kcat", "-b", broker.bootstrap_for(listener), "-X", f"security.protocol={listener}",
          "-X", f"sasl.mechanisms={mechanism}", "-X", f"sasl.username={user}",
-         "-X", f"sasl.password={password}", *args],
+         "-X", f"sasl.password={password}", *extra, *args],
         input=input_text, capture_output=True, text=True, timeout=60)
     return result
 
 
-@KCAT
+def kcat_round_trip(broker, mechanism, user, password, **kcat_options):
+    """Produces 30 lines with kcat -P, reads them back with kcat -C, then checks that a wrong
+    password fails."""
+    topic = harness.create_topic(broker, harness.unique_topic("sasl-kcat"), 1)
+    lines = [f"line-{i}" for i in range(30)]
+    produced = kcat(broker, mechanism, user, password, "-P", "-t", topic,
+                    input_text="\n".join(lines) + "\n", **kcat_options)
+    assert produced.returncode == 0, produced.stderr
+    consumed = kcat(broker, mechanism, user, password, "-C", "-t", topic, "-o",
+                    "beginning", "-e", "-q", **kcat_options)
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout.split() == lines
+    wrong = kcat(broker, mechanism, user, "wrong", "-L", "-m", "5", **kcat_options)
+    assert wrong.returncode != 0
+    assert "Authentication failed" in wrong.stderr or "authentication" in wrong.stderr.lower()
+
+
 # PLAIN only: Debian's kcat links librdkafka 2.0.2, whose SCRAM client-final message repeats the
 # client nonce (`r=<client nonce><server-first nonce>`); Kafka 4.1 refuses it as RFC 5802 says
 # ("Invalid client nonce in the final client message."), and so does Ringtail. SCRAM through
 # librdkafka is covered by confluent-kafka's newer librdkafka below.
-@pytest.mark.parametrize("mechanism", ["PLAIN"])
+KCAT_MECHANISMS = ["PLAIN"]
+
+
+@KCAT
+@pytest.mark.parametrize("mechanism", KCAT_MECHANISMS)
 def test_kcat_produce_consume(sasl_broker, mechanism):
-    user, password = ("alice", "alice-secret") if mechanism == "PLAIN" else ("kc", "kc-secret")
-    if mechanism != "PLAIN":
-        add_scram_user(sasl_broker, user, password, mechanisms=[mechanism])
-    topic = harness.create_topic(sasl_broker, harness.unique_topic("sasl-kcat"), 1)
-    lines = [f"line-{i}" for i in range(30)]
-    produced = kcat(sasl_broker, mechanism, user, password, "-P", "-t", topic,
-                    input_text="\n".join(lines) + "\n")
-    assert produced.returncode == 0, produced.stderr
-    consumed = kcat(sasl_broker, mechanism, user, password, "-C", "-t", topic, "-o",
-                    "beginning", "-e", "-q")
-    assert consumed.returncode == 0, consumed.stderr
-    assert consumed.stdout.split() == lines
-    wrong = kcat(sasl_broker, mechanism, user, "wrong", "-L", "-m", "5")
-    assert wrong.returncode != 0
-    assert "Authentication failed" in wrong.stderr or "authentication" in wrong.stderr.lower()
+    user, password = client_user(sasl_broker, mechanism)
+    kcat_round_trip(sasl_broker, mechanism, user, password)
 
 
 # ----- SCRAM -----
@@ -262,43 +312,6 @@ def test_scram_confluent_produce_consume(sasl_broker, mechanism):
     other = "SCRAM-SHA-512" if mechanism == "SCRAM-SHA-256" else "SCRAM-SHA-256"
     errors = confluent_auth_error(sasl_broker, other, user, "scram-secret")
     assert any("Authentication failed" in str(e) for e in errors), errors
-
-
-def test_scram_kafka_python_and_aiokafka(sasl_broker):
-    from aiokafka import AIOKafkaProducer
-    from kafka import KafkaProducer
-    user = harness.unique_topic("scram-py")
-    add_scram_user(sasl_broker, user, "py-secret")
-    topic = harness.create_topic(sasl_broker, harness.unique_topic("sasl-scram-py"), 1)
-    producer = KafkaProducer(bootstrap_servers=sasl_bootstrap(sasl_broker),
-                             security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
-                             sasl_plain_username=user, sasl_plain_password="py-secret")
-    producer.send(topic, b"from-kafka-python").get(timeout=30)
-    producer.close()
-
-    async def aio():
-        p = AIOKafkaProducer(bootstrap_servers=sasl_bootstrap(sasl_broker),
-                             security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
-                             sasl_plain_username=user, sasl_plain_password="py-secret")
-        await p.start()
-        try:
-            await p.send_and_wait(topic, b"from-aiokafka")
-        finally:
-            await p.stop()
-
-    asyncio.run(asyncio.wait_for(aio(), 60))
-    from confluent_kafka import Consumer, TopicPartition
-    consumer = Consumer({"bootstrap.servers": sasl_broker.bootstrap, "group.id": "x",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    values = set()
-    deadline = time.monotonic() + 30
-    while len(values) < 2 and time.monotonic() < deadline:
-        msg = consumer.poll(1.0)
-        if msg is not None and msg.error() is None:
-            values.add(msg.value())
-    consumer.close()
-    assert values == {b"from-kafka-python", b"from-aiokafka"}
 
 
 def test_scram_credentials_alter_describe_errors_and_restart(start_broker):
@@ -396,6 +409,63 @@ def test_wrong_password_and_unknown_user_fail_and_close(sasl_broker):
             assert time.monotonic() - started >= 0.09
             assert_closed(connection, "a failed authentication")
     errors = confluent_auth_error(sasl_broker, "PLAIN", "alice", "wrong")
+    assert any("Invalid username or password" in str(e) for e in errors), errors
+
+
+def test_failed_authentication_delay_is_configurable(start_broker):
+    # connection.failed.authentication.delay.ms set explicitly: the failure answer (Kafka sends it
+    # when the delay has passed, then closes) comes no sooner than the delay. A lower bound only,
+    # with slack; a slow machine may take longer.
+    broker = start_broker(settings={**SETTINGS, "connection.failed.authentication.delay.ms": "1500"},
+                          listeners=LISTENERS)
+    for user, password in [("alice", "wrong"), ("mallory", "alice-secret")]:
+        with kafka_wire.Connection(sasl_bootstrap(broker), timeout_s=30) as connection:
+            assert handshake(connection, "PLAIN")[0] == 0
+            started = time.monotonic()
+            error, message, _, _ = authenticate(connection, plain_token(user, password))
+            waited = time.monotonic() - started
+            assert (error, message) == (
+                SASL_AUTHENTICATION_FAILED, "Authentication failed: Invalid username or password")
+            assert waited >= 1.4, f"failure answered after {waited:.3f} s, before the 1.5 s delay"
+            assert_closed(connection, "a failed authentication")
+    with kafka_wire.Connection(sasl_bootstrap(broker)) as connection:
+        assert handshake(connection, "PLAIN")[0] == 0
+        assert authenticate(connection, plain_token("alice", "alice-secret"))[0] == 0
+        assert connection.metadata([])["brokers"]
+
+
+@pytest.mark.ringtail_only("reads Ringtail's log (Kafka logs \"Failed authentication with "
+                           "/127.0.0.1 (channelId=...)\" at INFO, in its own format)")
+def test_failed_authentication_is_logged_with_the_client_address(sasl_broker):
+    with kafka_wire.Connection(sasl_bootstrap(sasl_broker)) as connection:
+        port = connection.local_port()
+        assert handshake(connection, "PLAIN")[0] == 0
+        assert authenticate(connection, plain_token("alice", "tried-pw-1f7c"))[0] == (
+            SASL_AUTHENTICATION_FAILED)
+        assert_closed(connection, "a failed authentication")
+    wanted = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in sasl_broker.log_text().splitlines()
+                 if "Failed authentication" in line and wanted in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert lines, f"no 'Failed authentication' line naming {wanted} in the broker log"
+    assert "Invalid username or password" in lines[-1], lines[-1]
+    assert "tried-pw-1f7c" not in sasl_broker.log_text()  # the attempted password is not logged
+
+
+@pytest.mark.ringtail_only("Kafka 4.1.2 ignores an unprefixed sasl.jaas.config on a broker (WARN "
+                           "\"Server config sasl.jaas.config should be prefixed with SASL mechanism "
+                           "name, ignoring config\") and, without a JAAS file, refuses to start: "
+                           "\"Could not find a 'KafkaServer' or 'sasl_plaintext.KafkaServer' entry "
+                           "in the JAAS configuration\"")
+def test_plain_users_from_the_global_jaas_config(start_broker):
+    broker = start_broker(settings={"sasl.enabled.mechanisms": "PLAIN",
+                                    "sasl.jaas.config": PLAIN_JAAS}, listeners=LISTENERS)
+    confluent_round_trip(broker, "PLAIN", "alice", "alice-secret", count=20)
+    errors = confluent_auth_error(broker, "PLAIN", "alice", "wrong")
     assert any("Invalid username or password" in str(e) for e in errors), errors
 
 
