@@ -261,6 +261,9 @@ def main():
     parser.add_argument("--out")
     args = parser.parse_args()
 
+    date = datetime.date.today().isoformat()
+    out = args.out or os.path.join(ROOT, "results", f"{date}-startup", "README.md")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     load_before = os.getloadavg()
     rows = []
     for kind in args.brokers.split(","):
@@ -284,6 +287,9 @@ def main():
                              if "recover" in line.lower() or "truncat" in line.lower()]
                 row["recovery_log_lines"] = len(lines)
                 row["recovery_log_sample"] = lines[-3:]
+                with open(os.path.join(os.path.dirname(out), f"{kind}-recovery.log"),
+                          "w") as recovery_log:
+                    recovery_log.write("\n".join(lines) + "\n")
             rows.append(row)
             print(json.dumps(row), flush=True)
         finally:
@@ -291,9 +297,6 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
 
-    date = datetime.date.today().isoformat()
-    out = args.out or os.path.join(ROOT, "results", f"{date}-startup", "README.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
     lines = [
         f"# Start-up after kill -9 with {args.gib:g} GiB of logs",
         "",

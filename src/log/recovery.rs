@@ -613,6 +613,13 @@ enum ScanStop {
     OffsetIndexFull,
 }
 
+/// Bytes read per I/O by a recovery scan (index rebuild after an unclean shutdown): fewer,
+/// larger reads than [`SCAN_CHUNK_BYTES`] (128 KiB). Rebuilding a 0.9 GiB active segment took
+/// 0.92 CPU-s instead of 1.33 (3.3 s instead of 3.6 s, results/2026-12-02-startup). Memory:
+/// one buffer per partition being opened.
+const RECOVERY_SCAN_CHUNK_BYTES: usize = 1 << 20;
+const _: () = assert!(RECOVERY_SCAN_CHUNK_BYTES >= SCAN_CHUNK_BYTES);
+
 /// Walks the batches of the `.log` (Kafka's `LogSegment.recover`), adding index entries,
 /// optionally checking CRCs, and stopping at the first bad batch.
 ///
@@ -631,7 +638,7 @@ async fn scan_segment(
     let mut position = start_position;
     let mut last_batch = None;
     let index_lengths = (state.offset_index.len(), state.time_index.len());
-    let mut want = SCAN_CHUNK_BYTES;
+    let mut want = RECOVERY_SCAN_CHUNK_BYTES;
     let stop = loop {
         if position >= file_size {
             break None;
@@ -670,7 +677,7 @@ async fn scan_segment(
             break stop;
         }
         let consumed = state.size_bytes - position;
-        want = SCAN_CHUNK_BYTES;
+        want = RECOVERY_SCAN_CHUNK_BYTES;
         match iter.error() {
             None if consumed as usize == data.len() => position = state.size_bytes,
             Some(BatchError::Truncated { needed, available }) => {
