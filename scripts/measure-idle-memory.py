@@ -16,7 +16,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -105,16 +104,8 @@ def main():
     date = datetime.date.today().isoformat()
     out = args.out or os.path.join(ROOT, "results", f"{date}-idle-memory", "README.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    git = measure_startup.git
-    lines = [
-        f"# Broker memory with {args.partitions} idle partitions",
-        "",
-        f"- commit: `{git('rev-parse', '--short', 'HEAD')}`"
-        f"{' (dirty tree)' if git('status', '--porcelain', '--untracked-files=no') else ''}",
-        f"- machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}",
-        f"- command: `{' '.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`",
-        f"- load average before: {' '.join(f'{x:.2f}' for x in load_before)}, "
-        f"after: {' '.join(f'{x:.2f}' for x in load_after)}",
+    lines = measure_startup.report_header(
+        f"Broker memory with {args.partitions} idle partitions", load_before, load_after) + [
         f"- load: {args.topics} topics x {each} partitions, one 1 KiB record (acks=all) to each, "
         f"then {args.settle:g} s idle",
         "",
@@ -125,10 +116,7 @@ def main():
         lines.append(f"| {r['broker']} | {r['partitions']} | {r['rss_started_mib']} | "
                      f"**{r['rss_idle_mib']}** | {r['peak_rss_mib']} | {r['threads']} |")
     lines += [""]
-    with open(out, "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
-    print(f"wrote {out}")
+    measure_startup.write_report(out, lines)
 
 
 if __name__ == "__main__":

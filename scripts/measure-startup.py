@@ -297,15 +297,8 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
 
-    lines = [
-        f"# Start-up after kill -9 with {args.gib:g} GiB of logs",
-        "",
-        f"- commit: `{git('rev-parse', '--short', 'HEAD')}`"
-        f"{' (dirty tree)' if git('status', '--porcelain', '--untracked-files=no') else ''}",
-        f"- machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}",
-        f"- command: `{' '.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`",
-        f"- load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, "
-        f"after: {' '.join(f'{x:.2f}' for x in load_after)}",
+    lines = report_header(f"Start-up after kill -9 with {args.gib:g} GiB of logs",
+                          load_before, load_after) + [
         f"- load: one topic of {args.partitions} partitions filled with 1 KiB records by "
         "`ringtail bench produce` (acks=all), then SIGKILL and the same command line again",
         "",
@@ -320,6 +313,24 @@ def main():
                      f"{r['metadata']} | {r['offsets']} | {r['produce']} | {r['fetch']} | "
                      f"**{r['serving']}** | {r['cpu_s']} | {r['rss_mib']:.0f} |")
     lines += ["", "Raw rows:", "", "```"] + [json.dumps(r) for r in rows] + ["```", ""]
+    write_report(out, lines)
+
+
+def report_header(title, load_before, load_after):
+    """The first lines of a results README: title, commit, machine, command, load averages."""
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return [
+        f"# {title}",
+        "",
+        f"- commit: `{git('rev-parse', '--short', 'HEAD')}`{' (dirty tree)' if dirty else ''}",
+        f"- machine: {platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}",
+        f"- command: `{' '.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`",
+        f"- load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, "
+        f"after: {' '.join(f'{x:.2f}' for x in load_after)}",
+    ]
+
+
+def write_report(out, lines):
     with open(out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
