@@ -26,6 +26,9 @@ command -v losetup >/dev/null 2>&1 || packages+=(util-linux)
 command -v mount >/dev/null 2>&1 || packages+=(mount)
 command -v mkfs.ext4 >/dev/null 2>&1 || packages+=(e2fsprogs)
 command -v dmsetup >/dev/null 2>&1 || packages+=(dmsetup)
+# libfuse 2 for fusepy, the faulty FUSE disk of tests/test_disk_faults.py (as root it mounts
+# without fusermount, so no `fuse` package)
+[[ "$(ldconfig -p 2>/dev/null)" == *libfuse.so.2* ]] || packages+=(libfuse2)
 if [ "${#packages[@]}" -gt 0 ]; then
     log "installing ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -11,25 +11,46 @@ Cases (each runs on Ringtail and, with RINGTAIL_TEST_TARGET=kafka, on Apache Kaf
                                           dm-thin); fdatasync gets EIO, the journal aborts
     test_dm_error_target                  device-mapper: linear, then `dmsetup reload` to an
                                           `error` table (needs CONFIG_BLK_DEV_DM)
+    test_fuse_error_device                the dm `error` case without device-mapper: ext4 on a
+                                          loop device over an image that a FUSE daemon
+                                          (tests/fuse_faulty.py) serves, then switches to fail
+                                          every read, write and fsync with EIO; produce until
+                                          offline, repair, then reads with the page cache
+                                          dropped (needs /dev/fuse, fusepy, libfuse2)
+    test_fuse_fsync_errors                the same FUSE disk with writes passing and every
+                                          fsync failing (a device whose cache flushes fail);
+                                          then the device recovers: the dir stays offline
 
-Needs root, losetup, mkfs.ext4, e2fsck, mount (util-linux, e2fsprogs; dmsetup for the last
-case): otherwise each test is skipped with the reason. Every loop device, dm device and mount
-is named `rtdisk-<pid>-...`, removed in a `finally`, and left-overs of dead test processes are
-removed when a test starts.
+Needs root, losetup, mkfs.ext4, e2fsck, mount (util-linux, e2fsprogs; dmsetup for the dm case;
+/dev/fuse, fusepy from tests/requirements.txt and Debian's libfuse2 for the FUSE case):
+otherwise each test is skipped with the reason. Every loop device, dm device, mount and FUSE
+daemon is named `rtdisk-<pid>-...`, removed in a `finally`, and left-overs of dead test
+processes are removed when a test starts.
 
 Kafka acknowledges acks=all once the record is in its page cache (it does not fsync per
-produce unless `log.flush.interval.messages` says so), so the I/O-error case runs Kafka with
+produce unless `log.flush.interval.messages` says so), so the I/O-error cases run Kafka with
 `log.flush.interval.messages=1`: with its defaults the device's failures reach Kafka only at a
 later flush, after the acknowledgements (see results/2026-12-01-disk-faults.md). The fault is
 always in the second log dir: Kafka halts when the first one (its metadata log dir) fails.
+
+A failed segment read differs: Ringtail answers KAFKA_STORAGE_ERROR and takes the dir offline
+(as for a failed write); Kafka 4.1.2 answers that fetch UNKNOWN_SERVER_ERROR and keeps the dir
+online (the IOException reaches LocalLog wrapped in a KafkaException, which it does not treat as
+a storage error). test_fuse_error_device expects each broker's own answer; both give an error,
+never records, and keep serving the other dir.
 """
 
 import base64
+import importlib
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -39,6 +60,7 @@ import harness
 import kafka_wire
 
 KAFKA_STORAGE_ERROR = 56
+UNKNOWN_SERVER_ERROR = -1
 LEADER_NOT_AVAILABLE = 5
 NOT_LEADER_OR_FOLLOWER = 6
 DESCRIBE_LOG_DIRS = 35
@@ -46,6 +68,7 @@ PREFIX = f"rtdisk-{os.getpid()}"
 RECORD_BYTES = 4096
 RECORDS_PER_BATCH = 16
 TOOLS = ("losetup", "mkfs.ext4", "e2fsck", "mount", "umount")
+FUSE_DAEMON = Path(__file__).resolve().with_name("fuse_faulty.py")
 
 pytestmark = pytest.mark.timeout(900 if harness.TARGET == "kafka" else 240)
 
@@ -77,13 +100,37 @@ def _pid_alive(pid):
 
 
 def cleanup_leftovers():
-    """Removes mounts, dm devices and loop devices named rtdisk-<pid>-... of dead processes."""
+    """Removes FUSE daemons, mounts, dm devices and loop devices named rtdisk-<pid>-... of dead
+    processes: file systems first, then the devices under them, then the FUSE mounts that
+    served loop devices' images."""
     def dead(name):
         match = re.search(r"rtdisk-(\d+)-", name)
         return match is not None and not _pid_alive(int(match.group(1)))
 
-    mounts = [line.split()[:2] for line in Path("/proc/mounts").read_text().splitlines()]
-    for source, target in sorted(mounts, key=lambda m: -len(m[1])):
+    # A daemon dies with its test (PR_SET_PDEATHSIG); this catches any that outlived it.
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = [a.decode(errors="replace")
+                    for a in (proc / "cmdline").read_bytes().split(b"\0")]
+        except OSError:
+            continue
+        if any(a.endswith(FUSE_DAEMON.name) for a in argv) and any(dead(a) for a in argv):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 10
+    while any(_pid_alive(pid) for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    mounts = [line.split()[:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    fuse_mounts = [m for m in mounts if m[2].startswith("fuse")]
+    for source, target, _ in sorted((m for m in mounts if m not in fuse_mounts),
+                                    key=lambda m: -len(m[1])):
         if dead(target) or dead(source):
             run("umount", "-l", target, check=False)
     if shutil.which("dmsetup"):
@@ -97,11 +144,113 @@ def cleanup_leftovers():
         for device in json.loads(listing).get("loopdevices", []):
             if dead(device.get("back-file") or ""):
                 run("losetup", "-d", device["name"], check=False)
+    for source, target, _ in fuse_mounts:
+        if dead(target) or dead(source):
+            run("umount", "-l", target, check=False)
+
+
+def require_fuse():
+    """Skips unless a FUSE daemon can run here: root, /dev/fuse, fusepy and libfuse2."""
+    require_block_tools()
+    if not Path("/dev/fuse").exists():
+        pytest.skip("no FUSE support (/dev/fuse missing)")
+    try:
+        importlib.import_module("fuse")  # fusepy; loads libfuse.so.2 when imported
+    except ImportError as error:
+        pytest.skip(f"fusepy is not installed (tests/requirements.txt): {error}")
+    except OSError as error:
+        pytest.skip(f"fusepy finds no libfuse2 (scripts/test.sh installs Debian's libfuse2): "
+                    f"{error}")
+
+
+class FuseDisk:
+    """tests/fuse_faulty.py serving `<base>/rtdisk-<pid>-<name>.img` as `self.image`;
+    `set(mode)` switches it between "pass", "error" (every read, write and fsync fails with
+    EIO) and "fsync" (only fsyncs fail)."""
+
+    START_TIMEOUT_S = 20
+
+    def __init__(self, base, name, size_mb):
+        self.name = f"{PREFIX}-{name}"
+        self.backing = base / f"{self.name}.img"
+        with open(self.backing, "wb") as out:
+            out.truncate(size_mb << 20)
+        self.mountpoint = base / f"{self.name}-fuse"
+        self.mountpoint.mkdir()
+        self.image = self.mountpoint / "disk.img"
+        self.control = base / f"{self.name}.sock"
+        self.log_path = base / f"{self.name}-daemon.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(FUSE_DAEMON), str(self.backing), str(self.mountpoint),
+                 str(self.control), self.name],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the FUSE daemon exited {self.process.returncode} "
+                                     f"before serving {self.image}: {self.log_text()}")
+            if os.path.ismount(self.mountpoint) and self.control.exists():
+                try:
+                    if self.image.stat().st_size == size_mb << 20 and self.status():
+                        break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                self.close()
+                raise AssertionError(f"the FUSE daemon does not serve {self.image} after "
+                                     f"{self.START_TIMEOUT_S} s: {self.log_text()}")
+            time.sleep(0.05)
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def command(self, word):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(10)
+            connection.connect(str(self.control))
+            connection.sendall(word.encode() + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        return json.loads(answer)
+
+    def status(self):
+        return self.command("status")
+
+    def set(self, mode):
+        status = self.command(mode)
+        assert status.get("mode") == mode, f"the FUSE daemon did not switch to {mode}: {status}"
+        return status
+
+    def close(self):
+        """Unmounts (the daemon then exits) and waits for the daemon; an error text or None."""
+        error = None
+        if self.process.poll() is None and os.path.ismount(self.mountpoint):
+            result = run("umount", str(self.mountpoint), check=False)
+            if result.returncode != 0:
+                error = f"umount {self.mountpoint}: {result.stderr.strip()}"
+                run("umount", "-l", str(self.mountpoint), check=False)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=15)
+            error = error or f"the FUSE daemon did not exit after umount: {self.log_text()}"
+        if os.path.ismount(self.mountpoint):
+            run("umount", "-l", str(self.mountpoint), check=False)
+        return error
 
 
 class Devices:
-    """Loop devices, dm devices and mounts made by one test; `close()` removes all of them,
-    newest first."""
+    """Loop devices, dm devices, FUSE daemons and mounts made by one test; `close()` removes
+    all of them, newest first."""
 
     def __init__(self, base):
         self.base = Path(base)
@@ -135,6 +284,11 @@ class Devices:
         run("umount", str(path))
         self.undo.remove(("umount", path))
 
+    def fuse(self, name, size_mb):
+        disk = FuseDisk(self.base, name, size_mb)
+        self.undo.append(("fuse", disk))
+        return disk
+
     def dm(self, name, table):
         dm_name = f"{PREFIX}-{name}"
         run("dmsetup", "create", dm_name, "--table", table)
@@ -143,6 +297,12 @@ class Devices:
 
     def close(self):
         errors = []
+        for kind, what in self.undo:
+            if kind == "fuse":  # a failing test may leave a device failing: unmount cleanly
+                try:
+                    what.set("pass")
+                except (OSError, AssertionError, ValueError):
+                    pass
         for kind, what in reversed(self.undo):
             if kind == "umount":
                 result = run("umount", str(what), check=False)
@@ -150,6 +310,11 @@ class Devices:
                     run("umount", "-l", str(what), check=False)
             elif kind == "losetup":
                 result = run("losetup", "-d", what, check=False)
+            elif kind == "fuse":
+                error = what.close()
+                if error:
+                    errors.append(f"fuse {what.name}: {error}")
+                continue
             else:
                 result = run("dmsetup", "remove", "--force", what, check=False)
             if result.returncode != 0:
@@ -226,9 +391,19 @@ class TwoDirKafka(harness.KafkaBroker):
         lines = [line for line in (self.data_dir / "meta.properties").read_text().splitlines()
                  if line.split("=", 1)[0] in ("version", "cluster.id", "node.id")]
         directory_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        (self.second_dir / "meta.properties").write_text(
-            "\n".join(["#Written by tests/test_disk_faults.py as kafka-storage format does",
-                       *lines, f"directory.id={directory_id}"]) + "\n")
+        text = "\n".join(["#Written by tests/test_disk_faults.py as kafka-storage format does",
+                          *lines, f"directory.id={directory_id}"]) + "\n"
+        # Synced as kafka-storage does: a device failing later must not take it along (ext4
+        # aborts its journal on the first failed flush; an unsynced file comes back empty).
+        with open(self.second_dir / "meta.properties", "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        directory = os.open(self.second_dir, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 def start_two_dir_broker(base, second_dir, settings=None):
@@ -327,6 +502,25 @@ def fetch_error(broker, topic, partition):
     with kafka_wire.Connection(broker.bootstrap) as connection:
         return connection.fetch({(topic, partition): 0}, max_wait_ms=10)[
             (topic, partition)]["error_code"]
+
+
+def fetch_v6(broker, topic, partition, offset):
+    """Fetch v6 of one partition: (error_code, records). Unlike v4 (`fetch_error`) Kafka does
+    not down-convert KAFKA_STORAGE_ERROR to NOT_LEADER_OR_FOLLOWER from v6 on."""
+    w = kafka_wire
+    body = w.int32(-1) + w.int32(10) + w.int32(1) + w.int32(64 << 20) + w.int8(0)
+    body += w.array([topic], lambda t: w.string(t) + w.array(
+        [partition], lambda p: w.int32(p) + w.int64(offset) + w.int64(-1) + w.int32(16 << 20)))
+    with w.Connection(broker.bootstrap, timeout_s=40) as connection:
+        response = connection.request(w.FETCH, 6, body)
+        response.int32()  # throttle_time_ms
+        (name, parts), = response.array(lambda r: (r.string(), r.array(lambda p: (
+            p.int32(), p.int16(), p.int64(), p.int64(), p.int64(),
+            p.array(lambda a: (a.int64(), a.int64())), p.bytes_()))))
+        response.expect_end("Fetch v6 response")
+    (index, error_code, _, _, _, _, records), = parts
+    assert (name, index) == (topic, partition), (name, index)
+    return error_code, records
 
 
 def list_offsets_error(broker, topic, partition):
@@ -577,5 +771,179 @@ def test_dm_error_target(tmp_path, devices):
         harness.wait_for_partitions(broker, topic, 4)
         workload.check_all_acked_present()
         assert all(workload.acked[p] == acked_before[p] for p in on_faulty)
+    finally:
+        broker.close()
+
+
+def repair_and_restart(broker, devices, disk, loop, mount, name, topic, partitions):
+    """Stop the broker, the device back to pass-through, fsck, mount again, restart."""
+    broker.stop()
+    disk.set("pass")
+    devices.unmount(mount)
+    fsck = run("e2fsck", "-fy", loop, check=False)
+    assert fsck.returncode in (0, 1, 2), f"e2fsck: {fsck.returncode} {fsck.stdout[-2000:]}"
+    mount = devices.mount(loop, name)
+    broker.start()
+    harness.wait_for_partitions(broker, topic, partitions)
+    return mount
+
+
+def drop_caches():
+    """Nothing of the faulty file system left in the page cache: its reads reach the device."""
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def test_fuse_error_device(tmp_path, devices):
+    """The dm `error` case without device-mapper: a FUSE daemon (tests/fuse_faulty.py) serves
+    the image of a loop device under the second log dir, and is switched at run time to fail
+    every read, write and fsync with EIO. Writes: the dir's partitions go offline with
+    KAFKA_STORAGE_ERROR, nothing sent after the switch is acknowledged (every produce waits
+    for a write and fsync that fail, and a failed fsync must not be retried into a success),
+    the other dir goes on, every acknowledged record is there after the repair. Reads: with
+    the device failing and the page cache dropped, a fetch of the dir's partitions answers
+    KAFKA_STORAGE_ERROR, not wrong data or a crash."""
+    require_fuse()
+    disk = devices.fuse("fuse", 64)
+    loop = devices.loop(disk.image)
+    mount = devices.ext4(loop, "fuse")
+    log_dir = mount / "logs"
+    if harness.TARGET == "kafka":
+        # No checkpoint written in the background while the device fails reads: its failed
+        # write would take the dir offline before the fetch reads (Kafka's defaults: 5 s for
+        # the high watermarks, 60 s for the recovery points and log start offsets).
+        settings = {"log.flush.interval.messages": "1",
+                    "replication.high.watermark.checkpoint.interval.ms": "3600000",
+                    "log.flush.offset.checkpoint.interval.ms": "3600000",
+                    "log.flush.start.offset.checkpoint.interval.ms": "3600000"}
+    else:
+        # Fetches are served from segment files, not from the tail kept in memory.
+        settings = {"ringtail.partition.cache.bytes": "0", "ringtail.fetch.read.ahead.bytes": "0"}
+    broker = start_two_dir_broker(tmp_path, log_dir, settings)
+    try:
+        topic = new_topic(broker, 4)
+        on_faulty, others = placement(broker, topic, log_dir)
+        assert on_faulty and others, (on_faulty, others)
+        workload = Workload(broker, topic, 4)
+        workload.produce_round()
+        assert not any(workload.errors.values()), workload.errors
+        acked_before = {p: dict(workload.acked[p]) for p in on_faulty}
+
+        # ----- writes and fsyncs fail -----
+        before = disk.set("error")
+        rounds = fault_until_offline(workload, on_faulty, max_rounds=20)
+        after = disk.status()
+        print(f"write fault: offline after {rounds} rounds; device {before} -> {after}; "
+              f"errors {workload.errors}")
+        assert after["failed_writes"] + after["failed_fsyncs"] > 0, \
+            f"the dir went offline but the device failed no write or fsync: {after}"
+        check_offline_dir(broker, workload, on_faulty, others, log_dir)
+        for partition in on_faulty:
+            late = sorted(set(workload.acked[partition]) - set(acked_before[partition]))
+            assert not late, (f"{topic}-{partition}: offsets {late[:5]}... acknowledged after "
+                              f"the device failed every write and fsync")
+        mount = repair_and_restart(broker, devices, disk, loop, mount, "fuse", topic, 4)
+        workload.check_all_acked_present()
+        assert all(workload.acked[p] == acked_before[p] for p in on_faulty)
+        dirs = describe_log_dirs(broker)
+        assert all(error == 0 for error, _ in dirs.values()), dirs
+
+        # ----- reads fail -----
+        broker.restart()  # nothing read back above is left in the broker's memory
+        harness.wait_for_partitions(broker, topic, 4)
+        os.sync()
+        disk.set("error")
+        drop_caches()
+        before = disk.status()
+        answers = {p: fetch_v6(broker, topic, p, 0) for p in on_faulty}
+        after = disk.status()
+        print(f"read fault: device {before} -> {after}; Fetch v6 errors "
+              f"{ {p: (e, len(r or b'')) for p, (e, r) in answers.items()} }")
+        assert broker.alive(), "the broker exited after a read error in one of two log dirs"
+        # Ringtail takes the dir offline on a failed segment read (README, "Disk faults"):
+        # KAFKA_STORAGE_ERROR. Kafka 4.1.2 does not: FileRecords' batch iterator wraps the
+        # IOException in a KafkaException, which LocalLog.maybeHandleIOException does not
+        # catch, so the fetch answers UNKNOWN_SERVER_ERROR and the dir stays online (until a
+        # write to it fails, e.g. the next high-watermark checkpoint). Either way: an error,
+        # no records.
+        expected = UNKNOWN_SERVER_ERROR if harness.TARGET == "kafka" else KAFKA_STORAGE_ERROR
+        for partition, (error, records) in answers.items():
+            got = {}
+            if records:
+                for batch in kafka_wire.parse_record_batches(records):
+                    got.update({o: r.value for o, r in batch.records})
+            wrong = {o for o, v in got.items() if workload.acked[partition].get(o) != v}
+            assert (error, got) == (expected, {}), (
+                f"fetch {topic}-{partition} from a device that fails every read: error "
+                f"{error} (expected {expected}), {len(got)} records ({len(wrong)} not the "
+                f"acknowledged ones); device counters {after}")
+        assert after["failed_reads"] > before["failed_reads"], \
+            f"the fetches answered {expected} but the device failed no read: {after}"
+        for partition in others:
+            found = read_partition(broker, topic, partition,
+                                   max(workload.acked[partition]) + 1)
+            assert all(found.get(o) == v for o, v in workload.acked[partition].items())
+        if harness.TARGET != "kafka":
+            for partition in on_faulty:
+                assert list_offsets_error(broker, topic, partition) == KAFKA_STORAGE_ERROR
+            dirs = describe_log_dirs(broker)
+            assert dirs[os.path.realpath(log_dir)][0] == KAFKA_STORAGE_ERROR, dirs
+        mount = repair_and_restart(broker, devices, disk, loop, mount, "fuse", topic, 4)
+        workload.check_all_acked_present()
+        for partition in on_faulty:
+            workload.errors[partition].clear()
+        workload.produce_round()
+        assert not any(workload.errors.values()), workload.errors
+        workload.check_all_acked_present()
+    finally:
+        broker.close()
+
+
+def test_fuse_fsync_errors(tmp_path, devices):
+    """A device whose writes succeed but whose cache flushes fail (tests/fuse_faulty.py's
+    "fsync" mode): each acks=all produce writes, then fdatasync/fsync gets EIO. The dir's
+    partitions go offline with KAFKA_STORAGE_ERROR and nothing sent after the switch is
+    acknowledged; once the device works again the dir stays offline until the restart (a
+    failed fsync is not retried into a success), then every acknowledged record is there."""
+    require_fuse()
+    disk = devices.fuse("fsync", 64)
+    loop = devices.loop(disk.image)
+    mount = devices.ext4(loop, "fsync")
+    log_dir = mount / "logs"
+    settings = {"log.flush.interval.messages": "1"} if harness.TARGET == "kafka" else None
+    broker = start_two_dir_broker(tmp_path, log_dir, settings)
+    try:
+        topic = new_topic(broker, 4)
+        on_faulty, others = placement(broker, topic, log_dir)
+        assert on_faulty and others, (on_faulty, others)
+        workload = Workload(broker, topic, 4)
+        workload.produce_round()
+        assert not any(workload.errors.values()), workload.errors
+        acked_before = {p: dict(workload.acked[p]) for p in on_faulty}
+        before = disk.set("fsync")
+        rounds = fault_until_offline(workload, on_faulty, max_rounds=20)
+        after = disk.status()
+        print(f"fsync fault: offline after {rounds} rounds; device {before} -> {after}; "
+              f"errors {workload.errors}")
+        assert after["failed_fsyncs"] > before["failed_fsyncs"], \
+            f"the dir went offline but the device failed no fsync: {after}"
+        assert after["failed_writes"] == before["failed_writes"], after
+        check_offline_dir(broker, workload, on_faulty, others, log_dir)
+        # The device works again: the dir stays offline, nothing more is acknowledged there.
+        disk.set("pass")
+        workload.produce_round()
+        for partition in on_faulty:
+            assert workload.errors[partition][-1] == KAFKA_STORAGE_ERROR, workload.errors
+            late = sorted(set(workload.acked[partition]) - set(acked_before[partition]))
+            assert not late, (f"{topic}-{partition}: offsets {late[:5]}... acknowledged after "
+                              f"the device failed their fsync")
+        assert not any(workload.errors[p] for p in others), workload.errors
+        mount = repair_and_restart(broker, devices, disk, loop, mount, "fsync", topic, 4)
+        workload.check_all_acked_present()
+        assert all(workload.acked[p] == acked_before[p] for p in on_faulty)
+        for partition in on_faulty:
+            workload.errors[partition].clear()
+        workload.produce_round()
+        assert not any(workload.errors.values()), workload.errors
+        workload.check_all_acked_present()
     finally:
         broker.close()
