@@ -67,9 +67,14 @@ const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(SEGMENT_INDEX_BYTES_DEFAULT >= OFFSET_INDEX_ENTRY_BYTES as u64);
 const _: () = assert!(SEGMENT_INDEX_BYTES_DEFAULT >= TIME_INDEX_ENTRY_BYTES as u64);
 
-/// Suffix of the producer-state snapshot `<log_end_offset:020>.producer-state` that a clean close
-/// leaves (Kafka keeps `<offset>.snapshot` files for the same purpose, in its own format).
+/// Suffix of the producer-state snapshot `<offset:020>.producer-state` written at every roll and
+/// at a clean close (Kafka keeps `<offset>.snapshot` files for the same purpose, in its own
+/// format; `partition::ProducerSnapshot` is ours).
 pub const PRODUCER_SNAPSHOT_SUFFIX: &str = "producer-state";
+/// How many producer-state snapshots a log keeps: the newest is where recovery starts, the one
+/// before it is used when a crash left the log end below the newest.
+pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
+const _: () = assert!(PRODUCER_SNAPSHOTS_KEPT >= 1);
 
 /// Per-partition log settings (Kafka topic configs of the same names).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,6 +249,8 @@ pub struct Log {
     /// One permit: held by [`Log::append`] (and its roll) and by [`Log::apply_retention`]
     /// while it rolls and picks segments, so retention's roll never races an append.
     writer: glommio::sync::Semaphore,
+    /// One permit: held while a producer-state snapshot is written, and by [`Log::close`].
+    snapshot_writer: glommio::sync::Semaphore,
     /// This log's key in the shard's read-ahead store ([`read_ahead`]).
     read_ahead_id: u64,
     /// Every aborted transaction of the partition, sorted by `last_offset` (the marker's);
@@ -300,11 +307,17 @@ impl Log {
             epochs: RefCell::new(epochs),
             swapping: Cell::new(false),
             writer: glommio::sync::Semaphore::new(1),
+            snapshot_writer: glommio::sync::Semaphore::new(1),
             aborted_txns: RefCell::new(aborted_txns),
             txn_index_damaged: Cell::new(txn_index_damaged),
             read_ahead_id: read_ahead::new_log_id(),
         };
         log.delete_segments_below_start().await?;
+        prune_producer_snapshots(
+            &log.dir,
+            log.segments.borrow()[0].base_offset(),
+            log_end_offset,
+        )?;
         Ok(log)
     }
 
@@ -676,30 +689,43 @@ impl Log {
         Ok(newest_first.into_iter().rev().flatten().collect())
     }
 
-    /// Stores `bytes` (the caller's idempotent-producer state) as the snapshot taken at the
-    /// current log end offset, replacing older snapshots; written to a temporary file and
-    /// renamed, so a reader finds either a whole snapshot or none.
-    pub fn write_producer_snapshot(&self, bytes: &[u8]) -> Result<(), LogError> {
+    /// Stores `bytes` (the caller's idempotent-producer state) as the snapshot taken at
+    /// `offset`: the state after every batch below `offset` and none at or above it (Kafka's
+    /// `ProducerStateManager.takeSnapshot`, at every roll and at close). Written to a
+    /// temporary file, fdatasynced, renamed and the directory fsynced, so a reader finds either
+    /// a whole snapshot or none, and a snapshot that exists outlives a crash. Keeps the newest
+    /// [`PRODUCER_SNAPSHOTS_KEPT`] snapshots (this one included) and removes the others.
+    ///
+    /// Errors: I/O errors of the write, rename or directory sync; [`LogError::Closed`].
+    pub async fn write_producer_snapshot(&self, offset: i64, bytes: &[u8]) -> Result<(), LogError> {
+        // One at a time: they share the temporary file's name per offset.
+        let _snapshot = self
+            .snapshot_writer
+            .acquire_permit(1)
+            .await
+            .expect("invariant: the snapshot permit is never closed");
         self.check_open()?;
-        self.remove_producer_snapshots()?;
-        let path = segment_file_path(&self.dir, self.log_end_offset(), PRODUCER_SNAPSHOT_SUFFIX);
+        assert!(
+            offset >= self.log_start_offset(),
+            "invariant: a producer snapshot is taken at or above the log start offset"
+        );
+        let path = segment_file_path(&self.dir, offset, PRODUCER_SNAPSHOT_SUFFIX);
         let temporary = path.with_extension(format!("{PRODUCER_SNAPSHOT_SUFFIX}.tmp"));
-        std::fs::write(&temporary, bytes).map_err(|e| LogError::io("write", &temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| LogError::io("rename", &path, e))
+        segment::write_file(&temporary, bytes).await?;
+        std::fs::rename(&temporary, &path).map_err(|e| LogError::io("rename", &path, e))?;
+        self.dir_changes.set(self.dir_changes.get() + 1);
+        self.sync_dir().await?;
+        let snapshots = self.producer_snapshots()?;
+        let keep_from = snapshots.len().saturating_sub(PRODUCER_SNAPSHOTS_KEPT);
+        for (_, old) in &snapshots[..keep_from] {
+            std::fs::remove_file(old).map_err(|e| LogError::io("remove", old, e))?;
+        }
+        Ok(())
     }
 
-    /// The snapshot taken at the current log end offset, if there is one; every snapshot file
-    /// is removed, so a snapshot is used at most once and a stale one never.
-    pub fn take_producer_snapshot(&self) -> Result<Option<Vec<u8>>, LogError> {
-        self.check_open()?;
-        let path = segment_file_path(&self.dir, self.log_end_offset(), PRODUCER_SNAPSHOT_SUFFIX);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(LogError::io("read", &path, e)),
-        };
-        self.remove_producer_snapshots()?;
-        Ok(bytes)
+    /// The producer-state snapshots in the directory as (offset, path), oldest first.
+    pub fn producer_snapshots(&self) -> Result<Vec<(i64, PathBuf)>, LogError> {
+        list_producer_snapshots(&self.dir)
     }
 
     /// Deletes whole segments entirely older than `retention_ms` (by their largest timestamp,
@@ -830,6 +856,12 @@ impl Log {
 
     /// Clean close: flush, truncate the active `.log` to its logical size, write the indexes.
     pub async fn close(&self) -> Result<(), LogError> {
+        // A snapshot being written finishes first; none starts after (they check `closed`).
+        let _snapshot = self
+            .snapshot_writer
+            .acquire_permit(1)
+            .await
+            .expect("invariant: the snapshot permit is never closed");
         if self.closed.replace(true) {
             return Ok(());
         }
@@ -977,6 +1009,29 @@ impl Log {
         self.aborted_txns.borrow().clone()
     }
 
+    /// A digest of the aborted-transaction index below `offset`, one (segment base offset,
+    /// entries, CRC-32C of the entries' 34-byte encodings) per segment holding any, oldest
+    /// first. A producer-state snapshot keeps the digest of the index below its offset, so
+    /// opening can tell whether those entries are still the ones it was taken with.
+    pub fn aborted_index_digest(&self, offset: i64) -> Vec<(i64, u32, u32)> {
+        let mut digest: Vec<(i64, u32, u32)> = Vec::new();
+        for txn in self.aborted_txns.borrow().iter() {
+            if txn.last_offset >= offset {
+                break;
+            }
+            let base = self.segment_base_of(txn.last_offset);
+            let crc = |seed| crc32c::crc32c_append(seed, &txn.encode());
+            match digest.last_mut() {
+                Some((last, entries, sum)) if *last == base => {
+                    *entries += 1;
+                    *sum = crc(*sum);
+                }
+                _ => digest.push((base, 1, crc(0))),
+            }
+        }
+        digest
+    }
+
     /// Replaces the indexed aborted transactions with markers at or after `from_offset` by
     /// `rebuilt` (recovery rebuilt them from the log) and rewrites the `.txnindex` files of
     /// the segments from the one holding `from_offset` on.
@@ -1037,35 +1092,39 @@ impl Log {
                 None => return Ok(None),
             }
         };
-        let mut found = Vec::new();
-        segment
-            .find_batch(0, |h| {
-                found.push(*h);
-                false
-            })
-            .await?;
-        let mut batches = Vec::with_capacity(found.len());
-        let mut position = 0u64;
-        for header in found {
-            let marker = if header.is_control() {
-                let bytes = segment.read_batch(position, &header).await?;
-                match control_record::parse_control_batch(&bytes) {
-                    Ok(marker) => marker,
-                    Err(e) => {
-                        tracing::warn!(path = %segment.log_path().display(), offset = header.base_offset, "undecodable control batch: {e}");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            position += header.size_bytes() as u64;
-            batches.push((header, marker));
-        }
+        let batches = segment_batches_from(&segment, 0, i64::MIN).await?;
         Ok(Some(SegmentBatches {
             base_offset: segment.base_offset(),
             batches,
         }))
+    }
+
+    /// Every batch with `base_offset >= offset`, oldest first, as [`Log::segment_batches`]
+    /// gives them: for replaying producer and transaction state from a snapshot taken at
+    /// `offset`. Reads from the indexed position at or below `offset` in the segment holding
+    /// it, so only the bytes after the snapshot are read.
+    pub async fn batches_from(
+        &self,
+        offset: i64,
+    ) -> Result<Vec<(RecordBatchHeader, Option<(ControlRecordType, i32)>)>, LogError> {
+        self.check_open()?;
+        let segments: Vec<Rc<LogSegment>> = self
+            .segments
+            .borrow()
+            .iter()
+            .filter(|s| s.next_offset() > offset)
+            .cloned()
+            .collect();
+        let mut batches = Vec::new();
+        for segment in segments {
+            let position = if segment.base_offset() <= offset {
+                segment.index_position(offset)
+            } else {
+                0
+            };
+            batches.extend(segment_batches_from(&segment, position, offset).await?);
+        }
+        Ok(batches)
     }
 
     /// Whether a `.txnindex` was found torn (a partial or unknown entry) or with entries outside
@@ -1074,6 +1133,11 @@ impl Log {
     /// segment's indexes on a `CorruptIndexException` (`LogLoader`).
     pub fn txn_index_damaged(&self) -> bool {
         self.txn_index_damaged.get()
+    }
+
+    /// Base offset of the first (oldest) segment.
+    pub fn first_segment_base_offset(&self) -> i64 {
+        self.segments.borrow()[0].base_offset()
     }
 
     /// Base offset of the active (last) segment.
@@ -1104,26 +1168,6 @@ impl Log {
             .last()
             .cloned()
             .expect("a log always has an active segment")
-    }
-
-    /// Removes every producer-state snapshot (and leftover temporary file) in the directory.
-    fn remove_producer_snapshots(&self) -> Result<(), LogError> {
-        let entries =
-            std::fs::read_dir(&self.dir).map_err(|e| LogError::io("read_dir", &self.dir, e))?;
-        for entry in entries {
-            let path = entry
-                .map_err(|e| LogError::io("read_dir", &self.dir, e))?
-                .path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let is_snapshot = name.is_some_and(|n| {
-                n.split_once('.')
-                    .is_some_and(|(_, suffix)| suffix.starts_with(PRODUCER_SNAPSHOT_SUFFIX))
-            });
-            if is_snapshot {
-                std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
-            }
-        }
-        Ok(())
     }
 
     fn check_open(&self) -> Result<(), LogError> {
@@ -1180,6 +1224,101 @@ impl Log {
         );
         Ok(())
     }
+}
+
+/// The batches of `segment` from file `position` on whose base offset is at least
+/// `min_offset`, each with its decoded marker when it is a control batch (a marker that does
+/// not decode is warned about and reported without one).
+async fn segment_batches_from(
+    segment: &LogSegment,
+    position: u64,
+    min_offset: i64,
+) -> Result<Vec<(RecordBatchHeader, Option<(ControlRecordType, i32)>)>, LogError> {
+    let mut found = Vec::new();
+    segment
+        .find_batch(position, |h| {
+            found.push(*h);
+            false
+        })
+        .await?;
+    let mut batches = Vec::with_capacity(found.len());
+    let mut position = position;
+    for header in found {
+        let size = header.size_bytes() as u64;
+        if header.base_offset < min_offset {
+            position += size;
+            continue;
+        }
+        let marker = if header.is_control() {
+            let bytes = segment.read_batch(position, &header).await?;
+            match control_record::parse_control_batch(&bytes) {
+                Ok(marker) => marker,
+                Err(e) => {
+                    tracing::warn!(path = %segment.log_path().display(), offset = header.base_offset, "undecodable control batch: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        position += size;
+        batches.push((header, marker));
+    }
+    Ok(batches)
+}
+
+/// The producer-state snapshots in `dir` as (offset, path), oldest first; temporary files and
+/// names that do not parse are left out.
+fn list_producer_snapshots(dir: &Path) -> Result<Vec<(i64, PathBuf)>, LogError> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("read_dir", dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| LogError::io("read_dir", dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let offset = name.as_deref().and_then(|n| {
+            let (stem, suffix) = n.split_once('.')?;
+            (suffix == PRODUCER_SNAPSHOT_SUFFIX)
+                .then(|| stem.parse::<i64>().ok())
+                .flatten()
+        });
+        if let Some(offset) = offset {
+            found.push((offset, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// At open: removes leftover temporary snapshot files, snapshots beyond `log_end_offset` (the
+/// log was truncated below them, so they describe batches no longer there; Kafka's
+/// `ProducerStateManager.truncateAndReload`) and snapshots below `first_base_offset` (the
+/// batches after them up to the first segment are gone, so they cannot be replayed from).
+fn prune_producer_snapshots(
+    dir: &Path,
+    first_base_offset: i64,
+    log_end_offset: i64,
+) -> Result<(), LogError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io("read_dir", dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| LogError::io("read_dir", dir, e))?.path();
+        let temporary = path
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .ends_with(&format!("{PRODUCER_SNAPSHOT_SUFFIX}.tmp"))
+            })
+            .unwrap_or(false);
+        if temporary {
+            std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+        }
+    }
+    for (offset, path) in list_producer_snapshots(dir)? {
+        if offset > log_end_offset || offset < first_base_offset {
+            tracing::info!(path = %path.display(), log_end_offset, first_base_offset, "removing a producer-state snapshot outside the log");
+            std::fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The aborted transactions in the `.txnindex` files of `segments`, in marker order, and

@@ -437,6 +437,12 @@ impl LogSegment {
         }
     }
 
+    /// File position of the indexed batch at or below `offset` (0 when none is indexed), where a
+    /// walk of the headers toward `offset` starts.
+    pub fn index_position(&self, offset: i64) -> u64 {
+        self.state.borrow().offset_index.lookup(offset).position as u64
+    }
+
     /// Walks batch headers from `position` up to the logical end, returning the first batch
     /// (position, header) for which `found` is true. Reads in chunks; bodies are skipped.
     pub async fn find_batch(

@@ -832,50 +832,58 @@ fn tail_batch_headers_reach_back_past_a_small_active_segment() {
 }
 
 #[test]
-fn producer_snapshot_is_taken_once_and_only_at_its_offset() {
+fn producer_snapshots_keep_the_newest_inside_the_log() {
     run(|| async {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t-14");
         let log = Log::open(path.clone(), config(1 << 20, 64), false)
             .await
             .expect("open");
-        append_many(&log, 2, 3, 10).await;
-        log.write_producer_snapshot(b"first").expect("write");
-        log.write_producer_snapshot(b"second").expect("replace");
+        append_many(&log, 3, 3, 10).await;
+        let offsets = |log: &Log| -> Vec<i64> {
+            log.producer_snapshots()
+                .unwrap()
+                .into_iter()
+                .map(|(o, _)| o)
+                .collect()
+        };
+        for (offset, bytes) in [
+            (0, &b"at 0"[..]),
+            (3, b"at 3"),
+            (6, b"first"),
+            (6, b"second"),
+        ] {
+            log.write_producer_snapshot(offset, bytes)
+                .await
+                .expect("write");
+        }
+        assert_eq!(offsets(&log), vec![3, 6], "the newest two are kept");
+        let at_six = segment_file_path(&path, 6, PRODUCER_SNAPSHOT_SUFFIX);
+        assert_eq!(std::fs::read(&at_six).unwrap(), b"second", "replaced whole");
+        // A snapshot may be taken beyond the log end (batches still pending); if the log never
+        // reached it, opening removes it, and a leftover temporary file too.
+        log.write_producer_snapshot(12, b"pending")
+            .await
+            .expect("write");
+        assert_eq!(offsets(&log), vec![6, 12]);
         log.close().await.expect("close");
+        let temporary = path.join(format!("{:020}.{PRODUCER_SNAPSHOT_SUFFIX}.tmp", 9));
+        std::fs::write(&temporary, b"torn").unwrap();
 
         let log = Log::open(path.clone(), config(1 << 20, 64), false)
             .await
             .expect("reopen");
-        assert_eq!(
-            log.take_producer_snapshot().unwrap().as_deref(),
-            Some(&b"second"[..])
-        );
-        assert_eq!(log.take_producer_snapshot().unwrap(), None, "taken once");
-        log.write_producer_snapshot(b"at 6").expect("write");
-        append_many(&log, 1, 3, 10).await;
-        assert_eq!(
-            log.take_producer_snapshot().unwrap(),
-            None,
-            "stale: log moved on"
-        );
-        let leftovers = std::fs::read_dir(&path)
-            .unwrap()
-            .filter(|e| {
-                let name = e.as_ref().unwrap().file_name();
-                name.to_string_lossy().contains(PRODUCER_SNAPSHOT_SUFFIX)
-            })
-            .count();
-        assert_eq!(leftovers, 0, "stale snapshots are removed");
-        log.close().await.expect("close");
-        let log = Log::open(path, config(1 << 20, 64), false)
-            .await
-            .expect("reopen");
-        assert_eq!(
-            log.log_end_offset(),
-            9,
-            "snapshot files do not disturb loading"
-        );
+        assert_eq!(log.log_end_offset(), 9);
+        assert_eq!(offsets(&log), vec![6], "beyond the log end: removed");
+        assert!(!temporary.exists(), "temporary files are removed");
+        // The replay after a snapshot reads only the batches at or after its offset.
+        let bases = |batches: Vec<(RecordBatchHeader, _)>| -> Vec<i64> {
+            batches.iter().map(|(h, _)| h.base_offset).collect()
+        };
+        assert_eq!(bases(log.batches_from(0).await.unwrap()), vec![0, 3, 6]);
+        assert_eq!(bases(log.batches_from(3).await.unwrap()), vec![3, 6]);
+        assert_eq!(bases(log.batches_from(4).await.unwrap()), vec![6]);
+        assert_eq!(bases(log.batches_from(9).await.unwrap()), Vec::<i64>::new());
         log.close().await.expect("close");
     });
 }

@@ -116,6 +116,12 @@ impl TransactionState {
         self.coordinator_epochs.retain(|&id, _| keep(id));
     }
 
+    /// True while a marker is appended but not yet durable (its abort's `.txnindex` entry may
+    /// not be written yet).
+    pub(crate) fn has_undecided(&self) -> bool {
+        !self.undecided.is_empty()
+    }
+
     pub(crate) fn has_ongoing(&self, producer_id: i64) -> bool {
         self.ongoing.contains_key(&producer_id)
     }
@@ -223,6 +229,16 @@ impl Replay {
         Replay {
             rebuild_from,
             ..Replay::default()
+        }
+    }
+
+    /// A replay continuing from `state` (a snapshot's) whose ABORT markers at or after
+    /// `rebuild_from` produce index entries.
+    pub(crate) fn resume(state: TransactionState, rebuild_from: i64) -> Replay {
+        Replay {
+            state,
+            aborted: Vec::new(),
+            rebuild_from,
         }
     }
 
