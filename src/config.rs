@@ -2130,7 +2130,7 @@ pub const IGNORED_PROPERTIES: &[(&str, &str)] = &[
     ),
     (
         "num.recovery.threads.per.data.dir",
-        "each shard recovers its own partitions",
+        "each shard recovers its own partitions, 8 at once (replica_manager::PARTITIONS_OPENED_AT_ONCE)",
     ),
     ("num.replica.fetchers", "there is no replication"),
     ("background.threads", "background work runs on the shards"),

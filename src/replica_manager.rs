@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use glommio::sync::Semaphore;
 
 use crate::config::{BrokerConfig, CleanupPolicy, TopicConfig};
@@ -28,6 +29,11 @@ const _: () = assert!(SHARD_CACHE_MAX_BYTES > 0);
 /// by another shard, or not open). Shared by `Rc` so that a fetch of many partitions looks its
 /// topic up once ([`ReplicaManager::topic`]); replaced, never mutated while shared.
 pub type TopicPartitions = Rc<Vec<Option<Rc<Partition>>>>;
+
+/// How many partitions a shard opens at once at start-up (Kafka recovers a dir's logs with
+/// `num.recovery.threads.per.data.dir` threads; here a shard interleaves the opens on its one
+/// executor, so the read of one overlaps with the CRC checks of another).
+pub const PARTITIONS_OPENED_AT_ONCE: usize = 8;
 
 /// Owned partitions of one shard.
 pub struct ReplicaManager {
@@ -132,8 +138,13 @@ impl ReplicaManager {
     }
 
     /// Opens every partition the image assigns to this shard that is not open yet (recovering
-    /// when `recover`), and closes and deletes the ones whose topic is gone.
-    pub async fn apply_image(&self, image: &MetadataImage, recover: bool) -> Result<(), LogError> {
+    /// those in `recover_dirs`, the log dirs without a clean-shutdown marker), and closes and
+    /// deletes the ones whose topic is gone.
+    pub async fn apply_image(
+        &self,
+        image: &MetadataImage,
+        recover_dirs: &[PathBuf],
+    ) -> Result<(), LogError> {
         let _permit = self
             .applying
             .acquire_permit(1)
@@ -160,6 +171,7 @@ impl ReplicaManager {
             .partitions_of_shard(self.shard_id)
             .map(|(topic, _)| (topic.name.clone(), topic.clone()))
             .collect();
+        let mut to_open = Vec::new();
         for (topic, partition) in image.partitions_of_shard(self.shard_id) {
             let topic_config = topic_config(&defaults, topic);
             if let Some(open) = self.get(&topic.name, partition) {
@@ -179,17 +191,36 @@ impl ReplicaManager {
                 tracing::warn!(topic = %topic.name, partition, dir = %log_dir.display(), "not opening a partition in an offline log dir ({reason})");
                 continue;
             }
-            let dir = log_dir.join(format!("{}-{}", topic.name, partition));
-            let opened = match Partition::open(
-                &topic.name,
-                partition,
-                topic.topic_id,
-                dir,
-                PartitionConfig::new(&topic_config, self.config.partition_cache_bytes as usize),
-                recover,
-            )
-            .await
-            {
+            to_open.push((topic, partition, topic_config, log_dir));
+        }
+        // Several at once (recovery reads overlap with another partition's CRC checks), each
+        // handled in the image's order once all are open.
+        let opening = to_open
+            .into_iter()
+            .map(|(topic, partition, topic_config, log_dir)| {
+                let recover = recover_dirs.contains(&log_dir);
+                let config =
+                    PartitionConfig::new(&topic_config, self.config.partition_cache_bytes as usize);
+                async move {
+                    let dir = log_dir.join(format!("{}-{}", topic.name, partition));
+                    let opened = Partition::open(
+                        &topic.name,
+                        partition,
+                        topic.topic_id,
+                        dir,
+                        config,
+                        recover,
+                    )
+                    .await;
+                    (topic, partition, log_dir, opened)
+                }
+            });
+        let opened: Vec<_> = futures::stream::iter(opening)
+            .buffered(PARTITIONS_OPENED_AT_ONCE)
+            .collect()
+            .await;
+        for (topic, partition, log_dir, opened) in opened {
+            let opened = match opened {
                 Ok(opened) => opened,
                 // Kafka's LogManager.loadLogs: an I/O error in one of several dirs takes that
                 // dir offline and the broker goes on with the others; the first dir (metadata)
@@ -202,6 +233,11 @@ impl ReplicaManager {
                 }
                 Err(error) => return Err(error),
             };
+            if crate::log::log_dirs::offline_reason(&log_dir).is_some() {
+                // Another partition of its dir failed to open meanwhile.
+                let _ = opened.close().await;
+                continue;
+            }
             opened.become_leader(image.leader_epoch(&topic.name, partition).unwrap_or(0))?;
             debug_assert_eq!(
                 (opened.topic.as_str(), opened.partition),
@@ -536,7 +572,7 @@ mod tests {
                     .create_topic("default", 1, BTreeMap::new(), false)
                     .unwrap();
                 let manager = ReplicaManager::new(0, config);
-                manager.apply_image(&store.image(), false).await.unwrap();
+                manager.apply_image(&store.image(), &[]).await.unwrap();
                 let topics = ["trimmed", "compacted", "default"];
                 for topic in topics {
                     let partition = manager.get(topic, 0).expect("open");

@@ -108,9 +108,10 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     crate::security::sasl::validate(&config).map_err(StartError::Sasl)?;
     let LogDirState {
         config,
-        recover,
+        recover_dirs,
         store,
     } = open_log_dir(config)?;
+    let recover = !recover_dirs.is_empty();
     for warning in config.consumer_group_warnings() {
         tracing::warn!("{warning}");
     }
@@ -129,7 +130,14 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
     crate::metrics::health::init(shard_count, recover);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardId, StartError>>();
     let (stopped_tx, stopped_rx) = mpsc::channel::<ShardId>();
-    let handles = spawn_shards(&config, store, recover, &shutdown, ready_tx, stopped_tx)?;
+    let handles = spawn_shards(
+        &config,
+        store,
+        recover_dirs,
+        &shutdown,
+        ready_tx,
+        stopped_tx,
+    )?;
     if wait_until_ready(&ready_rx, shard_count, &shutdown)? {
         let listener = &config.listeners[0];
         tracing::info!(
@@ -175,8 +183,9 @@ pub fn run(config: BrokerConfig) -> Result<(), StartError> {
 struct LogDirState {
     /// The configuration with `log.dirs` made absolute.
     config: Arc<BrokerConfig>,
-    /// No clean-shutdown marker was found: the shards recover their partition logs.
-    recover: bool,
+    /// The log dirs without a clean-shutdown marker: the shards recover the partition logs in
+    /// them (Kafka's `LogManager.loadLogs` decides per dir too).
+    recover_dirs: Arc<Vec<PathBuf>>,
     store: TopicStore,
 }
 
@@ -204,14 +213,14 @@ fn open_log_dir(mut config: BrokerConfig) -> Result<LogDirState, StartError> {
     let shard_count = config.shard_count();
     ensure_memlock(shard_count, config.io_memory_bytes)?;
     raise_open_files_limit();
-    // Kafka keeps a clean-shutdown marker per log dir; any dir without one is recovered. Here
-    // recovery is one flag for every dir (each takes its marker, so none is left behind).
-    let mut recover = false;
+    // Kafka keeps a clean-shutdown marker per log dir; a dir without one is recovered (each
+    // takes its marker, so none is left behind).
+    let mut recover_dirs = Vec::new();
     for dir in &dirs {
-        recover |= !take_clean_shutdown_marker(dir)?;
-    }
-    if recover {
-        tracing::info!(dir = %log_dir.display(), "no clean-shutdown marker: recovering partition logs");
+        if !take_clean_shutdown_marker(dir)? {
+            tracing::info!(dir = %dir.display(), "no clean-shutdown marker: recovering partition logs");
+            recover_dirs.push(dir.clone());
+        }
     }
     let store = TopicStore::load(&log_dir, shard_count)?;
     let mut registered = Vec::with_capacity(dirs.len());
@@ -223,7 +232,7 @@ fn open_log_dir(mut config: BrokerConfig) -> Result<LogDirState, StartError> {
     crate::log::log_dirs::register(&registered).map_err(StartError::LogDirs)?;
     Ok(LogDirState {
         config,
-        recover,
+        recover_dirs: Arc::new(recover_dirs),
         store,
     })
 }
@@ -233,7 +242,7 @@ fn open_log_dir(mut config: BrokerConfig) -> Result<LogDirState, StartError> {
 fn spawn_shards(
     config: &Arc<BrokerConfig>,
     store: TopicStore,
-    recover: bool,
+    recover_dirs: Arc<Vec<PathBuf>>,
     shutdown: &Arc<AtomicBool>,
     ready_tx: mpsc::Sender<Result<ShardId, StartError>>,
     stopped_tx: mpsc::Sender<ShardId>,
@@ -254,6 +263,7 @@ fn spawn_shards(
         let config = config.clone();
         let image = image.clone();
         let shutdown = shutdown.clone();
+        let recover_dirs = recover_dirs.clone();
         let ready = ready_tx.clone();
         let stopped = StoppedGuard {
             shard_id,
@@ -283,7 +293,7 @@ fn spawn_shards(
                     image,
                     store,
                     mesh,
-                    recover,
+                    recover_dirs,
                     first_producer_id,
                 };
                 if let Err(e) = run_shard(start, shutdown, ready).await {
@@ -390,7 +400,8 @@ struct ShardStart {
     image: Arc<MetadataImage>,
     store: Option<TopicStore>,
     mesh: MeshEnds,
-    recover: bool,
+    /// The log dirs whose partitions are recovered (no clean-shutdown marker).
+    recover_dirs: Arc<Vec<PathBuf>>,
     first_producer_id: i64,
 }
 
@@ -478,7 +489,7 @@ async fn open_shard(
     let (ctx, inbox) = shard::install(parts, start.mesh).await;
     health::set_phase(shard_id, health::ShardPhase::LoadingPartitions);
     ctx.replica_manager
-        .apply_image(&start.image, start.recover)
+        .apply_image(&start.image, &start.recover_dirs)
         .await
         .map_err(|e| format!("opening partitions: {e}"))?;
     glommio::spawn_local(retention_loop(ctx.clone(), shutdown.clone())).detach();

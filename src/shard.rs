@@ -183,7 +183,7 @@ pub async fn publish_metadata(image: Arc<MetadataImage>) -> Result<(), PublishEr
                     return Ok(());
                 }
                 ctx.replica_manager
-                    .apply_image(&ctx.metadata(), false)
+                    .apply_image(&ctx.metadata(), &[])
                     .await
                     .map_err(|source| PublishError {
                         shard: ctx.shard_id,

@@ -251,6 +251,10 @@ pub struct Log {
     writer: glommio::sync::Semaphore,
     /// One permit: held while a producer-state snapshot is written, and by [`Log::close`].
     snapshot_writer: glommio::sync::Semaphore,
+    /// One permit: held while [`Log::checkpoint_active_indexes`] writes, and by a roll or
+    /// close before it seals the active segment (so a checkpoint never overwrites a sealed
+    /// segment's whole indexes with its partial ones).
+    index_checkpoint: glommio::sync::Semaphore,
     /// This log's key in the shard's read-ahead store ([`read_ahead`]).
     read_ahead_id: u64,
     /// Every aborted transaction of the partition, sorted by `last_offset` (the marker's);
@@ -308,6 +312,7 @@ impl Log {
             swapping: Cell::new(false),
             writer: glommio::sync::Semaphore::new(1),
             snapshot_writer: glommio::sync::Semaphore::new(1),
+            index_checkpoint: glommio::sync::Semaphore::new(1),
             aborted_txns: RefCell::new(aborted_txns),
             txn_index_damaged: Cell::new(txn_index_damaged),
             read_ahead_id: read_ahead::new_log_id(),
@@ -723,6 +728,25 @@ impl Log {
         Ok(())
     }
 
+    /// Writes the active segment's index files with the entries of the batches below
+    /// `durable_offset` (the caller's fdatasynced offset): after a crash, recovery CRC-scans
+    /// the active segment only from its last entry on instead of from its first byte
+    /// ([`LogSegment::write_index_checkpoint`]). Returns whether it wrote. Errors: I/O errors
+    /// of the writes; [`LogError::Closed`].
+    pub async fn checkpoint_active_indexes(&self, durable_offset: i64) -> Result<bool, LogError> {
+        let _indexes = self
+            .index_checkpoint
+            .acquire_permit(1)
+            .await
+            .expect("invariant: the index checkpoint permit is never closed");
+        self.check_open()?;
+        let active = self.active_segment();
+        if active.base_offset() >= durable_offset {
+            return Ok(false);
+        }
+        active.write_index_checkpoint(durable_offset).await
+    }
+
     /// The producer-state snapshots in the directory as (offset, path), oldest first.
     pub fn producer_snapshots(&self) -> Result<Vec<(i64, PathBuf)>, LogError> {
         list_producer_snapshots(&self.dir)
@@ -862,6 +886,11 @@ impl Log {
             .acquire_permit(1)
             .await
             .expect("invariant: the snapshot permit is never closed");
+        let _indexes = self
+            .index_checkpoint
+            .acquire_permit(1)
+            .await
+            .expect("invariant: the index checkpoint permit is never closed");
         if self.closed.replace(true) {
             return Ok(());
         }
@@ -1191,7 +1220,14 @@ impl Log {
             base_offset,
             "invariant: a new segment starts where the active one ends"
         );
-        active.seal().await?;
+        {
+            let _indexes = self
+                .index_checkpoint
+                .acquire_permit(1)
+                .await
+                .expect("invariant: the index checkpoint permit is never closed");
+            active.seal().await?;
+        }
         let config = self.config();
         let segment = Rc::new(LogSegment::create(&self.dir, base_offset, &config).await?);
         self.segments.borrow_mut().push(segment.clone());

@@ -110,6 +110,18 @@ impl OffsetIndex {
         bytes
     }
 
+    /// [`Self::to_bytes`] of the entries for batches ending below `end_offset` only (a recovery
+    /// checkpoint of the active segment: the entries of durable batches).
+    pub fn to_bytes_below(&self, end_offset: i64) -> Vec<u8> {
+        let relative_end = end_offset - self.base_offset;
+        let kept = self
+            .entries
+            .partition_point(|e| (e.relative_offset as i64) < relative_end);
+        let mut bytes = self.to_bytes();
+        bytes.truncate(kept * OFFSET_INDEX_ENTRY_BYTES);
+        bytes
+    }
+
     /// Adds an entry for the batch ending at `last_offset` stored at `position`.
     ///
     /// Panics when offsets or positions do not increase or the index is full (Kafka's

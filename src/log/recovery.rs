@@ -275,7 +275,6 @@ async fn load_segment(
                 indexes,
                 file_size,
                 config,
-                recover,
                 check_crc,
                 gaps_allowed,
             )
@@ -322,7 +321,7 @@ async fn load_segment(
 }
 
 /// Scans a segment for its valid end: from the last offset-index entry when the indexes were
-/// loaded and the shutdown was clean ([`tail_scan_state`]), else from the start; a tail scan
+/// loaded ([`tail_scan_state`]), else from the start; a tail scan
 /// whose result contradicts the loaded indexes is redone from the start with fresh ones.
 #[allow(clippy::too_many_arguments)]
 async fn scan_for_end(
@@ -332,15 +331,17 @@ async fn scan_for_end(
     indexes: Option<(OffsetIndex, TimeIndex)>,
     file_size: u64,
     config: &LogConfig,
-    recover: bool,
     check_crc: bool,
     gaps_allowed: bool,
 ) -> Result<ScanResult, LogError> {
+    // After an unclean stop too: the active segment's index files hold only entries of
+    // batches that were durable when they were written (`Log::checkpoint_active_indexes`, or
+    // a clean close before), so the CRC-checked scan starts at the last entry.
     let tail_start = match indexes {
-        Some((offset_index, time_index)) if !recover => {
+        Some((offset_index, time_index)) => {
             tail_scan_state(file, log_path, base_offset, offset_index, time_index).await?
         }
-        _ => None,
+        None => None,
     };
     let Some(start) = tail_start else {
         let empty = SegmentState::empty(base_offset, config);

@@ -346,6 +346,45 @@ impl LogSegment {
         self.write_indexes().await
     }
 
+    /// Writes the active segment's `.index` and `.timeindex` with only the entries below
+    /// `durable_offset` (every batch below it fdatasynced), so that recovery after a crash can
+    /// trust them and CRC-scan only from the last entry on (a recovery point, as Kafka's
+    /// `recovery-point-offset-checkpoint`, but inside the segment). Returns false, writing
+    /// nothing, when no offset-index entry is below `durable_offset`.
+    pub async fn write_index_checkpoint(&self, durable_offset: i64) -> Result<bool, LogError> {
+        let (offset_bytes, time_bytes) = {
+            let state = self.state.borrow();
+            (
+                state.offset_index.to_bytes_below(durable_offset),
+                state.time_index.to_bytes_below(durable_offset),
+            )
+        };
+        if offset_bytes.is_empty() {
+            return Ok(false);
+        }
+        self.write_index_files(&offset_bytes, &time_bytes).await?;
+        Ok(true)
+    }
+
+    /// Replaces `.index` and `.timeindex` with these bytes (each fdatasynced).
+    async fn write_index_files(
+        &self,
+        offset_bytes: &[u8],
+        time_bytes: &[u8],
+    ) -> Result<(), LogError> {
+        let dir = self.log_path.parent().unwrap_or(Path::new("."));
+        write_file(
+            &segment_file_path(dir, self.base_offset, INDEX_FILE_SUFFIX),
+            offset_bytes,
+        )
+        .await?;
+        write_file(
+            &segment_file_path(dir, self.base_offset, TIME_INDEX_FILE_SUFFIX),
+            time_bytes,
+        )
+        .await
+    }
+
     /// Writes `.index` and `.timeindex` when they changed since the last write.
     pub async fn write_indexes(&self) -> Result<(), LogError> {
         let (dirty, offset_bytes, time_bytes) = {
@@ -359,17 +398,7 @@ impl LogSegment {
         if !dirty {
             return Ok(());
         }
-        let dir = self.log_path.parent().unwrap_or(Path::new("."));
-        write_file(
-            &segment_file_path(dir, self.base_offset, INDEX_FILE_SUFFIX),
-            &offset_bytes,
-        )
-        .await?;
-        write_file(
-            &segment_file_path(dir, self.base_offset, TIME_INDEX_FILE_SUFFIX),
-            &time_bytes,
-        )
-        .await?;
+        self.write_index_files(&offset_bytes, &time_bytes).await?;
         self.state.borrow_mut().indexes_dirty = false;
         Ok(())
     }

@@ -97,6 +97,18 @@ impl TimeIndex {
         bytes
     }
 
+    /// [`Self::to_bytes`] of the entries for offsets below `end_offset` only (a recovery
+    /// checkpoint of the active segment).
+    pub fn to_bytes_below(&self, end_offset: i64) -> Vec<u8> {
+        let relative_end = end_offset - self.base_offset;
+        let kept = self
+            .entries
+            .partition_point(|&(_, relative)| (relative as i64) < relative_end);
+        let mut bytes = self.to_bytes();
+        bytes.truncate(kept * TIME_INDEX_ENTRY_BYTES);
+        bytes
+    }
+
     /// Adds `(timestamp, offset)` when `timestamp` is larger than the last entry's (Kafka's
     /// `maybeAppend`); `skip_full_check` lets the final entry at roll/close exceed the limit.
     ///
