@@ -54,11 +54,21 @@ pub const PRODUCER_BATCHES_TO_RETAIN: usize = 5;
 /// forget the producers.
 pub const PRODUCER_STATE_MIN_BATCHES: usize = 1024;
 
-/// Bytes written to a partition between two recovery checkpoints ([`Partition::checkpoint`]):
-/// after a crash, recovery reads about this much of each active segment twice (CRC scan,
-/// producer-state replay) instead of up to `segment.bytes`. Each checkpoint costs one
-/// fdatasync, two index-file writes (about 2 KiB per MiB of segment) and a snapshot.
+/// Bytes written to a partition between two recovery checkpoints ([`Partition::checkpoint`]),
+/// at most: after a crash, recovery reads about this much of each active segment twice (CRC
+/// scan, producer-state replay) instead of up to `segment.bytes`. Each checkpoint costs one
+/// fdatasync, two index-file writes (about 5 KiB per MiB of segment) and a snapshot.
 pub const RECOVERY_CHECKPOINT_BYTES: u64 = 64 << 20;
+/// The fewest bytes between two recovery checkpoints, whatever `segment.bytes`.
+pub const RECOVERY_CHECKPOINT_MIN_BYTES: u64 = 256 << 10;
+const _: () = assert!(RECOVERY_CHECKPOINT_MIN_BYTES <= RECOVERY_CHECKPOINT_BYTES);
+
+/// Bytes between two recovery checkpoints for `segment_bytes`: a quarter segment, within
+/// [`RECOVERY_CHECKPOINT_MIN_BYTES`, `RECOVERY_CHECKPOINT_BYTES`] (a smaller segment is
+/// recovered in fewer bytes anyway).
+fn checkpoint_bytes_for(segment_bytes: u64) -> u64 {
+    (segment_bytes / 4).clamp(RECOVERY_CHECKPOINT_MIN_BYTES, RECOVERY_CHECKPOINT_BYTES)
+}
 
 /// A producer that appended nothing for this long is forgotten (Kafka's
 /// `producer.id.expiration.ms`, default one day), so producer state stays bounded.
@@ -332,8 +342,8 @@ pub struct Partition {
     bytes_since_checkpoint: Cell<u64>,
     /// A recovery checkpoint is running.
     checkpoint_running: Cell<bool>,
-    /// Bytes written between two recovery checkpoints ([`RECOVERY_CHECKPOINT_BYTES`]; smaller
-    /// in unit tests).
+    /// Bytes written between two recovery checkpoints ([`checkpoint_bytes_for`] the segment
+    /// size; smaller in unit tests).
     checkpoint_bytes: Cell<u64>,
 }
 
@@ -352,6 +362,7 @@ impl Partition {
         let (producers, transactions) = load_producers(&log, topic, partition, recover).await?;
         let end = log.log_end_offset();
         let log_active_base = log.active_segment_base_offset();
+        let checkpoint_bytes = checkpoint_bytes_for(config.log.segment_bytes);
         Ok(Rc::new(Partition {
             topic: topic.to_string(),
             partition,
@@ -375,7 +386,7 @@ impl Partition {
             snapshot_segment: Cell::new(log_active_base),
             bytes_since_checkpoint: Cell::new(0),
             checkpoint_running: Cell::new(false),
-            checkpoint_bytes: Cell::new(RECOVERY_CHECKPOINT_BYTES),
+            checkpoint_bytes: Cell::new(checkpoint_bytes),
         }))
     }
 
@@ -416,6 +427,8 @@ impl Partition {
     /// configs unchanged.
     pub fn set_config(&self, config: PartitionConfig) -> Result<(), LogError> {
         self.log.set_config(config.log.clone())?;
+        self.checkpoint_bytes
+            .set(checkpoint_bytes_for(config.log.segment_bytes));
         let cache_bytes = self.config.borrow().cache_bytes;
         *self.config.borrow_mut() = PartitionConfig {
             cache_bytes,
@@ -803,7 +816,8 @@ impl Partition {
         }
     }
 
-    /// A recovery checkpoint, every [`RECOVERY_CHECKPOINT_BYTES`] written: fdatasync what is
+    /// A recovery checkpoint, every [`checkpoint_bytes_for`] `segment.bytes` written (64 MiB
+    /// for the default 1 GiB): fdatasync what is
     /// written (group-committed with acks=all waiters), write the active segment's index files
     /// with the entries below the durable offset, then a producer-state snapshot. After a
     /// crash, recovery then CRC-scans and replays about that many bytes of the active segment

@@ -412,9 +412,14 @@ def run_round(start_broker, seed, log=print):
     kill_after_s = rng.uniform(0.1, 3.0)
     down_for_s = rng.uniform(0.0, 1.0)
     run_after_restart_s = rng.uniform(0.5, 2.0)
+    # Drawn from its own generator, so the other draws of a seed stay as before: small
+    # segments make the crash land amid rolls, producer-state snapshots and recovery checkpoints
+    # (every quarter segment, at least 256 KiB: partition::checkpoint_bytes_for).
+    segment_bytes = random.Random(seed ^ 0x5E6B).choice([None, 1 << 20, 64 << 10])
+    configs = {"segment.bytes": str(segment_bytes)} if segment_bytes else None
     broker = start_broker(shards=shards)
     topics = {kind: harness.create_topic(broker, harness.unique_topic(f"crash-{kind}-{seed}"),
-                                         partitions)
+                                         partitions, configs=configs)
               for kind in ("idem", "plain", "txn")}
     # Modest rates: the checks read everything back, and a round must stay short on a shared
     # machine; the crash still lands amid batches in flight (linger.ms, several per second).
@@ -425,6 +430,7 @@ def run_round(start_broker, seed, log=print):
     workers = (idem, plain, txn, group)
     log(f"crash round seed={seed}: shards={shards} partitions={partitions} "
         f"idem={idem.config} rate={idem.rate_per_s}/s plain_rate={plain.rate_per_s}/s "
+        f"segment_bytes={segment_bytes} "
         f"kill_after_s={kill_after_s:.3f} down_for_s={down_for_s:.3f} "
         f"run_after_restart_s={run_after_restart_s:.3f}")
     for worker in workers:

@@ -275,6 +275,7 @@ async fn load_segment(
                 indexes,
                 file_size,
                 config,
+                recover,
                 check_crc,
                 gaps_allowed,
             )
@@ -321,7 +322,8 @@ async fn load_segment(
 }
 
 /// Scans a segment for its valid end: from the last offset-index entry when the indexes were
-/// loaded ([`tail_scan_state`]), else from the start; a tail scan
+/// loaded ([`tail_scan_state`]), else from the start (after a crash, `recover`, a tail scan's
+/// stop is the torn tail); a tail scan
 /// whose result contradicts the loaded indexes is redone from the start with fresh ones.
 #[allow(clippy::too_many_arguments)]
 async fn scan_for_end(
@@ -331,6 +333,7 @@ async fn scan_for_end(
     indexes: Option<(OffsetIndex, TimeIndex)>,
     file_size: u64,
     config: &LogConfig,
+    recover: bool,
     check_crc: bool,
     gaps_allowed: bool,
 ) -> Result<ScanResult, LogError> {
@@ -371,7 +374,9 @@ async fn scan_for_end(
         .time_index
         .last_entry()
         .is_some_and(|e| e.offset >= scan.state.next_offset);
-    if scan.stop.is_none() && !time_index_beyond_end {
+    // After a clean close the tail ends with a whole batch, so a stop means the indexes are
+    // not this file's; after a crash it is the torn tail, truncated like a full scan's.
+    if (scan.stop.is_none() || recover) && !time_index_beyond_end {
         return Ok(scan);
     }
     tracing::warn!(path = %log_path.display(), "indexes disagree with the log tail, rebuilding");
