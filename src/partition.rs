@@ -2256,7 +2256,12 @@ mod tests {
                 // after the active segment's base (written after the batch that rolled).
                 let active = partition.log().active_segment_base_offset();
                 for _ in 0..500 {
-                    if snapshots(&topic_dir).last().is_some_and(|&o| o >= active) {
+                    // The newest file appears at its rename; the oldest goes only after the
+                    // directory sync, so wait for both.
+                    let taken = snapshots(&topic_dir);
+                    if taken.last().is_some_and(|&o| o >= active)
+                        && taken.len() <= crate::log::PRODUCER_SNAPSHOTS_KEPT
+                    {
                         break;
                     }
                     glommio::timer::sleep(std::time::Duration::from_millis(10)).await;

@@ -61,11 +61,37 @@ def ringtail_bin():
     return target_dir / "release" / "ringtail"
 
 
-def free_port():
-    """A loopback port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _ephemeral_port_range():
+    """The kernel's range for outgoing connections' local ports (ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_PORTS_HANDED_OUT = set()
+_PORT_RANDOM = random.Random()
+
+
+def free_port(attempts=200):
+    """A loopback port nobody listens on right now, outside the kernel's ephemeral range.
+
+    A port inside that range can be taken between a broker's start and its restart by any
+    outgoing connection of the same run, or by a client polling it: a TCP connect to a closed
+    loopback port in that range can pick the same port as its source and connect to itself
+    (a simultaneous open), and the broker's bind then fails with EADDRINUSE. Ports below the
+    range are never chosen by the kernel, so a port is free for as long as the test holds it.
+    A port is handed out at most once per process."""
+    low, high = _ephemeral_port_range()
+    candidates = (10000, low - 1) if low > 11000 else (high + 1, 65535)
+    for _ in range(attempts):
+        port = _PORT_RANDOM.randint(*candidates)
+        if port in _PORTS_HANDED_OUT or not _port_is_free(port):
+            continue
+        _PORTS_HANDED_OUT.add(port)
+        return port
+    raise BrokerStartError(f"no free loopback port in {candidates} after {attempts} attempts")
 
 
 def _port_is_free(port):
@@ -82,7 +108,8 @@ def free_port_pair(attempts=50):
     controller listeners, as scripts/peers/kafka.sh lays them out)."""
     for _ in range(attempts):
         port = free_port()
-        if port < 65535 and _port_is_free(port + 1):
+        if port < 65535 and port + 1 not in _PORTS_HANDED_OUT and _port_is_free(port + 1):
+            _PORTS_HANDED_OUT.add(port + 1)
             return port
     raise BrokerStartError(f"no free loopback port pair found in {attempts} attempts")
 
