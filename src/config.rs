@@ -252,6 +252,9 @@ pub struct BrokerConfig {
     pub log_index_interval_bytes: i32,
     /// `log.index.size.max.bytes`: maximum index file size in bytes; default 10485760, min 4.
     pub log_index_size_max_bytes: i32,
+    /// `log.preallocate`: write zeros ahead of the active segment's appends; default **true**
+    /// (Kafka: false; the README says why Ringtail differs and how its preallocation works).
+    pub log_preallocate: bool,
     /// `message.max.bytes`: largest record batch in bytes; default 1048588.
     pub message_max_bytes: i32,
     /// `socket.request.max.bytes`: largest request frame in bytes; default 104857600, min 1.
@@ -426,6 +429,8 @@ pub struct TopicConfig {
     pub index_interval_bytes: i32,
     /// `segment.index.bytes`: maximum offset index size in bytes, at least 4.
     pub segment_index_bytes: i32,
+    /// `preallocate`: write zeros ahead of the active segment's appends (`log.preallocate`).
+    pub preallocate: bool,
     /// `min.insync.replicas`, at least 1.
     pub min_insync_replicas: i32,
     // --- Log cleaner (compaction) topic configs, Kafka's `TopicConfig` names ---
@@ -575,6 +580,7 @@ impl BrokerConfig {
             compression_type: self.compression_type,
             index_interval_bytes: self.log_index_interval_bytes,
             segment_index_bytes: self.log_index_size_max_bytes,
+            preallocate: self.log_preallocate,
             min_insync_replicas: self.min_insync_replicas,
             delete_retention_ms: self.log_cleaner_delete_retention_ms,
             min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
@@ -713,6 +719,7 @@ impl BrokerConfig {
             )?,
             log_index_interval_bytes: layers.int("log.index.interval.bytes", 0, MAX32)?,
             log_index_size_max_bytes: layers.int("log.index.size.max.bytes", 4, MAX32)?,
+            log_preallocate: layers.boolean("log.preallocate")?,
             message_max_bytes: layers.int("message.max.bytes", 0, MAX32)?,
             socket_request_max_bytes: layers.int("socket.request.max.bytes", 1, MAX32)?,
             queued_max_requests: layers.int("queued.max.requests", 1, MAX32)?,
@@ -956,6 +963,7 @@ impl TopicConfig {
             "compression.type" => self.compression_type = parse_value(name, v)?,
             "index.interval.bytes" => self.index_interval_bytes = parse_int(name, v, 0, MAX32)?,
             "segment.index.bytes" => self.segment_index_bytes = parse_int(name, v, 4, MAX32)?,
+            "preallocate" => self.preallocate = parse_bool(name, v)?,
             "min.insync.replicas" => self.min_insync_replicas = parse_int(name, v, 1, MAX32)?,
             // Log cleaner (compaction).
             "delete.retention.ms" => self.delete_retention_ms = parse_int(name, v, 0, i64::MAX)?,
@@ -1015,6 +1023,7 @@ impl TopicConfig {
                 self.min_compaction_lag_ms.to_string(),
             ),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            ("preallocate", self.preallocate.to_string()),
             ("retention.bytes", self.retention_bytes.to_string()),
             ("retention.ms", self.retention_ms.to_string()),
             ("segment.bytes", self.segment_bytes.to_string()),
@@ -1336,6 +1345,7 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("log.retention.check.interval.ms", Some("300000")),
     property("log.index.interval.bytes", Some("4096")),
     property("log.index.size.max.bytes", Some("10485760")),
+    property("log.preallocate", Some("true")),
     property("message.max.bytes", Some("1048588")),
     property("socket.request.max.bytes", Some("104857600")),
     property("queued.max.requests", Some("500")),
@@ -1741,12 +1751,7 @@ impl Layers {
     }
 
     fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
-        let value = self.get(name);
-        match value.to_ascii_lowercase().as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(invalid(name, value, "expected true or false")),
-        }
+        parse_bool(name, self.get(name))
     }
 
     fn parse<T: FromStr<Err = String>>(&self, name: &'static str) -> Result<T, ConfigError> {
@@ -1793,6 +1798,19 @@ fn parse_int<T: Integer>(name: &str, value: &str, min: T, max: T) -> Result<T, C
             name,
             value,
             format!("Not a number of type {}", T::KAFKA_TYPE),
+        )),
+    }
+}
+
+/// `true` or `false`, any case (Kafka's BOOLEAN type).
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(
+            name,
+            value,
+            "Expected value to be either true or false",
         )),
     }
 }
@@ -2367,6 +2385,7 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("max.message.bytes", "message.max.bytes"),
     ("message.timestamp.type", "log.message.timestamp.type"),
     ("min.insync.replicas", "min.insync.replicas"),
+    ("preallocate", "log.preallocate"),
     ("retention.bytes", "log.retention.bytes"),
     ("retention.ms", "log.retention.ms"),
     ("segment.bytes", "log.segment.bytes"),
@@ -2618,6 +2637,7 @@ fn topic_config_type(name: &str) -> ConfigType {
         | "message.timestamp.before.max.ms"
         | "message.timestamp.after.max.ms" => ConfigType::Long,
         "min.cleanable.dirty.ratio" => ConfigType::Double,
+        "preallocate" => ConfigType::Boolean,
         _ => ConfigType::Int,
     }
 }
@@ -2650,7 +2670,9 @@ fn broker_config_type(name: &str) -> ConfigType {
         | "log.message.timestamp.after.max.ms"
         | "connections.max.idle.ms"
         | "ringtail.connection.max.unsent.bytes" => ConfigType::Long,
-        "log.cleaner.enable" | "allow.everyone.if.no.acl.found" => ConfigType::Boolean,
+        "log.cleaner.enable" | "allow.everyone.if.no.acl.found" | "log.preallocate" => {
+            ConfigType::Boolean
+        }
         "log.cleaner.min.cleanable.ratio" => ConfigType::Double,
         "node.id"
         | "broker.id"
@@ -2703,6 +2725,9 @@ fn documentation(name: &str) -> Option<&'static str> {
         }
         "index.interval.bytes" | "log.index.interval.bytes" => {
             "Bytes of log between two offset index entries."
+        }
+        "preallocate" | "log.preallocate" => {
+            "Write zeros ahead of the active segment's appends, so O_DIRECT appends overwrite allocated blocks (no io_uring worker, no journal commit per fdatasync)."
         }
         "max.message.bytes" | "message.max.bytes" => {
             "Largest record batch accepted, in bytes (after compression)."

@@ -269,6 +269,7 @@ impl PartitionConfig {
                 segment_ms: roll_ms(topic),
                 index_interval_bytes: topic.index_interval_bytes.max(0) as u32,
                 segment_index_bytes: topic.segment_index_bytes.max(0) as u64,
+                preallocate: topic.preallocate,
             },
             compacted: topic.cleanup_policy != CleanupPolicy::Delete,
             compression: match topic.compression_type {
@@ -1604,6 +1605,7 @@ mod tests {
                 segment_ms: u64::MAX,
                 index_interval_bytes: 256,
                 segment_index_bytes: 1 << 16,
+                preallocate: false,
             },
             compacted: false,
             compression: None,

@@ -184,6 +184,8 @@ def test_validate_only_changes_nothing(broker):
     ("segment.ms", "0", "Invalid value 0 for configuration segment.ms: Value must be at least 1"),
     ("segment.index.bytes", "3", "Invalid value 3 for configuration segment.index.bytes: Value "
                                  "must be at least 4"),
+    ("preallocate", "yes", "Invalid value yes for configuration preallocate: Expected value to "
+                           "be either true or false"),
     ("message.timestamp.type", "Now", "Invalid value Now for configuration "
                                       "message.timestamp.type: String must be one of: "
                                       "CreateTime, LogAppendTime"),

@@ -131,8 +131,9 @@ def produce_all(broker, topic, values, **config):
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("producer_codec", ["none", "lz4"])
 def test_zstd_topic_stores_batches_zstd_compressed(broker, producer_codec):
+    # Without preallocation the segment files hold only the stored batches.
     topic = harness.create_topic(broker, harness.unique_topic(f"zstd-{producer_codec}"), 1,
-                                 {"compression.type": "zstd"})
+                                 {"compression.type": "zstd", "preallocate": "false"})
     values = json_events(5000)
     produce_all(broker, topic, values, **{"compression.type": producer_codec,
                                           "enable.idempotence": True, "acks": "all"})
@@ -380,3 +381,51 @@ def test_confluent_consumer_does_not_auto_create(broker):
     assert seen == [KafkaError.UNKNOWN_TOPIC_OR_PART], seen
     topics = harness.admin_client(broker).list_topics(timeout=10).topics
     assert topic not in topics
+
+
+# ----- preallocate -----
+
+def segment_sizes(broker, topic, partition=0):
+    directory = broker.data_dir / f"{topic}-{partition}"
+    return [path.stat().st_size for path in sorted(directory.glob("*.log"))]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("preallocate", ["true", "false"])
+def test_preallocate_extends_the_active_segment_to_segment_bytes(broker, preallocate):
+    # Kafka sets a preallocated segment's length to segment.bytes and trims it at the roll;
+    # Ringtail writes zeros ahead of the appends, never past segment.bytes, and cuts them at
+    # the roll (README, Storage). Without preallocate the file holds the data (Ringtail: plus
+    # the zero padding of the last page).
+    segment_bytes = 1 << 20
+    topic = harness.create_topic(broker, harness.unique_topic(f"prealloc-{preallocate}"), 1,
+                                 {"preallocate": preallocate, "segment.bytes": str(segment_bytes),
+                                  "compression.type": "producer"})
+    value = b"p" * 1000
+    produce_all(broker, topic, [value] * 300, acks="all")
+    deadline = time.monotonic() + 30
+    while True:
+        sizes = segment_sizes(broker, topic)
+        if preallocate == "false" or sizes == [segment_bytes] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if preallocate == "true":
+        assert sizes == [segment_bytes], sizes
+    else:
+        assert len(sizes) == 1 and 300 * 1000 < sizes[0] < 300 * 1000 + 40_000, sizes
+    # Past segment.bytes: the full segment rolls and is trimmed to its batches.
+    produce_all(broker, topic, [value] * 1200, acks="all")
+    deadline = time.monotonic() + 30
+    while True:
+        sizes = segment_sizes(broker, topic)
+        settled = preallocate == "false" or sizes[-1] == segment_bytes
+        if (len(sizes) >= 2 and settled) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(sizes) >= 2, sizes
+    assert all(100 * 1000 < size < segment_bytes for size in sizes[:-1]), sizes
+    if preallocate == "true":
+        assert sizes[-1] == segment_bytes, sizes
+    else:
+        assert sizes[-1] < segment_bytes, sizes
+    assert len(consume(broker, topic, 1500)) == 1500

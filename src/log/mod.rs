@@ -17,6 +17,7 @@ mod cleaner_checkpoint;
 mod log_cleaner;
 pub mod log_dirs;
 mod offset_index;
+mod preallocate;
 pub mod read_ahead;
 mod recovery;
 mod segment;
@@ -87,6 +88,9 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// `segment.index.bytes`: maximum size of each index file in bytes; roll when full.
     pub segment_index_bytes: u64,
+    /// `preallocate`: write zeros ahead of the active segment's appends, so that they overwrite
+    /// allocated blocks (see the `preallocate` module for why and how).
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -97,6 +101,7 @@ impl Default for LogConfig {
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             index_interval_bytes: 4096,
             segment_index_bytes: SEGMENT_INDEX_BYTES_DEFAULT,
+            preallocate: false,
         }
     }
 }
@@ -400,6 +405,9 @@ impl Log {
         active
             .append(chunk, headers, config.index_interval_bytes)
             .await?;
+        if config.preallocate {
+            active.maybe_preallocate(config.segment_bytes);
+        }
         let next = headers
             .last()
             .map_or(self.log_end_offset(), |h| h.next_offset());

@@ -22,6 +22,7 @@ use glommio::io::{DmaFile, OpenOptions, ReadResult};
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::offset_index::OffsetIndex;
+use super::preallocate::{self, Preallocation};
 use super::time_index::TimeIndex;
 use super::{LogConfig, LogError};
 use crate::protocol::record_batch::{RecordBatchHeader, RECORD_BATCH_HEADER_BYTES};
@@ -112,6 +113,8 @@ pub(crate) struct LogSegment {
     appends_completed: Cell<u64>,
     /// Value of `appends_completed` that the last finished fdatasync covered.
     appends_synced: Cell<u64>,
+    /// Zeros written ahead of the appends (`log.preallocate`, [`super::preallocate`]).
+    preallocation: Rc<Preallocation>,
 }
 
 impl LogSegment {
@@ -149,6 +152,7 @@ impl LogSegment {
             state.tail.is_empty() || state.tail.len() as u64 == partial,
             "invariant: the tail is the partial last page"
         );
+        let preallocation = Preallocation::new(state.size_bytes, file.alignment());
         LogSegment {
             base_offset,
             log_path,
@@ -156,6 +160,7 @@ impl LogSegment {
             state: RefCell::new(state),
             appends_completed: Cell::new(0),
             appends_synced: Cell::new(0),
+            preallocation,
         }
     }
 
@@ -262,6 +267,7 @@ impl LogSegment {
         };
         let (start, buffer) = buffer;
         let length = buffer.len();
+        self.preallocation.before_write(start + length as u64).await;
         let written = self
             .file
             .write_at(buffer, start)
@@ -275,6 +281,7 @@ impl LogSegment {
                 written,
             });
         }
+        self.preallocation.after_write(start + length as u64);
         let mut state = self.state.borrow_mut();
         assert_eq!(
             state.size_bytes, size_before,
@@ -300,6 +307,29 @@ impl LogSegment {
         drop(state);
         self.appends_completed.set(self.appends_completed.get() + 1);
         Ok(())
+    }
+
+    /// Starts writing zeros ahead of the appends when due (`log.preallocate`; see
+    /// [`super::preallocate`]); never past `segment_bytes` rounded up to the alignment.
+    pub fn maybe_preallocate(&self, segment_bytes: u64) {
+        preallocate::maybe_fill(
+            &self.preallocation,
+            &self.file,
+            &self.log_path,
+            segment_bytes,
+        );
+    }
+
+    /// Preallocation fills completed (tests).
+    #[cfg(test)]
+    pub fn preallocation_fills(&self) -> u64 {
+        self.preallocation.fills()
+    }
+
+    /// File bytes below this are written blocks: data, or zeros of a completed fill (tests).
+    #[cfg(test)]
+    pub fn preallocated_end(&self) -> u64 {
+        self.preallocation.zeroed_end()
     }
 
     /// fdatasync of the `.log` when an append completed since the last sync finished. Covers
@@ -333,6 +363,8 @@ impl LogSegment {
                 state.time_index.maybe_append(max_timestamp, offset, true);
             }
         }
+        // No fill may extend the file after the truncate.
+        self.preallocation.stop().await;
         let size = self.size_bytes();
         self.file
             .truncate(size)

@@ -25,6 +25,7 @@ fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
         segment_ms: u64::MAX,
         index_interval_bytes,
         segment_index_bytes: 1 << 20,
+        preallocate: false,
     }
 }
 
@@ -1113,4 +1114,80 @@ fn read_ahead_serves_the_same_bytes_as_the_segments() {
         );
         read_ahead::set_shard_budget(read_ahead::DEFAULT_SHARD_BUDGET_BYTES);
     });
+}
+
+#[test]
+fn preallocation_writes_zeros_ahead_and_never_over_data() {
+    // Every append overwrites zeros a fill wrote; the data reads back whole, a roll and a
+    // clean close cut the zeros, and after a crash recovery trims them as zero padding.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("topic-3");
+    let segment_bytes = 8 << 20;
+    let cfg = LogConfig {
+        preallocate: true,
+        ..config(segment_bytes, 4096)
+    };
+    let (end, data, active_base) = {
+        let (path, cfg) = (path.clone(), cfg.clone());
+        let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let out = result.clone();
+        run(move || async move {
+            let log = Log::open(path.clone(), cfg, false).await.expect("open");
+            // No yield between appends but their own writes: fills often still run when the
+            // next append reaches the zeroed end, and it must wait.
+            let batches = append_many(&log, 3000, 4, 3000).await;
+            assert!(log.segment_count() >= 2, "rolled at 8 MiB");
+            let active = log.active_segment();
+            for _ in 0..500 {
+                if active.preallocated_end() > segment::align_up(active.size_bytes(), 4096) {
+                    break;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert!(active.preallocation_fills() > 0, "fills ran");
+            let log_file = segment_file_path(&path, active.base_offset(), "log");
+            assert!(
+                file_len(&log_file) > active.size_bytes(),
+                "zeros ahead: file {} data {}",
+                file_len(&log_file),
+                active.size_bytes()
+            );
+            assert!(
+                file_len(&log_file) <= segment::align_up(segment_bytes, 4096),
+                "never past segment.bytes"
+            );
+            let end = log.log_end_offset();
+            let read_back: Vec<u8> = read_sequentially(&log, 1 << 20, end).await.concat();
+            assert_eq!(read_back, batches.concat(), "every batch reads back whole");
+            log.flush().await.expect("flush");
+            // Crash: no close.
+            *out.lock().unwrap() = Some((end, batches.concat(), active.base_offset()));
+        });
+        let value = result.lock().unwrap().take().expect("first phase ran");
+        value
+    };
+    let first = segment_file_path(&path, 0, "log");
+    assert!(file_len(&first) < segment_bytes, "a roll cut the zeros");
+    let logs = capture_logs(|| {
+        let (path, cfg, data) = (path.clone(), cfg.clone(), data.clone());
+        run(move || async move {
+            let log = Log::open(path, cfg, true).await.expect("recover");
+            assert_eq!(log.log_end_offset(), end);
+            let read_back: Vec<u8> = read_sequentially(&log, 1 << 20, end).await.concat();
+            assert_eq!(read_back, data, "nothing lost after the crash");
+            log.close().await.expect("close");
+        })
+    });
+    assert!(!logs.contains("truncating torn or corrupt tail"), "{logs}");
+    assert!(logs.contains("zero padding"), "{logs}");
+    let active = segment_file_path(&path, active_base, "log");
+    let on_disk: u64 = std::fs::read_dir(&path)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            (path.extension()? == "log").then(|| file_len(&path))
+        })
+        .sum();
+    assert_eq!(on_disk, data.len() as u64, "the clean close left only data");
+    assert!(file_len(&active) > 0);
 }

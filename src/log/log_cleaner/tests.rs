@@ -15,6 +15,7 @@ fn log_config() -> LogConfig {
         segment_ms: u64::MAX,
         index_interval_bytes: 0,
         segment_index_bytes: 1 << 20,
+        preallocate: false,
     }
 }
 

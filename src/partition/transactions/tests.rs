@@ -30,6 +30,7 @@ fn config(segment_bytes: u64) -> PartitionConfig {
             segment_ms: u64::MAX,
             index_interval_bytes: 256,
             segment_index_bytes: 1 << 16,
+            preallocate: false,
         },
         compacted: false,
         compression: None,
