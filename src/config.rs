@@ -3305,10 +3305,13 @@ mod tests {
                 ("message.max.bytes", "500"),
                 ("log.cleanup.policy", "compact"),
                 ("min.insync.replicas", "2"),
+                ("log.preallocate", "FALSE"),
             ]),
         )
         .expect("valid");
         let topic = config.default_topic_config();
+        assert!(!topic.preallocate, "log.preallocate, any case");
+        assert!(BrokerConfig::default().default_topic_config().preallocate);
         assert_eq!(topic.segment_bytes, 4096);
         assert_eq!(topic.segment_index_bytes, 1024);
         assert_eq!(topic.max_message_bytes, 500);
@@ -3317,8 +3320,8 @@ mod tests {
         let names: Vec<String> = topic.describe(&topic).into_iter().map(|e| e.name).collect();
         assert_eq!(
             names.len(),
-            19,
-            "11 + the 4 log cleaner + the 4 record validation topic configs"
+            20,
+            "12 + the 4 log cleaner + the 4 record validation topic configs"
         );
     }
 
