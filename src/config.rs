@@ -252,8 +252,8 @@ pub struct BrokerConfig {
     pub log_index_interval_bytes: i32,
     /// `log.index.size.max.bytes`: maximum index file size in bytes; default 10485760, min 4.
     pub log_index_size_max_bytes: i32,
-    /// `log.preallocate`: write zeros ahead of the active segment's appends; default **true**
-    /// (Kafka: false; the README says why Ringtail differs and how its preallocation works).
+    /// `log.preallocate`: write zeros ahead of the active segment's appends; default false, as
+    /// Kafka's (the README says how Ringtail's preallocation works and what it measured).
     pub log_preallocate: bool,
     /// `message.max.bytes`: largest record batch in bytes; default 1048588.
     pub message_max_bytes: i32,
@@ -1345,7 +1345,7 @@ const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property("log.retention.check.interval.ms", Some("300000")),
     property("log.index.interval.bytes", Some("4096")),
     property("log.index.size.max.bytes", Some("10485760")),
-    property("log.preallocate", Some("true")),
+    property("log.preallocate", Some("false")),
     property("message.max.bytes", Some("1048588")),
     property("socket.request.max.bytes", Some("104857600")),
     property("queued.max.requests", Some("500")),
@@ -3305,13 +3305,13 @@ mod tests {
                 ("message.max.bytes", "500"),
                 ("log.cleanup.policy", "compact"),
                 ("min.insync.replicas", "2"),
-                ("log.preallocate", "FALSE"),
+                ("log.preallocate", "TRUE"),
             ]),
         )
         .expect("valid");
         let topic = config.default_topic_config();
-        assert!(!topic.preallocate, "log.preallocate, any case");
-        assert!(BrokerConfig::default().default_topic_config().preallocate);
+        assert!(topic.preallocate, "log.preallocate, any case");
+        assert!(!BrokerConfig::default().default_topic_config().preallocate);
         assert_eq!(topic.segment_bytes, 4096);
         assert_eq!(topic.segment_index_bytes, 1024);
         assert_eq!(topic.max_message_bytes, 500);
