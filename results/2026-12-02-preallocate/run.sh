@@ -23,5 +23,6 @@ for preallocate in $order; do
     --broker-note "preallocate-$preallocate=Ringtail f1187a4, 2 shards, log.preallocate=$preallocate" \
     --workloads "$workloads" --duration "$duration" --out "$out" --skip-machine --bin "$bin"
   kill "$pid"; wait "$pid" || true
+  rm -rf "$work"
   port=$((port + 1))
 done
