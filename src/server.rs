@@ -415,7 +415,7 @@ async fn run_shard(
     let shard_id = start.shard_id;
     // Shard 0 serves HTTP from the start, so /healthz reports recovery while it runs.
     let http = if shard_id == 0 {
-        match crate::http::start(&start.config) {
+        match crate::http::start(&start.config).await {
             Ok(http) => http,
             Err(e) => {
                 let reason = e.to_string();

@@ -41,9 +41,12 @@ def produce_setup(broker):
         send(0, t0 + 1000 * i, flush=True)
     for delta in (0, 5000, 1000):
         send(1, t0 + delta, flush=True)
-    # One batch: queue all five, then flush once (linger lets them accumulate).
+    # One batch: librdkafka sends a partition's queue when batch.num.messages are queued, and
+    # before that only when linger.ms ran out: a linger of a minute keeps a stalled machine
+    # (a CI run once saw the two records of the compressed case below in two batches) from
+    # sending the first records alone.
     batched = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all",
-                        "linger.ms": 1000, "batch.num.messages": 100})
+                        "linger.ms": 60000, "batch.num.messages": 5})
     for i in range(5):
         batched.produce(topic, value=b"batched-%d" % i, partition=2, timestamp=t0 + 1000 * i,
                         on_delivery=lambda error, _: error and errors.append(error))
@@ -195,8 +198,9 @@ def produce_shapes(broker):
                                           BIG + 30: 61, BIG + 31: -1})
     for codec in ("gzip", "zstd"):
         compressed = harness.create_topic(broker, harness.unique_topic(f"lo-{codec}"), 1)
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 1000,
-                             "compression.type": codec})
+        # One batch: sent once both are queued (see produce_setup's batched producer).
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 60000,
+                             "batch.num.messages": 2, "compression.type": codec})
         # Compressible values: librdkafka sends a batch uncompressed when that is smaller.
         producer.produce(compressed, b"a" * 1000, partition=0, timestamp=1234)
         producer.produce(compressed, b"b" * 1000, partition=0, timestamp=BIG)
