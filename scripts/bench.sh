@@ -18,7 +18,8 @@
 #                             and peak RSS (VmRSS sampled every 0.2 s during the run)
 #   --broker-note NAME=TEXT   a note for that broker's rows (tansu gets "memory engine, not durable")
 #   --workloads LIST          comma-separated (default: throughput,durable,small,latency,compressed,
-#                             fetch,partitions,many-producers,keyed; e2e, txn (transactional)
+#                             fetch,partitions,many-producers,keyed; e2e, txn (transactional),
+#                             few-producers (many-producers' rate from 4 producers)
 #                             and fetch-cold (fetch with the page cache dropped before each
 #                             read; root) are also available)
 #   --load-generators LIST    ringtail,kafka (default both)
@@ -371,6 +372,7 @@ base_props=(acks=1 linger.ms=5 batch.size=65536)
 latency_rate=$(( latency_mb * 1024 ))   # records/s of 1 KiB for latency_mb MiB/s
 fetch_records=$(( fetch_bytes / 1024 ))
 many_producers=50
+few_producers=4                         # the many-producers baseline (issue 13: "p99 flat vs 4")
 many_rate=$(( 200 * 1024 ))             # 200 MiB/s of 1 KiB records over all producers
 keyed_keys=10000
 keyed_props=(acks=1 linger.ms=1 batch.size=16384)
@@ -434,6 +436,11 @@ for workload in "${selected[@]}"; do
         use_generator ringtail && ringtail_run many-producers "$name" produce 1024 --topic "$topic" --partitions 8 --record-size 1024 \
           --duration "$duration" --producers "$many_producers" --throughput "$many_rate" --producer-props "${base_props[@]}"
         use_generator kafka && kafka_many_producers many-producers "$name" "$ktopic" 8 1024 "$many_producers" "$many_rate" "${base_props[@]}" ;;
+      few-producers)
+        # The baseline of many-producers: the same total rate from 4 producers.
+        use_generator ringtail && ringtail_run few-producers "$name" produce 1024 --topic "$topic" --partitions 8 --record-size 1024 \
+          --duration "$duration" --producers "$few_producers" --throughput "$many_rate" --producer-props "${base_props[@]}"
+        use_generator kafka && kafka_many_producers few-producers "$name" "$ktopic" 8 1024 "$few_producers" "$many_rate" "${base_props[@]}" ;;
       keyed)
         use_generator ringtail && ringtail_run keyed "$name" produce 1024 --topic "$topic" --partitions 64 --record-size 1024 \
           --duration "$duration" --keys "$keyed_keys" --producer-props "${keyed_props[@]}"
@@ -473,7 +480,7 @@ for name in "${!broker_notes[@]}"; do
   [[ -n "${broker_notes[$name]}" ]] && notes+=("**${name}**: ${broker_notes[$name]}.")
 done
 notes+=("durable and latency use acks=all: Ringtail answers them only after fdatasync covered the batch (group commit); a broker without durable storage answers at once.")
-notes+=("Workloads: throughput/durable/small/partitions/many-producers/keyed run ${duration} s each (throughput/small/partitions/many-producers: acks=1, linger.ms=5, batch.size=65536; durable and latency acks=all). compressed: the same 1,024 JSON-like events (mean ${payload_mean} B) from a payload file for both load generators. latency: acks=all at ${latency_mb} MiB/s, latency from the intended send time (no coordinated omission). fetch: consume ${fetch_records} records of 1 KiB from the start. fetch-cold: the same after \`echo 3 > /proc/sys/vm/drop_caches\` following the write and each read. many-producers: ${many_producers} producers (own connections) at ${many_rate} records/s of 1 KiB in total. keyed: ${keyed_keys} distinct keys (murmur2), 64 partitions, acks=1, linger.ms=1, batch.size=16384. txn: transactions of ${txn_records} records of 1 KiB over 8 partitions (ringtail bench txn: InitProducerId/AddPartitionsToTxn/Produce/EndTxn, latency = transaction start to commit; Kafka's ProducerPerformance: a transaction every ${txn_kafka_ms} ms). Command lines are in each JSON file.")
+notes+=("Workloads: throughput/durable/small/partitions/many-producers/keyed run ${duration} s each (throughput/small/partitions/many-producers: acks=1, linger.ms=5, batch.size=65536; durable and latency acks=all). compressed: the same 1,024 JSON-like events (mean ${payload_mean} B) from a payload file for both load generators. latency: acks=all at ${latency_mb} MiB/s, latency from the intended send time (no coordinated omission). fetch: consume ${fetch_records} records of 1 KiB from the start. fetch-cold: the same after \`echo 3 > /proc/sys/vm/drop_caches\` following the write and each read. many-producers: ${many_producers} producers (own connections) at ${many_rate} records/s of 1 KiB in total; few-producers: the same from ${few_producers}. keyed: ${keyed_keys} distinct keys (murmur2), 64 partitions, acks=1, linger.ms=1, batch.size=16384. txn: transactions of ${txn_records} records of 1 KiB over 8 partitions (ringtail bench txn: InitProducerId/AddPartitionsToTxn/Produce/EndTxn, latency = transaction start to commit; Kafka's ProducerPerformance: a transaction every ${txn_kafka_ms} ms). Command lines are in each JSON file.")
 summary_args=()
 for n in "${notes[@]}"; do summary_args+=(--note "$n"); done
 "$bin" bench summary --results-dir "$out" --title "Ringtail bench ${run_id}" "${summary_args[@]}" > /dev/null
