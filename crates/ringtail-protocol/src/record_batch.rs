@@ -198,14 +198,19 @@ impl RecordBatchHeader {
         self.batch_length as usize + LOG_OVERHEAD
     }
 
-    /// Offset of the last record: `base_offset + last_offset_delta`.
+    /// Offset of the last record: `base_offset + last_offset_delta`, saturating at
+    /// `i64::MAX`. A batch read from a corrupt or hostile file can carry a base offset near
+    /// `i64::MAX`; the sum must neither panic nor wrap to a negative offset (found by the
+    /// `log_recovery` fuzz target).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
-    /// Offset after this batch: the log end offset once it is appended.
+    /// Offset after this batch: the log end offset once it is appended (saturating, as
+    /// [`Self::last_offset`]).
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// The codec, or `None` for the invalid ids 5-7.
@@ -446,6 +451,19 @@ mod tests {
             compression,
             ..BatchSpec::default()
         })
+    }
+
+    /// A stored batch whose base offset is near `i64::MAX` (a corrupt segment; the
+    /// `log_recovery` fuzz target's crash input `fuzz/regressions/log_recovery/`) saturates:
+    /// no overflow panic with debug assertions, no negative offset without them.
+    #[test]
+    fn offsets_saturate_near_i64_max() {
+        let mut bytes = batch(5, WireCompression::None);
+        bytes[..8].copy_from_slice(&(i64::MAX - 2).to_be_bytes());
+        let header =
+            validate_batch(&bytes, 1 << 20).expect("the CRC does not cover the base offset");
+        assert_eq!(header.last_offset(), i64::MAX);
+        assert_eq!(header.next_offset(), i64::MAX);
     }
 
     #[test]
