@@ -64,7 +64,7 @@ for fs in $filesystems; do
   # CPU by thread during 8 s of acks=1 (one warm-up second first, on a fresh topic).
   b=("$bin" bench produce --bootstrap-server "127.0.0.1:$port" --topic "perf-$fs" --partitions 8
      --record-size 1024 --threads 1 --no-progress --producer-props acks=1)
-  "${b[@]}" --duration 1 >/dev/null 2>&1
+  "${b[@]}" --duration 1 --results-dir /tmp/ringtail-warm-up >/dev/null 2>&1
   sleep 1
   t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
   perf record -F 999 -g -p "$pid" -o "/tmp/perf-$fs.data" -- sleep 8 >/dev/null 2>&1 &

@@ -17,10 +17,10 @@ pid=$!
 for _ in $(seq 100); do kcat -b "127.0.0.1:$port" -L >/dev/null 2>&1 && break; sleep 0.2; done
 b=("$bin" bench produce --bootstrap-server "127.0.0.1:$port" --topic stacks --partitions 8
    --record-size 1024 --threads 1 --no-progress --producer-props acks=1)
-"${b[@]}" --duration 1 >/dev/null 2>&1
+"${b[@]}" --duration 1 --results-dir /tmp/ringtail-warm-up >/dev/null 2>&1
 perf record -F 999 -g -p "$pid" -o /tmp/perf-stacks.data -- sleep 8 >/dev/null 2>&1 &
 perf_pid=$!
-"${b[@]}" --duration 8 >/dev/null 2>&1
+"${b[@]}" --duration 8 --results-dir /tmp/ringtail-warm-up >/dev/null 2>&1
 wait "$perf_pid"
 kill "$pid"; wait "$pid" || true
 {
