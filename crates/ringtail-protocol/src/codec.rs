@@ -208,6 +208,13 @@ fn lz4_header_fitting(input: &[u8]) -> Result<Vec<u8>, String> {
     Ok(header)
 }
 
+/// The most a snappy block can inflate, output bytes per input byte, with margin. From the
+/// format (snappy's `format_description.txt`): every element takes at least one tag byte; a
+/// literal writes no more bytes than it carries; a copy writes at most 64 bytes and takes at
+/// least 3 bytes for that (a 2-byte-offset copy), or 2 bytes for at most 11. So no block
+/// exceeds 64/3 ≈ 21.3 times its length.
+const SNAPPY_MAX_RATIO: usize = 32;
+
 fn decompress_snappy(
     input: &[u8],
     output: &mut Vec<u8>,
@@ -218,6 +225,16 @@ fn decompress_snappy(
     let start = output.len();
     let check = |output: &Vec<u8>, block: &[u8]| -> Result<(), CodecError> {
         let length = snap::raw::decompress_len(block).map_err(snappy)?;
+        // snap allocates the length a block declares before it decodes a byte. No valid block
+        // inflates by more than SNAPPY_MAX_RATIO, so a larger claim is refused unallocated
+        // (found by the record_batch fuzz target: 78 bytes declaring 26 MiB).
+        if length > block.len().saturating_mul(SNAPPY_MAX_RATIO) {
+            return Err(CodecError::Snappy(format!(
+                "a block of {} bytes declares {length} bytes uncompressed, more than snappy \
+                 can encode in it",
+                block.len()
+            )));
+        }
         if (output.len() - start).saturating_add(length) > max_bytes {
             return Err(CodecError::TooLarge { max_bytes });
         }
@@ -253,6 +270,38 @@ fn decompress_snappy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The most compressible input snappy knows (zeros) compresses to about 1/21 of its size:
+    /// inside [`SNAPPY_MAX_RATIO`], so it decodes, raw and in xerial framing. A raw block that
+    /// declares 26 MiB in 10 bytes is refused before anything is allocated for it.
+    #[test]
+    fn snappy_refuses_blocks_declaring_more_than_they_can_hold() {
+        let zeros = vec![0u8; 1 << 20];
+        let block = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        assert!(block.len() * 22 > zeros.len(), "{} bytes", block.len());
+        let mut output = Vec::new();
+        decompress_bounded(Compression::Snappy, &block, &mut output, 1 << 21).unwrap();
+        assert_eq!(output, zeros);
+        let mut xerial = XERIAL_MAGIC.to_vec();
+        xerial.resize(16, 0);
+        xerial.extend_from_slice(&(block.len() as i32).to_be_bytes());
+        xerial.extend_from_slice(&block);
+        output.clear();
+        decompress_bounded(Compression::Snappy, &xerial, &mut output, 1 << 21).unwrap();
+        assert_eq!(output, zeros);
+
+        // varint 27,262,975 (26 MiB - 1), then a few bytes: far more than 10 bytes can say.
+        let mut claim = vec![0xff, 0xff, 0xff, 0x0c];
+        claim.extend_from_slice(&[0u8; 6]);
+        let mut output = Vec::new();
+        let error = decompress_bounded(Compression::Snappy, &claim, &mut output, 1 << 30)
+            .expect_err("refused");
+        assert!(
+            matches!(error, CodecError::Snappy(ref m) if m.contains("declares")),
+            "{error}"
+        );
+        assert_eq!(output.capacity(), 0, "nothing allocated for the claim");
+    }
 
     /// An LZ4 frame from a producer that declares 4 MiB blocks (linked or independent, with
     /// the optional content size, checksums on) decodes to the same bytes once the declared
