@@ -45,6 +45,7 @@ for target in "${targets[@]}"; do
     extra=()
     [ -n "${FUZZ_RUNS:-}" ] && extra+=("-runs=$FUZZ_RUNS")
     status=ok
+    started=$(date +%s)
     if ! TMPDIR="$scratch" nice -n 10 cargo +nightly fuzz run -s "$sanitizer" -O --debug-assertions \
         --fuzz-dir fuzz "$target" "fuzz/corpus-work/$target" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -max_len=65536 \
@@ -59,7 +60,8 @@ for target in "${targets[@]}"; do
     cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
     corpus=$(sed -n 's/.*corp: \([0-9]*\).*/\1/p' <<<"$last")
-    elapsed=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' || echo "$seconds")
+    # libFuzzer's own figure when it finished; after a crash, the wall time of the run.
+    elapsed=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' || echo $(( $(date +%s) - started )))
     rate=$(( ${executions:-0} / (${elapsed:-1} > 0 ? ${elapsed:-1} : 1) ))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$target" \
         "${executions:-0}" "${elapsed:-$seconds}" "$rate" "${cov:-?}" "${ft:-?}" "${corpus:-?}" "${rss:-?}" "$status" | tee -a "$results"
