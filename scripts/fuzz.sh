@@ -6,8 +6,8 @@
 #   FUZZ_SANITIZER=s  cargo-fuzz sanitizer (default none: safe Rust, debug assertions on;
 #                     `address` for ASan at ~1/3 of the speed)
 #   FUZZ_RESULTS=f    append one line per target to f (default results/fuzz/runs.tsv)
-#   FUZZ_TMPDIR=d     where the targets write their scratch files (default /dev/shm when it is
-#                     a writable tmpfs, else /tmp): log_recovery opens a partition on real files
+#   FUZZ_TMPDIR=d     where the targets write their scratch files (default /dev/shm, a tmpfs, when
+#                     it is writable, else /tmp): log_recovery opens a partition on real files
 #                     for every input, and its fsyncs on a disk made it ~40 executions/s
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). New inputs go to
