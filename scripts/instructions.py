@@ -154,10 +154,12 @@ def main():
         stdout=open(f"{work}/broker.log", "w"), stderr=subprocess.STDOUT)
     results = {}
     split = {}
+    batch_bytes = None
     try:
         wait_ready(port, proc, args.startup_timeout)
         value = bytes(i % 251 for i in range(args.record_size))
         batch = kafka_wire.record_batch([kafka_wire.Record(value)] * args.records)
+        batch_bytes = len(batch)
         with kafka_wire.Connection(f"127.0.0.1:{port}", timeout_s=120) as conn:
             wait_topic(conn, 60)
 
@@ -216,8 +218,7 @@ def main():
     line = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": commit, "bin": args.bin, "shards": 1, "requests": args.requests,
             "records_per_batch": args.records, "record_size": args.record_size,
-            "batch_bytes": len(kafka_wire.record_batch([kafka_wire.Record(bytes(args.record_size))]
-                                                      * args.records)),
+            "batch_bytes": batch_bytes,
             "instructions_per_request": results, "split_per_request": split}
     if args.out:
         with open(args.out, "a") as f:
