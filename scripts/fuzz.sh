@@ -6,6 +6,8 @@
 #   FUZZ_SANITIZER=s  cargo-fuzz sanitizer (default none: safe Rust, debug assertions on;
 #                     `address` for ASan at ~1/3 of the speed)
 #   FUZZ_RESULTS=f    append one line per target to f (default results/fuzz/runs.tsv)
+#   FUZZ_FORK=n       libFuzzer's fork mode with n worker processes sharing one corpus: one run
+#                     on n cores (FUZZ_RUNS then counts the executions of all workers)
 #   FUZZ_TMPDIR=d     where the targets write their scratch files (default /dev/shm, a tmpfs, when
 #                     it is writable, else /tmp): log_recovery opens a partition on real files
 #                     for every input, and its fsyncs on a disk made it ~40 executions/s
@@ -44,6 +46,7 @@ for target in "${targets[@]}"; do
     log="$scratch/$target.log"
     extra=()
     [ -n "${FUZZ_RUNS:-}" ] && extra+=("-runs=$FUZZ_RUNS")
+    [ -n "${FUZZ_FORK:-}" ] && extra+=("-fork=$FUZZ_FORK")
     status=ok
     started=$(date +%s)
     if ! TMPDIR="$scratch" nice -n 10 cargo +nightly fuzz run -s "$sanitizer" -O --debug-assertions \
@@ -62,6 +65,14 @@ for target in "${targets[@]}"; do
     corpus=$(sed -n 's/.*corp: \([0-9]*\).*/\1/p' <<<"$last")
     # libFuzzer's own figure when it finished; after a crash, the wall time of the run.
     elapsed=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' || echo $(( $(date +%s) - started )))
+    if [ -n "${FUZZ_FORK:-}" ]; then
+        # Fork mode prints no final stats: its status lines read "#N: cov: .. ft: .. corp: ..",
+        # and it ends with "INFO: exiting: 0 time: Ns".
+        executions=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "$log" | tail -1)
+        elapsed=$(sed -n 's/^INFO: exiting: .* time: \([0-9]*\)s.*/\1/p' "$log" | tail -1)
+        elapsed=${elapsed:-$(( $(date +%s) - started ))}
+        status+=" fork=$FUZZ_FORK"
+    fi
     rate=$(( ${executions:-0} / (${elapsed:-1} > 0 ? ${elapsed:-1} : 1) ))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$target" \
         "${executions:-0}" "${elapsed:-$seconds}" "$rate" "${cov:-?}" "${ft:-?}" "${corpus:-?}" "${rss:-?}" "$status" | tee -a "$results"
