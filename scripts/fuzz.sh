@@ -8,6 +8,9 @@
 #   FUZZ_RESULTS=f    append one line per target to f (default results/fuzz/runs.tsv)
 #   FUZZ_FORK=n       libFuzzer's fork mode with n worker processes sharing one corpus: one run
 #                     on n cores (FUZZ_RUNS then counts the executions of all workers)
+#   FUZZ_TIMEOUT=s    libFuzzer's -timeout, seconds per input (default 60). Its clock is the
+#                     wall clock, so a niced fuzzer starved by a build beside it was stopped
+#                     at 10 s on inputs that take 7 ms (results/fuzz/README.md, session 27)
 #   FUZZ_TMPDIR=d     where the targets write their scratch files (default /dev/shm, a tmpfs, when
 #                     it is writable, else /tmp): log_recovery opens a partition on real files
 #                     for every input, and its fsyncs on a disk made it ~40 executions/s
@@ -52,7 +55,7 @@ for target in "${targets[@]}"; do
     if ! TMPDIR="$scratch" nice -n 10 cargo +nightly fuzz run -s "$sanitizer" -O --debug-assertions \
         --fuzz-dir fuzz "$target" "fuzz/corpus-work/$target" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -max_len=65536 \
-        -timeout=10 "${extra[@]}" >"$log" 2>&1; then
+        -timeout="${FUZZ_TIMEOUT:-60}" "${extra[@]}" >"$log" 2>&1; then
         status=crash
         failed=1
         tail -40 "$log" >&2
