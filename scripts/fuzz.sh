@@ -8,6 +8,9 @@
 #   FUZZ_RESULTS=f    append one line per target to f (default results/fuzz/runs.tsv)
 #   FUZZ_FORK=n       libFuzzer's fork mode with n worker processes sharing one corpus: one run
 #                     on n cores (FUZZ_RUNS then counts the executions of all workers)
+#   FUZZ_MAX_LEN=n    libFuzzer's -max_len, bytes per input (default 65536; a run given one says
+#                     max_len=n in its status). 4096, libFuzzer's own default, suits the
+#                     config-text targets (jaas, principal_rules), which slow as inputs grow
 #   FUZZ_TIMEOUT=s    libFuzzer's -timeout, seconds per input (default 60). Its clock is the
 #                     wall clock, so a niced fuzzer starved by a build beside it was stopped
 #                     at 10 s on inputs that take 7 ms (results/fuzz/README.md, session 27)
@@ -54,7 +57,7 @@ for target in "${targets[@]}"; do
     started=$(date +%s)
     if ! TMPDIR="$scratch" nice -n 10 cargo +nightly fuzz run -s "$sanitizer" -O --debug-assertions \
         --fuzz-dir fuzz "$target" "fuzz/corpus-work/$target" "fuzz/corpus/$target" -- \
-        -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -max_len=65536 \
+        -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 -max_len="${FUZZ_MAX_LEN:-65536}" \
         -timeout="${FUZZ_TIMEOUT:-60}" "${extra[@]}" >"$log" 2>&1; then
         status=crash
         failed=1
@@ -76,6 +79,7 @@ for target in "${targets[@]}"; do
         elapsed=${elapsed:-$(( $(date +%s) - started ))}
         status+=" fork=$FUZZ_FORK"
     fi
+    [ -n "${FUZZ_MAX_LEN:-}" ] && status+=" max_len=$FUZZ_MAX_LEN"
     rate=$(( ${executions:-0} / (${elapsed:-1} > 0 ? ${elapsed:-1} : 1) ))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$target" \
         "${executions:-0}" "${elapsed:-$seconds}" "$rate" "${cov:-?}" "${ft:-?}" "${corpus:-?}" "${rss:-?}" "$status" | tee -a "$results"
