@@ -57,12 +57,21 @@ class TransactionsTest {
   }
 
   /** Every record of `topic` (partition 0) up to its end offset, read with `isolation`. */
+  /**
+   * Every value in the topic as a consumer with {@code isolation} reads it. Call it only once
+   * every transaction on the topic has ended: the markers are written after EndTxn is answered
+   * (in Kafka too), so it first waits for the last stable offset to reach the high watermark.
+   */
   private static List<String> readAll(String topic, String isolation, int partitions) {
-    try (KafkaConsumer<String, String> consumer = consumer(isolation, null)) {
+    try (KafkaConsumer<String, String> consumer = consumer(isolation, null);
+        KafkaConsumer<String, String> committed = consumer("read_committed", null);
+        KafkaConsumer<String, String> uncommitted = consumer("read_uncommitted", null)) {
       List<TopicPartition> assigned = new ArrayList<>();
       for (int p = 0; p < partitions; p++) {
         assigned.add(new TopicPartition(topic, p));
       }
+      Clients.waitUntil(Duration.ofSeconds(30), () -> "the markers of " + topic,
+          () -> committed.endOffsets(assigned).equals(uncommitted.endOffsets(assigned)));
       consumer.assign(assigned);
       consumer.seekToBeginning(assigned);
       // read_committed ends at the last stable offset, read_uncommitted at the high watermark.
@@ -178,9 +187,20 @@ class TransactionsTest {
       producer.sendOffsetsToTransaction(Map.of(in, new OffsetAndMetadata(10)), metadata);
       producer.commitTransaction();
       try (Admin admin = Clients.admin(BROKER.bootstrap())) {
-        Map<TopicPartition, OffsetAndMetadata> offsets = admin.listConsumerGroupOffsets(group)
-            .partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
-        assertNotNull(offsets.get(in), "committed offsets: " + offsets);
+        // The offsets become the group's when the commit marker reaches __consumer_offsets,
+        // which is after EndTxn is answered (in Kafka too); a plain OffsetFetch (no
+        // require_stable) shows them from then on.
+        Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+        Clients.waitUntil(Duration.ofSeconds(30), () -> "committed offsets: " + offsets, () -> {
+          try {
+            offsets.clear();
+            offsets.putAll(admin.listConsumerGroupOffsets(group)
+                .partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS));
+          } catch (Exception e) {
+            throw new AssertionError("listConsumerGroupOffsets", e);
+          }
+          return offsets.get(in) != null;
+        });
         assertEquals(10L, offsets.get(in).offset());
       }
       // The group's member sees its committed position (require_stable fetch, KIP-447).
