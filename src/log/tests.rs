@@ -810,7 +810,7 @@ fn random_damage_never_panics() {
             };
             let end = log.log_end_offset();
             let start = log.log_start_offset();
-            // Damage that recovery trusts (a clean stop's tail, a checked-in prefix) can claim
+            // Damage that recovery trusts (a clean stop's tail, a checkpointed prefix) can claim
             // an end up to i32::MAX offsets away: read every offset of a short log, else both
             // ends and a sample between.
             let offsets: Vec<i64> = if end - start <= 200 {

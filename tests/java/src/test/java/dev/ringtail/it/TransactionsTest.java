@@ -56,7 +56,6 @@ class TransactionsTest {
     return Clients.stringConsumer(BROKER.bootstrap(), extra);
   }
 
-  /** Every record of `topic` (partition 0) up to its end offset, read with `isolation`. */
   /**
    * Every value in the topic as a consumer with {@code isolation} reads it. Call it only once
    * every transaction on the topic has ended: the markers are written after EndTxn is answered
