@@ -76,15 +76,19 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).expect("metadata").len()
 }
 
-/// The `.log` position in the last entry of an `.index` file (8-byte entries: relative offset
-/// then position, both `i32` BE); 0 when the file is missing or has no whole entry.
-fn last_index_entry_position(index: &Path) -> u64 {
-    let bytes = std::fs::read(index).unwrap_or_default();
-    let whole = bytes.len() / 8 * 8;
-    if whole == 0 {
-        return 0;
-    }
-    u32::from_be_bytes(bytes[whole - 4..whole].try_into().expect("4 bytes")) as u64
+/// The position in its `.log` of the last entry of the `.index` beside `log`, read with
+/// [`OffsetIndex::from_bytes`]; 0 when the index is missing, empty or rejected.
+fn last_index_entry_position(log: &Path) -> u64 {
+    let base_offset: i64 = log
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("a segment file name is its base offset");
+    let bytes = std::fs::read(log.with_extension("index")).unwrap_or_default();
+    super::offset_index::OffsetIndex::from_bytes(base_offset, 1 << 20, &bytes, file_len(log))
+        .ok()
+        .and_then(|index| index.last_entry())
+        .map_or(0, |entry| entry.position as u64)
 }
 
 #[test]
@@ -781,7 +785,7 @@ fn random_damage_never_panics() {
                 .collect();
             let last_log = (*logs.last().expect("a segment")).clone();
             // Recovery starts its CRC-checked scan of the last segment at its last index entry.
-            let trusted_end = last_index_entry_position(&last_log.with_extension("index"));
+            let trusted_end = last_index_entry_position(&last_log);
             // The .log files whose bytes recovery would trust after this damage.
             let mut trusted_damage: Vec<PathBuf> = Vec::new();
             for _ in 0..rng.gen_range(1..4) {
