@@ -3,8 +3,9 @@
 The one-hour run is committed under results/2026-12-01-soak/. This test runs the same script
 (mixed produce at a given rate, two consumers and a churning third member of one group, an
 acks=all probe producer) for 60 s and checks what the hour checks, minus flatness, which a
-minute cannot show: the script exits 0, the broker is alive at the end, the probe got every
-record acknowledged and no error, the consumers read and the group rebalanced, every 10-s
+minute cannot show: the script exits 0, the broker is alive at the end, the probe got no error
+and at most one 10-s window of its records (1,000) still unacknowledged at the last sample
+(the rest are flushed after it), the consumers read and the group rebalanced, every 10-s
 sample is in the CSV and the plot, and the broker's RSS stays under `RSS_BOUND_MIB`.
 No latency is asserted: a test that fails because the machine is slow is a bug.
 """
@@ -58,8 +59,8 @@ def test_one_minute_soak(tmp_path):
     probe_sent = int(rows[-1]["probe_sent"])
     probe_acked = sum(int(row["probe_acked"]) for row in rows)
     assert probe_sent > 0 and probe_acked > 0, rows
-    # Every probe record sent before the last sample was acknowledged by it, or very soon
-    # after: allow what one slow window (10 s at 100 records/s) may still have in flight.
+    # Acknowledgements after the last sample are not in any row: allow one slow window's
+    # worth (10 s at 100 records/s) still in flight then.
     assert probe_sent - probe_acked <= 1000, (probe_sent, probe_acked)
     assert any(float(row["consumed_records_per_s"]) > 0 for row in rows), rows
     assert int(rows[-1]["group_assignments"]) >= 1, rows
